@@ -1,0 +1,65 @@
+"""Database engines: SQLite (WAL, BEGIN IMMEDIATE) by default, PostgreSQL via psycopg 3."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from schemas.errors import ConfigError
+
+DEFAULT_DB_URL = "sqlite:///alliance.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another process's batch
+POOL_SIZE = 8
+
+
+def db_url_from_env(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("ALLIANCE_DB") or DEFAULT_DB_URL
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's `begin` event issue BEGIN IMMEDIATE instead of pysqlite's own
+    # deferred BEGIN, so a writer takes the lock before it reads the head.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: in WAL mode NORMAL may lose the last commits on power loss, and a caller
+    # returns only once its entry is durable.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the project's connection settings."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {url}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_size=POOL_SIZE, pool_pre_ping=True)
+    raise ConfigError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")

@@ -1,0 +1,108 @@
+"""Canonical bytes: RFC 8785 (JSON Canonicalization Scheme).
+
+``canonical()`` is the contract. For the values Alliance Ledger writes (objects whose keys
+are ASCII, strings, integers within the IEEE-754 safe range, booleans and null; never a
+float) the standard library's ``json.dumps`` with sorted keys produces the same bytes as
+RFC 8785, several times faster. ``canonical()`` takes that fast path only after checking
+the value is in that domain and falls back to the ``rfc8785`` package otherwise;
+tests/schemas/test_canonical.py proves the two byte-identical with hypothesis.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import rfc8785
+
+from schemas.errors import MalformedError
+
+# JavaScript's Number.MAX_SAFE_INTEGER: RFC 8785 serializes numbers as IEEE-754 doubles,
+# so an integer beyond it would not round-trip through a conforming verifier.
+SAFE_INTEGER_MAX = 2**53 - 1
+# Nesting depth of any entry. Bodies are at most four levels deep; the limit keeps a
+# hostile submission from exhausting the stack.
+NESTING_DEPTH_MAX = 16
+
+_encoder = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+)
+
+
+def _fast_path_ok(value: Any, depth: int) -> bool:
+    """True when stdlib JSON output equals RFC 8785 output for ``value``.
+
+    Raises MalformedError for values no entry may contain (floats, unsafe integers,
+    excessive nesting), so a wrong value never reaches the slow path either."""
+    if depth > NESTING_DEPTH_MAX:
+        raise MalformedError(f"nesting deeper than {NESTING_DEPTH_MAX}")
+    if isinstance(value, str):
+        return True
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        if not -SAFE_INTEGER_MAX <= value <= SAFE_INTEGER_MAX:
+            raise MalformedError(f"integer {value} is outside the safe range ±(2^53-1)")
+        return True
+    if isinstance(value, float):
+        raise MalformedError("floats are not allowed: money is integer fen")
+    if isinstance(value, list | tuple):
+        return all([_fast_path_ok(item, depth + 1) for item in value])
+    if isinstance(value, dict):
+        ok = True
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise MalformedError("object keys must be strings")
+            # Key order: RFC 8785 sorts by UTF-16 code units, Python by code points;
+            # the two agree on ASCII.
+            ok = ok and key.isascii()
+            ok = _fast_path_ok(item, depth + 1) and ok
+        return ok
+    raise MalformedError(f"value of type {type(value).__name__} is not JSON")
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 canonical bytes of a JSON value."""
+    try:
+        if _fast_path_ok(value, 0):
+            return _encoder.encode(value).encode("utf-8")
+        return bytes(rfc8785.dumps(value))
+    except UnicodeEncodeError as exc:
+        raise MalformedError("strings must be valid Unicode (no lone surrogates)") from exc
+    except rfc8785.CanonicalizationError as exc:
+        raise MalformedError(f"not canonicalizable: {exc}") from exc
+
+
+def canonical_reference(value: Any) -> bytes:
+    """The ``rfc8785`` package's output, used by tests and the auditor's strict mode."""
+    return bytes(rfc8785.dumps(value))
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse JSON, refusing floats, NaN and duplicate keys (RFC 8785 inputs must be I-JSON)."""
+
+    def no_float(text: str) -> Any:
+        raise MalformedError(f"float {text} is not allowed: money is integer fen")
+
+    def no_constant(text: str) -> Any:
+        raise MalformedError(f"{text} is not JSON")
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, item in pairs:
+            if key in result:
+                raise MalformedError(f"duplicate key {key!r}")
+            result[key] = item
+        return result
+
+    try:
+        return json.loads(
+            data,
+            parse_float=no_float,
+            parse_constant=no_constant,
+            object_pairs_hook=no_duplicates,
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedError(f"not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedError("JSON nested too deeply") from exc

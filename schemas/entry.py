@@ -1,0 +1,178 @@
+"""Wire models of the entry envelope, `submitted` and `record` (DESIGN §3, contract).
+
+The wire dict is the source of truth: models validate it strictly (no coercion, no
+extra fields) and the canonical bytes are computed from the dict itself, so what is
+signed is exactly what was sent.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from schemas.canonical import canonical, parse_json
+from schemas.errors import LimitError, MalformedError
+from schemas.limits import ENTRY_BYTES_MAX, SIGNATURES_PER_ENTRY_MAX
+
+ENTRY_VERSION = 1
+
+KINDS = (
+    "region.genesis",
+    "policy.adopted",
+    "member.enrolled",
+    "member.suspended",
+    "member.reinstated",
+    "member.withdrawn",
+    "member.keys_changed",
+    "return.recorded",
+    "advance.paid",
+    "claim.disputed",
+    "dispute.resolved",
+    "endorsement",
+    "reconciliation.closed",
+    "settlement.confirmed",
+    "credit.penalty",
+    "credit.restored",
+)
+Kind = Literal[
+    "region.genesis",
+    "policy.adopted",
+    "member.enrolled",
+    "member.suspended",
+    "member.reinstated",
+    "member.withdrawn",
+    "member.keys_changed",
+    "return.recorded",
+    "advance.paid",
+    "claim.disputed",
+    "dispute.resolved",
+    "endorsement",
+    "reconciliation.closed",
+    "settlement.confirmed",
+    "credit.penalty",
+    "credit.restored",
+]
+
+RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+KEY_ID_PATTERN = r"^[0-9a-f]{32}$"
+# A principal: an 18-character USCC, "region:NN" or "operator".
+PRINCIPAL_PATTERN = r"^([0-9A-HJ-NP-RTUW-Y]{18}|region:[1-9][0-9]|operator)$"
+BASE64_PATTERN = r"^[A-Za-z0-9+/]+={0,2}$"
+
+_rfc3339 = re.compile(RFC3339_PATTERN)
+
+Rfc3339 = Annotated[str, StringConstraints(pattern=RFC3339_PATTERN)]
+EntryId = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+KeyId = Annotated[str, StringConstraints(pattern=KEY_ID_PATTERN)]
+Principal = Annotated[str, StringConstraints(pattern=PRINCIPAL_PATTERN)]
+Base64 = Annotated[str, StringConstraints(pattern=BASE64_PATTERN, max_length=128)]
+
+
+class WireModel(BaseModel):
+    """Strict wire model: no coercion, no unknown fields, immutable."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class SignatureModel(WireModel):
+    key: KeyId
+    sig: Base64
+
+
+class KeyModel(WireModel):
+    key: KeyId
+    pub: Base64
+
+
+class EntryModel(WireModel):
+    v: Literal[1]
+    kind: Kind
+    id: EntryId
+    time: Rfc3339
+    signer: Principal
+    body: dict[str, Any]
+
+
+class SubmittedModel(WireModel):
+    entry: EntryModel
+    signatures: Annotated[
+        list[SignatureModel], Field(min_length=1, max_length=SIGNATURES_PER_ENTRY_MAX)
+    ]
+
+
+class RecordModel(WireModel):
+    seq: Annotated[int, Field(ge=0)]
+    logged: Rfc3339
+    entry: EntryModel
+    signatures: list[SignatureModel]
+
+
+def parse_time(text: str, *, field: str = "time") -> datetime:
+    """An RFC 3339 timestamp with an explicit offset, as an aware datetime."""
+    if not isinstance(text, str) or not _rfc3339.match(text):
+        raise MalformedError(f"{field} must be an RFC 3339 time with offset", field=field)
+    try:
+        # fromisoformat accepts at most microseconds; trim extra fraction digits.
+        trimmed = re.sub(r"(\.\d{6})\d+", r"\1", text)
+        return datetime.fromisoformat(trimmed)
+    except ValueError as exc:
+        raise MalformedError(f"{field} is not a valid time: {exc}", field=field) from exc
+
+
+def format_utc(moment: datetime) -> str:
+    """The log's own time format: UTC, microseconds, `Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _first_error(exc: ValidationError) -> MalformedError:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return MalformedError(f"{where}: {error['msg']}", field=where or None)
+
+
+def validate_submitted(value: Any) -> SubmittedModel:
+    """Validate the envelope of a `submitted` object (bodies are checked per kind)."""
+    if not isinstance(value, dict):
+        raise MalformedError("a submission is a JSON object {entry, signatures}")
+    try:
+        model = SubmittedModel.model_validate(value)
+    except ValidationError as exc:
+        raise _first_error(exc) from exc
+    parse_time(model.entry.time)
+    return model
+
+
+def parse_submitted(data: bytes | str) -> tuple[dict[str, Any], SubmittedModel]:
+    """Parse and validate a `submitted` document; returns the wire dict and its model."""
+    if len(data) > ENTRY_BYTES_MAX:
+        raise LimitError(f"a submission is at most {ENTRY_BYTES_MAX} bytes")
+    value = parse_json(data)
+    model = validate_submitted(value)
+    if len(canonical(value)) > ENTRY_BYTES_MAX:
+        raise LimitError(f"a submission is at most {ENTRY_BYTES_MAX} bytes")
+    return value, model
+
+
+def make_record(
+    seq: int, logged: str, entry: dict[str, Any], signatures: list[dict[str, str]]
+) -> dict[str, Any]:
+    return {"seq": seq, "logged": logged, "entry": entry, "signatures": signatures}
+
+
+def leaf_bytes(record: dict[str, Any]) -> bytes:
+    """leaf = JCS(record): the exact bytes hashed into the tree."""
+    return canonical(record)
+
+
+def parse_record(leaf: bytes) -> tuple[dict[str, Any], RecordModel]:
+    value = parse_json(leaf)
+    if not isinstance(value, dict):
+        raise MalformedError("a record is a JSON object")
+    try:
+        return value, RecordModel.model_validate(value)
+    except ValidationError as exc:
+        raise _first_error(exc) from exc

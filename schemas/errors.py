@@ -1,0 +1,161 @@
+"""The one exception tree of Alliance Ledger.
+
+Every error a user can cause is an ``AllianceError`` with a stable ``type`` slug (the
+RFC 9457 problem ``type`` suffix) and an HTTP status, so the CLI prints a message and the
+API maps it to problem+json in one handler. Domain code never imports an HTTP framework.
+
+Two families are kept apart, after Sunlight:
+
+* ``RejectedError`` and its children fail one submission (or one batch) and leave the
+  log untouched: the writer goes on.
+* ``HaltError`` means the writer's view of the log can no longer be trusted (an invariant
+  broke, the database disagrees with the tree); the writer must stop.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+PROBLEM_TYPE_BASE = "https://alliance-ledger.cn/problems/"
+
+
+class AllianceError(Exception):
+    """Base of every error raised by Alliance Ledger."""
+
+    type_slug: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Alliance Ledger error"
+
+    def __init__(self, detail: str, *, seq: int | None = None, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.seq = seq
+        self.field = field
+
+    @property
+    def problem_type(self) -> str:
+        return PROBLEM_TYPE_BASE + self.type_slug
+
+    def problem(self) -> dict[str, object]:
+        """The RFC 9457 problem document for this error."""
+        body: dict[str, object] = {
+            "type": self.problem_type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.seq is not None:
+            body["seq"] = self.seq
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+    def __str__(self) -> str:
+        where = f" (field {self.field})" if self.field else ""
+        return f"{self.type_slug}: {self.detail}{where}"
+
+
+# --- errors that reject one submission; nothing is written ---------------------------
+
+
+class RejectedError(AllianceError):
+    type_slug = "rejected"
+    title = "Submission rejected"
+    status = 422
+
+
+class MalformedError(RejectedError):
+    """Not JSON, not the schema, not canonical, or a float where integers belong."""
+
+    type_slug = "malformed"
+    title = "Malformed submission"
+    status = 400
+
+
+class SignatureError(RejectedError):
+    """A signature does not verify, or is by a key its principal did not hold."""
+
+    type_slug = "bad-signature"
+    title = "Signature does not verify"
+    status = 401
+
+
+class UnknownPrincipalError(RejectedError):
+    type_slug = "unknown-principal"
+    title = "Unknown or inactive principal"
+    status = 403
+
+
+class PolicyError(RejectedError):
+    """The entry is well formed and signed but breaks a rule of the alliance."""
+
+    type_slug = "policy-violation"
+    title = "Alliance rule violated"
+    status = 422
+
+
+class NotFoundError(RejectedError):
+    type_slug = "not-found"
+    title = "Not found"
+    status = 404
+
+
+class ConflictError(RejectedError):
+    """The same entry id was already logged with different bytes."""
+
+    type_slug = "conflict"
+    title = "Entry id already used"
+    status = 409
+
+
+class LimitError(RejectedError):
+    """A named limit was exceeded (batch size, entry size, targets per endorsement)."""
+
+    type_slug = "limit-exceeded"
+    title = "Limit exceeded"
+    status = 413
+
+
+class KeyFileError(AllianceError):
+    type_slug = "key-file"
+    title = "Key file unreadable"
+    status = 400
+
+
+class ConfigError(AllianceError):
+    type_slug = "config"
+    title = "Configuration invalid"
+    status = 500
+
+
+# --- verification failures (audit, proofs, notes) ---------------------------------------
+
+
+class VerificationError(AllianceError):
+    """A proof, note, checkpoint or log did not verify. Verifiers raise; they never
+    return a bool."""
+
+    type_slug = "verification-failed"
+    title = "Verification failed"
+    status = 422
+
+
+# --- errors that must halt the writer --------------------------------------------------
+
+
+class HaltError(AllianceError):
+    type_slug = "halted"
+    title = "Writer halted"
+    status = 503
+
+
+class InvariantError(HaltError):
+    type_slug = "invariant"
+    title = "Invariant broken"
+    status = 500
+
+
+def invariant(condition: bool, message: str) -> None:
+    """Check an invariant. Unlike ``assert`` this survives ``python -O``."""
+    if not condition:
+        raise InvariantError(message)
