@@ -81,8 +81,10 @@ def _sqlite_triggers() -> None:
         "OR NEW.size > COALESCE((SELECT max(seq) FROM log_entries), -1) + 1 "
         "BEGIN SELECT RAISE(ABORT, 'checkpoints: size must grow and stay within the log'); END"
     )
-    op.execute("CREATE TRIGGER merkle_tiles_no_delete BEFORE DELETE ON merkle_tiles "
-               "BEGIN SELECT RAISE(ABORT, 'merkle_tiles may only grow: DELETE refused'); END")
+    op.execute(
+        "CREATE TRIGGER merkle_tiles_no_delete BEFORE DELETE ON merkle_tiles "
+        "BEGIN SELECT RAISE(ABORT, 'merkle_tiles may only grow: DELETE refused'); END"
+    )
     op.execute(
         "CREATE TRIGGER merkle_tiles_grow BEFORE UPDATE ON merkle_tiles "
         "WHEN NEW.level != OLD.level OR NEW.idx != OLD.idx "

@@ -1,0 +1,342 @@
+"""Append: validate submissions, assign seqs durably, integrate the tree, publish.
+
+Concurrency (DESIGN §4): a caller prepares its submission outside any lock (schema,
+canonical bytes, Ed25519 checks), queues it, and then either becomes the leader that
+appends everything queued as ONE transaction (group commit), or waits for a leader to
+append it. A caller returns only once its entry is committed. Across processes, one
+transaction at a time holds the log: SQLite's BEGIN IMMEDIATE or PostgreSQL's
+transaction-scoped advisory lock.
+
+Errors: a ``RejectedError`` fails one submission and consumes no seq. A database failure
+fails the batch it happened in (the in-memory state is dropped and rebuilt from the log).
+A broken invariant (``InvariantError``) halts the writer: every later call raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
+from ledger import merkle, projections, store
+from ledger.publish import publish
+from ledger.state import Context, State, admit, make_context, preverify
+from ledger.store import StoredEntry
+from schemas.bodies import validate_body
+from schemas.canonical import canonical
+from schemas.entry import (
+    WireModel,
+    format_utc,
+    leaf_bytes,
+    make_record,
+    parse_record,
+    parse_time,
+    validate_submitted,
+)
+from schemas.errors import (
+    AllianceError,
+    ConflictError,
+    HaltError,
+    InvariantError,
+    LimitError,
+    RejectedError,
+    invariant,
+)
+from schemas.limits import BATCH_SIZE_MAX, ENTRY_BYTES_MAX, QUEUE_DEPTH_MAX
+from signing.keys import PrivateKey, b64encode
+
+# Any constant: the advisory lock that serializes PostgreSQL writers ("ALLIANCE" in hex).
+ADVISORY_LOCK_ID = 0x414C4C49414E4345
+LEAF_BYTES_MAX = merkle.ENTRY_LENGTH_MAX  # a leaf must fit a C2SP entry bundle
+# {"entry":…,"logged":"2026-11-23T10:31:35.123456Z","seq":N,"signatures":…} around the parts.
+RECORD_OVERHEAD_BYTES = 128
+
+
+class BatchFailedError(HaltError):
+    """The database refused or lost a batch; nothing of it was committed. Retry."""
+
+    type_slug = "batch-failed"
+    title = "Batch not committed"
+    status = 503
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where an entry sits in the log. ``duplicate`` when it was logged before."""
+
+    seq: int
+    leaf_hash: bytes
+    duplicate: bool = False
+
+    def wire(self) -> dict[str, object]:
+        return {"seq": self.seq, "leaf_hash": b64encode(self.leaf_hash)}
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A submission checked as far as it can be without the log."""
+
+    entry: dict[str, Any]
+    signatures: list[dict[str, str]]
+    body: WireModel
+    entry_bytes: bytes
+    entry_hash: bytes
+    verified: frozenset[int]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Appended | AllianceError | None = None
+
+    @property
+    def entry_id(self) -> str:
+        return str(self.entry["id"])
+
+    def finish(self, result: Appended | AllianceError) -> None:
+        self.result = result
+        self.done.set()
+
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Sequencer:
+    """The log's single writer per process. Thread-safe."""
+
+    def __init__(self, engine: Engine, operator: PrivateKey, clock: Clock = _utc_now) -> None:
+        self.engine = engine
+        self.operator = operator
+        self.clock = clock
+        self._state: State | None = None
+        self._writer = threading.Lock()  # held by the batch leader
+        self._queue: list[Prepared] = []
+        self._queue_lock = threading.Lock()
+        self._halted: InvariantError | None = None
+
+    # --- public -------------------------------------------------------------------------
+
+    def submit(self, document: Any) -> Appended:
+        """Append one `submitted` document; returns once it is durable."""
+        result = self.submit_many([document])[0]
+        if isinstance(result, AllianceError):
+            raise result
+        return result
+
+    def submit_many(self, documents: Sequence[Any]) -> list[Appended | AllianceError]:
+        """Append many submissions (in order, possibly across batches). Each result is
+        its Appended, or the error that rejected it."""
+        prepared: list[Prepared | AllianceError] = []
+        for document in documents:
+            try:
+                prepared.append(self.prepare(document))
+            except RejectedError as exc:
+                prepared.append(exc)
+        pending = [item for item in prepared if isinstance(item, Prepared)]
+        self._enqueue(pending)
+        self._drain_until_done(pending)
+        return [item if isinstance(item, AllianceError) else _result(item) for item in prepared]
+
+    def state(self) -> State:
+        """The state as of the log head (catching up with other writers)."""
+        with self._writer, self.engine.begin() as connection:
+            self._lock_log(connection)
+            return self._sync_state(connection, store.head_size(connection))
+
+    # --- outside the lock ----------------------------------------------------------------
+
+    def prepare(self, document: Any) -> Prepared:
+        model = validate_submitted(document)
+        entry: dict[str, Any] = document["entry"]
+        signatures: list[dict[str, str]] = document["signatures"]
+        body = validate_body(model.entry.kind, entry["body"])
+        entry_bytes = canonical(entry)
+        # The record adds seq, logged time and signatures; the whole leaf must fit a
+        # C2SP entry bundle slot.
+        leaf_estimate = len(entry_bytes) + len(canonical(signatures)) + RECORD_OVERHEAD_BYTES
+        if len(entry_bytes) > ENTRY_BYTES_MAX or leaf_estimate > LEAF_BYTES_MAX:
+            raise LimitError(f"an entry is at most {ENTRY_BYTES_MAX} canonical bytes")
+        state = self._state
+        verified = preverify(state, entry, signatures) if state is not None else frozenset()
+        return Prepared(
+            entry, signatures, body, entry_bytes, hashlib.sha256(entry_bytes).digest(), verified
+        )
+
+    def _enqueue(self, pending: list[Prepared]) -> None:
+        with self._queue_lock:
+            if len(self._queue) + len(pending) > QUEUE_DEPTH_MAX:
+                for item in pending:
+                    item.finish(LimitError("the writer queue is full; retry shortly"))
+                return
+            self._queue.extend(pending)
+
+    def _drain_until_done(self, pending: list[Prepared]) -> None:
+        for item in pending:
+            while not item.done.is_set():
+                with self._writer:
+                    if item.done.is_set():
+                        break
+                    with self._queue_lock:
+                        batch = self._queue[:BATCH_SIZE_MAX]
+                        del self._queue[:BATCH_SIZE_MAX]
+                    if batch:
+                        self._run_batch(batch)
+
+    # --- under the lock -----------------------------------------------------------------
+
+    def _run_batch(self, batch: list[Prepared]) -> None:
+        if self._halted is not None:
+            for item in batch:
+                item.finish(self._halted)
+            return
+        try:
+            self._append_batch(batch)
+        except InvariantError as exc:
+            self._halted, self._state = exc, None
+            for item in batch:
+                if not item.done.is_set():
+                    item.finish(exc)
+        except (SQLAlchemyError, OSError) as exc:
+            self._state = None  # it may hold rows of the batch that was not committed
+            failure = BatchFailedError(f"the batch was not committed: {exc.__class__.__name__}")
+            for item in batch:
+                item.finish(failure)
+
+    def _lock_log(self, connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.execute(select(text(f"pg_advisory_xact_lock({ADVISORY_LOCK_ID})")))
+
+    def _append_batch(self, batch: list[Prepared]) -> None:
+        now = self.clock()
+        logged = format_utc(now)
+        results: list[tuple[Prepared, Appended | AllianceError]] = []
+        with self.engine.begin() as connection:
+            self._lock_log(connection)
+            # We now hold the log: nobody else can append until we commit or roll back.
+            size = store.head_size(connection)
+            state = self._sync_state(connection, size)
+            existing = store.find_ids(connection, [item.entry_id for item in batch])
+            entries = self._admit_batch(state, batch, existing, now, logged, results)
+            if entries:
+                self._write(connection, state, size, entries, now)
+        # Committed: the batch's entries, tiles, projections and checkpoint are durable.
+        for item, result in results:
+            item.finish(result)
+
+    def _admit_batch(
+        self,
+        state: State,
+        batch: list[Prepared],
+        existing: dict[str, tuple[int, bytes, bytes]],
+        now: datetime,
+        logged: str,
+        results: list[tuple[Prepared, Appended | AllianceError]],
+    ) -> list[StoredEntry]:
+        entries: list[StoredEntry] = []
+        for item in batch:
+            known = existing.get(item.entry_id)
+            if known is not None:
+                results.append((item, _duplicate(item, known)))
+                continue
+            seq = state.size
+            ctx = make_context(
+                seq, now, logged, item.entry, item.signatures, body=item.body, entry_bytes=item.entry_bytes
+            )
+            try:
+                admit(state, ctx, verified=item.verified)
+            except RejectedError as exc:
+                results.append((item, exc))
+                continue
+            entries.append(_stored(ctx, item))
+            existing[item.entry_id] = (seq, item.entry_hash, entries[-1].leaf_hash)
+            results.append((item, Appended(seq, entries[-1].leaf_hash)))
+        return entries
+
+    def _write(
+        self, connection: Connection, state: State, size: int, entries: list[StoredEntry], now: datetime
+    ) -> None:
+        invariant(entries[0].seq == size, f"batch starts at {entries[0].seq}, log at {size}")
+        reader = store.DbTiles(connection)
+        frontier = reader.read_tiles(merkle.frontier_tile_keys(size))
+        integration = merkle.integrate(size, frontier, [entry.leaf_hash for entry in entries])
+        invariant(integration.size == state.size, "tree size and state size disagree")
+        store.insert_entries(connection, entries)
+        # In the transaction: leaves under gapless seqs (the trigger refuses gaps).
+        store.write_tiles(connection, integration.tiles)
+        # In the transaction: the tiles (the trigger refuses anything but growth).
+        projections.write_changes(connection, state)
+        # In the transaction: the projections, consistent with the same entries.
+        checkpoint = publish(state.origin, integration.size, integration.root, self.operator, now)
+        store.insert_checkpoint(connection, checkpoint)
+        # In the transaction: the signed checkpoint. Commit makes all four durable at once.
+
+    def _sync_state(self, connection: Connection, size: int) -> State:
+        """The in-memory state, caught up with entries other writers appended."""
+        state = self._state if self._state is not None else State()
+        invariant(state.size <= size, f"state at {state.size} is ahead of the log at {size}")
+        if state.size < size:
+            replay(state, store.read_entries(connection, state.size, size), verify=False)
+            projections_dirty_clear(state)
+        self._state = state
+        return state
+
+
+def projections_dirty_clear(state: State) -> None:
+    """Rows replayed from the log are already in the projection tables."""
+    for _ in state.take_dirty():
+        pass
+
+
+def replay(state: State, entries: Any, *, verify: bool) -> None:
+    """Apply stored entries to ``state``. Entries in our own log were judged when they
+    were appended; one that no longer passes means the rules or the log changed under
+    us, which halts the writer."""
+    for stored in entries:
+        record, model = parse_record(stored.leaf)
+        invariant(model.seq == state.size, f"log entry {model.seq} replayed at {state.size}")
+        logged = parse_time(model.logged, field="logged")
+        ctx = make_context(model.seq, logged, model.logged, record["entry"], record["signatures"])
+        verified = frozenset() if verify else frozenset(range(len(ctx.signatures)))
+        try:
+            admit(state, ctx, verified=verified)
+        except RejectedError as exc:
+            raise InvariantError(f"logged entry {model.seq} no longer admissible: {exc}") from exc
+
+
+def _stored(ctx: Context, item: Prepared) -> StoredEntry:
+    record = make_record(ctx.seq, ctx.logged_text, item.entry, item.signatures)
+    leaf = leaf_bytes(record)
+    invariant(len(leaf) <= LEAF_BYTES_MAX, f"leaf of {len(leaf)} bytes exceeds a bundle entry")
+    return StoredEntry(
+        seq=ctx.seq,
+        entry_id=item.entry_id,
+        entry_hash=item.entry_hash,
+        kind=ctx.kind,
+        signer=ctx.signer,
+        logged=ctx.logged_text,
+        leaf=leaf,
+        leaf_hash=merkle.leaf_hash(leaf),
+    )
+
+
+def _duplicate(item: Prepared, known: tuple[int, bytes, bytes]) -> Appended | AllianceError:
+    seq, entry_hash, leaf_hash = known
+    if entry_hash != item.entry_hash:
+        return ConflictError(
+            f"entry id {item.entry_id} was logged at seq {seq} with different content",
+            seq=seq,
+        )
+    return Appended(seq, leaf_hash, duplicate=True)
+
+
+def _result(item: Prepared) -> Appended | AllianceError:
+    invariant(item.result is not None, "a prepared submission finished without a result")
+    assert item.result is not None
+    return item.result

@@ -1,0 +1,231 @@
+"""Strict wire models of every entry body (DESIGN §3, contract field names)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, ValidationError
+
+from schemas.entry import KeyModel, Rfc3339, WireModel
+from schemas.errors import MalformedError
+from schemas.limits import (
+    AMOUNT_FEN_MAX,
+    ENDORSEMENT_TARGETS_MAX,
+    EVIDENCE_SEQS_MAX,
+    ID_LENGTH_MAX,
+    ITEMS_PER_RETURN_MAX,
+    KEYS_PER_PRINCIPAL_MAX,
+    REGIONS_MAX,
+    STORES_PER_MEMBER_MAX,
+    TEXT_LENGTH_MAX,
+)
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LENGTH_MAX)]
+Ident = Annotated[
+    str, StringConstraints(min_length=1, max_length=ID_LENGTH_MAX, pattern=r"^[\x21-\x7e]+$")
+]
+Uscc = Annotated[str, StringConstraints(pattern=r"^[0-9A-HJ-NP-RTUW-Y]{18}$")]
+RegionCode = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]$")]
+Division = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{5}$")]
+Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+Fen = Annotated[int, Field(ge=1, le=AMOUNT_FEN_MAX)]
+Seq = Annotated[int, Field(ge=0)]
+KeyList = Annotated[list[KeyModel], Field(min_length=1, max_length=KEYS_PER_PRINCIPAL_MAX)]
+
+
+# --- genesis and policy -----------------------------------------------------------------
+
+
+class WitnessModel(WireModel):
+    name: Annotated[str, StringConstraints(pattern=r"^[\x21-\x2a\x2c-\x7e]{1,128}$")]
+    pub: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}=$")]
+
+
+class RegionModel(WireModel):
+    code: RegionCode
+    name: Text
+    keys: KeyList
+    witness: WitnessModel
+
+
+class PenaltyRuleModel(WireModel):
+    points: Annotated[int, Field(ge=0, le=1000)]
+    listing: Literal["watch", "abnormal", "serious"]
+    days: Annotated[int, Field(ge=1, le=3650)]  # how long a listing lasts at most
+    restore_after_days: Annotated[int, Field(ge=0, le=3650)]  # 信用修复 waiting time
+
+
+class ZoneModel(WireModel):
+    """A cross-region zone (the demonstration zone): members of any of its regions may
+    enrol stores in any of its divisions."""
+
+    name: Text
+    divisions: Annotated[list[Division], Field(min_length=1, max_length=64)]
+
+
+class GradeThresholdsModel(WireModel):
+    """Minimum points in the trailing window for each grade below A."""
+
+    B: Annotated[int, Field(ge=1)]
+    C: Annotated[int, Field(ge=1)]
+    D: Annotated[int, Field(ge=1)]
+
+
+class PolicyModel(WireModel):
+    return_days_min: Annotated[int, Field(ge=7, le=365)]
+    excluded_categories: Annotated[list[Category], Field(max_length=256)]
+    local_excluded_categories: dict[RegionCode, list[Category]]
+    settlement_days: Annotated[int, Field(ge=1, le=90)]
+    dispute_days: Annotated[int, Field(ge=1, le=365)]
+    entry_time_skew_s: Annotated[int, Field(ge=1, le=86_400)]
+    points_window_days: Annotated[int, Field(ge=1, le=3650)]
+    grades: GradeThresholdsModel
+    rules: dict[Ident, PenaltyRuleModel]
+    zones: Annotated[list[ZoneModel], Field(max_length=16)]
+
+
+class GenesisBody(WireModel):
+    origin: Annotated[str, StringConstraints(pattern=r"^[\x21-\x2a\x2c-\x7e]{1,256}$")]
+    regions: Annotated[list[RegionModel], Field(min_length=1, max_length=REGIONS_MAX)]
+    operator_keys: KeyList
+    policy: PolicyModel
+
+
+# --- members ----------------------------------------------------------------------------
+
+
+class StoreModel(WireModel):
+    id: Ident
+    division: Division
+    name: Text
+
+
+class CommitmentModel(WireModel):
+    return_days: Annotated[int, Field(ge=1, le=365)]
+    excluded: Annotated[list[Category], Field(max_length=256)]
+
+
+class MemberModel(WireModel):
+    id: Uscc
+    name: Text
+    kind: Literal["merchant", "fund", "platform"]
+    region: RegionCode
+    stores: Annotated[list[StoreModel], Field(max_length=STORES_PER_MEMBER_MAX)]
+    commitment: CommitmentModel
+    keys: KeyList
+
+
+class MemberEnrolledBody(WireModel):
+    member: MemberModel
+
+
+class MemberStatusBody(WireModel):
+    member: Uscc
+    reason: Text
+
+
+class MemberKeysBody(WireModel):
+    member: Uscc
+    keys: KeyList
+
+
+# --- money ------------------------------------------------------------------------------
+
+
+class ReceiptModel(WireModel):
+    merchant: Uscc
+    store: Ident
+    number: Ident
+    purchased: Rfc3339
+    amount_fen: Fen
+
+
+class ItemModel(WireModel):
+    sku: Ident
+    category: Category
+    qty: Annotated[int, Field(ge=1, le=100_000)]
+    refund_fen: Fen
+
+
+class ReturnBody(WireModel):
+    receipt: ReceiptModel
+    accepted_store: Ident
+    refund_fen: Fen
+    items: Annotated[list[ItemModel], Field(min_length=1, max_length=ITEMS_PER_RETURN_MAX)]
+
+
+class AdvanceBody(WireModel):
+    liable: Uscc
+    case: Ident
+    basis: Text
+    amount_fen: Fen
+
+
+class DisputeBody(WireModel):
+    target: Seq
+    reason: Text
+
+
+class DisputeResolvedBody(WireModel):
+    dispute: Seq
+    outcome: Literal["upheld", "dismissed"]
+
+
+class EndorsementBody(WireModel):
+    targets: Annotated[list[Seq], Field(min_length=1, max_length=ENDORSEMENT_TARGETS_MAX)]
+    decision: Literal["approve", "reject"]
+    reason: Annotated[str, StringConstraints(max_length=TEXT_LENGTH_MAX)]
+
+
+class SettlementConfirmedBody(WireModel):
+    reconciliation: Seq
+    instruction: Annotated[int, Field(ge=0)]
+
+
+# --- credit -----------------------------------------------------------------------------
+
+
+class PenaltyBody(WireModel):
+    member: Uscc
+    rule: Ident
+    points: Annotated[int, Field(ge=0, le=1000)]
+    listing: Literal["watch", "abnormal", "serious"]
+    until: Rfc3339
+    evidence: Annotated[list[Seq], Field(min_length=1, max_length=EVIDENCE_SEQS_MAX)]
+
+
+class RestoredBody(WireModel):
+    penalty: Seq
+    reason: Text
+
+
+BODY_MODELS: dict[str, type[WireModel]] = {
+    "region.genesis": GenesisBody,
+    "policy.adopted": PolicyModel,
+    "member.enrolled": MemberEnrolledBody,
+    "member.suspended": MemberStatusBody,
+    "member.reinstated": MemberStatusBody,
+    "member.withdrawn": MemberStatusBody,
+    "member.keys_changed": MemberKeysBody,
+    "return.recorded": ReturnBody,
+    "advance.paid": AdvanceBody,
+    "claim.disputed": DisputeBody,
+    "dispute.resolved": DisputeResolvedBody,
+    "endorsement": EndorsementBody,
+    "settlement.confirmed": SettlementConfirmedBody,
+    "credit.penalty": PenaltyBody,
+    "credit.restored": RestoredBody,
+}
+
+
+def validate_body(kind: str, body: dict[str, Any]) -> WireModel:
+    """The body's strict model, or MalformedError naming the first bad field."""
+    model = BODY_MODELS.get(kind)
+    if model is None:
+        raise MalformedError(f"entries of kind {kind!r} are not accepted yet", field="kind")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = "body." + ".".join(str(part) for part in error["loc"])
+        raise MalformedError(f"{where}: {error['msg']}", field=where) from exc

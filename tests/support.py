@@ -1,0 +1,77 @@
+"""An in-memory alliance for rule tests: a State plus keys and a clock, no database."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import ledger.kinds  # noqa: F401  (registers every kind)
+from ledger.state import State, admit, make_context
+from ops.config import AllianceConfig, load_config
+from ops.world import EntryFactory, Keyring, genesis_submission, region_principal
+from schemas.entry import format_utc
+from schemas.identifiers import make_uscc
+from signing.entry import submitted
+
+START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+class World:
+    """Keys for every principal, a log clock, and the State the entries build."""
+
+    def __init__(self, seed: int = 1, config: AllianceConfig | None = None) -> None:
+        self.config = config or load_config()
+        self.ring = Keyring(seed=seed)
+        self.factory = EntryFactory(seed)
+        self.state = State()
+        self.now = START
+        self._serial = itertools.count(1)
+        self.submit(genesis_submission(self.config, self.ring, self.factory, self.now))
+
+    def tick(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+    def sign(self, kind: str, signer: str, body: dict[str, Any], **time: float) -> dict[str, Any]:
+        """A `submitted` by ``signer``; ``time`` shifts the entry time from the clock."""
+        entry = self.factory.entry(kind, signer, body, self.now + timedelta(**time))
+        return submitted(entry, self.ring.keys[signer])
+
+    def submit(self, sub: dict[str, Any]) -> int:
+        """Admit ``sub`` at the next seq; raises the rule's RejectedError."""
+        seq = self.state.size
+        ctx = make_context(seq, self.now, format_utc(self.now), sub["entry"], sub["signatures"])
+        admit(self.state, ctx)
+        return seq
+
+    def new_uscc(self, region: str) -> str:
+        return make_uscc(f"9{region[0]}{region}0000MA{next(self._serial):07d}"[:17])
+
+    def enroll(
+        self,
+        region: str = "31",
+        *,
+        kind: str = "merchant",
+        stores: list[tuple[str, str]] | None = None,
+        return_days: int = 7,
+        excluded: list[str] | None = None,
+        member_id: str | None = None,
+    ) -> str:
+        """Enrol a member with stores [(store id, division)]; returns its USCC."""
+        member_id = member_id or self.new_uscc(region)
+        key = self.ring.ensure(member_id)
+        if stores is None:
+            stores = [("S1", f"{region}0101")]
+        body = {
+            "member": {
+                "id": member_id,
+                "name": f"member {member_id}",
+                "kind": kind,
+                "region": region,
+                "stores": [{"id": s, "division": d, "name": f"store {s}"} for s, d in stores],
+                "commitment": {"return_days": return_days, "excluded": excluded or []},
+                "keys": [key.public.wire()],
+            }
+        }
+        self.submit(self.sign("member.enrolled", region_principal(region), body))
+        return member_id
