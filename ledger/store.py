@@ -79,7 +79,7 @@ def read_entries(connection: Connection, start: int, end: int) -> Iterator[Store
         stop = min(end, position + READ_CHUNK_ENTRIES)
         rows = connection.execute(
             select(LogEntry).where(LogEntry.seq >= position, LogEntry.seq < stop).order_by(LogEntry.seq)
-        ).scalars()
+        )
         for row in rows:
             yield StoredEntry(
                 int(row.seq), row.entry_id, bytes(row.entry_hash), row.kind, row.signer,
@@ -140,14 +140,14 @@ def insert_checkpoint(connection: Connection, checkpoint: StoredCheckpoint) -> N
 
 
 def latest_checkpoint(connection: Connection) -> StoredCheckpoint | None:
-    row = connection.execute(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(1)).scalar()
+    row = connection.execute(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(1)).first()
     if row is None:
         return None
     return StoredCheckpoint(int(row.size), bytes(row.root), row.note, row.signed)
 
 
 def checkpoint_at(connection: Connection, size: int) -> StoredCheckpoint | None:
-    row = connection.execute(select(Checkpoint).where(Checkpoint.size == size)).scalar()
+    row = connection.execute(select(Checkpoint).where(Checkpoint.size == size)).first()
     if row is None:
         return None
     return StoredCheckpoint(int(row.size), bytes(row.root), row.note, row.signed)

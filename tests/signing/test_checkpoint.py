@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -40,9 +41,7 @@ from signing.checkpoint import (
 from signing.keys import PrivateKey, PublicKey
 from signing.note import NoteSignature, NoteSigner, NoteVerifier, parse_note, sign_note
 
-SPEC_BODY = (
-    "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
-)
+SPEC_BODY = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
 SPEC_LOG_LINE = (
     "— example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN"
     "7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n"
@@ -62,7 +61,9 @@ SPEC_WITNESS_RESPONSE = (
     "A7nC3HNJhm/kWl7oJlqU3rXXvpysAdyP3wQ==\n"
 )
 
-SIGSUM_ORIGIN = "sigsum.org/v1/tree/4d6d8825a6bb689d459628312889dfbb0bcd41b5211d9e1ce768b0ff0309e562"
+SIGSUM_ORIGIN = (
+    "sigsum.org/v1/tree/4d6d8825a6bb689d459628312889dfbb0bcd41b5211d9e1ce768b0ff0309e562"
+)
 SIGSUM_LOG_KEY = "ffdc2d4d98e4124d3feaf788c0c2f9abfd796083d1f0495437f302ec79cf100f"
 SIGSUM_CHECKPOINTS = [
     (
@@ -135,10 +136,15 @@ def test_spec_checkpoint_parses_and_round_trips() -> None:
     checkpoint = Checkpoint.parse(text)
     assert checkpoint.origin == "example.com/behind-the-sofa"
     assert checkpoint.size == 20852163
-    assert base64.b64encode(checkpoint.root).decode() == "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I="
+    assert (
+        base64.b64encode(checkpoint.root).decode() == "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I="
+    )
     assert checkpoint.extensions == ()
     assert checkpoint.body() == SPEC_BODY
-    assert [sig.name for sig in signatures] == ["example.com/behind-the-sofa", "witness.example.com/w1"]
+    assert [sig.name for sig in signatures] == [
+        "example.com/behind-the-sofa",
+        "witness.example.com/w1",
+    ]
 
 
 def test_extensions_round_trip() -> None:
@@ -299,7 +305,9 @@ def cosigned(log: NoteSigner, checkpoint: Checkpoint, *cosigners: NoteSigner) ->
     return add_cosignatures(sign_checkpoint(checkpoint, log), lines)
 
 
-def test_round_trip(log: NoteSigner, w1: NoteSigner, w2: NoteSigner, checkpoint: Checkpoint) -> None:
+def test_round_trip(
+    log: NoteSigner, w1: NoteSigner, w2: NoteSigner, checkpoint: Checkpoint
+) -> None:
     note = cosigned(log, checkpoint, w1, w2)
     got, stamps = verify_cosigned_checkpoint(
         note, log.verifier, [witness_verifier(w1), witness_verifier(w2)]
@@ -310,7 +318,9 @@ def test_round_trip(log: NoteSigner, w1: NoteSigner, w2: NoteSigner, checkpoint:
     assert open_checkpoint(note, log.verifier) == checkpoint
 
 
-def test_verify_cosignature_directly(log: NoteSigner, w1: NoteSigner, checkpoint: Checkpoint) -> None:
+def test_verify_cosignature_directly(
+    log: NoteSigner, w1: NoteSigner, checkpoint: Checkpoint
+) -> None:
     note = cosigned(log, checkpoint, w1)
     _, [_, sig] = parse_note(note)
     assert verify_cosignature(checkpoint, sig, witness_verifier(w1)) == T1
@@ -376,7 +386,9 @@ def test_cosignature_covers_extension_lines(log: NoteSigner, w1: NoteSigner) -> 
         verify_cosigned_checkpoint(note, log.verifier, [witness_verifier(w1)])
 
 
-def test_wrong_witness_key_is_ignored(log: NoteSigner, w1: NoteSigner, checkpoint: Checkpoint) -> None:
+def test_wrong_witness_key_is_ignored(
+    log: NoteSigner, w1: NoteSigner, checkpoint: Checkpoint
+) -> None:
     impostor = NoteSigner(w1.name, PrivateKey.from_seed(b"impostor"))
     note = cosigned(log, checkpoint, impostor)
     assert verify_cosigned_checkpoint(note, log.verifier, [witness_verifier(w1)])[1] == {}
@@ -392,11 +404,10 @@ def test_wrong_witness_key_is_ignored(log: NoteSigner, w1: NoteSigner, checkpoin
     ],
 )
 def test_tampered_body_fails(
-    log: NoteSigner, w1: NoteSigner, checkpoint: Checkpoint, edit: object
+    log: NoteSigner, w1: NoteSigner, checkpoint: Checkpoint, edit: Callable[[str], str]
 ) -> None:
-    assert callable(edit)
     note = edit(cosigned(log, checkpoint, w1))
-    with pytest.raises((VerificationError, MalformedError)):
+    with pytest.raises(VerificationError):
         verify_cosigned_checkpoint(note, log.verifier, [witness_verifier(w1)])
 
 

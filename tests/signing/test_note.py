@@ -144,7 +144,7 @@ def test_sign_needs_distinct_signers() -> None:
 
 
 def test_text_may_end_with_a_blank_line() -> None:
-    """The separator is the last blank line, so text may end in one (torchwood signs "Note\\n\\n")."""
+    """The last blank line separates, so text may end in one (torchwood signs "Note\\n\\n")."""
     signer = NoteSigner("example.com/key", PrivateKey.from_seed(b"blank"))
     note = sign_note("Note\n\n", [signer])
     assert verify_note(note, [signer.verifier])[0] == "Note\n\n"
@@ -256,7 +256,7 @@ def test_spec_example_splits_at_the_last_blank_line() -> None:
     )
     assert [sig.name for sig in signatures] == ["quasimodo.example/salvatore"]
     assert len(signatures[0].signature) == 64
-    assert signatures[0].line == QUASIMODO_NOTE.split("\n\n")[-1]
+    assert signatures[0].line == QUASIMODO_NOTE.rsplit("\n\n", maxsplit=1)[-1]
 
 
 # --- tampering -------------------------------------------------------------------------

@@ -1,0 +1,435 @@
+"""Money kinds: cross-store returns, advance payments, endorsements and disputes (DESIGN §3, §5).
+
+Every financial entry (`return.recorded` between two members, `advance.paid`) creates one
+obligation keyed by its own seq, an endorsable awaiting a decision from each region it
+touches, and two postings.
+
+Voiding and postings. Postings are written once, by the entry that creates the
+obligation, and are never changed or reversed: per source seq they sum to zero
+(``f"{debtor}:payable"`` = -amount, ``f"{creditor}:receivable"`` = +amount), checked with
+``invariant()`` when written. Whether a posting counts is decided by its obligation's
+status, never by extra postings: balance views join ``postings`` to ``obligations`` on
+``seq`` and drop void obligations (netting takes only ``effective`` ones). So a rejection
+or an upheld dispute changes one obligation row and nothing else, every per-entry sum
+stays zero, and a rebuild from the log gives the same rows.
+
+Obligation lifecycle kept here: ``pending`` until every region approved, then
+``effective``; ``void`` as soon as one region rejects or a dispute is upheld (void is
+final); ``held`` while a dispute is open, whatever the endorsements say, and on
+dismissal back to what the endorsements say (``effective`` / ``void`` / ``pending``).
+A claim may be disputed once: a dismissed dispute is final, so a debtor cannot hold an
+obligation out of netting by filing again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+
+from ledger.kinds.credit import compute_credit
+from ledger.rows import (
+    CaseRow,
+    DisputeRow,
+    EndorsableRow,
+    EndorsementRow,
+    MemberRow,
+    ObligationRow,
+    PostingRow,
+    ReceiptRow,
+    Row,
+)
+from ledger.state import Context, State, days_between, region_principal, register
+from schemas.bodies import (
+    AdvanceBody,
+    DisputeBody,
+    DisputeResolvedBody,
+    EndorsementBody,
+    ItemModel,
+    PolicyModel,
+    ReceiptModel,
+    ReturnBody,
+)
+from schemas.canonical import canonical
+from schemas.entry import parse_time
+from schemas.errors import PolicyError, invariant
+
+RETURN = "return"
+ADVANCE = "advance"
+MERCHANT = "merchant"
+FUNDER_KINDS = frozenset({"fund", "platform"})
+ACTIVE = "active"
+REGION_PREFIX = "region:"
+
+# Obligation statuses.
+PENDING = "pending"
+EFFECTIVE = "effective"
+HELD = "held"
+VOID = "void"
+# Endorsable statuses (PENDING too) and decisions.
+APPROVED = "approved"
+REJECTED = "rejected"
+APPROVE = "approve"
+REJECT = "reject"
+# Dispute statuses; the resolved ones are the `dispute.resolved` outcomes.
+OPEN = "open"
+UPHELD = "upheld"
+DISMISSED = "dismissed"
+
+PAYABLE = "payable"
+RECEIVABLE = "receivable"
+EMPTY_LIST = "[]"
+
+
+def _json(value: object) -> str:
+    return canonical(value).decode("utf-8")
+
+
+def _codes(text: str) -> list[str]:
+    return [str(code) for code in json.loads(text)]
+
+
+# --- shared pieces -----------------------------------------------------------------------
+
+
+def _signing_member(state: State, ctx: Context, kinds: frozenset[str], role: str) -> MemberRow:
+    """The member that signed, if it is of one of ``kinds`` (admit() checked it active)."""
+    member = state.member(ctx.signer)
+    if member is None or member.kind not in kinds:
+        raise PolicyError(f"{ctx.kind} is signed by {role}, not {ctx.signer}", field="signer")
+    return member
+
+
+def _active_merchant(state: State, member_id: str, role: str, field: str) -> MemberRow:
+    member = state.member(member_id)
+    if member is None:
+        raise PolicyError(f"{role} {member_id} is not an enrolled member", field=field)
+    if member.kind != MERCHANT:
+        raise PolicyError(f"{role} {member_id} is a {member.kind}, not a merchant", field=field)
+    if member.status != ACTIVE:
+        raise PolicyError(f"{role} {member_id} is {member.status}", field=field)
+    return member
+
+
+def _check_store(state: State, member: MemberRow, store: str, role: str, field: str) -> None:
+    """Stores are active exactly when their member is: only membership is checked."""
+    if state.get("stores", member.id, store) is None:
+        raise PolicyError(f"store {store} is not a store of {role} {member.id}", field=field)
+
+
+def _endorsable(seq: int, kind: str, regions: set[str]) -> EndorsableRow:
+    return EndorsableRow(seq, kind, _json(sorted(regions)), EMPTY_LIST, EMPTY_LIST, PENDING)
+
+
+def _obligation(ctx: Context, kind: str, debtor: str, creditor: str, amount: int) -> list[Row]:
+    """The obligation and its two postings, which sum to zero."""
+    postings = [
+        PostingRow(ctx.seq, f"{debtor}:{PAYABLE}", -amount),
+        PostingRow(ctx.seq, f"{creditor}:{RECEIVABLE}", amount),
+    ]
+    invariant(
+        sum(posting.amount_fen for posting in postings) == 0,
+        f"postings of seq {ctx.seq} do not sum to zero",
+    )
+    invariant(debtor != creditor, f"obligation of seq {ctx.seq} owed to its own debtor")
+    obligation = ObligationRow(
+        ctx.seq, kind, debtor, creditor, amount, PENDING, None, ctx.logged_text
+    )
+    return [obligation, *postings]
+
+
+# --- return.recorded ---------------------------------------------------------------------
+
+
+def _check_window(ctx: Context, receipt: ReceiptModel, seller: MemberRow) -> None:
+    """The purchase lies in the past and inside the seller's committed return window."""
+    purchased = parse_time(receipt.purchased, field="body.receipt.purchased")
+    if purchased > ctx.time:
+        raise PolicyError(
+            f"receipt purchased {receipt.purchased} is after the return time {ctx.entry['time']}",
+            field="body.receipt.purchased",
+        )
+    if ctx.time - purchased > timedelta(days=seller.return_days):
+        raise PolicyError(
+            f"purchase of {receipt.purchased} is outside seller {seller.id}'s "
+            f"{seller.return_days}-day return window at {ctx.entry['time']}",
+            field="body.receipt.purchased",
+        )
+
+
+def _check_categories(policy: PolicyModel, seller: MemberRow, items: list[ItemModel]) -> None:
+    """No statutory exclusion, no category the seller excluded, no local negative list of
+    the seller's region."""
+    lists = (
+        ("is excluded from no-reason returns by law", set(policy.excluded_categories)),
+        (f"is excluded by seller {seller.id}'s commitment", set(_codes(seller.excluded))),
+        (
+            f"is on region {seller.region}'s local negative list",
+            set(policy.local_excluded_categories.get(seller.region, [])),
+        ),
+    )
+    for index, item in enumerate(items):
+        for why, categories in lists:
+            if item.category in categories:
+                raise PolicyError(
+                    f"item {item.sku}: category {item.category} {why}",
+                    field=f"body.items.{index}.category",
+                )
+
+
+def _receipt_after(state: State, body: ReturnBody) -> ReceiptRow:
+    """The receipt's running refund total with this return, never beyond its amount."""
+    receipt = body.receipt
+    if body.refund_fen > receipt.amount_fen:
+        raise PolicyError(
+            f"refund {body.refund_fen} fen exceeds the receipt amount {receipt.amount_fen} fen",
+            field="body.refund_fen",
+        )
+    total = sum(item.refund_fen for item in body.items)
+    if total != body.refund_fen:
+        raise PolicyError(
+            f"items refund {total} fen in all, but refund_fen is {body.refund_fen}",
+            field="body.items",
+        )
+    row = state.get("receipts", receipt.merchant, receipt.store, receipt.number)
+    if not isinstance(row, ReceiptRow):
+        return ReceiptRow(
+            receipt.merchant, receipt.store, receipt.number, receipt.amount_fen, body.refund_fen, 1
+        )
+    if row.amount_fen != receipt.amount_fen:
+        raise PolicyError(
+            f"receipt {receipt.number} was first recorded with amount {row.amount_fen} fen, "
+            f"not {receipt.amount_fen}",
+            field="body.receipt.amount_fen",
+        )
+    if row.refunded_fen + body.refund_fen > row.amount_fen:
+        raise PolicyError(
+            f"receipt {receipt.number} already refunded {row.refunded_fen} of "
+            f"{row.amount_fen} fen: {body.refund_fen} more exceeds it",
+            field="body.refund_fen",
+        )
+    return replace(row, refunded_fen=row.refunded_fen + body.refund_fen, returns=row.returns + 1)
+
+
+@register("return.recorded")
+def return_recorded(state: State, ctx: Context) -> list[Row]:
+    """Merchant B refunded, at its store, goods merchant A sold: A owes B the refund
+    (nothing if A = B), once each region touched has approved."""
+    body = ctx.body
+    assert isinstance(body, ReturnBody)
+    acceptor = _signing_member(state, ctx, frozenset({MERCHANT}), "the accepting merchant")
+    _check_store(state, acceptor, body.accepted_store, "accepting merchant", "body.accepted_store")
+    seller = _active_merchant(state, body.receipt.merchant, "seller", "body.receipt.merchant")
+    _check_store(state, seller, body.receipt.store, "seller", "body.receipt.store")
+    _check_window(ctx, body.receipt, seller)
+    _check_categories(state.policy, seller, body.items)
+    rows: list[Row] = [
+        _receipt_after(state, body),
+        _endorsable(ctx.seq, RETURN, {seller.region, acceptor.region}),
+    ]
+    if seller.id != acceptor.id:
+        rows += _obligation(ctx, RETURN, seller.id, acceptor.id, body.refund_fen)
+    return rows
+
+
+# --- advance.paid ------------------------------------------------------------------------
+
+
+@register("advance.paid")
+def advance_paid(state: State, ctx: Context) -> list[Row]:
+    """A fund or platform paid a consumer first (先行垫付) and recovers from the liable
+    merchant (消法 Art. 43/44); a case is claimed once per fund."""
+    body = ctx.body
+    assert isinstance(body, AdvanceBody)
+    fund = _signing_member(state, ctx, FUNDER_KINDS, "the fund or platform that paid")
+    liable = _active_merchant(state, body.liable, "liable merchant", "body.liable")
+    if liable.id == fund.id:
+        raise PolicyError("the liable merchant cannot be the fund itself", field="body.liable")
+    case = state.get("cases", fund.id, body.case)
+    if isinstance(case, CaseRow):
+        raise PolicyError(
+            f"case {body.case} of {fund.id} was already claimed at seq {case.seq}",
+            field="body.case",
+        )
+    return [
+        CaseRow(fund.id, body.case, ctx.seq),
+        _endorsable(ctx.seq, ADVANCE, {liable.region, fund.region}),
+        *_obligation(ctx, ADVANCE, liable.id, fund.id, body.amount_fen),
+    ]
+
+
+# --- endorsement -------------------------------------------------------------------------
+
+
+def _endorsing_region(ctx: Context, body: EndorsementBody) -> str:
+    if not ctx.signer.startswith(REGION_PREFIX):
+        raise PolicyError(f"endorsements are signed by a region, not {ctx.signer}", field="signer")
+    if len(set(body.targets)) != len(body.targets):
+        raise PolicyError("a target seq is listed twice", field="body.targets")
+    if body.decision == REJECT and not body.reason.strip():
+        raise PolicyError("a rejection must state its reason", field="body.reason")
+    return ctx.signer.removeprefix(REGION_PREFIX)
+
+
+def _awaiting(state: State, target: int, region: str, index: int) -> EndorsableRow:
+    """The endorsable ``target``, which ``region`` must decide and has not decided yet."""
+    where = f"body.targets.{index}"
+    row = state.get("endorsables", target)
+    if not isinstance(row, EndorsableRow):
+        raise PolicyError(f"seq {target} is not an entry awaiting endorsement", field=where)
+    if region not in _codes(row.regions):
+        raise PolicyError(
+            f"seq {target} does not touch region {region} (regions {row.regions})", field=where
+        )
+    if region in _codes(row.approved) or region in _codes(row.rejected):
+        raise PolicyError(f"region {region} has already decided seq {target}", field=where)
+    return row
+
+
+def _decided(row: EndorsableRow, region: str, decision: str) -> EndorsableRow:
+    approved = _codes(row.approved) + ([region] if decision == APPROVE else [])
+    rejected = _codes(row.rejected) + ([region] if decision == REJECT else [])
+    if rejected:
+        status = REJECTED
+    elif set(approved) == set(_codes(row.regions)):
+        status = APPROVED
+    else:
+        status = PENDING
+    return replace(
+        row, approved=_json(sorted(approved)), rejected=_json(sorted(rejected)), status=status
+    )
+
+
+def _after_endorsement(obligation: ObligationRow, endorsable_status: str) -> str:
+    """A rejection voids (even a held obligation); full approval makes a pending one
+    effective; an open dispute keeps holding an approved one."""
+    if obligation.status == VOID or endorsable_status == REJECTED:
+        return VOID
+    if endorsable_status == APPROVED and obligation.status == PENDING:
+        return EFFECTIVE
+    return obligation.status
+
+
+@register("endorsement")
+def endorsement(state: State, ctx: Context) -> list[Row]:
+    """A region approves or rejects, in one batch, entries touching it. Every target is
+    checked before any row is produced, so one bad target refuses the whole batch."""
+    body = ctx.body
+    assert isinstance(body, EndorsementBody)
+    region = _endorsing_region(ctx, body)
+    decided = [
+        _decided(_awaiting(state, target, region, index), region, body.decision)
+        for index, target in enumerate(body.targets)
+    ]
+    rows: list[Row] = []
+    honoured: Counter[str] = Counter()
+    for row in decided:
+        rows += [EndorsementRow(row.target, region, body.decision, ctx.seq), row]
+        obligation = state.get("obligations", row.target)
+        if not isinstance(obligation, ObligationRow):
+            continue
+        status = _after_endorsement(obligation, row.status)
+        if status != obligation.status:
+            rows.append(replace(obligation, status=status))
+        if row.kind == RETURN and row.status == APPROVED and status != VOID:
+            honoured[obligation.debtor] += 1
+    for seller in sorted(honoured):
+        rows.append(
+            compute_credit(
+                state, seller, ctx.logged, ctx.logged_text, honoured_delta=honoured[seller]
+            )
+        )
+    return rows
+
+
+# --- disputes ----------------------------------------------------------------------------
+
+
+def _disputable(state: State, ctx: Context, target: int) -> ObligationRow:
+    obligation = state.get("obligations", target)
+    if not isinstance(obligation, ObligationRow):
+        raise PolicyError(f"seq {target} is not an obligation", field="body.target")
+    if ctx.signer != obligation.debtor:
+        raise PolicyError(
+            f"only the debtor {obligation.debtor} may dispute the claim of seq {target}",
+            field="signer",
+        )
+    if obligation.status == VOID:
+        raise PolicyError(f"the obligation of seq {target} is void", field="body.target")
+    if obligation.dispute_seq is not None:
+        raise PolicyError(
+            f"the obligation of seq {target} was already disputed at seq {obligation.dispute_seq}",
+            field="body.target",
+        )
+    return obligation
+
+
+@register("claim.disputed")
+def claim_disputed(state: State, ctx: Context) -> list[Row]:
+    """The debtor contests a claim within policy.dispute_days of its logging; the
+    obligation is held out of netting until the debtor's region resolves it."""
+    body = ctx.body
+    assert isinstance(body, DisputeBody)
+    obligation = _disputable(state, ctx, body.target)
+    limit = state.policy.dispute_days
+    if days_between(parse_time(obligation.logged), ctx.logged) > limit:
+        raise PolicyError(
+            f"the claim of seq {body.target} was logged {obligation.logged}: the "
+            f"{limit}-day dispute period is over",
+            field="body.target",
+        )
+    return [
+        DisputeRow(ctx.seq, body.target, obligation.debtor, OPEN, None),
+        replace(obligation, status=HELD, dispute_seq=ctx.seq),
+    ]
+
+
+def _open_dispute(state: State, ctx: Context, seq: int) -> DisputeRow:
+    dispute = state.get("disputes", seq)
+    if not isinstance(dispute, DisputeRow):
+        raise PolicyError(f"seq {seq} is not a dispute", field="body.dispute")
+    debtor = state.member(dispute.debtor)
+    invariant(debtor is not None, f"dispute {seq} names unknown debtor {dispute.debtor}")
+    assert debtor is not None
+    if ctx.signer != region_principal(debtor.region):
+        raise PolicyError(
+            f"dispute {seq} is resolved by the debtor's region region:{debtor.region}",
+            field="signer",
+        )
+    if dispute.status != OPEN:
+        raise PolicyError(
+            f"dispute {seq} was already resolved ({dispute.status}) at seq {dispute.resolved_seq}",
+            field="body.dispute",
+        )
+    return dispute
+
+
+@register("dispute.resolved")
+def dispute_resolved(state: State, ctx: Context) -> list[Row]:
+    """The debtor's region decides: upheld voids the obligation for good; dismissed
+    returns it to what the endorsements say."""
+    body = ctx.body
+    assert isinstance(body, DisputeResolvedBody)
+    dispute = _open_dispute(state, ctx, body.dispute)
+    obligation = state.get("obligations", dispute.target)
+    endorsable = state.get("endorsables", dispute.target)
+    invariant(
+        isinstance(obligation, ObligationRow) and isinstance(endorsable, EndorsableRow),
+        f"dispute {dispute.seq} targets seq {dispute.target} without obligation",
+    )
+    assert isinstance(obligation, ObligationRow) and isinstance(endorsable, EndorsableRow)
+    if body.outcome == UPHELD:
+        status = VOID
+    else:
+        status = {APPROVED: EFFECTIVE, REJECTED: VOID}.get(endorsable.status, PENDING)
+    rows: list[Row] = [
+        replace(dispute, status=body.outcome, resolved_seq=ctx.seq),
+        replace(obligation, status=status),
+    ]
+    if body.outcome == UPHELD and obligation.kind == RETURN and endorsable.status == APPROVED:
+        # The seller was credited with honouring this return when it was approved.
+        rows.append(
+            compute_credit(state, obligation.debtor, ctx.logged, ctx.logged_text, honoured_delta=-1)
+        )
+    return rows

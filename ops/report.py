@@ -1,0 +1,50 @@
+"""Human and JSON output for the audit."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ledger.audit import AuditReport
+from signing.keys import b64encode
+
+
+def audit_summary(report: AuditReport) -> dict[str, object]:
+    state = report.state
+    obligations = Counter(getattr(row, "status", "?") for row in state.rows("obligations"))
+    return {
+        "ok": report.ok,
+        "size": report.size,
+        "root": b64encode(report.root),
+        "checkpoint_size": report.checkpoint_size,
+        "cosigned_by": report.cosigned_by,
+        "members": len(state.tables["members"]),
+        "obligations": dict(sorted(obligations.items())),
+        "findings": [finding.wire() for finding in report.findings],
+    }
+
+
+def print_audit(report: AuditReport, as_json: bool) -> None:
+    summary = audit_summary(report)
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False, sort_keys=True))
+        return
+    console = Console()
+    table = Table(title="Audit", show_header=False)
+    table.add_row("entries", str(report.size))
+    table.add_row("root", str(summary["root"]))
+    table.add_row("checkpoint size", str(report.checkpoint_size))
+    table.add_row("cosigned by regions", ", ".join(report.cosigned_by) or "none")
+    table.add_row("members", str(summary["members"]))
+    table.add_row("obligations", json.dumps(summary["obligations"]))
+    console.print(table)
+    if report.ok:
+        console.print("[bold green]audit passed[/]: every check holds")
+        return
+    for finding in report.findings:
+        console.print(f"[red]finding[/] {finding}", highlight=False)
+    console.print(f"[bold red]audit failed[/]: {len(report.findings)} finding(s)")

@@ -1,0 +1,148 @@
+"""Bodies, a recording World and refusal checks for the money and credit rule tests."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ledger.rows import ObligationRow, PostingRow
+from ledger.state import State, admit, make_context
+from ops.world import entry_time
+from schemas.entry import format_utc
+from schemas.errors import RejectedError
+from tests.support import World
+
+
+class LedgerWorld(World):
+    """A World that keeps every admitted submission, so tests can replay the log."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.log: list[tuple[datetime, dict[str, Any]]] = []
+        super().__init__(seed)
+
+    def submit(self, sub: dict[str, Any]) -> int:
+        seq = super().submit(sub)
+        self.log.append((self.now, sub))
+        return seq
+
+    def replay(self) -> State:
+        """A fresh State rebuilt from the recorded log."""
+        state = State()
+        for seq, (moment, sub) in enumerate(self.log):
+            ctx = make_context(seq, moment, format_utc(moment), sub["entry"], sub["signatures"])
+            admit(state, ctx)
+        return state
+
+    def region_of(self, member: str) -> str:
+        row = self.state.member(member)
+        assert row is not None
+        return f"region:{row.region}"
+
+
+def days_ago(world: World, days: float) -> str:
+    """An RFC 3339 entry-style time ``days`` before the world's clock."""
+    return entry_time(world.now - timedelta(days=days))
+
+
+def return_body(
+    world: World,
+    seller: str,
+    *,
+    store: str = "S1",
+    accepted_store: str = "S1",
+    number: str = "R-0001",
+    amount_fen: int = 10_000,
+    refund_fen: int = 6_000,
+    purchased_days_ago: float = 2,
+    categories: tuple[str, ...] = ("apparel",),
+    purchased: str | None = None,
+) -> dict[str, Any]:
+    """A `return.recorded` body; the refund is split evenly over ``categories``."""
+    share, rest = divmod(refund_fen, len(categories))
+    items = [
+        {"sku": f"SKU{i}", "category": category, "qty": 1, "refund_fen": share + (rest if i == 0 else 0)}
+        for i, category in enumerate(categories)
+    ]
+    return {
+        "receipt": {
+            "merchant": seller,
+            "store": store,
+            "number": number,
+            "purchased": purchased or days_ago(world, purchased_days_ago),
+            "amount_fen": amount_fen,
+        },
+        "accepted_store": accepted_store,
+        "refund_fen": refund_fen,
+        "items": items,
+    }
+
+
+def advance_body(liable: str, case: str = "CASE-1", amount_fen: int = 50_000) -> dict[str, Any]:
+    return {"liable": liable, "case": case, "basis": "消法第44条 先行赔付", "amount_fen": amount_fen}
+
+
+def endorse(world: World, region: str, targets: list[int], decision: str = "approve") -> int:
+    reason = "checked" if decision == "approve" else "receipt not genuine"
+    body = {"targets": targets, "decision": decision, "reason": reason}
+    return world.submit(world.sign("endorsement", f"region:{region}", body))
+
+
+def penalty_body(
+    world: World,
+    member: str,
+    rule: str = "overdue_settlement",
+    *,
+    points: int = 10,
+    listing: str = "watch",
+    days: float = 30,
+    evidence: list[int] | None = None,
+) -> dict[str, Any]:
+    return {
+        "member": member,
+        "rule": rule,
+        "points": points,
+        "listing": listing,
+        "until": entry_time(world.now + timedelta(days=days)),
+        "evidence": evidence if evidence is not None else [1],
+    }
+
+
+def snapshot(state: State) -> tuple[object, ...]:
+    return (
+        state.size,
+        state.last_logged,
+        copy.deepcopy(state.tables),
+        copy.deepcopy(state.member_penalties),
+        copy.deepcopy(state.current_keys),
+    )
+
+
+def refused(
+    world: World, sub: dict[str, Any], error: type[RejectedError], *fragments: str
+) -> RejectedError:
+    """Submit ``sub``, expect ``error`` whose message names every fragment, and check
+    the state did not change at all."""
+    before = snapshot(world.state)
+    with pytest.raises(error) as caught:
+        world.submit(sub)
+    for fragment in fragments:
+        assert fragment in caught.value.detail, caught.value.detail
+    assert snapshot(world.state) == before
+    return caught.value
+
+
+def obligation(world: World, seq: int) -> ObligationRow:
+    row = world.state.get("obligations", seq)
+    assert isinstance(row, ObligationRow)
+    return row
+
+
+def postings_by_seq(state: State) -> dict[int, list[PostingRow]]:
+    result: dict[int, list[PostingRow]] = {}
+    for row in state.rows("postings"):
+        assert isinstance(row, PostingRow)
+        result.setdefault(row.seq, []).append(row)
+    return result

@@ -1,0 +1,534 @@
+"""Rules of return.recorded, advance.paid, endorsement, claim.disputed, dispute.resolved."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from ledger.rows import (
+    CaseRow,
+    CreditRow,
+    DisputeRow,
+    EndorsableRow,
+    EndorsementRow,
+    ObligationRow,
+    PostingRow,
+    ReceiptRow,
+)
+from schemas.errors import PolicyError, UnknownPrincipalError
+from tests.ledger.builders import (
+    LedgerWorld,
+    advance_body,
+    endorse,
+    obligation,
+    postings_by_seq,
+    refused,
+    return_body,
+)
+
+
+@dataclass
+class Alliance:
+    world: LedgerWorld
+    seller: str  # merchant A, region 31, store S1, 7-day window
+    buyer: str  # merchant B, region 32, store S1
+    neighbour: str  # another merchant of region 31
+    fund: str  # advance fund, region 31
+    platform: str  # platform, region 33
+
+
+@pytest.fixture
+def al() -> Alliance:
+    world = LedgerWorld()
+    return Alliance(
+        world=world,
+        seller=world.enroll("31", stores=[("S1", "310101"), ("S2", "310118")], excluded=["toys"]),
+        buyer=world.enroll("32", stores=[("S1", "320101")]),
+        neighbour=world.enroll("31", stores=[("N1", "310104")]),
+        fund=world.enroll("31", kind="fund", stores=[]),
+        platform=world.enroll("33", kind="platform", stores=[]),
+    )
+
+
+def record_return(al: Alliance, **fields: object) -> int:
+    body = return_body(al.world, al.seller, **fields)  # type: ignore[arg-type]
+    return al.world.submit(al.world.sign("return.recorded", al.buyer, body))
+
+
+def sign_return(al: Alliance, signer: str | None = None, **fields: object) -> dict[str, object]:
+    body = return_body(al.world, al.seller, **fields)  # type: ignore[arg-type]
+    return al.world.sign("return.recorded", signer or al.buyer, body)
+
+
+def record_advance(al: Alliance, case: str = "CASE-1", amount_fen: int = 50_000) -> int:
+    body = advance_body(al.seller, case, amount_fen)
+    return al.world.submit(al.world.sign("advance.paid", al.fund, body))
+
+
+def dispute(al: Alliance, target: int, signer: str | None = None) -> int:
+    body = {"target": target, "reason": "goods were not bought at our store"}
+    return al.world.submit(al.world.sign("claim.disputed", signer or al.seller, body))
+
+
+def resolve(al: Alliance, dispute_seq: int, outcome: str, region: str = "31") -> int:
+    body = {"dispute": dispute_seq, "outcome": outcome}
+    return al.world.submit(al.world.sign("dispute.resolved", f"region:{region}", body))
+
+
+# --- return.recorded: the happy paths ------------------------------------------------------
+
+
+def test_cross_region_return_creates_obligation_postings_and_endorsable(al: Alliance) -> None:
+    seq = record_return(al, refund_fen=6_000)
+    state = al.world.state
+    assert state.get("receipts", al.seller, "S1", "R-0001") == ReceiptRow(
+        al.seller, "S1", "R-0001", 10_000, 6_000, 1
+    )
+    assert state.get("endorsables", seq) == EndorsableRow(
+        seq, "return", '["31","32"]', "[]", "[]", "pending"
+    )
+    assert obligation(al.world, seq) == ObligationRow(
+        seq, "return", al.seller, al.buyer, 6_000, "pending", None, state.last_logged or ""
+    )
+    assert sorted(postings_by_seq(state)[seq], key=lambda p: p.amount_fen) == [
+        PostingRow(seq, f"{al.seller}:payable", -6_000),
+        PostingRow(seq, f"{al.buyer}:receivable", 6_000),
+    ]
+
+
+def test_same_member_return_has_endorsable_but_no_obligation(al: Alliance) -> None:
+    body = return_body(al.world, al.seller, accepted_store="S2")
+    seq = al.world.submit(al.world.sign("return.recorded", al.seller, body))
+    state = al.world.state
+    assert state.get("endorsables", seq).regions == '["31"]'
+    assert state.get("obligations", seq) is None
+    assert seq not in postings_by_seq(state)
+
+
+def test_partial_returns_on_one_receipt_add_up_to_its_amount(al: Alliance) -> None:
+    record_return(al, refund_fen=6_000)
+    record_return(al, refund_fen=4_000)
+    receipt = al.world.state.get("receipts", al.seller, "S1", "R-0001")
+    assert (receipt.refunded_fen, receipt.returns) == (10_000, 2)
+
+
+def test_longer_commitment_allows_older_purchase(al: Alliance) -> None:
+    patient = al.world.enroll("31", return_days=15)
+    body = return_body(al.world, patient, purchased_days_ago=14)
+    assert al.world.submit(al.world.sign("return.recorded", al.buyer, body)) > 0
+
+
+def test_local_negative_list_is_the_sellers_region(al: Alliance) -> None:
+    jiangsu_seller = al.world.enroll("32", stores=[("J1", "320102")])
+    body = return_body(al.world, jiangsu_seller, store="J1", categories=("luxury_goods",))
+    # luxury goods are on Shanghai's list, not Jiangsu's: a Shanghai store may take them back
+    shanghai_acceptor = al.neighbour
+    body["accepted_store"] = "N1"
+    assert al.world.submit(al.world.sign("return.recorded", shanghai_acceptor, body)) > 0
+
+
+# --- return.recorded: refusals -------------------------------------------------------------
+
+
+def test_return_signed_by_a_fund_is_refused(al: Alliance) -> None:
+    refused(al.world, sign_return(al, signer=al.fund), PolicyError, "accepting merchant")
+
+
+def test_return_signed_by_a_suspended_merchant_is_refused(al: Alliance) -> None:
+    body = {"member": al.buyer, "reason": "inspection"}
+    al.world.submit(al.world.sign("member.suspended", "region:32", body))
+    refused(al.world, sign_return(al), UnknownPrincipalError, "suspended")
+
+
+def test_accepted_store_must_be_the_acceptors(al: Alliance) -> None:
+    error = refused(
+        al.world, sign_return(al, accepted_store="S2"), PolicyError, "store S2", "accepting"
+    )
+    assert error.field == "body.accepted_store"
+
+
+def test_seller_must_be_enrolled(al: Alliance) -> None:
+    stranger = al.world.new_uscc("31")
+    body = return_body(al.world, stranger)
+    sub = al.world.sign("return.recorded", al.buyer, body)
+    refused(al.world, sub, PolicyError, stranger, "not an enrolled member")
+
+
+def test_seller_must_be_a_merchant(al: Alliance) -> None:
+    body = return_body(al.world, al.platform)
+    sub = al.world.sign("return.recorded", al.buyer, body)
+    refused(al.world, sub, PolicyError, "not a merchant")
+
+
+def test_seller_must_be_active(al: Alliance) -> None:
+    al.world.submit(
+        al.world.sign("member.suspended", "region:31", {"member": al.seller, "reason": "audit"})
+    )
+    error = refused(al.world, sign_return(al), PolicyError, "seller", "suspended")
+    assert error.field == "body.receipt.merchant"
+
+
+def test_receipt_store_must_be_the_sellers(al: Alliance) -> None:
+    error = refused(al.world, sign_return(al, store="N1"), PolicyError, "store N1", "seller")
+    assert error.field == "body.receipt.store"
+
+
+def test_purchase_in_the_future_is_refused(al: Alliance) -> None:
+    sub = sign_return(al, purchased_days_ago=-1)
+    refused(al.world, sub, PolicyError, "after the return time")
+
+
+def test_purchase_outside_the_sellers_window_is_refused(al: Alliance) -> None:
+    sub = sign_return(al, purchased_days_ago=7.5)
+    error = refused(al.world, sub, PolicyError, "7-day return window")
+    assert error.field == "body.receipt.purchased"
+
+
+@pytest.mark.parametrize(
+    ("category", "why"),
+    [
+        ("fresh_perishable", "excluded from no-reason returns by law"),
+        ("toys", "commitment"),
+        ("luxury_goods", "region 31's local negative list"),
+    ],
+)
+def test_excluded_categories_are_refused(al: Alliance, category: str, why: str) -> None:
+    sub = sign_return(al, categories=("apparel", category))
+    error = refused(al.world, sub, PolicyError, category, why)
+    assert error.field == "body.items.1.category"
+
+
+def test_items_must_add_up_to_the_refund(al: Alliance) -> None:
+    sub = sign_return(al, refund_fen=6_000)
+    sub["entry"]["body"]["items"][0]["refund_fen"] = 5_999  # type: ignore[index]
+    sub = al.world.sign("return.recorded", al.buyer, sub["entry"]["body"])  # type: ignore[index]
+    refused(al.world, sub, PolicyError, "items refund 5999 fen")
+
+
+def test_refund_above_receipt_amount_is_refused(al: Alliance) -> None:
+    sub = sign_return(al, amount_fen=5_000, refund_fen=6_000)
+    refused(al.world, sub, PolicyError, "exceeds the receipt amount")
+
+
+def test_receipt_is_never_refunded_beyond_its_amount(al: Alliance) -> None:
+    record_return(al, refund_fen=6_000)
+    error = refused(al.world, sign_return(al, refund_fen=4_001), PolicyError, "already refunded")
+    assert error.field == "body.refund_fen"
+
+
+def test_later_return_must_state_the_same_amount(al: Alliance) -> None:
+    record_return(al, refund_fen=1_000)
+    sub = sign_return(al, amount_fen=20_000, refund_fen=1_000)
+    refused(al.world, sub, PolicyError, "first recorded with amount 10000")
+
+
+# --- advance.paid --------------------------------------------------------------------------
+
+
+def test_advance_creates_obligation_from_merchant_to_fund(al: Alliance) -> None:
+    seq = record_advance(al)
+    state = al.world.state
+    assert state.get("cases", al.fund, "CASE-1") == CaseRow(al.fund, "CASE-1", seq)
+    assert state.get("endorsables", seq).regions == '["31"]'
+    row = obligation(al.world, seq)
+    assert (row.kind, row.debtor, row.creditor, row.amount_fen) == (
+        "advance",
+        al.seller,
+        al.fund,
+        50_000,
+    )
+    body = advance_body(al.buyer, "CASE-9")
+    seq = al.world.submit(al.world.sign("advance.paid", al.platform, body))
+    assert state.get("endorsables", seq).regions == '["32","33"]'
+
+
+def test_advance_signed_by_a_merchant_is_refused(al: Alliance) -> None:
+    sub = al.world.sign("advance.paid", al.buyer, advance_body(al.seller))
+    refused(al.world, sub, PolicyError, "fund or platform")
+
+
+@pytest.mark.parametrize(
+    ("liable", "words"),
+    [("platform", "not a merchant"), ("stranger", "not an enrolled member")],
+)
+def test_advance_liable_must_be_an_enrolled_merchant(
+    al: Alliance, liable: str, words: str
+) -> None:
+    member = al.platform if liable == "platform" else al.world.new_uscc("31")
+    sub = al.world.sign("advance.paid", al.fund, advance_body(member))
+    assert refused(al.world, sub, PolicyError, words).field == "body.liable"
+
+
+def test_advance_liable_must_be_active(al: Alliance) -> None:
+    body = {"member": al.seller, "reason": "left"}
+    al.world.submit(al.world.sign("member.withdrawn", "region:31", body))
+    sub = al.world.sign("advance.paid", al.fund, advance_body(al.seller))
+    refused(al.world, sub, PolicyError, "withdrawn")
+
+
+def test_advance_case_is_claimed_once(al: Alliance) -> None:
+    seq = record_advance(al)
+    sub = al.world.sign("advance.paid", al.fund, advance_body(al.seller, amount_fen=1))
+    error = refused(al.world, sub, PolicyError, "CASE-1", f"already claimed at seq {seq}")
+    assert error.field == "body.case"
+
+
+# --- endorsement ---------------------------------------------------------------------------
+
+
+def test_both_regions_approve_then_obligation_is_effective(al: Alliance) -> None:
+    seq = record_return(al)
+    decision = endorse(al.world, "31", [seq])
+    state = al.world.state
+    assert state.get("endorsements", seq, "31") == EndorsementRow(seq, "31", "approve", decision)
+    assert state.get("endorsables", seq).status == "pending"
+    assert obligation(al.world, seq).status == "pending"
+    endorse(al.world, "32", [seq])
+    endorsable = state.get("endorsables", seq)
+    assert (endorsable.approved, endorsable.status) == ('["31","32"]', "approved")
+    assert obligation(al.world, seq).status == "effective"
+
+
+def test_one_rejection_voids_and_later_approval_cannot_revive(al: Alliance) -> None:
+    seq = record_return(al)
+    endorse(al.world, "32", [seq], "reject")
+    assert al.world.state.get("endorsables", seq).status == "rejected"
+    assert obligation(al.world, seq).status == "void"
+    endorse(al.world, "31", [seq])
+    endorsable = al.world.state.get("endorsables", seq)
+    assert (endorsable.approved, endorsable.rejected) == ('["31"]', '["32"]')
+    assert endorsable.status == "rejected"
+    assert obligation(al.world, seq).status == "void"
+
+
+def test_batch_endorsement_decides_every_target(al: Alliance) -> None:
+    first = record_return(al, number="R-1")
+    second = record_return(al, number="R-2")
+    advance = record_advance(al)
+    endorse(al.world, "31", [first, second, advance])
+    assert obligation(al.world, advance).status == "effective"
+    assert {obligation(al.world, s).status for s in (first, second)} == {"pending"}
+
+
+def test_endorsement_by_a_member_is_refused(al: Alliance) -> None:
+    seq = record_return(al)
+    body = {"targets": [seq], "decision": "approve", "reason": ""}
+    refused(al.world, al.world.sign("endorsement", al.seller, body), PolicyError, "by a region")
+
+
+def test_endorsement_by_an_unknown_region_is_refused(al: Alliance) -> None:
+    seq = record_return(al)
+    al.world.ring.ensure("region:43")
+    body = {"targets": [seq], "decision": "approve", "reason": ""}
+    sub = al.world.sign("endorsement", "region:43", body)
+    refused(al.world, sub, UnknownPrincipalError, "region:43")
+
+
+def test_duplicate_targets_are_refused(al: Alliance) -> None:
+    seq = record_return(al)
+    body = {"targets": [seq, seq], "decision": "approve", "reason": ""}
+    sub = al.world.sign("endorsement", "region:31", body)
+    refused(al.world, sub, PolicyError, "listed twice")
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_rejection_needs_a_reason(al: Alliance, reason: str) -> None:
+    seq = record_return(al)
+    body = {"targets": [seq], "decision": "reject", "reason": reason}
+    sub = al.world.sign("endorsement", "region:31", body)
+    assert refused(al.world, sub, PolicyError, "reason").field == "body.reason"
+
+
+def test_target_must_await_endorsement(al: Alliance) -> None:
+    seq = record_return(al)
+    body = {"targets": [seq, 1], "decision": "approve", "reason": ""}
+    sub = al.world.sign("endorsement", "region:31", body)
+    error = refused(al.world, sub, PolicyError, "seq 1 is not an entry awaiting endorsement")
+    assert error.field == "body.targets.1"
+
+
+def test_target_must_touch_the_region(al: Alliance) -> None:
+    seq = record_return(al)
+    body = {"targets": [seq], "decision": "approve", "reason": ""}
+    sub = al.world.sign("endorsement", "region:33", body)
+    refused(al.world, sub, PolicyError, "does not touch region 33")
+
+
+def test_region_decides_once(al: Alliance) -> None:
+    seq = record_return(al)
+    endorse(al.world, "31", [seq])
+    body = {"targets": [seq], "decision": "reject", "reason": "changed our mind"}
+    sub = al.world.sign("endorsement", "region:31", body)
+    refused(al.world, sub, PolicyError, "already decided")
+
+
+# --- claim.disputed and dispute.resolved ----------------------------------------------------
+
+
+def test_dispute_holds_then_dismissal_makes_effective(al: Alliance) -> None:
+    seq = record_return(al)
+    endorse(al.world, "31", [seq])
+    dispute_seq = dispute(al, seq)
+    assert al.world.state.get("disputes", dispute_seq) == DisputeRow(
+        dispute_seq, seq, al.seller, "open", None
+    )
+    held = obligation(al.world, seq)
+    assert (held.status, held.dispute_seq) == ("held", dispute_seq)
+    endorse(al.world, "32", [seq])
+    assert obligation(al.world, seq).status == "held"  # approval does not release a hold
+    resolved = resolve(al, dispute_seq, "dismissed")
+    assert al.world.state.get("disputes", dispute_seq) == DisputeRow(
+        dispute_seq, seq, al.seller, "dismissed", resolved
+    )
+    assert obligation(al.world, seq).status == "effective"
+
+
+def test_dismissal_before_approval_returns_to_pending(al: Alliance) -> None:
+    seq = record_advance(al)
+    dispute_seq = dispute(al, seq)
+    resolve(al, dispute_seq, "dismissed")
+    assert obligation(al.world, seq).status == "pending"
+    endorse(al.world, "31", [seq])
+    assert obligation(al.world, seq).status == "effective"
+
+
+def test_upheld_dispute_voids_for_good(al: Alliance) -> None:
+    seq = record_return(al)
+    endorse(al.world, "31", [seq])
+    endorse(al.world, "32", [seq])
+    dispute_seq = dispute(al, seq)
+    resolve(al, dispute_seq, "upheld")
+    assert obligation(al.world, seq).status == "void"
+    assert al.world.state.get("disputes", dispute_seq).status == "upheld"
+
+
+def test_rejection_while_held_voids_and_dismissal_keeps_void(al: Alliance) -> None:
+    seq = record_return(al)
+    dispute_seq = dispute(al, seq)
+    endorse(al.world, "32", [seq], "reject")
+    assert obligation(al.world, seq).status == "void"
+    resolve(al, dispute_seq, "dismissed")
+    assert obligation(al.world, seq).status == "void"
+
+
+def test_dispute_target_must_be_an_obligation(al: Alliance) -> None:
+    body = return_body(al.world, al.seller, accepted_store="S2")
+    own = al.world.submit(al.world.sign("return.recorded", al.seller, body))
+    for target in (own, 1, 999):
+        sub = al.world.sign("claim.disputed", al.seller, {"target": target, "reason": "no"})
+        refused(al.world, sub, PolicyError, f"seq {target} is not an obligation")
+
+
+def test_only_the_debtor_may_dispute(al: Alliance) -> None:
+    seq = record_return(al)
+    for signer in (al.buyer, al.neighbour, "region:31"):
+        sub = al.world.sign("claim.disputed", signer, {"target": seq, "reason": "no"})
+        error = refused(al.world, sub, PolicyError, f"only the debtor {al.seller}")
+        assert error.field == "signer"
+
+
+def test_void_obligation_cannot_be_disputed(al: Alliance) -> None:
+    seq = record_return(al)
+    endorse(al.world, "31", [seq], "reject")
+    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "no"})
+    refused(al.world, sub, PolicyError, "is void")
+
+
+def test_claim_is_disputed_once(al: Alliance) -> None:
+    seq = record_return(al)
+    first = dispute(al, seq)
+    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "again"})
+    refused(al.world, sub, PolicyError, f"already disputed at seq {first}")
+    resolve(al, first, "dismissed")
+    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "again"})
+    refused(al.world, sub, PolicyError, f"already disputed at seq {first}")
+
+
+def test_dispute_after_the_dispute_period_is_refused(al: Alliance) -> None:
+    seq = record_return(al)
+    al.world.tick(days=30)
+    al.world.tick(seconds=1)
+    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "late"})
+    refused(al.world, sub, PolicyError, "30-day dispute period is over")
+
+
+def test_dispute_on_the_last_day_is_admitted(al: Alliance) -> None:
+    seq = record_return(al)
+    al.world.tick(days=30)
+    assert dispute(al, seq) > seq
+
+
+def test_resolution_must_name_a_dispute(al: Alliance) -> None:
+    seq = record_return(al)
+    sub = al.world.sign("dispute.resolved", "region:31", {"dispute": seq, "outcome": "upheld"})
+    refused(al.world, sub, PolicyError, f"seq {seq} is not a dispute")
+
+
+def test_resolution_is_by_the_debtors_region(al: Alliance) -> None:
+    dispute_seq = dispute(al, record_return(al))
+    for signer in ("region:32", al.seller):
+        body = {"dispute": dispute_seq, "outcome": "upheld"}
+        sub = al.world.sign("dispute.resolved", signer, body)
+        refused(al.world, sub, PolicyError, "debtor's region region:31")
+
+
+def test_dispute_is_resolved_once(al: Alliance) -> None:
+    dispute_seq = dispute(al, record_return(al))
+    resolve(al, dispute_seq, "dismissed")
+    sub = al.world.sign("dispute.resolved", "region:31", {"dispute": dispute_seq, "outcome": "upheld"})
+    refused(al.world, sub, PolicyError, "already resolved (dismissed)")
+
+
+# --- double entry and rebuild ----------------------------------------------------------------
+
+
+def _busy_ledger(al: Alliance) -> list[int]:
+    seqs = [record_return(al, number=f"R-{n}", refund_fen=1_000 + n) for n in range(4)]
+    seqs.append(record_advance(al, "CASE-A"))
+    endorse(al.world, "31", seqs)
+    endorse(al.world, "32", seqs[:2])
+    endorse(al.world, "32", seqs[2:3], "reject")
+    resolve(al, dispute(al, seqs[3]), "upheld")
+    return seqs
+
+
+def test_postings_sum_to_zero_per_obligation_whatever_its_status(al: Alliance) -> None:
+    seqs = _busy_ledger(al)
+    postings = postings_by_seq(al.world.state)
+    statuses = {obligation(al.world, s).status for s in seqs}
+    assert statuses == {"effective", "void"}
+    assert set(postings) == {row.seq for row in al.world.state.rows("obligations")}
+    for seq, rows in postings.items():
+        assert sum(row.amount_fen for row in rows) == 0
+        amount = obligation(al.world, seq).amount_fen
+        assert sorted(row.amount_fen for row in rows) == [-amount, amount]
+
+
+def test_balances_count_only_non_void_obligations(al: Alliance) -> None:
+    seqs = _busy_ledger(al)
+    state = al.world.state
+    live = {
+        row.seq for row in state.rows("obligations") if isinstance(row, ObligationRow) and row.status != "void"
+    }
+    balance = sum(
+        row.amount_fen
+        for row in state.rows("postings")
+        if isinstance(row, PostingRow) and row.seq in live and row.account == f"{al.buyer}:receivable"
+    )
+    assert balance == sum(obligation(al.world, s).amount_fen for s in seqs[:2])
+
+
+def test_rebuild_from_the_log_gives_identical_rows(al: Alliance) -> None:
+    _busy_ledger(al)
+    assert al.world.replay().tables == al.world.state.tables
+
+
+def test_endorsable_lists_are_canonical_json(al: Alliance) -> None:
+    seq = record_return(al)
+    endorse(al.world, "32", [seq])
+    endorse(al.world, "31", [seq])
+    row = al.world.state.get("endorsables", seq)
+    assert json.loads(row.approved) == ["31", "32"]
+    assert isinstance(al.world.state.get("credit", al.seller), CreditRow)
