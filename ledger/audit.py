@@ -89,18 +89,24 @@ def load_trust(path: Path) -> Trust:
 
 def _check_checkpoint(note: str, trust: Trust, report: AuditReport) -> Checkpoint | None:
     try:
-        checkpoint, cosigned = verify_cosigned_checkpoint(note, trust.log, list(trust.witnesses.values()))
+        checkpoint, cosigned = verify_cosigned_checkpoint(
+            note, trust.log, list(trust.witnesses.values())
+        )
     except AllianceError as exc:
         report.add(None, "checkpoint", f"checkpoint does not verify: {exc.detail}")
         return None
     if checkpoint.origin != trust.origin:
-        report.add(None, "checkpoint", f"checkpoint origin {checkpoint.origin} is not {trust.origin}")
+        report.add(
+            None, "checkpoint", f"checkpoint origin {checkpoint.origin} is not {trust.origin}"
+        )
     report.checkpoint_size = checkpoint.size
     for code, verifier in sorted(trust.witnesses.items()):
         if verifier.name in cosigned:
             report.cosigned_by.append(code)
         else:
-            report.add(None, "witness", f"checkpoint lacks the cosignature of region {code}'s witness")
+            report.add(
+                None, "witness", f"checkpoint lacks the cosignature of region {code}'s witness"
+            )
     return checkpoint
 
 

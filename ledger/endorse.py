@@ -103,7 +103,9 @@ def decisions(
         if verdict.approve:
             approvals.append(item.target)
         else:
-            rejections.setdefault(verdict.reason or "rejected by the region", []).append(item.target)
+            rejections.setdefault(verdict.reason or "rejected by the region", []).append(
+                item.target
+            )
     batches: list[tuple[str, list[int], str]] = []
     step = ENDORSEMENT_TARGETS_MAX
     for start in range(0, len(approvals), step):

@@ -42,7 +42,7 @@ PROJECTION_TABLES: dict[str, Table] = {
 def _upsert(connection: Connection, name: str, rows: list[Row]) -> None:
     table = PROJECTION_TABLES[name]
     keys = list(TABLES[name][1])
-    values = [dataclasses.asdict(row) for row in rows]  # type: ignore[call-overload]
+    values = [dataclasses.asdict(row) for row in rows]
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = insert(table)
     updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
@@ -84,7 +84,7 @@ def state_rows(state: State) -> dict[str, list[tuple[object, ...]]]:
     """The same shape as read_all(), from an in-memory State."""
     return {
         name: sorted(
-            (dataclasses.astuple(row) for row in state.tables[name].values()),  # type: ignore[call-overload]
+            (dataclasses.astuple(row) for row in state.tables[name].values()),
             key=repr,
         )
         for name in TABLES

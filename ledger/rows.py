@@ -69,6 +69,7 @@ class ReceiptRow:
     store: str
     number: str
     amount_fen: int
+    purchased: str  # as the first return stated it; later returns must agree
     refunded_fen: int
     returns: int
 

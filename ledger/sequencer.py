@@ -247,7 +247,13 @@ class Sequencer:
                 continue
             seq = state.size
             ctx = make_context(
-                seq, now, logged, item.entry, item.signatures, body=item.body, entry_bytes=item.entry_bytes
+                seq,
+                now,
+                logged,
+                item.entry,
+                item.signatures,
+                body=item.body,
+                entry_bytes=item.entry_bytes,
             )
             try:
                 admit(state, ctx, verified=item.verified)
@@ -260,7 +266,12 @@ class Sequencer:
         return entries
 
     def _write(
-        self, connection: Connection, state: State, size: int, entries: list[StoredEntry], now: datetime
+        self,
+        connection: Connection,
+        state: State,
+        size: int,
+        entries: list[StoredEntry],
+        now: datetime,
     ) -> None:
         invariant(entries[0].seq == size, f"batch starts at {entries[0].seq}, log at {size}")
         reader = store.DbTiles(connection)

@@ -14,10 +14,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ledger.rows import (
+    ROW_TABLE,
+    TABLES,
+    KeyRow,
+    MemberRow,
+    MetaRow,
+    RegionRow,
+    Row,
+    row_key,
+)
 from schemas.bodies import PolicyModel, validate_body
 from schemas.canonical import canonical
 from schemas.entry import WireModel, parse_time
@@ -26,15 +36,6 @@ from schemas.errors import (
     SignatureError,
     UnknownPrincipalError,
     invariant,
-)
-from ledger.rows import (
-    TABLES,
-    KeyRow,
-    MemberRow,
-    MetaRow,
-    RegionRow,
-    Row,
-    row_key,
 )
 from signing.entry import verify_entry_signature
 from signing.keys import PublicKey
@@ -181,8 +182,6 @@ class State:
 
 
 def _table_of(row: Row) -> str:
-    from ledger.rows import ROW_TABLE
-
     return ROW_TABLE[type(row)]
 
 
@@ -324,7 +323,9 @@ def _check_signatures(
         )
 
 
-def preverify(state: State, entry: dict[str, Any], signatures: list[dict[str, str]]) -> frozenset[int]:
+def preverify(
+    state: State, entry: dict[str, Any], signatures: list[dict[str, str]]
+) -> frozenset[int]:
     """Ed25519-check, outside the writer lock, every signature whose key the state
     already knows. A key id names one public key forever, so a signature that passes
     here passes at any later point; whether its principal still held it is checked
@@ -343,7 +344,3 @@ def preverify(state: State, entry: dict[str, Any], signatures: list[dict[str, st
 
 def days_between(start: datetime, end: datetime) -> float:
     return (end - start) / timedelta(days=1)
-
-
-def with_changes(row: Row, **changes: object) -> Row:
-    return replace(row, **changes)  # type: ignore[type-var]

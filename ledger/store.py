@@ -78,12 +78,20 @@ def read_entries(connection: Connection, start: int, end: int) -> Iterator[Store
     while position < end:
         stop = min(end, position + READ_CHUNK_ENTRIES)
         rows = connection.execute(
-            select(LogEntry).where(LogEntry.seq >= position, LogEntry.seq < stop).order_by(LogEntry.seq)
+            select(LogEntry)
+            .where(LogEntry.seq >= position, LogEntry.seq < stop)
+            .order_by(LogEntry.seq)
         )
         for row in rows:
             yield StoredEntry(
-                int(row.seq), row.entry_id, bytes(row.entry_hash), row.kind, row.signer,
-                row.logged, bytes(row.leaf), bytes(row.leaf_hash),
+                int(row.seq),
+                row.entry_id,
+                bytes(row.entry_hash),
+                row.kind,
+                row.signer,
+                row.logged,
+                bytes(row.leaf),
+                bytes(row.leaf_hash),
             )
         position = stop
 
@@ -128,14 +136,22 @@ def write_tiles(connection: Connection, tiles: Mapping[tuple[int, int], bytes]) 
     )
     connection.execute(
         statement,
-        [{"level": level, "idx": index, "hashes": data} for (level, index), data in sorted(tiles.items())],
+        [
+            {"level": level, "idx": index, "hashes": data}
+            for (level, index), data in sorted(tiles.items())
+        ],
     )
 
 
 def insert_checkpoint(connection: Connection, checkpoint: StoredCheckpoint) -> None:
     connection.execute(
         Checkpoint.__table__.insert(),  # type: ignore[attr-defined]
-        {"size": checkpoint.size, "root": checkpoint.root, "note": checkpoint.note, "signed": checkpoint.signed},
+        {
+            "size": checkpoint.size,
+            "root": checkpoint.root,
+            "note": checkpoint.note,
+            "signed": checkpoint.signed,
+        },
     )
 
 

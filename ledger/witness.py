@@ -12,9 +12,9 @@ from ledger import merkle, store
 from ledger.projections import PROJECTION_TABLES
 from schemas.errors import NotFoundError, VerificationError
 from signing.checkpoint import (
-    add_cosignatures,
     Checkpoint,
     CosignatureVerifier,
+    add_cosignatures,
     cosign,
     open_checkpoint,
     verify_cosigned_checkpoint,

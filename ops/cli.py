@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from ledger import merkle, store
 from ledger.db import db_url_from_env, make_engine
-from ledger.schema import is_initialized, migrate
+from ledger.schema import is_initialized
 from schemas.canonical import parse_json
 from schemas.errors import AllianceError, ConfigError, NotFoundError
 from schemas.limits import check_limits
@@ -193,7 +193,14 @@ def export(directory: Path, db: DbOption = None) -> None:
     from ledger.export import export as run_export
 
     result = run_export(open_engine(db), directory)
-    emit({"dir": str(directory), "size": result.size, "root": b64encode(result.root), "cosignatures": result.cosignatures})
+    emit(
+        {
+            "dir": str(directory),
+            "size": result.size,
+            "root": b64encode(result.root),
+            "cosignatures": result.cosignatures,
+        }
+    )
 
 
 @app.command()
@@ -264,7 +271,9 @@ def demo(
     """A simulated alliance end to end on the embedded default, then an audit."""
     from ops.demo import run_demo
 
-    ok = run_demo(db_url_from_env(db), days=days, merchants=merchants, seed=seed, keys=keys, out=out)
+    ok = run_demo(
+        db_url_from_env(db), days=days, merchants=merchants, seed=seed, keys=keys, out=out
+    )
     if not ok:
         raise typer.Exit(1)
 

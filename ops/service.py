@@ -21,7 +21,9 @@ from schemas.errors import ConflictError
 from signing.keys import PrivateKey
 
 
-def initialize(engine: Engine, keys: Path, config_path: Path | None, now: datetime) -> dict[str, Any]:
+def initialize(
+    engine: Engine, keys: Path, config_path: Path | None, now: datetime
+) -> dict[str, Any]:
     """Schema, fresh keys for the operator, every region and its witness, the genesis,
     and every witness's first cosignature."""
     config = load_config(config_path)
@@ -82,9 +84,7 @@ def run_endorse(
     moment = now or datetime.now(UTC)
     writer = sequencer or Sequencer(engine, operator, clock=lambda: moment)
     factory = EntryFactory()
-    approved, rejected = endorse(
-        engine, region, key, factory.entry, writer.submit, moment, judge
-    )
+    approved, rejected = endorse(engine, region, key, factory.entry, writer.submit, moment, judge)
     return {"region": region, "approved": approved, "rejected": rejected}
 
 
@@ -96,7 +96,12 @@ def run_witness(
         origin = origin_of(connection)
         verifier = log_verifier(connection, origin, latest.note if latest else "")
     result = cosign_latest(engine, region, key, verifier, now or datetime.now(UTC))
-    return {"region": region, "witness": result.witness, "size": result.size, "previous": result.old_size}
+    return {
+        "region": region,
+        "witness": result.witness,
+        "size": result.size,
+        "previous": result.old_size,
+    }
 
 
 __all__ = ["Keyring", "initialize", "rebuild_projections", "run_endorse", "run_witness"]

@@ -87,7 +87,8 @@ class EntryFactory:
     """Builds entries with fresh (or, under a seed, reproducible) ids."""
 
     def __init__(self, seed: int | None = None) -> None:
-        self._random = random.Random(seed) if seed is not None else None
+        # Reproducible ids for the demo and tests only; without a seed ids are uuid4.
+        self._random = random.Random(seed) if seed is not None else None  # noqa: S311
 
     def new_id(self) -> str:
         if self._random is None:
@@ -124,7 +125,10 @@ def genesis_submission(
                 "code": region.code,
                 "name": region.name,
                 "keys": [key.public.wire()],
-                "witness": {"name": witness_name(config.origin, region.code), "pub": witness.public.b64},
+                "witness": {
+                    "name": witness_name(config.origin, region.code),
+                    "pub": witness.public.b64,
+                },
             }
         )
     operator = keyring.ensure(OPERATOR)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from schemas.errors import ConfigError
 
 # Entries
-ENTRY_BYTES_MAX = 60_000  # canonical bytes of one entry; its leaf must fit a 65,535-byte bundle slot
+ENTRY_BYTES_MAX = (
+    60_000  # canonical bytes of one entry; its leaf must fit a 65,535-byte bundle slot
+)
 SIGNATURES_PER_ENTRY_MAX = 64  # genesis is signed by the operator and every region
 TEXT_LENGTH_MAX = 1024  # reason, basis, names
 ID_LENGTH_MAX = 64  # store ids, receipt numbers, case references, sku

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+from ledger.rows import CreditRow, KeyRow, MemberRow, MetaRow, RegionRow, Row, StoreRow
+from ledger.state import OPERATOR, Context, State, genesis_keys, region_principal, register
 from schemas.bodies import (
     GenesisBody,
     MemberEnrolledBody,
@@ -16,9 +19,7 @@ from schemas.canonical import canonical
 from schemas.entry import KeyModel
 from schemas.errors import PolicyError
 from schemas.identifiers import division_region, validate_uscc
-from ledger.rows import CreditRow, KeyRow, MemberRow, MetaRow, RegionRow, Row, StoreRow
 from signing.keys import PublicKey
-from ledger.state import OPERATOR, Context, State, genesis_keys, region_principal, register
 
 
 def _json(value: object) -> str:
@@ -66,7 +67,9 @@ def genesis(state: State, ctx: Context) -> list[Row]:
         MetaRow("policy", _json(body.policy.model_dump()), ctx.seq),
     ]
     for region in body.regions:
-        rows.append(RegionRow(region.code, region.name, region.witness.name, region.witness.pub, ctx.seq))
+        rows.append(
+            RegionRow(region.code, region.name, region.witness.name, region.witness.pub, ctx.seq)
+        )
     for key_id, (principal, public) in sorted(genesis_keys(body).items()):
         rows.append(KeyRow(key_id, principal, public.b64, ctx.seq + 1, None))
     return rows
@@ -124,8 +127,7 @@ def _check_member(state: State, ctx: Context, member: MemberModel) -> None:
     for store in member.stores:
         if division_region(store.division) != member.region and store.division not in zone:
             raise PolicyError(
-                f"store {store.id} division {store.division} is outside region "
-                f"{member.region}",
+                f"store {store.id} division {store.division} is outside region {member.region}",
                 field="body.member.stores",
             )
     _check_keys_unused(state, member.keys)
@@ -142,8 +144,15 @@ def member_enrolled(state: State, ctx: Context) -> list[Row]:
     excluded = _json(sorted(member.commitment.excluded))
     rows: list[Row] = [
         MemberRow(
-            member.id, member.name, member.kind, member.region, "active",
-            member.commitment.return_days, excluded, ctx.seq, ctx.seq,
+            member.id,
+            member.name,
+            member.kind,
+            member.region,
+            "active",
+            member.commitment.return_days,
+            excluded,
+            ctx.seq,
+            ctx.seq,
         )
     ]
     rows += [StoreRow(member.id, s.id, s.division, s.name) for s in member.stores]
@@ -179,9 +188,7 @@ def _status_change(state: State, ctx: Context) -> list[Row]:
         raise PolicyError(
             f"member {member.id} is {member.status}: cannot apply {ctx.kind}", field="body.member"
         )
-    rows: list[Row] = [
-        MemberRow(**{**_fields(member), "status": new_status, "changed_seq": ctx.seq})
-    ]
+    rows: list[Row] = [replace(member, status=new_status, changed_seq=ctx.seq)]
     if new_status == "withdrawn":
         rows += _revoke_keys(state, member.id, ctx.seq)
     return rows
@@ -189,10 +196,6 @@ def _status_change(state: State, ctx: Context) -> list[Row]:
 
 for _kind in _TRANSITIONS:
     register(_kind)(_status_change)
-
-
-def _fields(row: object) -> dict[str, object]:
-    return {name: getattr(row, name) for name in row.__slots__}  # type: ignore[attr-defined]
 
 
 def _revoke_keys(state: State, principal: str, seq: int) -> list[Row]:
@@ -219,4 +222,3 @@ def member_keys_changed(state: State, ctx: Context) -> list[Row]:
 
 def excluded_categories(member: MemberRow) -> list[str]:
     return list(json.loads(member.excluded))
-

@@ -195,7 +195,19 @@ def _receipt_after(state: State, body: ReturnBody) -> ReceiptRow:
     row = state.get("receipts", receipt.merchant, receipt.store, receipt.number)
     if not isinstance(row, ReceiptRow):
         return ReceiptRow(
-            receipt.merchant, receipt.store, receipt.number, receipt.amount_fen, body.refund_fen, 1
+            receipt.merchant,
+            receipt.store,
+            receipt.number,
+            receipt.amount_fen,
+            receipt.purchased,
+            body.refund_fen,
+            1,
+        )
+    if row.purchased != receipt.purchased:
+        raise PolicyError(
+            f"receipt {receipt.number} was first recorded as purchased {row.purchased}, "
+            f"not {receipt.purchased}",
+            field="body.receipt.purchased",
         )
     if row.amount_fen != receipt.amount_fen:
         raise PolicyError(

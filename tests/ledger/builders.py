@@ -63,7 +63,12 @@ def return_body(
     """A `return.recorded` body; the refund is split evenly over ``categories``."""
     share, rest = divmod(refund_fen, len(categories))
     items = [
-        {"sku": f"SKU{i}", "category": category, "qty": 1, "refund_fen": share + (rest if i == 0 else 0)}
+        {
+            "sku": f"SKU{i}",
+            "category": category,
+            "qty": 1,
+            "refund_fen": share + (rest if i == 0 else 0),
+        }
         for i, category in enumerate(categories)
     ]
     return {
@@ -81,7 +86,12 @@ def return_body(
 
 
 def advance_body(liable: str, case: str = "CASE-1", amount_fen: int = 50_000) -> dict[str, Any]:
-    return {"liable": liable, "case": case, "basis": "消法第44条 先行赔付", "amount_fen": amount_fen}
+    return {
+        "liable": liable,
+        "case": case,
+        "basis": "消法第44条 先行赔付",
+        "amount_fen": amount_fen,
+    }
 
 
 def endorse(world: World, region: str, targets: list[int], decision: str = "approve") -> int:

@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("store", sa.Text, primary_key=True, autoincrement=False, nullable=False),
         sa.Column("number", sa.Text, primary_key=True, autoincrement=False, nullable=False),
         sa.Column("amount_fen", sa.BigInteger, nullable=False),
+        sa.Column("purchased", sa.Text, nullable=False),
         sa.Column("refunded_fen", sa.BigInteger, nullable=False),
         sa.Column("returns", sa.BigInteger, nullable=False),
     )
