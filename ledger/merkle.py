@@ -29,6 +29,7 @@ Paths: ``parse_tile_path`` returns level ``ENTRIES_LEVEL`` (-1) for ``tile/entri
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -66,6 +67,9 @@ ENTRY_LENGTH_MAX = 0xFFFF  # entry bundles prefix each entry with a big-endian u
 ENTRY_LENGTH_BYTES = 2
 PATH_GROUP = 1000  # tile indexes are written as 3-digit groups: x001/x234/067
 PATH_GROUPS_MAX = 7  # enough 3-digit groups for any index below 2**64
+# Full tiles of level >= 1 whose inner levels are memoised (see _inner_levels): ~16 MB at
+# most, and 1,024 level-1 tiles already span 67 M entries.
+TILE_MEMO_TILES = 1024
 
 _NODE_STATE = hashlib.sha256(NODE_PREFIX)  # copied per node: cheaper than re-hashing the prefix
 _PATH_RE = re.compile(
@@ -91,21 +95,41 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return state.digest()
 
 
-def _hash_up(hashes: bytes) -> bytes:
-    """Root of a perfect subtree given its ``2**k`` concatenated bottom hashes.
+def _parents(hashes: bytes) -> bytes:
+    """The level above an even number of concatenated sibling hashes.
 
-    Adjacent siblings are already concatenated in the buffer, so each parent is one hash
-    of a 64-byte slice; this loop is the hot path of every proof and append.
+    Adjacent siblings are already concatenated, so each parent is one hash of a 64-byte
+    slice. This loop is the hot path of every proof and append; copying a primed
+    SHA-256 state is the cheapest per-hash call CPython's hashlib offers.
     """
     copy = _NODE_STATE.copy
+    parents = []
+    for start in range(0, len(hashes), 2 * HASH_SIZE):
+        state = copy()
+        state.update(hashes[start : start + 2 * HASH_SIZE])
+        parents.append(state.digest())
+    return b"".join(parents)
+
+
+def _hash_up(hashes: bytes) -> bytes:
+    """Root of a perfect subtree given its ``2**k`` concatenated bottom hashes."""
     while len(hashes) > HASH_SIZE:
-        parents = []
-        for start in range(0, len(hashes), 2 * HASH_SIZE):
-            state = copy()
-            state.update(hashes[start : start + 2 * HASH_SIZE])
-            parents.append(state.digest())
-        hashes = b"".join(parents)
+        hashes = _parents(hashes)
     return hashes
+
+
+@functools.lru_cache(maxsize=TILE_MEMO_TILES)
+def _inner_levels(tile: bytes) -> tuple[bytes, ...]:
+    """Every level of the subtree a full tile spans: (tile, 128 parents, ..., its root).
+
+    A full tile never changes, and the memo is keyed by its content, so it is safe across
+    logs in one process and can never change a result; it only spares the ~250 hashes a
+    proof spends per tile level on the few, hot upper-level tiles.
+    """
+    levels = [tile]
+    while len(levels[-1]) > HASH_SIZE:
+        levels.append(_parents(levels[-1]))
+    return tuple(levels)
 
 
 def _fold_right(hashes: Sequence[bytes]) -> bytes:
@@ -250,6 +274,9 @@ class _StoredNodes:
                 f"tile {tile_level}/{tile_index} is not stored with {end // HASH_SIZE} hashes:"
                 " the tree size is beyond the stored log"
             )
+        if tile_level and len(data) == TILE_BYTES:
+            position = (offset >> sublevel) * HASH_SIZE
+            return _inner_levels(data)[sublevel][position : position + HASH_SIZE]
         return _hash_up(data[start:end])
 
     def range_hash(self, nodes: Sequence[TileKey]) -> bytes:
@@ -340,7 +367,8 @@ def _extend_level(
         chunk = hashes[offset : offset + TILE_BYTES]
         out[(level, first_tile + offset // TILE_BYTES)] = chunk
         if len(chunk) == TILE_BYTES:
-            filled.append(_hash_up(chunk))
+            # Upper tiles go through the memo: same hashes, and the next proofs find them.
+            filled.append(_inner_levels(chunk)[-1] if level else _hash_up(chunk))
     return filled
 
 
