@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, not_, select
+from sqlalchemy import Connection, Engine, and_, exists, not_, select
 
 from ledger import merkle, store
 from ledger.projections import PROJECTION_TABLES
 from ledger.tables import LogEntry
+from schemas.canonical import canonical
 from schemas.entry import parse_record
 from schemas.errors import NotFoundError, VerificationError
 from schemas.limits import ENDORSEMENT_TARGETS_MAX
-from signing.entry import submitted
-from signing.keys import PrivateKey
+from signing.entry import submitted, verify_entry_signature
+from signing.keys import PrivateKey, PublicKey
 
 PULL_LIMIT_MAX = 10_000  # targets one run of the node considers
 
@@ -87,8 +88,24 @@ def awaiting(engine: Engine, region: str, limit: int = PULL_LIMIT_MAX) -> list[A
             if leaf_hash != merkle.leaf_hash(leaf):
                 raise VerificationError(f"stored leaf hash of seq {target} is wrong")
             record, _ = parse_record(leaf)
+            _verify_signatures(connection, target, record)
             items.append(Awaiting(target, str(row.kind), record, leaf))
     return items
+
+
+def _verify_signatures(connection: Connection, seq: int, record: dict[str, Any]) -> None:
+    """The node re-checks each signature on the target under the key its signer held
+    at that seq, so it never endorses an entry it has not verified itself."""
+    keys = PROJECTION_TABLES["principal_keys"]
+    entry_bytes = canonical(record["entry"])
+    for signature in record["signatures"]:
+        row = connection.execute(select(keys).where(keys.c.key_id == signature["key"])).first()
+        if row is None or row.principal != record["entry"]["signer"]:
+            raise VerificationError(f"seq {seq} is signed by a key not of its signer")
+        if row.from_seq > seq or (row.until_seq is not None and seq >= row.until_seq):
+            raise VerificationError(f"seq {seq} is signed by a key not valid at that point")
+        public = PublicKey.from_wire({"key": str(row.key_id), "pub": str(row.pub)})
+        verify_entry_signature(entry_bytes, signature, public)
 
 
 def decisions(

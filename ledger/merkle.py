@@ -1,22 +1,55 @@
 """The Merkle tree of the log: RFC 6962 / RFC 9162 math over C2SP tlog-tiles storage.
 
-Pure functions, no I/O. The only stored hashes are the *tiles* of C2SP tlog-tiles:
-tile ``(L, N)`` holds up to 256 consecutive node hashes of tree level ``8*L`` (level 0 =
-leaf hashes), nodes ``N*256 .. N*256+width-1``, 32 bytes each. A node exists once the
-subtree it roots is complete, so a partial tile (width < 256) is a prefix of the full tile
-it becomes; a tree of any earlier size can therefore be read from the newest tiles.
+Pure functions, no I/O. The stored hashes are the *tiles* of C2SP tlog-tiles: tile
+``(L, N)`` holds up to 256 consecutive node hashes of tree level ``8*L`` (level 0 = leaf
+hashes), nodes ``N*256 .. N*256+width-1``, 32 bytes each. A node exists once the subtree it
+roots is complete, so a partial tile (width < 256) is a prefix of the full tile it becomes;
+a tree of any earlier size can therefore be read from the newest tiles.
 
-Every other node hash is derived, never stored:
+Every *full* tile also has an **inner-nodes blob** (``Integration.nodes``, served by
+``TileReader.read_nodes``): the hashes of tree levels ``8*L + 1 .. 8*L + 7`` of the
+perfect subtree whose 256 bottom hashes the tile holds, produced once, when the tile
+becomes full, by the hashing ``integrate`` does anyway. Storage format, exactly
+``NODES_BYTES`` = 254 * 32 = 8,128 bytes, no header, levels bottom-up, each left to right::
 
-* a complete node at level ``8*L + k`` (``0 < k < 8``) is hashed up from the ``2**k``
-  stored level-``8*L`` hashes under it, which always sit inside one tile (≤ 127 hashes);
+    sublevel k    hashes    first hash (index in the blob)    byte offset
+        1           128              0                              0
+        2            64            128                          4,096
+        3            32            192                          6,144
+        4            16            224                          7,168
+        5             8            240                          7,680
+        6             4            248                          7,936
+        7             2            252                          8,064
+
+i.e. hash ``j`` of sublevel ``k`` (the node at tree level ``8*L + k``, index
+``N * 2**(8-k) + j``) is the 32 bytes at ``(256 - 2**(9-k) + j) * 32``; sublevel ``k``
+holds ``SHA-256(0x01 || h[2j] || h[2j+1])`` over sublevel ``k-1`` (sublevel 0 = the tile
+itself). The tile's root (sublevel 8) is *not* in the blob: it is already stored, once, as
+a hash of tile ``(L+1, N // 256)``. Partial tiles have no blob. A blob is a pure function
+of its full tile, so it never changes either.
+
+Node hashes are read or derived as follows:
+
+* a complete node at level ``8*L + k`` (``0 < k < 8``) is read from the blob of its tile
+  if that tile is full in storage (even when it is partial in the tree size asked for: a
+  complete node never changes); without a blob (a partial tile, or a reader that stores
+  none, e.g. the auditor rebuilding from leaves), it is hashed up from the ``2**k`` stored
+  level-``8*L`` hashes under it, which always sit inside one tile (≤ 127 hashes);
 * the hash of the incomplete subtree on the right edge is folded from the complete
   subtrees it decomposes into (the binary digits of its width).
 
 Proofs and roots first compute every node they need, then fetch all the tiles holding
-them with ONE ``TileReader.read_tiles`` call (one database round trip), then hash. A proof
-therefore touches O(log n) tiles and at most ~255 hashes per tile level, and never rehashes
-the log.
+them with ONE ``TileReader.read_tiles`` call and, only if some needed node is an inner
+node of a tile that is full in storage, the blobs of those tiles with ONE
+``TileReader.read_nodes`` call; then they hash. A proof therefore touches O(log n) tiles
+and, with blobs, hashes only inside the partial tiles of the right edge (≤ 127 hashes per
+tile level) and for the O(log n) folds.
+
+Stored blobs are trusted like stored tiles: a corrupt one yields a proof that
+``verify_inclusion``/``verify_consistency`` reject; a blob of the wrong length is ignored
+(the node is hashed up from the tile instead). The one piece of state is a bounded memo of
+the inner nodes of *full* tiles of level >= 1 for readers without blobs, keyed by tile
+content: a content key can never return a wrong hash (see ``_memo_nodes``).
 
 Errors: bad arguments to the provers raise ``MalformedError`` (``LimitError`` beyond
 ``PROOF_TREE_SIZE_MAX``); tiles absent or narrower than the requested tree size raise
@@ -33,6 +66,7 @@ import functools
 import hashlib
 import hmac
 import re
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -54,6 +88,8 @@ from schemas.limits import (
 
 TileKey = tuple[int, int]
 """(tile level L, tile index N)."""
+_Range = tuple[int, int]  # leaves [start, end)
+_Address = tuple[TileKey, int, int]  # a node: (tile key, sublevel k, first hash's offset)
 
 LEAF_PREFIX = b"\x00"  # RFC 6962 §2.1 domain separation: leaves and nodes never collide
 NODE_PREFIX = b"\x01"
@@ -67,11 +103,20 @@ ENTRY_LENGTH_MAX = 0xFFFF  # entry bundles prefix each entry with a big-endian u
 ENTRY_LENGTH_BYTES = 2
 PATH_GROUP = 1000  # tile indexes are written as 3-digit groups: x001/x234/067
 PATH_GROUPS_MAX = 7  # enough 3-digit groups for any index below 2**64
-# Full tiles of level >= 1 whose inner levels are memoised (see _inner_levels): ~16 MB at
-# most, and 1,024 level-1 tiles already span 67 M entries.
+# Full tiles of level >= 1 whose inner nodes are memoised for readers without blobs (see
+# _memo_nodes): ~8 MB at most, and 1,024 level-1 tiles already span 67 M entries.
 TILE_MEMO_TILES = 1024
+NODES_HASHES = TILE_WIDTH - 2  # sublevels 1..7 of a full tile: 128 + 64 + ... + 2
+NODES_BYTES = NODES_HASHES * HASH_SIZE  # an inner-nodes blob: 8,128 bytes
+_SUBLEVEL_MASK = TILE_HEIGHT - 1  # level & mask: the sublevel within a tile (8 = 2**3)
+_LEVEL_SHIFT = TILE_HEIGHT.bit_length() - 1  # level >> shift: the tile level
+# Byte offset of sublevel k's first hash in a blob: (256 - 2**(9-k)) * 32, for k = 1..7.
+_NODES_OFFSET = tuple(
+    (TILE_WIDTH - (2 * TILE_WIDTH >> sublevel)) * HASH_SIZE for sublevel in range(TILE_HEIGHT)
+)
 
 _NODE_STATE = hashlib.sha256(NODE_PREFIX)  # copied per node: cheaper than re-hashing the prefix
+_PAIRS = struct.Struct(f"{2 * HASH_SIZE}s").iter_unpack  # 64-byte sibling pairs, cut in C
 _PATH_RE = re.compile(
     r"tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/){0,"
     + str(PATH_GROUPS_MAX - 1)
@@ -99,15 +144,17 @@ def _parents(hashes: bytes) -> bytes:
     """The level above an even number of concatenated sibling hashes.
 
     Adjacent siblings are already concatenated, so each parent is one hash of a 64-byte
-    slice. This loop is the hot path of every proof and append; copying a primed
-    SHA-256 state is the cheapest per-hash call CPython's hashlib offers.
+    chunk. This loop is the hot path of every proof and append; copying a primed SHA-256
+    state is the cheapest per-hash call CPython's hashlib offers, and ``struct`` cuts the
+    chunks in C (~15% faster than slicing in the loop).
     """
     copy = _NODE_STATE.copy
-    parents = []
-    for start in range(0, len(hashes), 2 * HASH_SIZE):
+    parents: list[bytes] = []
+    append = parents.append
+    for (pair,) in _PAIRS(hashes):
         state = copy()
-        state.update(hashes[start : start + 2 * HASH_SIZE])
-        parents.append(state.digest())
+        state.update(pair)
+        append(state.digest())
     return b"".join(parents)
 
 
@@ -118,30 +165,25 @@ def _hash_up(hashes: bytes) -> bytes:
     return hashes
 
 
+def _tile_nodes(tile: bytes) -> tuple[bytes, bytes]:
+    """(inner-nodes blob, root) of a full tile: the blob layout of the module docstring."""
+    levels = []
+    level = _parents(tile)
+    while len(level) > HASH_SIZE:
+        levels.append(level)
+        level = _parents(level)
+    return b"".join(levels), level
+
+
 @functools.lru_cache(maxsize=TILE_MEMO_TILES)
-def _inner_levels(tile: bytes) -> tuple[bytes, ...]:
-    """Every level of the subtree a full tile spans: (tile, 128 parents, ..., its root).
+def _memo_nodes(tile: bytes) -> bytes:
+    """The inner-nodes blob of a full tile of level >= 1, for readers that store none.
 
     A full tile never changes, and the memo is keyed by its content, so it is safe across
     logs in one process and can never change a result; it only spares the ~250 hashes a
-    proof spends per tile level on the few, hot upper-level tiles.
+    proof would spend per tile level on the few, hot upper-level tiles.
     """
-    levels = [tile]
-    while len(levels[-1]) > HASH_SIZE:
-        levels.append(_parents(levels[-1]))
-    return tuple(levels)
-
-
-def _fold_right(hashes: Sequence[bytes]) -> bytes:
-    """MTH of a range from its complete subtrees, largest (leftmost) first.
-
-    RFC 9162 splits a range at the largest power of two below its width, so a range
-    decomposed into perfect subtrees of decreasing size hashes as H(a, H(b, H(c, ...))).
-    """
-    acc = hashes[-1]
-    for left in reversed(hashes[:-1]):
-        acc = node_hash(left, acc)
-    return acc
+    return _tile_nodes(tile)[0]
 
 
 # --- tree geometry ------------------------------------------------------------------------
@@ -152,51 +194,12 @@ def _split(width: int) -> int:
     return 1 << ((width - 1).bit_length() - 1)
 
 
-def _range_nodes(start: int, end: int) -> list[TileKey]:
-    """The complete nodes ``(level, index)`` whose leaves make up ``[start, end)``.
-
-    Every range a proof needs is either one perfect subtree or the right edge ``[a, n)``
-    with ``a`` aligned above the width, so the greedy aligned split yields the perfect
-    subtrees of the RFC recursion, largest first.
-    """
-    nodes: list[TileKey] = []
-    while start < end:
-        level = (end - start).bit_length() - 1
-        if start:
-            level = min(level, (start & -start).bit_length() - 1)
-        nodes.append((level, start >> level))
-        start += 1 << level
-    return nodes
-
-
-def _tile_of(level: int, index: int) -> TileKey:
-    """The tile holding the stored hashes a node at (level, index) is derived from."""
-    tile_level, sublevel = divmod(level, TILE_HEIGHT)
-    return tile_level, (index << sublevel) >> TILE_HEIGHT
-
-
-def _inclusion_ranges(index: int, size: int) -> list[TileKey]:
-    """Leaf ranges of PATH(index, D[0:size]) (RFC 9162 §2.1.3.1), leaf's sibling first."""
-    ranges: list[TileKey] = []
-    start, end = 0, size
-    while end - start > 1:
-        k = _split(end - start)
-        if index < start + k:
-            ranges.append((start + k, end))
-            end = start + k
-        else:
-            ranges.append((start, start + k))
-            start += k
-    ranges.reverse()
-    return ranges
-
-
-def _consistency_ranges(old: int, new: int) -> list[TileKey]:
+def _consistency_ranges(old: int, new: int) -> list[_Range]:
     """Leaf ranges of PROOF(old, D[0:new]) = SUBPROOF(old, D[0:new], true), 0 < old < new.
 
     RFC 9162 §2.1.4.1, unrolled: the recursion emits its deepest hash first.
     """
-    ranges: list[TileKey] = []
+    ranges: list[_Range] = []
     start, end, whole = 0, new, True
     while old != end:
         k = _split(end - start)
@@ -211,6 +214,82 @@ def _consistency_ranges(old: int, new: int) -> list[TileKey]:
         ranges.append((start, end))
     ranges.reverse()
     return ranges
+
+
+class _Plan:
+    """The complete nodes a proof or root reads, grouped into the ranges it folds.
+
+    A complete node at tree level ``8*L + k`` (``0 <= k < 8``) is addressed by its tile
+    ``(L, N)``, its sublevel ``k`` and the offset in that tile of the first of the ``2**k``
+    stored hashes under it. ``ends[i]`` is the position in ``nodes`` just past range
+    ``i``'s nodes; ``keys`` are the tiles to read, ``inner`` those whose blobs could serve
+    a node (``k > 0``).
+    """
+
+    __slots__ = ("ends", "inner", "keys", "nodes")
+
+    def __init__(self) -> None:
+        self.nodes: list[_Address] = []
+        self.ends: list[int] = []
+        self.keys: set[TileKey] = set()
+        self.inner: set[TileKey] = set()
+
+    def add_range(self, start: int, end: int) -> None:
+        """Add the range of leaves ``[start, end)`` as its complete nodes, largest first.
+
+        Every range a proof needs is either one perfect subtree or the right edge
+        ``[a, n)`` with ``a`` aligned above the width, so the greedy aligned split yields
+        the perfect subtrees of the RFC recursion, largest first.
+        """
+        nodes, keys, inner = self.nodes, self.keys, self.inner
+        while start < end:
+            level = (end - start).bit_length() - 1
+            if start:
+                level = min(level, (start & -start).bit_length() - 1)
+            sublevel = level & _SUBLEVEL_MASK
+            shift = level - sublevel
+            key = (level >> _LEVEL_SHIFT, start >> (shift + TILE_HEIGHT))
+            nodes.append((key, sublevel, (start >> shift) & TILE_MASK))
+            keys.add(key)
+            if sublevel:
+                inner.add(key)
+            start += 1 << level
+        self.ends.append(len(nodes))
+
+
+def _ranges_plan(ranges: Sequence[_Range]) -> _Plan:
+    plan = _Plan()
+    for start, end in ranges:
+        plan.add_range(start, end)
+    return plan
+
+
+def _inclusion_plan(index: int, size: int) -> _Plan:
+    """PATH(index, D[0:size]) (RFC 9162 §2.1.3.1), leaf's sibling first, as a plan.
+
+    Bottom-up, level by level: the sibling of the subtree holding the leaf, clipped to the
+    tree, if any of its leaves are in it. RFC 9162's ``MTH(D[k:n])`` for ``m < k`` is the
+    clipped sibling at level ``log2(k)``; clipping happens at most once, as every sibling
+    above it starts beyond the tree. Unclipped siblings are single nodes, planned inline.
+    """
+    plan = _Plan()
+    nodes, ends, keys, inner = plan.nodes, plan.ends, plan.keys, plan.inner
+    for level in range((size - 1).bit_length()):
+        start = ((index >> level) ^ 1) << level
+        if start >= size:
+            continue
+        if start + (1 << level) > size:
+            plan.add_range(start, size)
+            continue
+        sublevel = level & _SUBLEVEL_MASK
+        shift = level - sublevel
+        key = (level >> _LEVEL_SHIFT, start >> (shift + TILE_HEIGHT))
+        nodes.append((key, sublevel, (start >> shift) & TILE_MASK))
+        keys.add(key)
+        if sublevel:
+            inner.add(key)
+        ends.append(len(nodes))
+    return plan
 
 
 def frontier_tile_keys(size: int) -> list[TileKey]:
@@ -236,59 +315,104 @@ def frontier_tile_keys(size: int) -> list[TileKey]:
 
 
 class TileReader(Protocol):
-    """Storage of tiles. One call per proof or root, so a database does one round trip."""
+    """Storage of tiles and of the inner-nodes blobs of full tiles. A proof or root makes
+    one ``read_tiles`` call, then at most one ``read_nodes`` call (database round trips)."""
 
     def read_tiles(self, keys: Sequence[TileKey]) -> Mapping[TileKey, bytes]:
         """The current (widest stored) hashes of each requested tile; missing ones absent."""
         ...
 
+    def read_nodes(self, keys: Sequence[TileKey]) -> Mapping[TileKey, bytes]:
+        """The inner-nodes blob (``NODES_BYTES``, module docstring) of each requested full
+        tile that has one; others absent. Returning none is correct, only slower: the
+        nodes are then hashed up from the tiles."""
+        ...
+
 
 class MemoryTiles:
-    """A ``TileReader`` over a dict, for tests, benchmarks and the offline auditor."""
+    """A ``TileReader`` over dicts, for tests, benchmarks and the offline auditor."""
 
-    def __init__(self, tiles: Mapping[TileKey, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        tiles: Mapping[TileKey, bytes] | None = None,
+        nodes: Mapping[TileKey, bytes] | None = None,
+    ) -> None:
         self.tiles: dict[TileKey, bytes] = dict(tiles or {})
+        self.nodes: dict[TileKey, bytes] = dict(nodes or {})
 
-    def update(self, tiles: Mapping[TileKey, bytes]) -> None:
-        """Store new or widened tiles (e.g. ``Integration.tiles``), replacing old contents."""
+    def update(
+        self, tiles: Mapping[TileKey, bytes], nodes: Mapping[TileKey, bytes] | None = None
+    ) -> None:
+        """Store new or widened tiles and new blobs (e.g. ``Integration.tiles`` and
+        ``Integration.nodes``), replacing old contents."""
         self.tiles.update(tiles)
+        if nodes:
+            self.nodes.update(nodes)
 
     def read_tiles(self, keys: Sequence[TileKey]) -> Mapping[TileKey, bytes]:
-        return {key: self.tiles[key] for key in keys if key in self.tiles}
+        tiles = self.tiles
+        return {key: tiles[key] for key in keys if key in tiles}
+
+    def read_nodes(self, keys: Sequence[TileKey]) -> Mapping[TileKey, bytes]:
+        nodes = self.nodes
+        return {key: nodes[key] for key in keys if key in nodes}
 
 
-class _StoredNodes:
-    """Node hashes derived from one batch of tiles (see the module docstring)."""
+def _hash_plan(plan: _Plan, reader: TileReader) -> list[bytes]:
+    """MTH of each planned range: one ``read_tiles``, at most one ``read_nodes``, hashing.
 
-    def __init__(self, tiles: Mapping[TileKey, bytes]) -> None:
-        self._tiles = tiles
+    Apart from the hashing on the right edge, its per-node work (a dict lookup and a
+    slice) is what a proof costs, so it is one flat loop. A range's complete subtrees,
+    largest (leftmost) first, hash as H(a, H(b, H(c, ...))): RFC 9162 splits a range at
+    the largest power of two below its width.
+    """
+    if not plan.nodes:
+        return []
+    tiles = reader.read_tiles(sorted(plan.keys))
+    full = sorted(key for key in plan.inner if len(tiles.get(key, b"")) == TILE_BYTES)
+    blobs = reader.read_nodes(full) if full else {}
+    offsets = _NODES_OFFSET
+    hashes: list[bytes] = []
+    append = hashes.append
+    for key, sublevel, offset in plan.nodes:
+        if sublevel:
+            blob = blobs.get(key)
+            if blob is not None and len(blob) == NODES_BYTES:
+                position = offsets[sublevel] + (offset >> sublevel) * HASH_SIZE
+                append(blob[position : position + HASH_SIZE])
+                continue
+        append(_tile_node(tiles, key, sublevel, offset))
+    out: list[bytes] = []
+    copy, done = _NODE_STATE.copy, 0
+    for end in plan.ends:
+        acc = hashes[end - 1]
+        for position in range(end - 2, done - 1, -1):
+            state = copy()
+            state.update(hashes[position])
+            state.update(acc)
+            acc = state.digest()
+        out.append(acc)
+        done = end
+    return out
 
-    def node(self, level: int, index: int) -> bytes:
-        tile_level, sublevel = divmod(level, TILE_HEIGHT)
-        tile_index, offset = divmod(index << sublevel, TILE_WIDTH)
-        start = offset * HASH_SIZE
-        end = start + (HASH_SIZE << sublevel)
-        data = self._tiles.get((tile_level, tile_index))
-        if data is None or len(data) < end:
-            raise NotFoundError(
-                f"tile {tile_level}/{tile_index} is not stored with {end // HASH_SIZE} hashes:"
-                " the tree size is beyond the stored log"
-            )
-        if tile_level and len(data) == TILE_BYTES:
-            position = (offset >> sublevel) * HASH_SIZE
-            return _inner_levels(data)[sublevel][position : position + HASH_SIZE]
-        return _hash_up(data[start:end])
 
-    def range_hash(self, nodes: Sequence[TileKey]) -> bytes:
-        return _fold_right([self.node(level, index) for level, index in nodes])
-
-
-def _hash_ranges(ranges: Sequence[TileKey], reader: TileReader) -> list[bytes]:
-    """MTH of each leaf range, reading every tile involved in a single batch."""
-    per_range = [_range_nodes(start, end) for start, end in ranges]
-    keys = sorted({_tile_of(level, index) for nodes in per_range for level, index in nodes})
-    stored = _StoredNodes(reader.read_tiles(keys) if keys else {})
-    return [stored.range_hash(nodes) for nodes in per_range]
+def _tile_node(tiles: Mapping[TileKey, bytes], key: TileKey, sublevel: int, offset: int) -> bytes:
+    """The node over hashes ``offset .. offset + 2**sublevel - 1`` of tile ``key``, from
+    the tile itself (no blob): a stored hash, a memoised upper tile, or hashed up."""
+    start = offset * HASH_SIZE
+    end = start + (HASH_SIZE << sublevel)
+    data = tiles.get(key)
+    if data is None or len(data) < end:
+        raise NotFoundError(
+            f"tile {key[0]}/{key[1]} is not stored with {end // HASH_SIZE} hashes:"
+            " the tree size is beyond the stored log"
+        )
+    if not sublevel:
+        return data[start:end]
+    if key[0] and len(data) == TILE_BYTES:
+        first = _NODES_OFFSET[sublevel] + (offset >> sublevel) * HASH_SIZE
+        return _memo_nodes(bytes(data))[first : first + HASH_SIZE]
+    return _hash_up(data[start:end])
 
 
 def _check_tree_size(size: int) -> None:
@@ -303,7 +427,7 @@ def root(size: int, reader: TileReader) -> bytes:
     _check_tree_size(size)
     if size == 0:
         return EMPTY_ROOT
-    return _hash_ranges([(0, size)], reader)[0]
+    return _hash_plan(_ranges_plan([(0, size)]), reader)[0]
 
 
 def inclusion_proof(index: int, size: int, reader: TileReader) -> list[bytes]:
@@ -311,7 +435,7 @@ def inclusion_proof(index: int, size: int, reader: TileReader) -> list[bytes]:
     _check_tree_size(size)
     if not 0 <= index < size:
         raise MalformedError(f"leaf index {index} is outside a tree of size {size}")
-    return _hash_ranges(_inclusion_ranges(index, size), reader)
+    return _hash_plan(_inclusion_plan(index, size), reader)
 
 
 def consistency_proof(old: int, new: int, reader: TileReader) -> list[bytes]:
@@ -324,7 +448,7 @@ def consistency_proof(old: int, new: int, reader: TileReader) -> list[bytes]:
         raise MalformedError(f"old tree size {old} is not within 0..{new}")
     if old in (0, new):
         return []
-    return _hash_ranges(_consistency_ranges(old, new), reader)
+    return _hash_plan(_ranges_plan(_consistency_ranges(old, new)), reader)
 
 
 # --- appending ----------------------------------------------------------------------------
@@ -332,11 +456,13 @@ def consistency_proof(old: int, new: int, reader: TileReader) -> list[bytes]:
 
 @dataclass(frozen=True)
 class Integration:
-    """The outcome of appending leaves: every tile created or extended, in full."""
+    """The outcome of appending leaves: every tile created or extended, in full, and the
+    inner-nodes blob (module docstring) of every tile that became full in this append."""
 
     size: int
     root: bytes
     tiles: dict[TileKey, bytes]
+    nodes: dict[TileKey, bytes]
 
 
 def _check_frontier(size: int, frontier: Mapping[TileKey, bytes]) -> None:
@@ -356,19 +482,26 @@ def _check_frontier(size: int, frontier: Mapping[TileKey, bytes]) -> None:
 
 
 def _extend_level(
-    level: int, count: int, partial: bytes, added: bytes, out: dict[TileKey, bytes]
+    level: int,
+    count: int,
+    partial: bytes,
+    added: bytes,
+    out: dict[TileKey, bytes],
+    nodes: dict[TileKey, bytes],
 ) -> list[bytes]:
     """Append hashes to tile level ``level`` (``count`` stored before); return the hashes
-    of the tiles this filled, which are the new stored hashes of the level above."""
+    of the tiles this filled, which are the new stored hashes of the level above, and put
+    the inner nodes met on the way up into ``nodes``."""
     first_tile = count >> TILE_HEIGHT
     hashes = partial + added
     filled: list[bytes] = []
     for offset in range(0, len(hashes), TILE_BYTES):
         chunk = hashes[offset : offset + TILE_BYTES]
-        out[(level, first_tile + offset // TILE_BYTES)] = chunk
+        key = (level, first_tile + offset // TILE_BYTES)
+        out[key] = chunk
         if len(chunk) == TILE_BYTES:
-            # Upper tiles go through the memo: same hashes, and the next proofs find them.
-            filled.append(_inner_levels(chunk)[-1] if level else _hash_up(chunk))
+            nodes[key], tile_root = _tile_nodes(chunk)
+            filled.append(tile_root)
     return filled
 
 
@@ -380,6 +513,8 @@ def integrate(
 
     Work is linear in the batch plus one partial tile per level, so a batch of thousands
     costs about one hash per leaf and a single leaf costs at most a few hundred hashes.
+    The tree only grows: every returned tile that was on the frontier starts with its old
+    contents, so storage may check that it only ever widens a tile.
     """
     invariant(size >= 0, f"tree size {size} is negative")
     _check_frontier(size, frontier)
@@ -389,16 +524,25 @@ def integrate(
     )
     new_size = size + len(leaf_hashes)
     tiles: dict[TileKey, bytes] = {}
+    nodes: dict[TileKey, bytes] = {}
     level, count, added = 0, size, list(leaf_hashes)
     while added:
         partial = frontier[(level, count >> TILE_HEIGHT)] if count & TILE_MASK else b""
-        added = _extend_level(level, count, partial, b"".join(added), tiles)
+        added = _extend_level(level, count, partial, b"".join(added), tiles, nodes)
         count >>= TILE_HEIGHT
         level += 1
-    new_root = EMPTY_ROOT
-    if new_size:
-        new_root = _StoredNodes({**frontier, **tiles}).range_hash(_range_nodes(0, new_size))
-    return Integration(size=new_size, root=new_root, tiles=tiles)
+    invariant(
+        all(tiles[key].startswith(frontier[key]) for key in frontier if key in tiles),
+        "tiles are only ever extended: a stored prefix never changes",
+    )
+    # The root's nodes all lie in the frontier tiles of the new size, so no blob is needed.
+    new_root = _hash_plan(_ranges_plan([(0, new_size)]), MemoryTiles({**frontier, **tiles}))
+    return Integration(
+        size=new_size,
+        root=new_root[0] if new_root else EMPTY_ROOT,
+        tiles=tiles,
+        nodes=nodes,
+    )
 
 
 # --- verifying ----------------------------------------------------------------------------

@@ -4,14 +4,28 @@ read back for queries, and compared with a fresh replay by `alliance rebuild`.""
 from __future__ import annotations
 
 import dataclasses
+import operator
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, Text, delete, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ledger import store
 from ledger.rows import TABLES, Row
 from ledger.state import State
+from schemas.errors import invariant
 
 metadata = MetaData()
 
@@ -37,16 +51,55 @@ def _table(name: str, row_type: type, keys: tuple[str, ...]) -> Table:
 PROJECTION_TABLES: dict[str, Table] = {
     name: _table(name, row_type, keys) for name, (row_type, keys) in TABLES.items()
 }
+# Field names per table, in column order. Row values are str, int or None, so reading
+# the attributes gives what dataclasses.asdict() would, without its per-value deepcopy.
+FIELD_NAMES: dict[str, tuple[str, ...]] = {
+    name: tuple(field.name for field in dataclasses.fields(row_type))
+    for name, (row_type, _) in TABLES.items()
+}
+# A row's values as a tuple in FIELD_NAMES order. attrgetter of two or more names
+# returns a tuple; every projection has a key and at least one other column.
+invariant(all(len(names) > 1 for names in FIELD_NAMES.values()), "a one-column projection")
+ROW_VALUES: dict[str, Callable[[Row], tuple[object, ...]]] = {
+    name: operator.attrgetter(*names) for name, names in FIELD_NAMES.items()
+}
+
+
+def _sqlite_upsert(table: Table, keys: tuple[str, ...]) -> sqlite.Insert:
+    """INSERT … VALUES (one row) ON CONFLICT (keys) DO UPDATE the other columns."""
+    statement = sqlite.insert(table)
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+    return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+
+
+def _postgres_upsert(table: Table, keys: tuple[str, ...]) -> postgresql.Insert:
+    """INSERT … SELECT FROM unnest(one array per column) ON CONFLICT (keys) DO UPDATE the
+    other columns: a whole batch of rows in one statement. Rows must have distinct keys
+    (a statement may not update one row twice); the state's changed rows always do."""
+    names = [column.name for column in table.columns]
+    arrays = [bindparam(c.name, type_=postgresql.ARRAY(c.type)) for c in table.columns]
+    source = func.unnest(*arrays).table_valued(*names).render_derived()
+    statement = postgresql.insert(table).from_select(names, select(*[source.c[n] for n in names]))
+    updates = {name: statement.excluded[name] for name in names if name not in keys}
+    return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+
+
+SQLITE_UPSERTS = {name: _sqlite_upsert(t, TABLES[name][1]) for name, t in PROJECTION_TABLES.items()}
+POSTGRES_UPSERTS = {
+    name: _postgres_upsert(t, TABLES[name][1]) for name, t in PROJECTION_TABLES.items()
+}
 
 
 def _upsert(connection: Connection, name: str, rows: list[Row]) -> None:
-    table = PROJECTION_TABLES[name]
-    keys = list(TABLES[name][1])
-    values = [dataclasses.asdict(row) for row in rows]
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(table)
-    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
-    connection.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), values)
+    """Upsert ``rows`` (distinct keys) into projection table ``name``, without
+    SQLAlchemy's per-row parameter processing (values are plain str, int or None)."""
+    names = FIELD_NAMES[name]
+    values = list(map(ROW_VALUES[name], rows))
+    if connection.dialect.name == "postgresql":
+        columns = {field: [row[index] for row in values] for index, field in enumerate(names)}
+        connection.execute(POSTGRES_UPSERTS[name], columns)
+    else:
+        store.execute_many(connection, SQLITE_UPSERTS[name], names, values)
 
 
 def write_changes(connection: Connection, state: State) -> int:

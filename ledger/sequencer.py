@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,12 +30,10 @@ from ledger.publish import publish
 from ledger.state import Context, State, admit, make_context, preverify
 from ledger.store import StoredEntry
 from schemas.bodies import validate_body
-from schemas.canonical import canonical
+from schemas.canonical import canonical, canonical_object
 from schemas.entry import (
     WireModel,
     format_utc,
-    leaf_bytes,
-    make_record,
     parse_record,
     parse_time,
     validate_submitted,
@@ -86,10 +84,13 @@ class Prepared:
     entry: dict[str, Any]
     signatures: list[dict[str, str]]
     body: WireModel
-    entry_bytes: bytes
+    entry_bytes: bytes  # JCS(entry)
+    signatures_bytes: bytes  # JCS(signatures)
     entry_hash: bytes
     verified: frozenset[int]
-    done: threading.Event = field(default_factory=threading.Event)
+    # Set once, by finish(), under the writer lock or by the submitting thread itself;
+    # waiters block on the writer lock, never on this flag, so a bool is enough.
+    done: bool = False
     result: Appended | AllianceError | None = None
 
     @property
@@ -98,7 +99,7 @@ class Prepared:
 
     def finish(self, result: Appended | AllianceError) -> None:
         self.result = result
-        self.done.set()
+        self.done = True
 
 
 Clock = Callable[[], datetime]
@@ -157,16 +158,28 @@ class Sequencer:
         entry: dict[str, Any] = document["entry"]
         signatures: list[dict[str, str]] = document["signatures"]
         body = validate_body(model.entry.kind, entry["body"])
+        # Canonicalized once here; the signature checks and the leaf reuse these bytes.
         entry_bytes = canonical(entry)
+        signatures_bytes = canonical(signatures)
         # The record adds seq, logged time and signatures; the whole leaf must fit a
         # C2SP entry bundle slot.
-        leaf_estimate = len(entry_bytes) + len(canonical(signatures)) + RECORD_OVERHEAD_BYTES
+        leaf_estimate = len(entry_bytes) + len(signatures_bytes) + RECORD_OVERHEAD_BYTES
         if len(entry_bytes) > ENTRY_BYTES_MAX or leaf_estimate > LEAF_BYTES_MAX:
             raise LimitError(f"an entry is at most {ENTRY_BYTES_MAX} canonical bytes")
         state = self._state
-        verified = preverify(state, entry, signatures) if state is not None else frozenset()
+        verified = (
+            preverify(state, entry, signatures, entry_bytes=entry_bytes)
+            if state is not None
+            else frozenset()
+        )
         return Prepared(
-            entry, signatures, body, entry_bytes, hashlib.sha256(entry_bytes).digest(), verified
+            entry,
+            signatures,
+            body,
+            entry_bytes,
+            signatures_bytes,
+            hashlib.sha256(entry_bytes).digest(),
+            verified,
         )
 
     def _enqueue(self, pending: list[Prepared]) -> None:
@@ -179,9 +192,9 @@ class Sequencer:
 
     def _drain_until_done(self, pending: list[Prepared]) -> None:
         for item in pending:
-            while not item.done.is_set():
+            while not item.done:
                 with self._writer:
-                    if item.done.is_set():
+                    if item.done:
                         break
                     with self._queue_lock:
                         batch = self._queue[:BATCH_SIZE_MAX]
@@ -201,7 +214,7 @@ class Sequencer:
         except InvariantError as exc:
             self._halted, self._state = exc, None
             for item in batch:
-                if not item.done.is_set():
+                if not item.done:
                     item.finish(exc)
         except (SQLAlchemyError, OSError) as exc:
             self._state = None  # it may hold rows of the batch that was not committed
@@ -281,6 +294,7 @@ class Sequencer:
         store.insert_entries(connection, entries)
         # In the transaction: leaves under gapless seqs (the trigger refuses gaps).
         store.write_tiles(connection, integration.tiles)
+        store.write_nodes(connection, integration.nodes)
         # In the transaction: the tiles (the trigger refuses anything but growth).
         projections.write_changes(connection, state)
         # In the transaction: the projections, consistent with the same entries.
@@ -321,9 +335,23 @@ def replay(state: State, entries: Any, *, verify: bool) -> None:
             raise InvariantError(f"logged entry {model.seq} no longer admissible: {exc}") from exc
 
 
+def record_leaf(seq: int, logged: str, entry_bytes: bytes, signatures_bytes: bytes) -> bytes:
+    """leaf = JCS(record), the same bytes as
+    ``schemas.entry.leaf_bytes(make_record(seq, logged, entry, signatures))``, assembled from
+    the canonical bytes of the entry and its signatures that prepare() already computed
+    (a record's values are serialized on their own inside it, DESIGN §3)."""
+    return canonical_object(
+        {
+            "seq": canonical(seq),
+            "logged": canonical(logged),
+            "entry": entry_bytes,
+            "signatures": signatures_bytes,
+        }
+    )
+
+
 def _stored(ctx: Context, item: Prepared) -> StoredEntry:
-    record = make_record(ctx.seq, ctx.logged_text, item.entry, item.signatures)
-    leaf = leaf_bytes(record)
+    leaf = record_leaf(ctx.seq, ctx.logged_text, item.entry_bytes, item.signatures_bytes)
     invariant(len(leaf) <= LEAF_BYTES_MAX, f"leaf of {len(leaf)} bytes exceeds a bundle entry")
     return StoredEntry(
         seq=ctx.seq,

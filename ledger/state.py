@@ -111,6 +111,10 @@ class State:
     current_keys: dict[str, set[str]] = field(default_factory=dict)
     member_penalties: dict[str, list[int]] = field(default_factory=dict)
     _policy_cache: tuple[int, PolicyModel] | None = None
+    # Decoded keys by (key id, pub), each checked against its id once (public_key()).
+    _public_keys: dict[tuple[str, str], PublicKey] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     # --- reads ------------------------------------------------------------------------
 
@@ -152,6 +156,15 @@ class State:
     def key(self, key_id: str) -> KeyRow | None:
         row = self.tables["principal_keys"].get((key_id,))
         return row if isinstance(row, KeyRow) else None
+
+    def public_key(self, row: KeyRow) -> PublicKey:
+        """The public key of ``row``, decoded and checked against its key id on first use
+        (a key id names one public key forever, so the result never changes)."""
+        cached = self._public_keys.get((row.key_id, row.pub))
+        if cached is None:
+            cached = PublicKey.from_wire({"key": row.key_id, "pub": row.pub})
+            self._public_keys[(row.key_id, row.pub)] = cached
+        return cached
 
     # --- writes -----------------------------------------------------------------------
 
@@ -289,7 +302,7 @@ def key_for(state: State, ctx: Context, key_id: str) -> tuple[str, PublicKey] | 
             f"key {key_id} of {row.principal} was replaced at seq {row.until_seq}",
             field="signatures",
         )
-    return row.principal, PublicKey.from_wire({"key": row.key_id, "pub": row.pub})
+    return row.principal, state.public_key(row)
 
 
 def _check_signatures(
@@ -324,20 +337,25 @@ def _check_signatures(
 
 
 def preverify(
-    state: State, entry: dict[str, Any], signatures: list[dict[str, str]]
+    state: State,
+    entry: dict[str, Any],
+    signatures: list[dict[str, str]],
+    *,
+    entry_bytes: bytes | None = None,
 ) -> frozenset[int]:
     """Ed25519-check, outside the writer lock, every signature whose key the state
     already knows. A key id names one public key forever, so a signature that passes
     here passes at any later point; whether its principal still held it is checked
-    under the lock by admit()."""
-    entry_bytes = canonical(entry)
+    under the lock by admit(). ``entry_bytes`` is ``canonical(entry)`` when the caller
+    already has it."""
+    if entry_bytes is None:
+        entry_bytes = canonical(entry)
     verified = set()
     for index, signature in enumerate(signatures):
         row = state.key(signature["key"])
         if row is None:
             continue
-        public = PublicKey.from_wire({"key": row.key_id, "pub": row.pub})
-        verify_entry_signature(entry_bytes, signature, public)
+        verify_entry_signature(entry_bytes, signature, state.public_key(row))
         verified.add(index)
     return frozenset(verified)
 

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+import psycopg
+from psycopg import sql
+from sqlalchemy import Connection, String, any_, bindparam, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
 
-from ledger.tables import Checkpoint, Cosignature, LogEntry, MerkleTile
+from ledger.tables import Checkpoint, Cosignature, LogEntry, MerkleTile, MerkleTileNodes
 
 READ_CHUNK_ENTRIES = 4096  # leaves read per query when streaming the log
+# The columns of log_entries, in the order insert_entries() writes them.
+ENTRY_COLUMNS = ("seq", "entry_id", "entry_hash", "kind", "signer", "logged", "leaf", "leaf_hash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +50,15 @@ def find_ids(connection: Connection, ids: Sequence[str]) -> dict[str, tuple[int,
     """entry id -> (seq, entry hash, leaf hash) for the ids already logged."""
     if not ids:
         return {}
+    if connection.dialect.name == "postgresql":
+        # One array parameter rather than one bind parameter per id.
+        wanted = any_(bindparam("ids", list(ids), type_=postgresql.ARRAY(String)))
+        condition = LogEntry.entry_id == wanted
+    else:
+        condition = LogEntry.entry_id.in_(list(ids))
     rows = connection.execute(
         select(LogEntry.entry_id, LogEntry.seq, LogEntry.entry_hash, LogEntry.leaf_hash).where(
-            LogEntry.entry_id.in_(list(ids))
+            condition
         )
     )
     return {
@@ -54,22 +67,61 @@ def find_ids(connection: Connection, ids: Sequence[str]) -> dict[str, tuple[int,
 
 
 def insert_entries(connection: Connection, entries: Sequence[StoredEntry]) -> None:
-    connection.execute(
-        LogEntry.__table__.insert(),  # type: ignore[attr-defined]
-        [
-            {
-                "seq": e.seq,
-                "entry_id": e.entry_id,
-                "entry_hash": e.entry_hash,
-                "kind": e.kind,
-                "signer": e.signer,
-                "logged": e.logged,
-                "leaf": e.leaf,
-                "leaf_hash": e.leaf_hash,
-            }
-            for e in entries
-        ],
+    """Insert log rows in the caller's transaction, in the given (seq) order, so the
+    gapless trigger checks each row against the one before. PostgreSQL: one COPY;
+    SQLite: one executemany of the driver. Both skip SQLAlchemy's per-row work."""
+    rows = [
+        (e.seq, e.entry_id, e.entry_hash, e.kind, e.signer, e.logged, e.leaf, e.leaf_hash)
+        for e in entries
+    ]
+    if connection.dialect.name == "postgresql":
+        copy_rows(connection, LogEntry.__tablename__, ENTRY_COLUMNS, rows)
+    else:
+        execute_many(connection, LogEntry.__table__.insert(), ENTRY_COLUMNS, rows)  # type: ignore[attr-defined]
+
+
+def execute_many(
+    connection: Connection,
+    statement: Insert,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+) -> None:
+    """Run ``statement`` once per row through the driver's executemany. The values are
+    plain int, str, bytes or None (no type processing needed), given per row in the
+    order of ``columns``."""
+    compiled = statement.compile(dialect=connection.dialect)
+    params: Sequence[Sequence[object]] | list[dict[str, object]]
+    if not compiled.positional or compiled.positiontup is None:
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
+    elif list(compiled.positiontup) == list(columns):
+        params = rows
+    else:
+        order = [columns.index(name) for name in compiled.positiontup]
+        params = [tuple(row[index] for index in order) for row in rows]
+    connection.exec_driver_sql(compiled.string, params)
+
+
+def copy_rows(
+    connection: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> None:
+    """PostgreSQL COPY of ``rows`` into ``table`` within the connection's transaction.
+    Row triggers fire for every row, in order. A failure is raised as SQLAlchemy's
+    DBAPIError subclass for it (IntegrityError for a trigger's refusal), as an
+    executemany would raise it."""
+    driver = connection.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError("COPY needs a psycopg connection")
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(
+            statement.as_string(driver), None, exc, psycopg.Error, dialect=connection.dialect
+        ) from exc
 
 
 def read_entries(connection: Connection, start: int, end: int) -> Iterator[StoredEntry]:
@@ -101,27 +153,40 @@ def read_entry(connection: Connection, seq: int) -> StoredEntry | None:
 
 
 class DbTiles:
-    """TileReader over the merkle_tiles table: one query per call."""
+    """TileReader over merkle_tiles and merkle_tile_nodes: one query per call."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
-    def read_tiles(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
+    def _read(
+        self, table: Any, column: Any, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        result: dict[tuple[int, int], bytes] = {}
-        levels = {level for level, _ in wanted}
-        for level in sorted(levels):
-            indexes = [index for lvl, index in wanted if lvl == level]
-            rows = self.connection.execute(
-                select(MerkleTile.level, MerkleTile.idx, MerkleTile.hashes).where(
-                    MerkleTile.level == level, MerkleTile.idx.in_(indexes)
-                )
-            )
-            for row in rows:
-                result[(int(row.level), int(row.idx))] = bytes(row.hashes)
-        return result
+        rows = self.connection.execute(
+            select(table.level, table.idx, column).where(tuple_(table.level, table.idx).in_(wanted))
+        )
+        return {(int(row[0]), int(row[1])): bytes(row[2]) for row in rows}
+
+    def read_tiles(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
+        return self._read(MerkleTile, MerkleTile.hashes, keys)
+
+    def read_nodes(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
+        return self._read(MerkleTileNodes, MerkleTileNodes.nodes, keys)
+
+
+def write_nodes(connection: Connection, nodes: Mapping[tuple[int, int], bytes]) -> None:
+    """Store the inner nodes of tiles that just became full (written once, never changed)."""
+    if not nodes:
+        return
+    connection.execute(
+        MerkleTileNodes.__table__.insert(),  # type: ignore[attr-defined]
+        [
+            {"level": level, "idx": index, "nodes": data}
+            for (level, index), data in sorted(nodes.items())
+        ],
+    )
 
 
 def write_tiles(connection: Connection, tiles: Mapping[tuple[int, int], bytes]) -> None:

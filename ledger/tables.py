@@ -38,6 +38,16 @@ class MerkleTile(Base):
     hashes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class MerkleTileNodes(Base):
+    """The inner nodes of a full tile (sublevels 1..7, 254 hashes), written once when the
+    tile fills, so proofs read stored hashes instead of hashing up (ledger/merkle.py)."""
+
+    __tablename__ = "merkle_tile_nodes"
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    nodes: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Checkpoint(Base):
     """Every checkpoint the operator signed, as the signed note text."""
 
@@ -60,5 +70,5 @@ class Cosignature(Base):
     line: Mapped[str] = mapped_column(Text)
 
 
-LOG_TABLES = ("log_entries", "checkpoints", "cosignatures")
+LOG_TABLES = ("log_entries", "checkpoints", "cosignatures", "merkle_tile_nodes")
 GROW_ONLY_TABLES = ("merkle_tiles",)

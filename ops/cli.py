@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -33,7 +34,7 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks, reported as rati
 app.add_typer(proof_app, name="proof")
 app.add_typer(bench_app, name="bench")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # soft_wrap: an error stays on one line
 DbOption = Annotated[
     str | None, typer.Option("--db", help="Database URL [env ALLIANCE_DB, sqlite:///alliance.db]")
 ]
@@ -46,19 +47,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 def friendly(function: F) -> F:
     """Turn a user's mistake into one line on stderr and exit status 1."""
 
+    def fail(message: str) -> typer.Exit:
+        # The message is user data (paths, JSON keys): never Rich markup, one line.
+        err.print("[bold red]error[/] " + escape(" ".join(message.split())), highlight=False)
+        return typer.Exit(1)
+
     @wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except AllianceError as exc:
-            err.print(f"[bold red]error[/] {exc.type_slug}: {exc.detail}", highlight=False)
-            raise typer.Exit(1) from None
+            raise fail(f"{exc.type_slug}: {exc.detail}") from None
         except OperationalError as exc:
-            err.print(f"[bold red]error[/] database unreachable: {exc.orig}", highlight=False)
-            raise typer.Exit(1) from None
+            raise fail(f"database unreachable: {exc.orig}") from None
         except ProgrammingError as exc:
-            err.print(f"[bold red]error[/] database not initialized? {exc.orig}", highlight=False)
-            raise typer.Exit(1) from None
+            raise fail(f"database not initialized? {exc.orig}") from None
 
     return wrapper  # type: ignore[return-value]
 

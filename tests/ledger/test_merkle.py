@@ -12,9 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger import merkle
 from ledger.merkle import (
     EMPTY_ROOT,
     ENTRIES_LEVEL,
+    NODES_BYTES,
     Integration,
     MemoryTiles,
     consistency_proof,
@@ -121,7 +123,7 @@ class Reference:
 def grow(tiles: MemoryTiles, size: int, hashes: Sequence[bytes]) -> Integration:
     """One append as the storage layer does it: read the frontier, integrate, store."""
     result = integrate(size, tiles.read_tiles(frontier_tile_keys(size)), hashes)
-    tiles.update(result.tiles)
+    tiles.update(result.tiles, result.nodes)
     return result
 
 
@@ -149,10 +151,45 @@ class CountingReader:
     def __init__(self, inner: MemoryTiles) -> None:
         self.inner = inner
         self.calls: list[list[tuple[int, int]]] = []
+        self.node_calls: list[list[tuple[int, int]]] = []
+        self.order: list[str] = []
 
     def read_tiles(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
         self.calls.append(list(keys))
+        self.order.append("tiles")
         return self.inner.read_tiles(keys)
+
+    def read_nodes(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
+        self.node_calls.append(list(keys))
+        self.order.append("nodes")
+        return self.inner.read_nodes(keys)
+
+
+class NoNodes:
+    """A reader that stores no inner-nodes blobs, e.g. the auditor rebuilding from leaves."""
+
+    def __init__(self, inner: MemoryTiles) -> None:
+        self.inner = inner
+
+    def read_tiles(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
+        return self.inner.read_tiles(keys)
+
+    def read_nodes(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
+        return {}
+
+
+def naive_blob(tile: bytes) -> bytes:
+    """The inner-nodes blob by the letter of the layout: sublevels 1..7, bottom-up."""
+    level = [tile[i : i + HASH_SIZE] for i in range(0, len(tile), HASH_SIZE)]
+    out: list[bytes] = []
+    while len(level) > 2:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        out += level
+    return b"".join(out)
+
+
+def full_keys(tiles: Mapping[tuple[int, int], bytes]) -> set[tuple[int, int]]:
+    return {key for key, data in tiles.items() if len(data) == TILE_WIDTH * HASH_SIZE}
 
 
 SMALL_LEAVES = synthetic_leaves(SMALL)
@@ -371,6 +408,11 @@ def test_big_tree_past_65536() -> None:
     chunked, steps = build(leaves, chunks_of(BIG, [rng.randint(1, 5_000) for _ in range(40)]))
     whole, (single,) = build(leaves, [BIG])
     assert chunked.tiles == whole.tiles
+    assert chunked.nodes == whole.nodes == single.nodes
+    assert set(whole.nodes) == full_keys(whole.tiles)
+    assert (1, 0) in whole.nodes and (2, 0) not in whole.nodes
+    for key in ((1, 0), (0, 0), (0, 255)):
+        assert whole.nodes[key] == naive_blob(whole.tiles[key])
     assert steps[-1].root == single.root
     assert frontier_tile_keys(BIG) == [(0, BIG // 256), (1, 1), (2, 0)]
     assert len(whole.tiles[(2, 0)]) == HASH_SIZE  # the one complete 65536-leaf subtree
@@ -384,6 +426,15 @@ def test_big_tree_past_65536() -> None:
     pairs = [(a, b) for b in sizes for a in sizes if a < b]
     pairs += [(rng.randrange(b), b) for b in sizes for _ in range(3)]
     check_against_reference(chunked, ref, pairs)
+    # Around 65,536, proofs from the blobs (level-0 and the one full level-1 tile) equal
+    # proofs hashed up from the tiles alone.
+    bare = NoNodes(chunked)
+    near = [s for s in boundary_sizes(BIG) if s > 65_000]
+    for a, b in pairs + [(rng.randrange(b), b) for b in near for _ in range(20)]:
+        assert inclusion_proof(a, b, chunked) == inclusion_proof(a, b, bare), (a, b)
+        assert consistency_proof(a, b, chunked) == consistency_proof(a, b, bare), (a, b)
+    for size in near:
+        assert root(size, chunked) == root(size, bare) == ref.mth(0, size)
 
 
 @settings(max_examples=30, deadline=None)
@@ -395,6 +446,17 @@ def test_batch_splitting_is_irrelevant(chunks: list[int]) -> None:
     assert tiles.tiles == one_by_one().tiles_at(total)
     whole, (single,) = build(leaves, [total])
     assert tiles.tiles == whole.tiles
+    # Blobs: exactly for the tiles each append completes, each once, as a direct hash-up.
+    seen: set[tuple[int, int]] = set()
+    for step in steps:
+        assert set(step.nodes) == full_keys(step.tiles)
+        assert seen.isdisjoint(step.nodes)
+        seen |= set(step.nodes)
+        for key, blob in step.nodes.items():
+            assert blob == naive_blob(step.tiles[key])
+    assert seen == full_keys(tiles.tiles) == set(single.nodes)
+    final_nodes = one_by_one().final.nodes
+    assert tiles.nodes == whole.nodes == {key: final_nodes[key] for key in seen}
     assert steps[-1].root == single.root == one_by_one().roots[total]
     for step in steps:
         assert root(step.size, tiles) == step.root == one_by_one().roots[step.size]
@@ -422,6 +484,7 @@ class OneByOne:
         for size in range(len(leaves)):
             step = grow(tiles, size, leaves[size : size + 1])
             assert set(step.tiles) == changed_tiles(size + 1)
+            assert set(step.nodes) == full_keys(step.tiles)
             self.roots.append(step.root)
             self.history.append(step.tiles)
         self.final = tiles
@@ -504,6 +567,117 @@ def test_one_batched_read_of_few_tiles() -> None:
         action(reader)
         assert len(reader.calls) == 1
         assert len(reader.calls[0]) <= 6  # O(log n) tiles: a few per tile level
+        # At most one blob read, after the tiles, and only for full tiles it read.
+        assert reader.order in (["tiles"], ["tiles", "nodes"])
+        for keys in reader.node_calls:
+            assert keys and set(keys) <= set(reader.calls[0]) & full_keys(tiles.tiles)
+    reader = CountingReader(tiles)
+    inclusion_proof(12_345, BIG, reader)
+    assert reader.node_calls == [[(0, 12_345 // 256), (1, 0)]]
+    reader = CountingReader(tiles)
+    root(BIG - 1, reader)  # the root's nodes all lie in partial tiles: no blob to read
+    assert reader.order == ["tiles"]
+    small, _ = build(SMALL_LEAVES, [SMALL])
+    reader = CountingReader(small)
+    inclusion_proof(3, SMALL, reader)
+    consistency_proof(5, SMALL, reader)
+    assert reader.node_calls == []  # no full tile at all
+
+
+# --- inner-nodes blobs -----------------------------------------------------------------------
+
+NODES_TOTAL = 600  # past two full level-0 tiles and into a third
+NODES_LEAVES = synthetic_leaves(NODES_TOTAL)
+
+
+@functools.cache
+def nodes_tree() -> MemoryTiles:
+    tiles, _ = build(NODES_LEAVES, [1] * NODES_TOTAL)
+    return tiles
+
+
+def test_blob_layout_is_the_documented_storage_format() -> None:
+    """Hash j of sublevel k of tile (L, N) is at (256 - 2**(9-k) + j) * 32: pinned here,
+    since stored blobs outlive this code."""
+    tiles = nodes_tree()
+    ref = Reference(NODES_LEAVES)
+    assert NODES_BYTES == 254 * HASH_SIZE == 8_128
+    assert set(tiles.nodes) == {(0, 0), (0, 1)}
+    for tile_index in (0, 1):
+        blob = tiles.nodes[(0, tile_index)]
+        assert len(blob) == NODES_BYTES
+        for k in range(1, 8):
+            for j in range(TILE_WIDTH >> k):
+                start = tile_index * TILE_WIDTH + (j << k)
+                at = (TILE_WIDTH - 2 ** (9 - k) + j) * HASH_SIZE
+                assert blob[at : at + HASH_SIZE] == ref.mth(start, start + (1 << k)), (k, j)
+
+
+def test_proofs_from_blobs_equal_proofs_without_blobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every size up to 600; at each, a rotating fifth of the indexes and old sizes (so
+    every index and old size is covered at ~120 sizes), and all of them at the sizes around
+    the tile boundaries. Exhaustive would be 360 k proof pairs, ~100 s."""
+    # Without blobs, each proof hashes up to ~250 nodes in full tiles; a content-keyed memo
+    # (a pure function) keeps this affordable and cannot change a result.
+    monkeypatch.setattr(merkle, "_hash_up", functools.cache(merkle._hash_up))
+    tiles = nodes_tree()
+    bare = NoNodes(tiles)
+    ref = Reference(NODES_LEAVES)
+    exhaustive = {255, 256, 257, 300, 384, 511, 512, 513, 599, 600}
+    for size in range(NODES_TOTAL + 1):
+        assert root(size, tiles) == root(size, bare) == ref.mth(0, size)
+        every = 1 if size in exhaustive else 5
+        for index in range(size % every, size, every):
+            proof = inclusion_proof(index, size, tiles)
+            assert proof == inclusion_proof(index, size, bare), (index, size)
+            if size in exhaustive:
+                assert proof == ref.inclusion(index, size)
+        for old in range(size % every, size + 1, every):
+            proof = consistency_proof(old, size, tiles)
+            assert proof == consistency_proof(old, size, bare), (old, size)
+            if size in exhaustive:
+                assert proof == ref.consistency(old, size)
+
+
+def corrupted(tiles: MemoryTiles, key: tuple[int, int], at: int) -> MemoryTiles:
+    blob = bytearray(tiles.nodes[key])
+    blob[at] ^= 0x40
+    return MemoryTiles(tiles.tiles, {**tiles.nodes, key: bytes(blob)})
+
+
+def test_corrupt_blob_yields_proofs_that_fail_verification() -> None:
+    """Proofs trust stored blobs like stored tiles; the verifiers catch a corrupt one."""
+    tiles = nodes_tree()
+    ref = Reference(NODES_LEAVES)
+    index, size = 300, NODES_TOTAL  # in tile (0, 1): its siblings at levels 1..7 are blobbed
+    position = index - TILE_WIDTH
+    for k in range(1, 8):
+        sibling = (position >> k) ^ 1
+        bad = corrupted(tiles, (0, 1), (TILE_WIDTH - 2 ** (9 - k) + sibling) * HASH_SIZE + 5)
+        proof = inclusion_proof(index, size, bad)
+        assert proof != inclusion_proof(index, size, tiles)
+        with pytest.raises(VerificationError):
+            verify_inclusion(NODES_LEAVES[index], index, size, proof, ref.mth(0, size))
+    # Consistency 300 -> 600 reads leaves [256, 300) from (0, 1)'s blob: 32 + 8 + 4.
+    bad = corrupted(tiles, (0, 1), (TILE_WIDTH - 2 ** (9 - 5)) * HASH_SIZE)
+    proof = consistency_proof(300, size, bad)
+    assert proof != consistency_proof(300, size, tiles)
+    with pytest.raises(VerificationError):
+        verify_consistency(300, size, ref.mth(0, 300), ref.mth(0, size), proof)
+    # A blob of the wrong length is not used: the node is hashed up from the tile.
+    short = MemoryTiles(tiles.tiles, {**tiles.nodes, (0, 1): tiles.nodes[(0, 1)][:-1]})
+    assert inclusion_proof(index, size, short) == ref.inclusion(index, size)
+
+
+def test_memory_tiles_store_and_serve_blobs() -> None:
+    tiles = MemoryTiles()
+    step = grow(tiles, 0, NODES_LEAVES[: TILE_WIDTH + 3])
+    assert set(step.nodes) == {(0, 0)} and tiles.nodes == step.nodes
+    assert tiles.read_nodes([(0, 0), (0, 1), (1, 0)]) == {(0, 0): step.nodes[(0, 0)]}
+    tiles.update({(0, 1): step.tiles[(0, 1)]})  # tiles only: blobs untouched
+    assert tiles.nodes == step.nodes
+    assert MemoryTiles(tiles.tiles).read_nodes([(0, 0)]) == {}
+    assert integrate(0, {}, []).nodes == {}
 
 
 def test_prover_argument_errors() -> None:

@@ -15,7 +15,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-APPEND_ONLY = ("log_entries", "checkpoints", "cosignatures")
+APPEND_ONLY = ("log_entries", "checkpoints", "cosignatures", "merkle_tile_nodes")
+NODES_BYTES = 254 * 32  # ledger.merkle.NODES_BYTES: inner levels 1..7 of a full tile
 
 
 def _tables() -> None:
@@ -40,6 +41,13 @@ def _tables() -> None:
             "length(hashes) > 0 AND length(hashes) <= 8192 AND length(hashes) % 32 = 0",
             name="merkle_tiles_width",
         ),
+    )
+    op.create_table(
+        "merkle_tile_nodes",
+        sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("nodes", sa.LargeBinary, nullable=False),
+        sa.CheckConstraint(f"length(nodes) = {NODES_BYTES}", name="merkle_tile_nodes_size"),
     )
     op.create_table(
         "checkpoints",

@@ -1,0 +1,433 @@
+"""Append throughput benchmark: the library's group commit against the raw loop, one run.
+
+DESIGN §9 asks the library append (batches) to reach at least 50 % of the raw loop on the
+same backend, measured in the same run. Both sides start from the same pre-built, signed
+`submitted` documents (building and signing them is not timed):
+
+* **library**: ``Sequencer.submit_many`` in chunks of ``BATCH_SIZE_MAX`` entries, so each
+  chunk is one group-commit transaction (entries, tiles, projections and the signed
+  checkpoint), with every validation the ledger applies: envelope and body schemas,
+  canonical bytes, Ed25519, the kind's rules against the state, the Merkle tiles.
+* **raw loop**: per entry, ``canonical()``, one Ed25519 verification
+  (``verify_entry_signature``), one SHA-256 of the leaf, and a batched insert of the
+  same columns as ``log_entries`` into a scratch table without triggers (created for the
+  bench and dropped after), one transaction per batch of the same size.
+
+``kind="member"``: ``member.enrolled`` entries signed by region:31 (log-level rules:
+signer, key registry, USCC, stores). ``kind="return"``: a few hundred merchants are
+enrolled first (not timed), then ``return.recorded`` entries with the full money rules
+(stores, return window, categories, receipt totals, obligation and postings).
+
+The database is always a fresh one: a SQLite file in a temporary folder (next to the
+given SQLite file's folder when ``db`` names one), or a new schema ``bench_<random>`` in
+the given PostgreSQL database (selected through ``search_path``), dropped at the end.
+The sequencer's clock is fixed, so every entry time stays within the policy's skew.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import random
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Engine, LargeBinary, MetaData, String, Table, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from ledger import store
+from ledger.db import make_engine
+from ledger.merkle import LEAF_PREFIX
+from ledger.schema import migrate
+from ledger.sequencer import Appended, Sequencer
+from ops.config import load_config
+from ops.world import OPERATOR, EntryFactory, Keyring, genesis_submission, region_principal
+from schemas.canonical import canonical
+from schemas.entry import format_utc
+from schemas.errors import AllianceError, ConfigError, InvariantError
+from schemas.identifiers import make_uscc
+from schemas.limits import BATCH_SIZE_MAX
+from signing.entry import verify_entry_signature
+from signing.keys import PublicKey
+
+MEMBER = "member"
+RETURN = "return"
+KINDS = (MEMBER, RETURN)
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+
+BATCH_SIZE = BATCH_SIZE_MAX  # entries per submit_many call and per raw transaction
+SEED = 20_261_123  # keys, ids and bodies are reproducible
+# The fixed log clock; every entry carries this time (well within entry_time_skew_s).
+BENCH_NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+MEMBER_SIGNER_REGION = "31"
+RETURN_MERCHANTS = 400  # enrolled before the timed returns, spread over the regions
+STORES_PER_MERCHANT = 3
+SAME_MERCHANT_SHARE = 0.1  # returns accepted by the seller itself (A = B: no obligation)
+PURCHASE_AGE_DAYS_MAX = 6.0  # inside the 7-day committed window
+RECEIPT_FEN_MIN, RECEIPT_FEN_MAX = 1_000, 500_000
+ITEMS_MAX = 3
+RETURN_CATEGORIES = ("apparel", "electronics", "home_goods", "toys", "books", "sports")
+RAW_TABLE = "bench_raw_entries"
+SCHEMA_PREFIX = "bench_"
+SCHEMA_TOKEN_BYTES = 6
+RATE_DIGITS = 1
+RATIO_DIGITS = 3
+SECONDS_DIGITS = 3
+
+
+@dataclass
+class Fixture:
+    """A fresh log with its genesis, the keys of every principal, and a sequencer."""
+
+    backend: str
+    engine: Engine
+    ring: Keyring
+    factory: EntryFactory
+    sequencer: Sequencer
+    regions: tuple[str, ...]
+    serial: int = 0
+
+    def new_uscc(self, region: str) -> str:
+        self.serial += 1
+        return make_uscc(f"9{region[0]}{region}0000MA{self.serial:07d}")
+
+
+# --- the fresh database ---------------------------------------------------------------
+
+
+def _parse_url(db: str | None) -> URL | None:
+    if db is None:
+        return None
+    try:
+        return make_url(db)
+    except ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {db}") from exc
+
+
+@contextmanager
+def _sqlite_engine(url: URL | None) -> Iterator[Engine]:
+    database = url.database if url is not None else None
+    parent = None
+    if database and database != ":memory:":
+        parent = Path(database).resolve().parent
+        parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="alliance-bench-", dir=parent) as folder:
+        engine = make_engine(f"sqlite:///{Path(folder) / 'bench.db'}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+@contextmanager
+def _postgres_engine(url: URL) -> Iterator[Engine]:
+    schema = SCHEMA_PREFIX + secrets.token_hex(SCHEMA_TOKEN_BYTES)
+    admin = make_engine(url.render_as_string(hide_password=False))
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
+        engine = make_engine(scoped.render_as_string(hide_password=False))
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def _fresh_database(db: str | None) -> Iterator[tuple[str, Engine]]:
+    url = _parse_url(db)
+    backend = SQLITE if url is None else url.get_backend_name()
+    if backend == SQLITE:
+        with _sqlite_engine(url) as engine:
+            yield SQLITE, engine
+    elif backend == POSTGRESQL and url is not None:
+        with _postgres_engine(url) as engine:
+            yield POSTGRESQL, engine
+    else:
+        raise ConfigError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def _start_log(backend: str, engine: Engine) -> Fixture:
+    migrate(engine)
+    config = load_config()
+    ring = Keyring(seed=SEED)
+    factory = EntryFactory(SEED)
+    genesis = genesis_submission(config, ring, factory, BENCH_NOW)
+    sequencer = Sequencer(engine, ring.keys[OPERATOR], clock=lambda: BENCH_NOW)
+    sequencer.submit(genesis)
+    regions = tuple(region.code for region in config.regions)
+    return Fixture(backend, engine, ring, factory, sequencer, regions)
+
+
+# --- the pre-built submissions ---------------------------------------------------------
+
+
+def _member_body(member_id: str, region: str, key: dict[str, str], stores: int) -> dict[str, Any]:
+    return {
+        "member": {
+            "id": member_id,
+            "name": f"bench merchant {member_id}",
+            "kind": "merchant",
+            "region": region,
+            "stores": [
+                {"id": f"S{n}", "division": f"{region}0101", "name": f"store {n}"}
+                for n in range(1, stores + 1)
+            ],
+            "commitment": {"return_days": 7, "excluded": []},
+            "keys": [key],
+        }
+    }
+
+
+def _member_submissions(fixture: Fixture, count: int) -> list[dict[str, Any]]:
+    """``count`` member.enrolled entries by region:31; the members' keys are public only."""
+    region = MEMBER_SIGNER_REGION
+    signer = region_principal(region)
+    documents = []
+    for index in range(count):
+        member_id = fixture.new_uscc(region)
+        public = fixture.ring.ensure(f"bench-member-{index}").public.wire()
+        body = _member_body(member_id, region, public, stores=1)
+        documents.append(
+            fixture.factory.signed(fixture.ring, "member.enrolled", signer, body, BENCH_NOW)
+        )
+    return documents
+
+
+def _enrol_merchants(fixture: Fixture, count: int) -> list[str]:
+    """Enrol ``count`` merchants, round-robin over the regions (not timed)."""
+    documents, merchants = [], []
+    for index in range(count):
+        region = fixture.regions[index % len(fixture.regions)]
+        member_id = fixture.new_uscc(region)
+        key = fixture.ring.ensure(member_id).public.wire()
+        body = _member_body(member_id, region, key, stores=STORES_PER_MERCHANT)
+        documents.append(
+            fixture.factory.signed(
+                fixture.ring, "member.enrolled", region_principal(region), body, BENCH_NOW
+            )
+        )
+        merchants.append(member_id)
+    for start in range(0, len(documents), BATCH_SIZE):
+        _require_appended(fixture.sequencer.submit_many(documents[start : start + BATCH_SIZE]))
+    return merchants
+
+
+def _return_body(rng: random.Random, seller: str, number: str) -> dict[str, Any]:
+    amount = rng.randint(RECEIPT_FEN_MIN, RECEIPT_FEN_MAX)
+    item_count = rng.randint(1, ITEMS_MAX)
+    # Each item refunds at least 1 fen; the refund never exceeds the receipt amount.
+    refunds = [rng.randint(1, amount // ITEMS_MAX) for _ in range(item_count)]
+    age = timedelta(days=rng.uniform(0, PURCHASE_AGE_DAYS_MAX))
+    return {
+        "receipt": {
+            "merchant": seller,
+            "store": f"S{rng.randint(1, STORES_PER_MERCHANT)}",
+            "number": number,
+            "purchased": (BENCH_NOW - age).isoformat(timespec="seconds"),
+            "amount_fen": amount,
+        },
+        "accepted_store": f"S{rng.randint(1, STORES_PER_MERCHANT)}",
+        "refund_fen": sum(refunds),
+        "items": [
+            {
+                "sku": f"SKU{n}",
+                "category": rng.choice(RETURN_CATEGORIES),
+                "qty": 1,
+                "refund_fen": fen,
+            }
+            for n, fen in enumerate(refunds)
+        ],
+    }
+
+
+def _return_submissions(fixture: Fixture, count: int) -> list[dict[str, Any]]:
+    """``count`` return.recorded entries among freshly enrolled merchants, each signed by
+    the accepting merchant; most are cross-merchant (they create an obligation)."""
+    merchants = _enrol_merchants(fixture, RETURN_MERCHANTS)
+    rng = random.Random(SEED)  # noqa: S311 - bench data, not secrets
+    documents = []
+    for index in range(count):
+        acceptor = rng.choice(merchants)
+        seller = acceptor
+        if rng.random() >= SAME_MERCHANT_SHARE:
+            while seller == acceptor:
+                seller = rng.choice(merchants)
+        body = _return_body(rng, seller, f"R{index:08d}")
+        documents.append(
+            fixture.factory.signed(fixture.ring, "return.recorded", acceptor, body, BENCH_NOW)
+        )
+    return documents
+
+
+def _require_appended(results: Sequence[Appended | AllianceError]) -> None:
+    """A benchmark only counts entries the ledger accepted: any rejection is a bug here."""
+    for result in results:
+        if isinstance(result, AllianceError):
+            raise InvariantError(f"bench entry rejected: {result.type_slug}: {result.detail}")
+        if result.duplicate:
+            raise InvariantError(f"bench entry at seq {result.seq} was a duplicate")
+
+
+# --- the two timed loops ---------------------------------------------------------------
+
+
+def _raw_table() -> Table:
+    """The columns, keys and indexes of ``log_entries``, without its triggers."""
+    return Table(
+        RAW_TABLE,
+        MetaData(),
+        Column("seq", BigInteger, primary_key=True, autoincrement=False),
+        Column("entry_id", String(36), nullable=False, unique=True),
+        Column("entry_hash", LargeBinary, nullable=False),
+        Column("kind", String(32), nullable=False, index=True),
+        Column("signer", String(32), nullable=False, index=True),
+        Column("logged", String(40), nullable=False),
+        Column("leaf", LargeBinary, nullable=False),
+        Column("leaf_hash", LargeBinary, nullable=False),
+    )
+
+
+def _raw_row(
+    seq: int, logged: str, document: dict[str, Any], keys: dict[str, PublicKey]
+) -> tuple[object, ...]:
+    """Canonicalize, verify one signature and hash: the least an append must do. The
+    row has the columns of ``store.ENTRY_COLUMNS``."""
+    entry = document["entry"]
+    signature = document["signatures"][0]
+    entry_bytes = canonical(entry)
+    verify_entry_signature(entry_bytes, signature, keys[signature["key"]])
+    leaf_hash = hashlib.sha256(LEAF_PREFIX + entry_bytes).digest()
+    return (
+        seq,
+        entry["id"],
+        leaf_hash,
+        entry["kind"],
+        entry["signer"],
+        logged,
+        entry_bytes,
+        leaf_hash,
+    )
+
+
+@dataclass
+class RawLoop:
+    """The raw loop over batches into its scratch table, one transaction per batch,
+    inserting the way the log does at its fastest: COPY on PostgreSQL, the driver's
+    executemany on SQLite."""
+
+    engine: Engine
+    keys: dict[str, PublicKey]
+    table: Table = field(default_factory=_raw_table)
+    size: int = 0
+
+    def run(self, documents: Sequence[dict[str, Any]]) -> None:
+        logged = format_utc(BENCH_NOW)
+        rows = [
+            _raw_row(self.size + n, logged, document, self.keys)
+            for n, document in enumerate(documents)
+        ]
+        with self.engine.begin() as connection:
+            if connection.dialect.name == POSTGRESQL:
+                store.copy_rows(connection, RAW_TABLE, store.ENTRY_COLUMNS, rows)
+            else:
+                store.execute_many(connection, self.table.insert(), store.ENTRY_COLUMNS, rows)
+        self.size += len(rows)
+
+
+def _append_batch(sequencer: Sequencer) -> Callable[[Sequence[dict[str, Any]]], None]:
+    def run(documents: Sequence[dict[str, Any]]) -> None:
+        _require_appended(sequencer.submit_many(documents))
+
+    return run
+
+
+def _timed(
+    run: Callable[[Sequence[dict[str, Any]]], None], chunk: Sequence[dict[str, Any]]
+) -> float:
+    started = time.perf_counter()
+    run(chunk)
+    return time.perf_counter() - started
+
+
+@contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """Move the objects alive now (above all the pre-built documents, which are the
+    bench's, not the ledger's) out of the garbage collector's reach while timing, so that
+    neither side pays for traversing them. Collections of whatever either side allocates
+    still happen, and count."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _measure(fixture: Fixture, documents: Sequence[dict[str, Any]]) -> tuple[float, float]:
+    """(library seconds, raw seconds) over ``documents``. The two alternate batch by batch,
+    so a change in the machine's load touches both alike."""
+    keys = {key.key_id: key.public for key in fixture.ring.keys.values()}
+    raw = RawLoop(fixture.engine, keys)
+    append = _append_batch(fixture.sequencer)
+    raw.table.metadata.create_all(fixture.engine)
+    try:
+        seconds = raw_seconds = 0.0
+        with _frozen_heap():
+            for start in range(0, len(documents), BATCH_SIZE):
+                chunk = documents[start : start + BATCH_SIZE]
+                raw_seconds += _timed(raw.run, chunk)
+                seconds += _timed(append, chunk)
+        return seconds, raw_seconds
+    finally:
+        raw.table.metadata.drop_all(fixture.engine)
+
+
+# --- the benchmark ---------------------------------------------------------------------
+
+
+def bench_append(db: str | None, entries: int = 20_000, kind: str = MEMBER) -> dict[str, object]:
+    """Library append rate against the raw loop on a fresh database of ``db``'s backend."""
+    if kind not in KINDS:
+        raise ConfigError(f"bench kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if entries < 1:
+        raise ConfigError("the bench needs at least one entry")
+    with _fresh_database(db) as (backend, engine):
+        fixture = _start_log(backend, engine)
+        build = _member_submissions if kind == MEMBER else _return_submissions
+        documents = build(fixture, entries)
+        with engine.connect() as connection:
+            base = store.head_size(connection)
+        seconds, raw_seconds = _measure(fixture, documents)
+        with engine.connect() as connection:
+            appended = store.head_size(connection) - base
+        if appended != entries:
+            raise InvariantError(f"the bench appended {appended} entries, not {entries}")
+    rate = entries / seconds
+    raw_rate = entries / raw_seconds
+    return {
+        "bench": "append",
+        "backend": backend,
+        "kind": kind,
+        "entries": entries,
+        "batch_size": BATCH_SIZE,
+        "entries_per_s": round(rate, RATE_DIGITS),
+        "raw_limit_per_s": round(raw_rate, RATE_DIGITS),
+        "ratio": round(rate / raw_rate, RATIO_DIGITS),
+        "seconds": round(seconds, SECONDS_DIGITS),
+        "raw_seconds": round(raw_seconds, SECONDS_DIGITS),
+    }

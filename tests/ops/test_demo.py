@@ -1,0 +1,150 @@
+"""`alliance demo` end to end, at a small size: audit, determinism, key files, summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ledger.audit import audit_directory
+from ledger.export import ENTRIES_FILE
+from ledger.rows import KeyRow
+from ops.demo import DemoOutcome, Schedule, run_demo, simulate, yuan
+from schemas.errors import ConfigError, ConflictError
+from signing.keys import PrivateKey, b64encode
+
+DAYS = 2
+MERCHANTS = 24
+
+
+@dataclass(frozen=True)
+class Run:
+    db_url: str
+    out: Path
+    keys: Path
+    outcome: DemoOutcome
+
+
+def _run(base: Path, seed: int, *, keys: bool = False) -> Run:
+    base.mkdir(parents=True)
+    db_url = f"sqlite:///{base / 'demo.db'}"
+    key_dir = base / "keys"
+    outcome = simulate(
+        db_url,
+        days=DAYS,
+        merchants=MERCHANTS,
+        seed=seed,
+        keys=key_dir if keys else None,
+        out=base / "export",
+    )
+    return Run(db_url, base / "export", key_dir, outcome)
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return _run(tmp_path_factory.mktemp("demo") / "first", seed=1, keys=True)
+
+
+@pytest.fixture(scope="module")
+def second(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return _run(tmp_path_factory.mktemp("demo") / "second", seed=1)
+
+
+def test_the_demo_passes_its_audit(first: Run) -> None:
+    report = first.outcome.report
+    assert report.ok, [str(finding) for finding in report.findings]
+    assert report.cosigned_by == ["31", "32", "33", "34"]
+    assert report.size == first.outcome.summary.size == report.checkpoint_size
+
+
+def test_the_summary_shows_the_alliance_at_work(first: Run) -> None:
+    summary = first.outcome.summary
+    assert summary.cross_region_returns > 0
+    assert summary.rejections > 0
+    assert summary.refused.total() > 0
+    kinds = summary.kinds
+    for kind in ("return.recorded", "advance.paid", "endorsement", "claim.disputed"):
+        assert kinds[kind] > 0, kind
+    for kind in ("member.suspended", "member.reinstated", "member.keys_changed"):
+        assert kinds[kind] == 1, kind
+    assert kinds["credit.penalty"] == 2
+    assert kinds["credit.restored"] == 1
+    assert summary.obligations["pending"] == (0, 0), "every region decided everything"
+    assert summary.obligations["void"][0] > 0
+    assert summary.obligations["effective"][0] > 0
+    members = sum(figures.members for figures in summary.regions.values())
+    assert members == MERCHANTS + 3  # the zone fund and two platforms
+    assert all(figures.returns > 0 for figures in summary.regions.values())
+
+
+def test_the_same_seed_gives_the_same_log(first: Run, second: Run) -> None:
+    assert second.outcome.summary.root == first.outcome.summary.root
+    assert (second.out / ENTRIES_FILE).read_bytes() == (first.out / ENTRIES_FILE).read_bytes()
+
+
+def test_another_seed_gives_another_log(
+    first: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "export"
+    db_url = f"sqlite:///{tmp_path / 'other.db'}"
+    assert run_demo(db_url, days=DAYS, merchants=MERCHANTS, seed=2, out=out)
+    printed = capsys.readouterr().out
+    for heading in ("audit passed", "Entries by kind", "Obligations by status", "Regions"):
+        assert heading in printed, heading
+    assert "Refused by the log" in printed
+    assert b64encode(audit_directory(out).root) != first.outcome.summary.root
+
+
+def test_key_files_are_named_as_design_7_says(first: Run) -> None:
+    names = {path.name for path in first.keys.glob("*.pem")}
+    state = first.outcome.report.state
+    members = [str(key[0]) for key in state.tables["members"]]
+    expected = {"operator.pem"}
+    expected |= {f"region-{code}.pem" for code in ("31", "32", "33", "34")}
+    expected |= {f"region-{code}.witness.pem" for code in ("31", "32", "33", "34")}
+    expected |= {f"{member}.pem" for member in members}
+    assert names == expected
+
+
+def test_the_saved_key_of_a_rotated_member_is_its_current_key(first: Run) -> None:
+    state = first.outcome.report.state
+    rotated = [
+        row.principal
+        for row in state.rows("principal_keys")
+        if isinstance(row, KeyRow) and row.until_seq is not None
+    ]
+    assert len(rotated) == 1
+    saved = PrivateKey.load(first.keys / f"{rotated[0]}.pem")
+    assert state.current_keys[rotated[0]] == {saved.key_id}
+
+
+def test_the_demo_refuses_a_database_that_holds_a_ledger(first: Run, tmp_path: Path) -> None:
+    with pytest.raises(ConflictError, match="already holds a ledger"):
+        simulate(first.db_url, days=1, merchants=MERCHANTS, out=tmp_path / "export")
+
+
+def test_a_single_day_at_the_smallest_size_still_audits(tmp_path: Path) -> None:
+    outcome = simulate(f"sqlite:///{tmp_path / 'one.db'}", days=1, merchants=8, out=tmp_path / "x")
+    assert outcome.report.ok, [str(finding) for finding in outcome.report.findings]
+    assert outcome.summary.kinds["credit.restored"] == 1
+    assert outcome.summary.kinds["member.reinstated"] == 1
+
+
+def test_too_small_a_demo_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        simulate(f"sqlite:///{tmp_path / 'tiny.db'}", days=1, merchants=3, out=tmp_path / "x")
+
+
+def test_schedule_fits_any_length() -> None:
+    assert (Schedule(1).suspend_day, Schedule(1).reinstate_day) == (0, None)
+    assert (Schedule(7).penalty_day, Schedule(7).restore_day) == (2, 3)
+    assert (Schedule(2).penalty_day, Schedule(2).restore_day) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("fen", "text"),
+    [(0, "¥0.00"), (5, "¥0.05"), (123_456_789, "¥1,234,567.89"), (-1_050, "-¥10.50")],
+)
+def test_yuan_formats_integer_fen(fen: int, text: str) -> None:
+    assert yuan(fen) == text
