@@ -77,7 +77,9 @@ def awaiting(engine: Engine, region: str, limit: int = PULL_LIMIT_MAX) -> list[A
         latest = store.latest_checkpoint(connection)
         if latest is None:
             raise NotFoundError("the log has no checkpoint yet")
-        reader = store.DbTiles(connection)
+        # One node run reads many proofs of the same tree: share the tiles they read.
+        reader = merkle.CachingReader(store.DbTiles(connection))
+        keys: dict[str, Any] = {}
         items = []
         for row in connection.execute(query):
             target, leaf, leaf_hash = int(row.target), bytes(row.leaf), bytes(row.leaf_hash)
@@ -88,18 +90,23 @@ def awaiting(engine: Engine, region: str, limit: int = PULL_LIMIT_MAX) -> list[A
             if leaf_hash != merkle.leaf_hash(leaf):
                 raise VerificationError(f"stored leaf hash of seq {target} is wrong")
             record, _ = parse_record(leaf)
-            _verify_signatures(connection, target, record)
+            _verify_signatures(connection, target, record, keys)
             items.append(Awaiting(target, str(row.kind), record, leaf))
     return items
 
 
-def _verify_signatures(connection: Connection, seq: int, record: dict[str, Any]) -> None:
+def _verify_signatures(
+    connection: Connection, seq: int, record: dict[str, Any], cache: dict[str, Any]
+) -> None:
     """The node re-checks each signature on the target under the key its signer held
     at that seq, so it never endorses an entry it has not verified itself."""
     keys = PROJECTION_TABLES["principal_keys"]
     entry_bytes = canonical(record["entry"])
     for signature in record["signatures"]:
-        row = connection.execute(select(keys).where(keys.c.key_id == signature["key"])).first()
+        key_id = signature["key"]
+        if key_id not in cache:
+            cache[key_id] = connection.execute(select(keys).where(keys.c.key_id == key_id)).first()
+        row = cache[key_id]
         if row is None or row.principal != record["entry"]["signer"]:
             raise VerificationError(f"seq {seq} is signed by a key not of its signer")
         if row.from_seq > seq or (row.until_seq is not None and seq >= row.until_seq):

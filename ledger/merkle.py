@@ -67,7 +67,7 @@ import hashlib
 import hmac
 import re
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -356,6 +356,37 @@ class MemoryTiles:
     def read_nodes(self, keys: Sequence[TileKey]) -> Mapping[TileKey, bytes]:
         nodes = self.nodes
         return {key: nodes[key] for key in keys if key in nodes}
+
+
+class CachingReader:
+    """Remembers what another ``TileReader`` returned, for many proofs of one tree (an
+    endorsement node proving a thousand targets against one checkpoint). Stored hashes
+    never change and tiles only grow, so a remembered tile serves every tree size up to
+    the one it was read for; use one CachingReader per tree size, then drop it."""
+
+    def __init__(self, reader: TileReader) -> None:
+        self._reader = reader
+        self._tiles: dict[TileKey, bytes | None] = {}
+        self._nodes: dict[TileKey, bytes | None] = {}
+
+    @staticmethod
+    def _through(
+        cache: dict[TileKey, bytes | None],
+        read: Callable[[Sequence[TileKey]], Mapping[TileKey, bytes]],
+        keys: Sequence[TileKey],
+    ) -> Mapping[TileKey, bytes]:
+        missing = [key for key in keys if key not in cache]
+        if missing:
+            found = read(missing)
+            for key in missing:
+                cache[key] = found.get(key)
+        return {key: value for key in keys if (value := cache[key]) is not None}
+
+    def read_tiles(self, keys: Sequence[TileKey]) -> Mapping[TileKey, bytes]:
+        return self._through(self._tiles, self._reader.read_tiles, keys)
+
+    def read_nodes(self, keys: Sequence[TileKey]) -> Mapping[TileKey, bytes]:
+        return self._through(self._nodes, self._reader.read_nodes, keys)
 
 
 def _hash_plan(plan: _Plan, reader: TileReader) -> list[bytes]:

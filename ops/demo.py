@@ -99,7 +99,7 @@ ZONE_OUTLET_SHARE = 0.15  # merchants of a zone region with an outlet in the zon
 RETURN_DAYS = (7, 15, 30)
 RETURN_DAYS_WEIGHTS = (70, 20, 10)
 EXCLUDE_SHARE = 0.15  # merchants that exclude one of their own categories
-PRICE_SKEW = 3  # price = low + (high - low) * U**3: the mean is a quarter of the range
+PRICE_SKEW = 4  # price = low + (high - low) * U**4: the mean is a fifth of the range
 PRICE_STEP_FEN, PRICE_ENDING_FEN = 1_000, 900  # shelf prices like ¥129.00, ¥2,399.00
 OVER_REFUND_FEN = 5_000
 EVIDENCE_MAX = 5
@@ -163,8 +163,8 @@ TRADES: dict[str, Trade] = {
     for trade in (
         Trade("服饰", "AP", ("apparel", "accessories"), (5_900, 89_900)),
         Trade("鞋业", "FW", ("footwear",), (12_900, 159_900)),
-        Trade("电器", "HA", ("household_appliances",), (29_900, 1_299_900)),
-        Trade("数码", "EL", ("electronics", "digital_accessories"), (3_900, 899_900)),
+        Trade("电器", "HA", ("household_appliances",), (29_900, 899_900)),
+        Trade("数码", "EL", ("electronics", "digital_accessories"), (3_900, 699_900)),
         Trade("母婴", "BB", ("baby_products", "toys"), (2_900, 59_900)),
         Trade("美妆", "CO", ("cosmetics",), (5_900, 129_900)),
         Trade("家居", "HM", ("home_furnishing", "kitchenware"), (1_900, 399_900)),
@@ -194,7 +194,7 @@ PLATFORM_BASIS = "消法第四十四条：平台先行赔付，向平台内经�
 RETURN_DISPUTES = (
     "退货商品非本店售出：小票编号与本店销售记录不符",
     "退回商品已使用且影响二次销售，不符合无理由退货条件",
-    "退款金额高于小票实付金额",
+    "该商品已由本店直接办理退款，属重复追偿",
 )
 ADVANCE_DISPUTE = "消费者已与本店和解并退款，先行垫付无需追偿"
 SUSPEND_REASON = "门店停业整改，暂停履行线下无理由退货承诺"
@@ -1256,7 +1256,7 @@ def print_summary(console: Console, summary: Summary, config: AllianceConfig) ->
     refused.add_row("[bold]total[/]", f"[bold]{summary.refused.total()}[/]")
     console.print(refused)
     console.print(
-        f"tree size [bold]{summary.size:,}[/], root [bold]{summary.root}[/], "
+        f"tree size [bold]{summary.size:,}[/], root [bold]{summary.root}[/]\n"
         f"cosigned by regions {', '.join(summary.cosigned_by)}; "
         f"run time [bold]{summary.elapsed_s:.1f} s[/]",
         highlight=False,

@@ -104,15 +104,19 @@ class PgServer:
         """A fresh, migrated schema; returns the engine URL for it."""
         self.admin.execute(f'CREATE SCHEMA "{schema}"')
         url = schema_url(self.base_url, schema)
-        if self.ddl is None:
-            engine = make_engine(url)
-            try:
-                migrate(engine)
-            finally:
-                engine.dispose()
-        else:
-            # One implicit transaction: SET LOCAL scopes the search path to it.
-            self.admin.execute(f'SET LOCAL search_path TO "{schema}";\n{self.ddl}'.encode())
+        try:
+            if self.ddl is None:
+                engine = make_engine(url)
+                try:
+                    migrate(engine)
+                finally:
+                    engine.dispose()
+            else:
+                # One implicit transaction: SET LOCAL scopes the search path to it.
+                self.admin.execute(f'SET LOCAL search_path TO "{schema}";\n{self.ddl}'.encode())
+        except BaseException:
+            self.drop(schema)  # no fixture teardown runs for a failed setup
+            raise
         return url
 
     def drop(self, schema: str) -> None:
@@ -313,9 +317,10 @@ def _writer(url: str, ring: Keyring) -> Sequencer:
     return Sequencer(engine, ring.ensure("operator"), clock=lambda: WORKER_TIME)
 
 
-def append_worker(url: str, worker: int, count: int, batch: int, pipe: Pipe) -> None:
+def append_worker(url: str, worker: int, count: int, batch: int, start: Any, pipe: Pipe) -> None:
     """Append ``count`` member.enrolled entries in batches through this process's own
-    Sequencer; send back ("done", seqs) or ("error", text)."""
+    Sequencer, once every writer is ready (``start``: a multiprocessing Barrier); send
+    back ("done", seqs) or ("error", text)."""
     try:
         ring = Keyring(seed=1)  # the same region:31 and operator keys as the genesis
         factory = EntryFactory(seed=1000 + worker)
@@ -324,6 +329,8 @@ def append_worker(url: str, worker: int, count: int, batch: int, pipe: Pipe) -> 
             for i in range(count)
         ]
         sequencer = _writer(url, ring)
+        sequencer.state()  # connected and caught up with the log
+        start.wait(timeout=120)
         seqs: list[int] = []
         for start in range(0, count, batch):
             for result in sequencer.submit_many(documents[start : start + batch]):

@@ -12,7 +12,6 @@ from multiprocessing.connection import wait
 
 import pytest
 
-from ledger.sequencer import Sequencer
 from tests.conftest import Alliance
 from tests.dbtools import append_worker, check_log, naive_root, snapshot
 
@@ -27,12 +26,13 @@ DEADLINE_S = 240  # a hung writer fails the test instead of hanging the suite
 def test_four_writer_processes_append_one_gapless_log(alliance: Alliance) -> None:
     assert alliance.engine.dialect.name == "postgresql"
     context = multiprocessing.get_context("spawn")
+    start = context.Barrier(WORKERS)  # all append at once, not one after another
     pipes, processes = [], []
     for worker in range(WORKERS):
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(
             target=append_worker,
-            args=(alliance.url, worker, PER_WORKER, BATCH, sender),
+            args=(alliance.url, worker, PER_WORKER, BATCH, start, sender),
             name=f"writer-{worker}",
         )
         process.start()
@@ -65,14 +65,19 @@ def test_four_writer_processes_append_one_gapless_log(alliance: Alliance) -> Non
     assert all(process.exitcode == 0 for process in processes)
 
     # Each writer got its own seqs, increasing, and together they are exactly 1..8000.
-    all_seqs: list[int] = []
+    per_worker: dict[int, list[int]] = {}
     for worker in range(WORKERS):
         seqs = reports[worker][1]
         assert isinstance(seqs, list) and len(seqs) == PER_WORKER
         assert seqs == sorted(seqs)
-        all_seqs += seqs
+        per_worker[worker] = seqs
+    all_seqs = [seq for seqs in per_worker.values() for seq in seqs]
     total = WORKERS * PER_WORKER
     assert sorted(all_seqs) == list(range(1, total + 1))
+    # The writers really contended: their batches interleave in the log.
+    owner = {seq: worker for worker, seqs in per_worker.items() for seq in seqs}
+    runs = 1 + sum(1 for seq in range(2, total + 1) if owner[seq] != owner[seq - 1])
+    assert runs > WORKERS, "each writer appended all its batches in one go"
 
     log = check_log(alliance.engine)  # gapless, every checkpoint root recomputed
     assert log.size == total + 1
@@ -82,9 +87,3 @@ def test_four_writer_processes_append_one_gapless_log(alliance: Alliance) -> Non
     # Every batch (one submit_many of a single-threaded writer) committed one checkpoint.
     assert len(snap.checkpoints) == 1 + WORKERS * (PER_WORKER // BATCH)
     assert len(snap.projections["members"]) == total
-
-    # The log goes on in this process.
-    writer = Sequencer(alliance.engine, alliance.ring.keys["operator"], clock=alliance.clock)
-    alliance.clock.advance(minutes=1)
-    assert writer.submit(alliance.enroll_doc()).seq == total + 1
-    check_log(alliance.engine)

@@ -20,7 +20,7 @@ from ledger.witness import cosign_latest
 from ops.world import entry_time, witness_name
 from schemas.canonical import canonical
 from schemas.errors import NotFoundError, VerificationError
-from signing.checkpoint import Checkpoint, sign_checkpoint
+from signing.checkpoint import Checkpoint, add_cosignatures, sign_checkpoint
 from signing.keys import PrivateKey
 from signing.note import NoteSigner
 from tests.conftest import Alliance
@@ -114,9 +114,12 @@ def test_an_honest_export_passes_the_audit(alliance: Alliance, exported: Path) -
     trust = json.loads((exported / TRUST_FILE).read_text())
     assert trust["origin"] == alliance.config.origin
     assert set(trust["witness_keys"]) == {"31", "32", "33", "34"}
-    # The export is the stored checkpoint, never re-signed.
+    # The export is the stored checkpoint and its stored cosignatures, never re-signed.
+    with alliance.engine.connect() as connection:
+        lines = store.cosignature_lines(connection, snap.latest.size)
     note = (exported / CHECKPOINT_FILE).read_text()
-    assert note.startswith(snap.latest.note.rstrip("\n").rsplit("\n", 1)[0])
+    assert note == add_cosignatures(snap.latest.note, lines)
+    assert note.startswith(snap.latest.note)
 
 
 def test_an_export_of_an_uncosigned_checkpoint_is_flagged(

@@ -138,9 +138,9 @@ class AllianceMachine(RuleBasedStateMachine):
     @rule(data=st.data(), upheld=st.booleans())
     def resolve(self, data: st.DataObject, upheld: bool) -> None:
         dispute = data.draw(st.sampled_from(list(self.world.state.rows("disputes"))))
-        debtor = self.world.state.member(getattr(dispute, "debtor"))
+        debtor = self.world.state.member(dispute.debtor)
         assert debtor is not None
-        body = {"dispute": getattr(dispute, "seq"), "outcome": "upheld" if upheld else "dismissed"}
+        body = {"dispute": dispute.seq, "outcome": "upheld" if upheld else "dismissed"}
         self._try(self.world.sign("dispute.resolved", f"region:{debtor.region}", body))
 
     @rule(member=st.integers(0, 3), suspend=st.booleans())
