@@ -7,6 +7,7 @@ from collections import Counter
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.audit import AuditReport
@@ -46,5 +47,6 @@ def print_audit(report: AuditReport, as_json: bool) -> None:
         console.print("[bold green]audit passed[/]: every check holds")
         return
     for finding in report.findings:
-        console.print(f"[red]finding[/] {finding}", highlight=False)
+        # Findings quote the audited data: print it literally, never as markup.
+        console.print(f"[red]finding[/] {escape(str(finding))}", highlight=False, soft_wrap=True)
     console.print(f"[bold red]audit failed[/]: {len(report.findings)} finding(s)")

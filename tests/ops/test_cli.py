@@ -300,11 +300,6 @@ def test_an_error_naming_user_data_is_not_read_as_markup(cli: Cli) -> None:
     assert_clean_error(result, "not-found", "[bold]missing.json")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ops/report.py print_audit prints findings as Rich markup: a hostile export "
-    "line with a key like `[/x]` crashes the audit with MarkupError",
-)
 def test_audit_findings_naming_user_data_are_not_read_as_markup(cli: Cli) -> None:
     directory = cli.tmp / "export"
     cli.json("export", str(directory))
