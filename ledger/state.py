@@ -13,20 +13,19 @@ and the entry's context that returns the projection rows to upsert.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.rows import (
-    ROW_TABLE,
     TABLES,
     KeyRow,
     MemberRow,
     MetaRow,
     RegionRow,
     Row,
-    row_key,
 )
 from schemas.bodies import PolicyModel, validate_body
 from schemas.canonical import canonical
@@ -169,8 +168,8 @@ class State:
     # --- writes -----------------------------------------------------------------------
 
     def put(self, row: Row) -> None:
-        table = _table_of(row)
-        key = row_key(row)
+        table, key_of = _PLACEMENT[type(row)]
+        key = key_of(row)
         old = self.tables[table].get(key)
         self.tables[table][key] = row
         self.dirty[table].add(key)
@@ -194,8 +193,19 @@ class State:
                 keys.clear()
 
 
-def _table_of(row: Row) -> str:
-    return ROW_TABLE[type(row)]
+def _key_reader(fields: tuple[str, ...]) -> Callable[[Row], tuple[object, ...]]:
+    """A row's key tuple, the same as ``ledger.rows.row_key()`` (which builds it with a
+    generator: too slow for a handful of puts per entry)."""
+    if len(fields) == 1:
+        read = operator.attrgetter(fields[0])
+        return lambda row: (read(row),)
+    return operator.attrgetter(*fields)
+
+
+# Row type -> (its table, its key reader).
+_PLACEMENT: dict[type, tuple[str, Callable[[Row], tuple[object, ...]]]] = {
+    row_type: (name, _key_reader(keys)) for name, (row_type, keys) in TABLES.items()
+}
 
 
 # --- admission ----------------------------------------------------------------------------
