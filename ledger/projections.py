@@ -15,11 +15,11 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
-    bindparam,
     delete,
-    func,
     select,
 )
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger import store
@@ -28,6 +28,8 @@ from ledger.state import State
 from schemas.errors import invariant
 
 metadata = MetaData()
+# Temporary tables a PostgreSQL bulk upsert stages its rows in (see _postgres_write).
+STAGE_PREFIX = "alliance_stage_"
 
 
 def _table(name: str, row_type: type, keys: tuple[str, ...]) -> Table:
@@ -73,15 +75,28 @@ def _sqlite_upsert(table: Table, keys: tuple[str, ...]) -> sqlite.Insert:
 
 
 def _postgres_upsert(table: Table, keys: tuple[str, ...]) -> postgresql.Insert:
-    """INSERT … SELECT FROM unnest(one array per column) ON CONFLICT (keys) DO UPDATE the
+    """INSERT … SELECT * FROM the table's staging copy ON CONFLICT (keys) DO UPDATE the
     other columns: a whole batch of rows in one statement. Rows must have distinct keys
     (a statement may not update one row twice); the state's changed rows always do."""
     names = [column.name for column in table.columns]
-    arrays = [bindparam(c.name, type_=postgresql.ARRAY(c.type)) for c in table.columns]
-    source = func.unnest(*arrays).table_valued(*names).render_derived()
-    statement = postgresql.insert(table).from_select(names, select(*[source.c[n] for n in names]))
+    stage = sql_table(STAGE_PREFIX + table.name, *[sql_column(name) for name in names])
+    statement = postgresql.insert(table).from_select(names, select(*[stage.c[n] for n in names]))
     updates = {name: statement.excluded[name] for name in names if name not in keys}
     return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+
+
+def _postgres_write(connection: Connection, name: str, values: list[tuple[object, ...]]) -> None:
+    """COPY the rows into a temporary table shaped like projection ``name``, upsert them
+    from there, drop it: the usual PostgreSQL bulk upsert, in the caller's transaction
+    (ON COMMIT DROP removes the table on a rollback too)."""
+    quote = connection.dialect.identifier_preparer.quote
+    stage = STAGE_PREFIX + name
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {quote(stage)} (LIKE {quote(name)}) ON COMMIT DROP"
+    )
+    store.copy_rows(connection, stage, FIELD_NAMES[name], values)
+    connection.execute(POSTGRES_UPSERTS[name])
+    connection.exec_driver_sql(f"DROP TABLE {quote(stage)}")
 
 
 SQLITE_UPSERTS = {name: _sqlite_upsert(t, TABLES[name][1]) for name, t in PROJECTION_TABLES.items()}
@@ -93,13 +108,11 @@ POSTGRES_UPSERTS = {
 def _upsert(connection: Connection, name: str, rows: list[Row]) -> None:
     """Upsert ``rows`` (distinct keys) into projection table ``name``, without
     SQLAlchemy's per-row parameter processing (values are plain str, int or None)."""
-    names = FIELD_NAMES[name]
     values = list(map(ROW_VALUES[name], rows))
     if connection.dialect.name == "postgresql":
-        columns = {field: [row[index] for row in values] for index, field in enumerate(names)}
-        connection.execute(POSTGRES_UPSERTS[name], columns)
+        _postgres_write(connection, name, values)
     else:
-        store.execute_many(connection, SQLITE_UPSERTS[name], names, values)
+        store.execute_many(connection, SQLITE_UPSERTS[name], FIELD_NAMES[name], values)
 
 
 def write_changes(connection: Connection, state: State) -> int:
