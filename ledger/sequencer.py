@@ -30,7 +30,7 @@ from ledger.publish import publish
 from ledger.state import Context, State, admit, make_context, preverify
 from ledger.store import StoredEntry
 from schemas.bodies import validate_body
-from schemas.canonical import canonical, canonical_object
+from schemas.canonical import canonical, canonical_object, canonical_validated
 from schemas.entry import (
     WireModel,
     format_utc,
@@ -181,8 +181,9 @@ class Sequencer:
         signatures: list[dict[str, str]] = document["signatures"]
         body = validate_body(model.entry.kind, entry["body"])
         # Canonicalized once here; the signature checks and the leaf reuse these bytes.
-        entry_bytes = canonical(entry)
-        signatures_bytes = canonical(signatures)
+        # Both passed the strict models above, so the validated fast path applies.
+        entry_bytes = canonical_validated(entry)
+        signatures_bytes = canonical_validated(signatures)
         # The record adds seq, logged time and signatures; the whole leaf must fit a
         # C2SP entry bundle slot.
         leaf_estimate = len(entry_bytes) + len(signatures_bytes) + RECORD_OVERHEAD_BYTES

@@ -29,7 +29,7 @@ RegionCode = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]$")]
 Division = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{5}$")]
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 Fen = Annotated[int, Field(ge=1, le=AMOUNT_FEN_MAX)]
-Seq = Annotated[int, Field(ge=0)]
+Seq = Annotated[int, Field(ge=0, le=AMOUNT_FEN_MAX)]  # bounded: RFC 8785 safe integers
 KeyList = Annotated[list[KeyModel], Field(min_length=1, max_length=KEYS_PER_PRINCIPAL_MAX)]
 
 
@@ -66,9 +66,9 @@ class ZoneModel(WireModel):
 class GradeThresholdsModel(WireModel):
     """Minimum points in the trailing window for each grade below A."""
 
-    B: Annotated[int, Field(ge=1)]
-    C: Annotated[int, Field(ge=1)]
-    D: Annotated[int, Field(ge=1)]
+    B: Annotated[int, Field(ge=1, le=100_000)]
+    C: Annotated[int, Field(ge=1, le=100_000)]
+    D: Annotated[int, Field(ge=1, le=100_000)]
 
 
 class PolicyModel(WireModel):
@@ -179,7 +179,7 @@ class EndorsementBody(WireModel):
 
 class SettlementConfirmedBody(WireModel):
     reconciliation: Seq
-    instruction: Annotated[int, Field(ge=0)]
+    instruction: Annotated[int, Field(ge=0, le=100_000)]
 
 
 # --- credit -----------------------------------------------------------------------------

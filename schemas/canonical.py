@@ -131,6 +131,18 @@ def canonical_object(members: Mapping[str, bytes]) -> bytes:
     return b"{" + b",".join(parts) + b"}"
 
 
+def canonical_validated(value: Any) -> bytes:
+    """RFC 8785 bytes of a value that already passed the strict wire models
+    (schemas.entry, schemas.bodies): those admit only ASCII keys, strings, booleans,
+    null and integers bounded within the safe range, which is the fast path's domain,
+    so the domain walk is skipped. tests/schemas/test_canonical.py checks this against
+    the rfc8785 package for entries of every kind."""
+    try:
+        return _encoder.encode(value).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedError("strings must be valid Unicode (no lone surrogates)") from exc
+
+
 def canonical_reference(value: Any) -> bytes:
     """The ``rfc8785`` package's output, used by tests and the auditor's strict mode."""
     return bytes(rfc8785.dumps(value))

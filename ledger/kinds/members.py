@@ -123,9 +123,13 @@ def _check_member(state: State, ctx: Context, member: MemberModel) -> None:
     store_ids = [store.id for store in member.stores]
     if len(set(store_ids)) != len(store_ids):
         raise PolicyError("a store id appears twice", field="body.member.stores")
-    zone = _zone_divisions(state, member.region)
+    zone: set[str] | None = None  # computed only if a store lies outside the region
     for store in member.stores:
-        if division_region(store.division) != member.region and store.division not in zone:
+        if division_region(store.division) == member.region:
+            continue
+        if zone is None:
+            zone = _zone_divisions(state, member.region)
+        if store.division not in zone:
             raise PolicyError(
                 f"store {store.id} division {store.division} is outside region {member.region}",
                 field="body.member.stores",

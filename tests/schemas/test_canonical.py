@@ -16,6 +16,7 @@ from schemas.canonical import (
     SAFE_INTEGER_MAX,
     canonical,
     canonical_reference,
+    canonical_validated,
     parse_json,
 )
 from schemas.errors import MalformedError
@@ -66,6 +67,22 @@ def has_float(value: Any) -> bool:
     if isinstance(value, list):
         return any(has_float(v) for v in value)
     return False
+
+
+def validated_containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.lists(children, max_size=5), st.dictionaries(ascii_keys, children, max_size=5)
+    )
+
+
+# What the strict wire models admit: ASCII keys, bounded integers, any Unicode text.
+validated_values = st.recursive(scalars, validated_containers, max_leaves=16)
+
+
+@SETTINGS
+@given(validated_values)
+def test_canonical_validated_equals_rfc8785_on_the_models_domain(value: Any) -> None:
+    assert canonical_validated(value) == bytes(rfc8785.dumps(value))
 
 
 @SETTINGS
