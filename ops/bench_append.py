@@ -56,7 +56,15 @@ from ledger.merkle import LEAF_PREFIX
 from ledger.schema import migrate
 from ledger.sequencer import Appended, Sequencer
 from ops.config import load_config
-from ops.world import OPERATOR, EntryFactory, Keyring, genesis_submission, region_principal
+from ops.world import (
+    OPERATOR,
+    EntryFactory,
+    Keyring,
+    genesis_submission,
+    member_body,
+    numbered_stores,
+    region_principal,
+)
 from schemas.canonical import canonical, canonical_reference, parse_json
 from schemas.entry import format_utc
 from schemas.errors import AllianceError, ConfigError, InvariantError
@@ -188,23 +196,6 @@ def _start_log(engine: Engine) -> Fixture:
 # --- the pre-built submissions ---------------------------------------------------------
 
 
-def _member_body(member_id: str, region: str, key: dict[str, str], stores: int) -> dict[str, Any]:
-    return {
-        "member": {
-            "id": member_id,
-            "name": f"bench merchant {member_id}",
-            "kind": "merchant",
-            "region": region,
-            "stores": [
-                {"id": f"S{n}", "division": f"{region}0101", "name": f"store {n}"}
-                for n in range(1, stores + 1)
-            ],
-            "commitment": {"return_days": 7, "excluded": []},
-            "keys": [key],
-        }
-    }
-
-
 def _member_submissions(fixture: Fixture, count: int) -> list[dict[str, Any]]:
     """``count`` member.enrolled entries by region:31; the members' keys are public only."""
     region = MEMBER_SIGNER_REGION
@@ -213,7 +204,7 @@ def _member_submissions(fixture: Fixture, count: int) -> list[dict[str, Any]]:
     for index in range(count):
         member_id = fixture.new_uscc(region)
         public = fixture.ring.ensure(f"bench-member-{index}").public.wire()
-        body = _member_body(member_id, region, public, stores=1)
+        body = member_body(member_id, region, public, name=f"bench merchant {member_id}")
         documents.append(
             fixture.factory.signed(fixture.ring, "member.enrolled", signer, body, BENCH_NOW)
         )
@@ -227,7 +218,13 @@ def _enrol_merchants(fixture: Fixture, count: int) -> list[str]:
         region = fixture.regions[index % len(fixture.regions)]
         member_id = fixture.new_uscc(region)
         key = fixture.ring.ensure(member_id).public.wire()
-        body = _member_body(member_id, region, key, stores=STORES_PER_MERCHANT)
+        body = member_body(
+            member_id,
+            region,
+            key,
+            name=f"bench merchant {member_id}",
+            stores=numbered_stores(region, STORES_PER_MERCHANT),
+        )
         documents.append(
             fixture.factory.signed(
                 fixture.ring, "member.enrolled", region_principal(region), body, BENCH_NOW

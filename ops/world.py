@@ -83,6 +83,38 @@ class Keyring:
         return ring
 
 
+def member_body(
+    member_id: str,
+    region: str,
+    key: dict[str, str],
+    *,
+    kind: str = "merchant",
+    name: str | None = None,
+    stores: list[tuple[str, str]] | None = None,
+    return_days: int = 7,
+    excluded: list[str] | None = None,
+) -> dict[str, Any]:
+    """A `member.enrolled` body. ``stores`` are (store id, division) pairs, by default
+    one store "S1" in the region's first district; ``key`` is the wire form of the key."""
+    store_list = stores if stores is not None else [("S1", f"{region}0101")]
+    return {
+        "member": {
+            "id": member_id,
+            "name": name or f"member {member_id}",
+            "kind": kind,
+            "region": region,
+            "stores": [{"id": s, "division": d, "name": f"store {s}"} for s, d in store_list],
+            "commitment": {"return_days": return_days, "excluded": excluded or []},
+            "keys": [key],
+        }
+    }
+
+
+def numbered_stores(region: str, count: int) -> list[tuple[str, str]]:
+    """Stores S1..S<count>, all in the region's first district."""
+    return [(f"S{n}", f"{region}0101") for n in range(1, count + 1)]
+
+
 class EntryFactory:
     """Builds entries with fresh (or, under a seed, reproducible) ids."""
 

@@ -28,7 +28,8 @@ from ledger.db import make_engine
 from ledger.schema import migrate
 from ledger.sequencer import Sequencer
 from ledger.tables import Checkpoint, Cosignature, MerkleTile
-from ops.world import EntryFactory, Keyring, region_principal
+from ops.world import EntryFactory, Keyring, numbered_stores, region_principal
+from ops.world import member_body as world_member_body
 from schemas.entry import parse_record
 from schemas.identifiers import make_uscc
 from tests.support import START
@@ -156,21 +157,10 @@ def member_body(
     name: str | None = None,
     stores: int = 1,
 ) -> dict[str, Any]:
-    key = ring.ensure(member_id)
-    return {
-        "member": {
-            "id": member_id,
-            "name": name or f"member {member_id}",
-            "kind": "merchant",
-            "region": region,
-            "stores": [
-                {"id": f"S{index}", "division": f"{region}0101", "name": f"store {index}"}
-                for index in range(1, stores + 1)
-            ],
-            "commitment": {"return_days": 7, "excluded": []},
-            "keys": [key.public.wire()],
-        }
-    }
+    key = ring.ensure(member_id).public.wire()
+    return world_member_body(
+        member_id, region, key, name=name, stores=numbered_stores(region, stores)
+    )
 
 
 def enroll_doc(

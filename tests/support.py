@@ -9,7 +9,13 @@ from typing import Any
 import ledger.kinds  # noqa: F401  (registers every kind)
 from ledger.state import State, admit, make_context
 from ops.config import AllianceConfig, load_config
-from ops.world import EntryFactory, Keyring, genesis_submission, region_principal
+from ops.world import (
+    EntryFactory,
+    Keyring,
+    genesis_submission,
+    member_body,
+    region_principal,
+)
 from schemas.entry import format_utc
 from schemas.identifiers import make_uscc
 from signing.entry import submitted
@@ -59,19 +65,15 @@ class World:
     ) -> str:
         """Enrol a member with stores [(store id, division)]; returns its USCC."""
         member_id = member_id or self.new_uscc(region)
-        key = self.ring.ensure(member_id)
-        if stores is None:
-            stores = [("S1", f"{region}0101")]
-        body = {
-            "member": {
-                "id": member_id,
-                "name": f"member {member_id}",
-                "kind": kind,
-                "region": region,
-                "stores": [{"id": s, "division": d, "name": f"store {s}"} for s, d in stores],
-                "commitment": {"return_days": return_days, "excluded": excluded or []},
-                "keys": [key.public.wire()],
-            }
-        }
+        key = self.ring.ensure(member_id).public.wire()
+        body = member_body(
+            member_id,
+            region,
+            key,
+            kind=kind,
+            stores=stores,
+            return_days=return_days,
+            excluded=excluded,
+        )
         self.submit(self.sign("member.enrolled", region_principal(region), body))
         return member_id

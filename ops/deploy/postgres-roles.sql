@@ -10,7 +10,7 @@ GRANT USAGE ON SCHEMA public TO alliance_app, alliance_reader;
 
 -- The log: SELECT and INSERT only. The triggers refuse UPDATE/DELETE/TRUNCATE anyway;
 -- the grants make the refusal hold even if a trigger were dropped by mistake.
-GRANT SELECT, INSERT ON log_entries, checkpoints, cosignatures TO alliance_app;
+GRANT SELECT, INSERT ON log_entries, checkpoints, cosignatures, merkle_tile_nodes TO alliance_app;
 -- Tiles grow in place (a partial tile is extended), checked by the grow-only trigger.
 GRANT SELECT, INSERT, UPDATE ON merkle_tiles TO alliance_app;
 -- Projections are caches rebuilt from the log.
@@ -20,3 +20,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
   TO alliance_app;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO alliance_reader;
+
+-- Projection upserts stage rows in a temporary table (ledger/projections.py); PostgreSQL
+-- grants TEMPORARY to PUBLIC by default. If your database revokes it, grant it back:
+-- GRANT TEMPORARY ON DATABASE alliance TO alliance_app;
