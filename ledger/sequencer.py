@@ -330,8 +330,12 @@ class Sequencer:
         # In the transaction: the signed checkpoint. Commit makes all four durable at once.
 
     def _sync_state(self, connection: Connection, size: int) -> State:
-        """The in-memory state, caught up with entries other writers appended."""
-        state = self._state if self._state is not None else State()
+        """The in-memory state, caught up with entries other writers appended. A new
+        writer starts from the projection tables (consistent with the log at commit),
+        not from a replay of the whole log."""
+        state = self._state
+        if state is None:
+            state = projections.load_state(connection) if size else State()
         invariant(state.size <= size, f"state at {state.size} is ahead of the log at {size}")
         if state.size < size:
             replay(state, store.read_entries(connection, state.size, size), verify=False)

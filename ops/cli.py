@@ -232,7 +232,10 @@ def rebuild(db: DbOption = None) -> None:
     """Drop the projections, rebuild them from the log and prove them identical."""
     from ops.service import rebuild_projections
 
-    emit(rebuild_projections(open_engine(db)))
+    result = rebuild_projections(open_engine(db))
+    emit(result)
+    if not result["identical"]:
+        raise typer.Exit(1)  # the projections were stale; they are now rebuilt from the log
 
 
 @app.command()
