@@ -1,6 +1,7 @@
-"""`alliance`: the command line (DESIGN §7). Every command takes --db URL (env
-ALLIANCE_DB, else sqlite:///alliance.db). A user's mistake prints one line and exits 1;
-it never prints a traceback."""
+"""Alliance Ledger: the shared return and credit ledger of the YRD consumer alliance.
+
+Every command takes --db URL (env ALLIANCE_DB, else sqlite:///alliance.db). A mistake
+prints one line, `error <type>: <detail>`, and exits 1."""
 
 from __future__ import annotations
 
@@ -68,7 +69,12 @@ def friendly(function: F) -> F:
 
 
 def open_engine(db: str | None, *, must_exist: bool = True) -> Engine:
-    engine = make_engine(db_url_from_env(db))
+    url = db_url_from_env(db)
+    engine = make_engine(url)  # validates the URL; connects lazily
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if must_exist and database and database != ":memory:" and not Path(database).exists():
+        # Connecting would create an empty SQLite file: a read must write nothing.
+        raise NotFoundError(f"no ledger at {database}: run `alliance init` first")
     if must_exist and not is_initialized(engine):
         raise NotFoundError("no ledger in this database: run `alliance init` first")
     return engine
