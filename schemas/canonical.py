@@ -131,6 +131,11 @@ def canonical_object(members: Mapping[str, bytes]) -> bytes:
     return b"{" + b",".join(parts) + b"}"
 
 
+def canonical_text(value: Any) -> str:
+    """canonical() as text, for projection columns that hold JSON."""
+    return canonical(value).decode("utf-8")
+
+
 def canonical_validated(value: Any) -> bytes:
     """RFC 8785 bytes of a value that already passed the strict wire models
     (schemas.entry, schemas.bodies): those admit only ASCII keys, strings, booleans,

@@ -15,15 +15,11 @@ from schemas.bodies import (
     MemberStatusBody,
     PolicyModel,
 )
-from schemas.canonical import canonical
+from schemas.canonical import canonical_text
 from schemas.entry import KeyModel
 from schemas.errors import PolicyError
 from schemas.identifiers import division_region, validate_uscc
 from signing.keys import PublicKey
-
-
-def _json(value: object) -> str:
-    return canonical(value).decode("utf-8")
 
 
 def _all_regions(state: State, ctx: Context) -> list[str]:
@@ -63,8 +59,8 @@ def genesis(state: State, ctx: Context) -> list[Row]:
         raise PolicyError("a key is declared twice in the genesis")
     _check_policy(body.policy, set(codes))
     rows: list[Row] = [
-        MetaRow("origin", _json(body.origin), ctx.seq),
-        MetaRow("policy", _json(body.policy.model_dump()), ctx.seq),
+        MetaRow("origin", canonical_text(body.origin), ctx.seq),
+        MetaRow("policy", canonical_text(body.policy.model_dump()), ctx.seq),
     ]
     for region in body.regions:
         rows.append(
@@ -82,7 +78,7 @@ def policy_adopted(state: State, ctx: Context) -> list[Row]:
     if ctx.signer != OPERATOR:
         raise PolicyError("a policy is adopted by the operator", field="signer")
     _check_policy(body, set(state.region_codes()))
-    return [MetaRow("policy", _json(body.model_dump()), ctx.seq)]
+    return [MetaRow("policy", canonical_text(body.model_dump()), ctx.seq)]
 
 
 def _check_keys_unused(state: State, keys: list[KeyModel]) -> None:
@@ -145,7 +141,7 @@ def member_enrolled(state: State, ctx: Context) -> list[Row]:
     if state.region(member.region) is None:
         raise PolicyError(f"region {member.region} is not in this log", field="body.member.region")
     _check_member(state, ctx, member)
-    excluded = _json(sorted(member.commitment.excluded))
+    excluded = canonical_text(sorted(member.commitment.excluded))
     rows: list[Row] = [
         MemberRow(
             member.id,

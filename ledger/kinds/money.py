@@ -51,7 +51,7 @@ from schemas.bodies import (
     ReceiptModel,
     ReturnBody,
 )
-from schemas.canonical import canonical
+from schemas.canonical import canonical_text
 from schemas.entry import parse_time
 from schemas.errors import PolicyError, invariant
 
@@ -80,10 +80,6 @@ DISMISSED = "dismissed"
 PAYABLE = "payable"
 RECEIVABLE = "receivable"
 EMPTY_LIST = "[]"
-
-
-def _json(value: object) -> str:
-    return canonical(value).decode("utf-8")
 
 
 def _codes(text: str) -> list[str]:
@@ -119,7 +115,9 @@ def _check_store(state: State, member: MemberRow, store: str, role: str, field: 
 
 
 def _endorsable(seq: int, kind: str, regions: set[str]) -> EndorsableRow:
-    return EndorsableRow(seq, kind, _json(sorted(regions)), EMPTY_LIST, EMPTY_LIST, PENDING)
+    return EndorsableRow(
+        seq, kind, canonical_text(sorted(regions)), EMPTY_LIST, EMPTY_LIST, PENDING
+    )
 
 
 def _obligation(ctx: Context, kind: str, debtor: str, creditor: str, amount: int) -> list[Row]:
@@ -309,7 +307,10 @@ def _decided(row: EndorsableRow, region: str, decision: str) -> EndorsableRow:
     else:
         status = PENDING
     return replace(
-        row, approved=_json(sorted(approved)), rejected=_json(sorted(rejected)), status=status
+        row,
+        approved=canonical_text(sorted(approved)),
+        rejected=canonical_text(sorted(rejected)),
+        status=status,
     )
 
 
