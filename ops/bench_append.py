@@ -55,15 +55,14 @@ from ledger.db import make_engine
 from ledger.merkle import LEAF_PREFIX
 from ledger.schema import migrate
 from ledger.sequencer import Appended, Sequencer
+from ledger.state import OPERATOR, region_principal
 from ops.config import load_config
 from ops.world import (
-    OPERATOR,
     EntryFactory,
     Keyring,
     genesis_submission,
     member_body,
     numbered_stores,
-    region_principal,
 )
 from schemas.canonical import canonical, canonical_reference, parse_json
 from schemas.entry import format_utc

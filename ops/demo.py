@@ -44,17 +44,16 @@ from ledger.export import ENTRIES_FILE, export
 from ledger.rows import EndorsementRow, MemberRow, ObligationRow
 from ledger.schema import migrate
 from ledger.sequencer import Sequencer
+from ledger.state import OPERATOR, region_principal
 from ops.config import AllianceConfig, load_config
 from ops.report import print_audit
 from ops.service import run_witness
 from ops.world import (
-    OPERATOR,
     SHANGHAI,
     EntryFactory,
     Keyring,
     entry_time,
     genesis_submission,
-    region_principal,
 )
 from schemas.errors import AllianceError, ConfigError, ConflictError, InvariantError, invariant
 from schemas.identifiers import make_uscc

@@ -9,17 +9,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ledger.state import OPERATOR, region_principal
 from ops.config import AllianceConfig
 from schemas.errors import KeyFileError
 from signing.entry import submitted
 from signing.keys import PrivateKey, principal_file_name, witness_file_name
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
-OPERATOR = "operator"
-
-
-def region_principal(code: str) -> str:
-    return f"region:{code}"
 
 
 def witness_name(origin: str, code: str) -> str:

@@ -27,8 +27,13 @@ from ledger import merkle, projections, store
 from ledger.db import make_engine
 from ledger.schema import migrate
 from ledger.sequencer import Sequencer
+from ledger.state import region_principal
 from ledger.tables import Checkpoint, Cosignature, MerkleTile
-from ops.world import EntryFactory, Keyring, numbered_stores, region_principal
+from ops.world import (
+    EntryFactory,
+    Keyring,
+    numbered_stores,
+)
 from ops.world import member_body as world_member_body
 from schemas.entry import parse_record
 from schemas.identifiers import make_uscc

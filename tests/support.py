@@ -7,14 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ledger.kinds  # noqa: F401  (registers every kind)
-from ledger.state import State, admit, make_context
+from ledger.state import State, admit, make_context, region_principal
 from ops.config import AllianceConfig, load_config
 from ops.world import (
     EntryFactory,
     Keyring,
     genesis_submission,
     member_body,
-    region_principal,
 )
 from schemas.entry import format_utc
 from schemas.identifiers import make_uscc
