@@ -169,8 +169,7 @@ def load_state(connection: Connection) -> State:
         order = [table.c[key] for key in TABLES[name][1]]
         for values in connection.execute(select(table).order_by(*order)):
             state.put(row_type(*values))
-    for _ in state.take_dirty():
-        pass  # loaded rows are already stored
+    state.forget_dirty()  # loaded rows are already stored
     head = connection.execute(
         select(LogEntry.seq, LogEntry.logged).order_by(LogEntry.seq.desc()).limit(1)
     ).first()

@@ -143,7 +143,7 @@ class Sequencer:
     def state(self) -> State:
         """The state as of the log head (catching up with other writers)."""
         with self._writer, self.engine.begin() as connection:
-            self._lock_log(connection)
+            lock_log(connection)
             return self._sync_state(connection, store.head_size(connection))
 
     # --- outside the lock ----------------------------------------------------------------
@@ -249,16 +249,12 @@ class Sequencer:
             for item in batch:
                 item.finish(failure)
 
-    def _lock_log(self, connection: Connection) -> None:
-        if connection.dialect.name == "postgresql":
-            connection.execute(select(text(f"pg_advisory_xact_lock({ADVISORY_LOCK_ID})")))
-
     def _append_batch(self, batch: list[Prepared]) -> None:
         now = self.clock()
         logged = format_utc(now)
         results: list[tuple[Prepared, Appended | AllianceError]] = []
         with self.engine.begin() as connection:
-            self._lock_log(connection)
+            lock_log(connection)
             # We now hold the log: nobody else can append until we commit or roll back.
             size = store.head_size(connection)
             state = self._sync_state(connection, size)
@@ -339,15 +335,17 @@ class Sequencer:
         invariant(state.size <= size, f"state at {state.size} is ahead of the log at {size}")
         if state.size < size:
             replay(state, store.read_entries(connection, state.size, size), verify=False)
-            projections_dirty_clear(state)
+            state.forget_dirty()  # replayed rows are already in the projection tables
         self._state = state
         return state
 
 
-def projections_dirty_clear(state: State) -> None:
-    """Rows replayed from the log are already in the projection tables."""
-    for _ in state.take_dirty():
-        pass
+def lock_log(connection: Connection) -> None:
+    """Hold the log for the rest of this transaction, against every other writer: on
+    SQLite the transaction's BEGIN IMMEDIATE already did; on PostgreSQL an advisory
+    lock does."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(text(f"pg_advisory_xact_lock({ADVISORY_LOCK_ID})")))
 
 
 def replay(state: State, entries: Any, *, verify: bool) -> None:

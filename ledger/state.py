@@ -185,6 +185,11 @@ class State:
         elif old is None and type(new).__name__ == "PenaltyRow":
             self.member_penalties.setdefault(new.member, []).append(new.seq)  # type: ignore[union-attr]
 
+    def forget_dirty(self) -> None:
+        """Forget which rows changed: they are already stored."""
+        for keys in self.dirty.values():
+            keys.clear()
+
     def take_dirty(self) -> Iterator[tuple[str, list[Row]]]:
         """The rows changed since the last call, per table, then forget them."""
         for table, keys in self.dirty.items():

@@ -12,7 +12,7 @@ from ledger import projections, store
 from ledger.endorse import Judge, approve_all, endorse
 from ledger.export import log_verifier, origin_of
 from ledger.schema import migrate
-from ledger.sequencer import Sequencer, replay
+from ledger.sequencer import Sequencer, lock_log, replay
 from ledger.state import State
 from ledger.witness import cosign_latest
 from ops.config import load_config
@@ -54,7 +54,7 @@ def rebuild_projections(engine: Engine) -> dict[str, Any]:
     """Replay the log into a fresh state, compare it with the stored projections, and
     rewrite them from the replay (the log is the truth)."""
     with engine.begin() as connection:
-        Sequencer(engine, PrivateKey.generate())._lock_log(connection)
+        lock_log(connection)
         before = projections.read_all(connection)
         state = State()
         size = store.head_size(connection)
