@@ -365,10 +365,9 @@ def replay(state: State, entries: Any, *, verify: bool) -> None:
 
 
 def record_leaf(seq: int, logged: str, entry_bytes: bytes, signatures_bytes: bytes) -> bytes:
-    """leaf = JCS(record), the same bytes as
-    ``schemas.entry.leaf_bytes(make_record(seq, logged, entry, signatures))``, assembled from
-    the canonical bytes of the entry and its signatures that prepare() already computed
-    (a record's values are serialized on their own inside it, DESIGN §3)."""
+    """leaf = JCS({"seq", "logged", "entry", "signatures"}) (DESIGN §3), assembled from
+    the canonical bytes of the entry and its signatures that prepare() already computed:
+    JCS serializes each member value on its own, so the bytes are the same."""
     return canonical_object(
         {
             "seq": canonical(seq),

@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from schemas.canonical import canonical, parse_json
-from schemas.errors import LimitError, MalformedError
-from schemas.limits import ENTRY_BYTES_MAX, SIGNATURES_PER_ENTRY_MAX
+from schemas.canonical import parse_json
+from schemas.errors import MalformedError
+from schemas.limits import SIGNATURES_PER_ENTRY_MAX
 
 ENTRY_VERSION = 1
 PARSED_TIMES_MAX = 8192  # about two full batches of entry times
@@ -153,28 +153,6 @@ def validate_submitted(value: Any) -> SubmittedModel:
         raise _first_error(exc) from exc
     parse_time(model.entry.time)
     return model
-
-
-def parse_submitted(data: bytes | str) -> tuple[dict[str, Any], SubmittedModel]:
-    """Parse and validate a `submitted` document; returns the wire dict and its model."""
-    if len(data) > ENTRY_BYTES_MAX:
-        raise LimitError(f"a submission is at most {ENTRY_BYTES_MAX} bytes")
-    value = parse_json(data)
-    model = validate_submitted(value)
-    if len(canonical(value)) > ENTRY_BYTES_MAX:
-        raise LimitError(f"a submission is at most {ENTRY_BYTES_MAX} bytes")
-    return value, model
-
-
-def make_record(
-    seq: int, logged: str, entry: dict[str, Any], signatures: list[dict[str, str]]
-) -> dict[str, Any]:
-    return {"seq": seq, "logged": logged, "entry": entry, "signatures": signatures}
-
-
-def leaf_bytes(record: dict[str, Any]) -> bytes:
-    """leaf = JCS(record): the exact bytes hashed into the tree."""
-    return canonical(record)
 
 
 def parse_record(leaf: bytes) -> tuple[dict[str, Any], RecordModel]:
