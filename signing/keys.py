@@ -1,25 +1,62 @@
-"""Ed25519 keys: generation, PKCS#8 PEM files, key ids and the wire form of a key."""
+"""Ed25519 keys: generation, PKCS#8 PEM files, key ids and the wire form of a key.
+
+Public keys are checked where they are made: a small-order key (one of the 8 torsion
+points) lets anyone sign as its holder, so it is refused along with non-canonical
+encodings and bytes that are no point of the prime-order subgroup. Signatures are
+verified by libsodium (PyNaCl), which also refuses a non-canonical S and a small-order R
+("Taming the many EdDSAs", Chalkias et al. 2020).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
+import hmac
+import os
+import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+import nacl.bindings
+import nacl.exceptions
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.errors import KeyFileError, MalformedError, SignatureError
+from schemas.limits import KEY_FILE_BYTES_MAX
 
 PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64
 KEY_ID_SIZE = 16  # bytes of SHA-256(pub) kept in a KEYID (DESIGN §3)
+KEY_FILE_MODE = 0o600
+KEY_FOLDER_MODE = 0o700
+# Public keys already found valid; checking one costs ~85 µs, a hit well under 1 µs.
+CHECKED_PUBLIC_KEYS_CACHED = 4096
+
+_FIELD_PRIME = 2**255 - 19
+_CURVE_D = (-121665 * pow(121666, _FIELD_PRIME - 2, _FIELD_PRIME)) % _FIELD_PRIME
+_Y_MASK = (1 << 255) - 1  # the top bit of an encoding is the sign of x
+# libsodium's ge25519_has_small_order blocklist, as y with the sign bit cleared: the y of
+# the 8 torsion points (0, 1, p-1 and the two order-8 values) and the non-canonical
+# encodings p and p+1 of 0 and 1. Either sign bit is refused.
+_SMALL_ORDER_Y = frozenset(
+    {
+        0,
+        1,
+        _FIELD_PRIME - 1,
+        2707385501144840649318225287225658788936804267575313519463743609750303402022,
+        55188659117513257062467267217118295137698188065244968500265048394206261417927,
+        _FIELD_PRIME,
+        _FIELD_PRIME + 1,
+    }
+)
+
+
+class KeyFilePermissionWarning(UserWarning):
+    """A private key file that its group or other users may read or write."""
 
 
 def key_id(public_raw: bytes) -> str:
@@ -46,6 +83,28 @@ def b64decode(text: str, *, size: int | None = None, what: str = "value") -> byt
     return data
 
 
+@functools.lru_cache(maxsize=CHECKED_PUBLIC_KEYS_CACHED)
+def _check_point(raw: bytes) -> None:
+    """Raise MalformedError unless ``raw`` is a usable Ed25519 public key. Only keys
+    that pass are cached (lru_cache does not keep a call that raised)."""
+    y = int.from_bytes(raw, "little") & _Y_MASK
+    if y in _SMALL_ORDER_Y:
+        raise MalformedError("small-order Ed25519 public key refused")
+    if y >= _FIELD_PRIME:
+        raise MalformedError("non-canonical encoding of an Ed25519 public key (y >= 2^255-19)")
+    # On the curve: -x^2 + y^2 = 1 + d x^2 y^2, so x^2 = u / v with u = y^2 - 1 and
+    # v = d y^2 + 1; a point exists iff u / v (equivalently u v) is a square mod p
+    # (Euler's criterion). One modular power: about as cheap as the check can be, which
+    # matters because every enrolment brings a new key. A key with a torsion component
+    # added is not refused: libsodium's strict verification (verify()) already refuses
+    # small-order R and A, and no one can sign under such a key without its scalar.
+    y_squared = y * y % _FIELD_PRIME
+    u = (y_squared - 1) % _FIELD_PRIME
+    v = (_CURVE_D * y_squared + 1) % _FIELD_PRIME
+    if pow(u * v % _FIELD_PRIME, (_FIELD_PRIME - 1) // 2, _FIELD_PRIME) > 1:
+        raise MalformedError("Ed25519 public key does not decode to a curve point")
+
+
 @dataclass(frozen=True, slots=True)
 class PublicKey:
     """A verifying key. ``raw`` is the 32-byte Ed25519 public key."""
@@ -55,6 +114,7 @@ class PublicKey:
     def __post_init__(self) -> None:
         if len(self.raw) != PUBLIC_KEY_SIZE:
             raise MalformedError(f"an Ed25519 public key is {PUBLIC_KEY_SIZE} bytes")
+        _check_point(bytes(self.raw))
 
     @property
     def key_id(self) -> str:
@@ -69,10 +129,15 @@ class PublicKey:
         return {"key": self.key_id, "pub": self.b64}
 
     def verify(self, signature: bytes, message: bytes) -> None:
-        """Raise SignatureError unless ``signature`` is valid for ``message``."""
+        """Raise SignatureError unless ``signature`` is valid for ``message``: libsodium's
+        crypto_sign_open, strict like crypto_sign_verify_detached (S < L, R not of small
+        order, the key canonical and not of small order)."""
+        # The length first: crypto_sign_open splits signature+message at 64 bytes.
+        if len(signature) != SIGNATURE_SIZE:
+            raise SignatureError(f"signature by key {self.key_id} is not {SIGNATURE_SIZE} bytes")
         try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, message)
-        except InvalidSignature as exc:
+            nacl.bindings.crypto_sign_open(bytes(signature) + bytes(message), self.raw)
+        except nacl.exceptions.BadSignatureError as exc:
             raise SignatureError(f"signature by key {self.key_id} does not verify") from exc
 
     @classmethod
@@ -115,6 +180,17 @@ class PrivateKey:
     def __repr__(self) -> str:
         return f"PrivateKey(key_id={self.key_id})"
 
+    def derive_secret(self, label: bytes) -> bytes:
+        """A 32-byte secret for ``label``, derived from this key (HMAC-SHA256 keyed by the
+        raw private key): the writer seals its projection rows with one, so only a holder
+        of the operator key can write rows the writer will trust."""
+        raw = self._key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return hmac.new(raw, b"alliance-ledger/v1/derive\n" + label, hashlib.sha256).digest()
+
     def to_pem(self, passphrase: bytes | None = None) -> bytes:
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(passphrase)
@@ -135,19 +211,108 @@ class PrivateKey:
             raise KeyFileError("the key is not Ed25519")
         return cls(key)
 
-    def save(self, path: Path, passphrase: bytes | None = None) -> None:
-        """Write the key as PKCS#8 PEM, readable by its owner only."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.to_pem(passphrase))
-        path.chmod(0o600)
+    def save(
+        self, path: Path, passphrase: bytes | None = None, *, sync_folder: bool = True
+    ) -> None:
+        """Write the key as PKCS#8 PEM into a new file, readable by its owner only.
+
+        Never overwrites: an existing file or link at ``path`` is KeyFileError. The folder
+        is fsynced too unless ``sync_folder`` is False (a caller saving many keys syncs
+        it once)."""
+        try:
+            path.parent.mkdir(mode=KEY_FOLDER_MODE, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KeyFileError(f"cannot create key folder {path.parent}: {exc}") from exc
+        _write_new_file(path, self.to_pem(passphrase))
+        if sync_folder:
+            fsync_key_folder(path.parent)
 
     @classmethod
     def load(cls, path: Path, passphrase: bytes | None = None) -> PrivateKey:
+        """Read a key file; KeyFilePermissionWarning if others may read or write it."""
+        return cls.from_pem(_read_key_file(path), passphrase)
+
+
+def _write_new_file(path: Path, data: bytes) -> None:
+    """Create ``path`` (mode 0600 from the start, never a link followed) and write it
+    durably; on any failure the half-written file is removed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, KEY_FILE_MODE)
+    except FileExistsError as exc:
+        what = "a link" if path.is_symlink() else "a file"
+        raise KeyFileError(f"{path} is already {what}; a key file is never overwritten") from exc
+    except OSError as exc:
+        raise KeyFileError(f"cannot create key file {path}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException as exc:
+        path.unlink(missing_ok=True)  # O_EXCL made it ours
+        if isinstance(exc, OSError):
+            raise KeyFileError(f"cannot write key file {path}: {exc.strerror}") from exc
+        raise
+
+
+def fsync_key_folder(folder: Path) -> None:
+    """Make the new names in ``folder`` durable (the keys go to disk before the genesis)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
-        return cls.from_pem(data, passphrase)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise KeyFileError(f"cannot sync key folder {folder}: {exc.strerror}") from exc
+
+
+def _read_key_file(path: Path) -> bytes:
+    """At most KEY_FILE_BYTES_MAX bytes of a regular file. O_NONBLOCK so that a FIFO
+    planted at ``path`` is refused at once instead of waiting for a writer."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # no open() of a device at all
+            raise KeyFileError(f"key file {path} is not a regular file")
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)  # what was opened, should it have changed since stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise KeyFileError(f"key file {path} is not a regular file")
+        if info.st_size > KEY_FILE_BYTES_MAX:
+            raise KeyFileError(f"key file {path} is over {KEY_FILE_BYTES_MAX} bytes")
+        if info.st_mode & 0o077:
+            warnings.warn(
+                KeyFilePermissionWarning(
+                    f"key file {path} has mode {stat.S_IMODE(info.st_mode):04o}: other "
+                    f"users may read it; chmod 600 {path}"
+                ),
+                stacklevel=3,
+            )
+        data = _read_at_most(fd, KEY_FILE_BYTES_MAX + 1, path)
+    finally:
+        os.close(fd)
+    if len(data) > KEY_FILE_BYTES_MAX:
+        raise KeyFileError(f"key file {path} is over {KEY_FILE_BYTES_MAX} bytes")
+    return data
+
+
+def _read_at_most(fd: int, size: int, path: Path) -> bytes:
+    chunks: list[bytes] = []
+    left = size
+    try:
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
+    return b"".join(chunks)
 
 
 def principal_file_name(principal: str) -> str:
