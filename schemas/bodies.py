@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, ValidationError
 
-from schemas.entry import KeyModel, Rfc3339, WireModel
+from schemas.entry import PRINTABLE_TEXT_PATTERN, KeyModel, Rfc3339, WireModel, first_error
 from schemas.errors import MalformedError
 from schemas.limits import (
     AMOUNT_FEN_MAX,
@@ -20,7 +20,14 @@ from schemas.limits import (
     TEXT_LENGTH_MAX,
 )
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LENGTH_MAX)]
+# The two free-text types; every other string below has a printable-ASCII pattern.
+Text = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=TEXT_LENGTH_MAX, pattern=PRINTABLE_TEXT_PATTERN),
+]
+TextOrEmpty = Annotated[
+    str, StringConstraints(max_length=TEXT_LENGTH_MAX, pattern=PRINTABLE_TEXT_PATTERN)
+]
 Ident = Annotated[
     str, StringConstraints(min_length=1, max_length=ID_LENGTH_MAX, pattern=r"^[\x21-\x7e]+$")
 ]
@@ -174,7 +181,7 @@ class DisputeResolvedBody(WireModel):
 class EndorsementBody(WireModel):
     targets: Annotated[list[Seq], Field(min_length=1, max_length=ENDORSEMENT_TARGETS_MAX)]
     decision: Literal["approve", "reject"]
-    reason: Annotated[str, StringConstraints(max_length=TEXT_LENGTH_MAX)]
+    reason: TextOrEmpty
 
 
 class SettlementConfirmedBody(WireModel):
@@ -226,6 +233,4 @@ def validate_body(kind: str, body: dict[str, Any]) -> WireModel:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = "body." + ".".join(str(part) for part in error["loc"])
-        raise MalformedError(f"{where}: {error['msg']}", field=where) from exc
+        raise first_error(exc, "body.") from exc

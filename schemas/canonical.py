@@ -153,31 +153,57 @@ def canonical_reference(value: Any) -> bytes:
     return bytes(rfc8785.dumps(value))
 
 
+# The longest JSON integer literal within the safe range: 16 digits and a minus sign.
+# Longer literals are refused before int() sees them (Python refuses more than 4,300
+# digits with a ValueError, and converting is quadratic in the length).
+INTEGER_TEXT_LENGTH_MAX = len(str(SAFE_INTEGER_MAX)) + 1
+# How much of a refused literal an error message quotes.
+QUOTED_TEXT_MAX = 40
+
+
+def _quoted(text: str) -> str:
+    if len(text) <= QUOTED_TEXT_MAX:
+        return text
+    return f"{text[: QUOTED_TEXT_MAX // 2]}… ({len(text)} characters)"
+
+
+def _safe_int(text: str) -> int:
+    if len(text) <= INTEGER_TEXT_LENGTH_MAX:
+        value = int(text)
+        if -SAFE_INTEGER_MAX <= value <= SAFE_INTEGER_MAX:
+            return value
+    raise MalformedError(f"integer {_quoted(text)} is outside the safe range ±(2^53-1)")
+
+
+def _no_float(text: str) -> Any:
+    raise MalformedError(f"float {_quoted(text)} is not allowed: money is integer fen")
+
+
+def _no_constant(text: str) -> Any:
+    raise MalformedError(f"{text} is not JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in result:
+            raise MalformedError(f"duplicate key {_quoted(key)!r}")
+        result[key] = item
+    return result
+
+
 def parse_json(data: bytes | str) -> Any:
-    """Parse JSON, refusing floats, NaN and duplicate keys (RFC 8785 inputs must be I-JSON)."""
-
-    def no_float(text: str) -> Any:
-        raise MalformedError(f"float {text} is not allowed: money is integer fen")
-
-    def no_constant(text: str) -> Any:
-        raise MalformedError(f"{text} is not JSON")
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, item in pairs:
-            if key in result:
-                raise MalformedError(f"duplicate key {key!r}")
-            result[key] = item
-        return result
-
+    """Parse JSON, refusing floats, NaN, Infinity, integers outside the safe range and
+    duplicate keys (RFC 8785 inputs must be I-JSON)."""
     try:
         return json.loads(
             data,
-            parse_float=no_float,
-            parse_constant=no_constant,
-            object_pairs_hook=no_duplicates,
+            parse_int=_safe_int,
+            parse_float=_no_float,
+            parse_constant=_no_constant,
+            object_pairs_hook=_no_duplicates,
         )
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and any other
         raise MalformedError(f"not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise MalformedError("JSON nested too deeply") from exc

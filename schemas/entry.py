@@ -58,12 +58,22 @@ Kind = Literal[
     "credit.restored",
 ]
 
-RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
+# ASCII digits only: \d would also match other scripts' digits.
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 KEY_ID_PATTERN = r"^[0-9a-f]{32}$"
 # A principal: an 18-character USCC, "region:NN" or "operator".
 PRINCIPAL_PATTERN = r"^([0-9A-HJ-NP-RTUW-Y]{18}|region:[1-9][0-9]|operator)$"
 BASE64_PATTERN = r"^[A-Za-z0-9+/]+={0,2}$"
+# Free text (names, reasons): any character but the C0 controls U+0000-U+001F and DEL.
+# PostgreSQL text cannot hold NUL, and no control character belongs in a name; both
+# backends must refuse the same entries, before a seq is given. Every other string of
+# an entry has a pattern of printable ASCII (tests/schemas/test_strict_values.py).
+PRINTABLE_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+CONTROL_CHARACTERS_MESSAGE = "control characters (U+0000-U+001F, U+007F) are not allowed"
 
 _rfc3339 = re.compile(RFC3339_PATTERN)
 
@@ -91,7 +101,8 @@ class KeyModel(WireModel):
 
 
 class EntryModel(WireModel):
-    v: Literal[1]
+    # Not Literal[1]: a Literal compares by equality, so it took true and 1.0 for 1.
+    v: Annotated[int, Field(ge=ENTRY_VERSION, le=ENTRY_VERSION)]
     kind: Kind
     id: EntryId
     time: Rfc3339
@@ -137,10 +148,14 @@ def format_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _first_error(exc: ValidationError) -> MalformedError:
+def first_error(exc: ValidationError, prefix: str = "") -> MalformedError:
+    """The MalformedError naming the first field ``exc`` refused."""
     error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return MalformedError(f"{where}: {error['msg']}", field=where or None)
+    where = prefix + ".".join(str(part) for part in error["loc"])
+    message = error["msg"]
+    if error.get("ctx", {}).get("pattern") == PRINTABLE_TEXT_PATTERN:
+        message = CONTROL_CHARACTERS_MESSAGE
+    return MalformedError(f"{where}: {message}", field=where or None)
 
 
 def validate_submitted(value: Any) -> SubmittedModel:
@@ -150,7 +165,7 @@ def validate_submitted(value: Any) -> SubmittedModel:
     try:
         model = SubmittedModel.model_validate(value)
     except ValidationError as exc:
-        raise _first_error(exc) from exc
+        raise first_error(exc) from exc
     parse_time(model.entry.time)
     return model
 
@@ -162,4 +177,4 @@ def parse_record(leaf: bytes) -> tuple[dict[str, Any], RecordModel]:
     try:
         return value, RecordModel.model_validate(value)
     except ValidationError as exc:
-        raise _first_error(exc) from exc
+        raise first_error(exc) from exc

@@ -94,12 +94,6 @@ class PolicyError(RejectedError):
     status = 422
 
 
-class NotFoundError(RejectedError):
-    type_slug = "not-found"
-    title = "Not found"
-    status = 404
-
-
 class ConflictError(RejectedError):
     """The same entry id was already logged with different bytes."""
 
@@ -114,6 +108,59 @@ class LimitError(RejectedError):
     type_slug = "limit-exceeded"
     title = "Limit exceeded"
     status = 413
+
+
+# --- errors of a read or a command, not of a submission ---------------------------------
+
+
+class NotFoundError(AllianceError):
+    """What was asked for does not exist (a seq beyond the log, a missing file). Not a
+    rejected submission: nothing was submitted."""
+
+    type_slug = "not-found"
+    title = "Not found"
+    status = 404
+
+
+class AlreadyInitialisedError(AllianceError):
+    """`alliance init` on a database or key folder that already holds a ledger."""
+
+    type_slug = "already-initialised"
+    title = "Already initialised"
+    status = 409
+
+
+# --- retryable: the submission was fine, the service could not take it now --------------
+
+
+class RetryableError(AllianceError):
+    """Nothing was written; the same request may succeed later (HTTP 503 with
+    Retry-After)."""
+
+    type_slug = "retry"
+    title = "Try again later"
+    status = 503
+    retry_after_s: ClassVar[int] = 1
+
+
+class QueueFullError(RetryableError):
+    type_slug = "queue-full"
+    title = "Writer queue full"
+
+
+class BatchFailedError(RetryableError):
+    """The database refused or lost a batch; nothing of it was committed. Retry."""
+
+    type_slug = "batch-failed"
+    title = "Batch not committed"
+
+
+class DeadlineError(RetryableError):
+    """The caller's wait for the writer passed its deadline. The entry may still be
+    appended: submitting the same signed entry again answers with its seq."""
+
+    type_slug = "deadline"
+    title = "Deadline passed"
 
 
 class KeyFileError(AllianceError):
@@ -153,6 +200,23 @@ class InvariantError(HaltError):
     type_slug = "invariant"
     title = "Invariant broken"
     status = 500
+
+
+class TamperedError(HaltError):
+    """The database holds something the writer did not write and cannot verify (a leaf
+    that breaks the rules, tiles that disagree with the leaves, a checkpoint that does
+    not verify). The writer stops; `alliance doctor` names the damage."""
+
+    type_slug = "tampered"
+    title = "Log database tampered with"
+    status = 503
+
+
+class OperatorKeyError(ConfigError):
+    """The operator key given is not a key the log declared for its operator."""
+
+    type_slug = "wrong-operator-key"
+    title = "Not the log's operator key"
 
 
 def invariant(condition: bool, message: str) -> None:

@@ -1,4 +1,5 @@
-"""Identifiers of the domain: USCC (GB 32100-2015) and GB/T 2260 division codes.
+"""Identifiers of the domain: USCC (GB 32100-2015), GB/T 2260 division codes and
+receipt numbers.
 
 USCC validation goes through python-stdnum (`stdnum.cn.uscc`), which only accepts a
 numeric registration-department code (first character). GB 32100-2015 also assigns
@@ -10,6 +11,8 @@ verdict.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 from stdnum import exceptions as stdnum_exceptions
 from stdnum.cn import uscc as stdnum_uscc
@@ -23,15 +26,27 @@ DEPARTMENT_LETTERS = frozenset("ABCDEFGHJKLMNY")
 
 
 # stdnum.cn.uscc's alphabet (GB 32100-2015: digits and 21 letters, no I O S V Z).
-USCC_ALPHABET = frozenset("0123456789ABCDEFGHJKLMNPQRTUWXY")
+USCC_CHARACTERS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_ALPHABET = frozenset(USCC_CHARACTERS)
+# GB 32100-2015 check character: weights 3^i mod 31 over the first 17 characters.
+USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_USCC_VALUE = {character: value for value, character in enumerate(USCC_CHARACTERS)}
+
+
+def uscc_check_character(first17: str) -> str:
+    """The check character of a USCC whose first 17 characters are ``first17`` (all in
+    USCC_ALPHABET), computed directly: the same as ``stdnum.cn.uscc.calc_check_digit``
+    without its cleaning pass (tests/schemas/test_identifiers.py proves them equal)."""
+    total = sum(_USCC_VALUE[c] * w for c, w in zip(first17, USCC_WEIGHTS, strict=True))
+    return USCC_CHARACTERS[(31 - total) % 31]
 
 
 def validate_uscc(code: str, *, field: str = "member") -> str:
     """Return ``code`` if it is a valid USCC, else raise MalformedError.
 
     A code already in stdnum's compact form (the wire pattern guarantees it for entries)
-    is checked with stdnum's own check-character function once, instead of
-    ``validate()``'s three passes through its generic cleaner; anything else, and every
+    is checked by computing its check character directly, instead of ``validate()``'s
+    three passes through its generic cleaner; anything else, and every
     failure, goes through ``stdnum.cn.uscc.validate`` for its verdict and message.
     tests/schemas/test_identifiers.py proves the two paths agree."""
     if (
@@ -39,7 +54,7 @@ def validate_uscc(code: str, *, field: str = "member") -> str:
         and code[:8].isascii()
         and code[:8].isdigit()
         and USCC_ALPHABET.issuperset(code[8:])
-        and stdnum_uscc.calc_check_digit(code[:-1]) == code[-1]
+        and uscc_check_character(code[:-1]) == code[-1]
     ):
         return code
     try:
@@ -72,3 +87,19 @@ def make_uscc(prefix17: str) -> str:
 def division_region(division: str) -> str:
     """The provincial prefix of a 6-digit GB/T 2260 division code."""
     return division[:2]
+
+
+def normalise_receipt_number(text: str) -> str:
+    """The form in which receipt numbers are compared: two spellings of one number are
+    the same receipt, so it cannot be refunded twice by writing it differently.
+
+    One documented normalisation, in this order:
+    1. Unicode NFKC: compatibility forms fold to their plain form, e.g. full-width
+       ``ＲＥＣ－００１`` becomes ``REC-001`` and the ideographic space a plain space;
+    2. ``str.casefold()``: case is ignored (``REC-001`` and ``rec-001`` are one receipt);
+    3. NFKC again, because case folding can yield a few characters that are not in NFKC
+       form (so the function is idempotent);
+    4. surrounding whitespace is stripped.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()

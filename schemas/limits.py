@@ -19,6 +19,9 @@ ENDORSEMENT_TARGETS_MAX = 1000  # DESIGN §3
 EVIDENCE_SEQS_MAX = 1000
 AMOUNT_FEN_MAX = 2**53 - 1  # the RFC 8785 safe-integer range
 
+# Key files
+KEY_FILE_BYTES_MAX = 64 * 1024  # a PKCS#8 PEM Ed25519 key is ~120-300 bytes
+
 # Sequencer
 BATCH_SIZE_MAX = 4096  # entries appended in one transaction
 BATCH_BYTES_MAX = 32 * 1024 * 1024
@@ -32,6 +35,26 @@ HASH_SIZE = 32
 # Reads
 PROOF_TREE_SIZE_MAX = 2**40
 ENTRY_BUNDLE_SIZE = TILE_WIDTH
+
+# Nodes
+REVIEW_QUEUE_MAX = 100_000  # entries a region's review queue holds
+
+# Waiting
+WAIT_DEADLINE_S = 60.0  # how long a caller waits for the writer before DeadlineError
+
+# Export files an auditor reads (bounded: an export may be hostile)
+CHECKPOINT_FILE_BYTES_MAX = 1_000_000  # one signed note with its cosignatures (NOTE_BYTES_MAX)
+TRUST_FILE_BYTES_MAX = 256 * 1024  # origin, log vkey and REGIONS_MAX witness vkeys: ~10 KB
+
+# Command-line input (bounded: a file or stdin may be anything, arguments any number)
+# One `submitted` document: its entry is at most ENTRY_BYTES_MAX canonical bytes, and a
+# file may be indented, so allow generous whitespace.
+SUBMISSION_BYTES_MAX = 1024 * 1024
+DEMO_DAYS_MAX = 366
+DEMO_MERCHANTS_MAX = 100_000
+BENCH_APPEND_ENTRIES_MAX = 200_000  # every signed document is built in memory first
+BENCH_PROOF_ENTRIES_MAX = 4_000_000  # every leaf and hash is held in memory
+BENCH_SAMPLES_MAX = 1_000_000
 
 
 def check_limits() -> None:
@@ -47,5 +70,7 @@ def check_limits() -> None:
         problems.append("BATCH_BYTES_MAX too small for full batches")
     if AMOUNT_FEN_MAX > 2**53 - 1:
         problems.append("AMOUNT_FEN_MAX beyond the RFC 8785 safe range")
+    if SUBMISSION_BYTES_MAX < 2 * ENTRY_BYTES_MAX:
+        problems.append("SUBMISSION_BYTES_MAX leaves no room for a full entry's signatures")
     if problems:
         raise ConfigError("; ".join(problems))

@@ -14,6 +14,7 @@ from schemas.identifiers import (
     USCC_ALPHABET,
     division_region,
     make_uscc,
+    uscc_check_character,
     validate_uscc,
 )
 
@@ -62,3 +63,8 @@ def test_letter_department_codes_are_accepted_when_their_check_matches() -> None
 def test_division_region_is_the_provincial_prefix() -> None:
     assert division_region("310118") == "31"
     assert division_region("430102") == "43"
+
+
+@given(st.text(alphabet="0123456789ABCDEFGHJKLMNPQRTUWXY", min_size=17, max_size=17))
+def test_the_direct_check_character_equals_stdnums(first17: str) -> None:
+    assert uscc_check_character(first17) == stdnum_uscc.calc_check_digit(first17)
