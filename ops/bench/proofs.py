@@ -32,9 +32,7 @@ graph has millions of cyclic objects whose collections would otherwise land in i
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +40,6 @@ from typing import Any
 
 import pymerkle
 
-from ledger import merkle
 from ledger.merkle import (
     MemoryTiles,
     consistency_proof,
@@ -181,14 +178,14 @@ def _time_both(
     inclusions, pairs = _samples(seed, entries, samples)
     their_inclusions, their_pairs = _samples(seed, baseline_entries, samples)
     one_based = [(index + 1, size) for index, size in their_inclusions]
-    merkle._memo_nodes.cache_clear()  # cold: nothing derived before timing starts
+    tree._memo_nodes.cache_clear()  # cold: nothing derived before timing starts
     our_inclusion, their_inclusion = _time_interleaved(
         lambda i, n: inclusion_proof(i, n, tiles), inclusions, tree.prove_inclusion, one_based
     )
     our_consistency, their_consistency = _time_interleaved(
         lambda o, n: consistency_proof(o, n, tiles), pairs, tree.prove_consistency, their_pairs
     )
-    memo_hits = merkle._memo_nodes.cache_info().hits
+    memo_hits = tree._memo_nodes.cache_info().hits
     return (
         _latencies("", our_inclusion, our_consistency),
         _latencies("pymerkle_", their_inclusion, their_consistency),
@@ -244,18 +241,3 @@ def bench_proofs(
         "node_blobs": len(tiles.nodes),
         "verified_proofs": verified,
     }
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--samples", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--pymerkle-entries", type=int, default=None)
-    args = parser.parse_args(argv)
-    result = bench_proofs(args.entries, args.samples, args.seed, args.pymerkle_entries)
-    print(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()

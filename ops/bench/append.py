@@ -4,7 +4,7 @@ DESIGN §9 asks the library append (batches) to reach at least 50 % of the raw l
 same backend, measured in the same run. Both sides start from the same pre-built, signed
 `submitted` documents (building and signing them is not timed):
 
-* **library**: ``Sequencer.submit_many`` in chunks of ``BATCH_SIZE_MAX`` entries, so each
+* **library**: ``Ledger.submit_many`` in chunks of ``BATCH_SIZE_MAX`` entries, so each
   chunk is one group-commit transaction (entries, tiles, projections and the signed
   checkpoint), with every validation the ledger applies: envelope and body schemas,
   canonical bytes, Ed25519, the kind's rules against the state, the Merkle tiles.
@@ -46,28 +46,34 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Engine, LargeBinary, MetaData, String, Table, text
+from sqlalchemy import Engine, MetaData, Table
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from ledger import merkle, store
+from ledger.app import Ledger
 from ledger.db import make_engine
 from ledger.merkle import LEAF_PREFIX
 from ledger.schema import migrate
-from ledger.sequencer import Appended, Sequencer
+from ledger.sequencer import Appended
 from ledger.state import OPERATOR, region_principal
+from ledger.tables import Base, LogEntry
 from ops.config import load_config
 from ops.world import (
     EntryFactory,
     Keyring,
+    ReturnItem,
+    fresh_schema,
     genesis_submission,
     member_body,
     numbered_stores,
+    receipt_wire,
+    return_body,
+    uscc,
 )
 from schemas.canonical import canonical, canonical_reference, parse_json
 from schemas.entry import format_utc
 from schemas.errors import AllianceError, ConfigError, InvariantError
-from schemas.identifiers import make_uscc
 from schemas.limits import BATCH_SIZE_MAX
 from signing.entry import verify_entry_signature
 from signing.keys import PublicKey
@@ -101,18 +107,18 @@ SECONDS_DIGITS = 3
 
 @dataclass
 class Fixture:
-    """A fresh log with its genesis, the keys of every principal, and a sequencer."""
+    """A fresh log with its genesis, the keys of every principal, and its ledger."""
 
     engine: Engine
     ring: Keyring
     factory: EntryFactory
-    sequencer: Sequencer
+    ledger: Ledger
     regions: tuple[str, ...]
     serial: int = 0
 
     def new_uscc(self, region: str) -> str:
         self.serial += 1
-        return make_uscc(f"9{region[0]}{region}0000MA{self.serial:07d}")
+        return uscc(region, self.serial)
 
 
 # --- the fresh database ---------------------------------------------------------------
@@ -148,22 +154,12 @@ def _sqlite_engine(url: URL | None) -> Iterator[Engine]:
 def _postgres_engine(url: URL) -> Iterator[Engine]:
     """An engine whose search_path is a new schema ``bench_<random>``, dropped after."""
     schema = SCHEMA_PREFIX + secrets.token_hex(SCHEMA_TOKEN_BYTES)
-    scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
-    admin = make_engine(url.render_as_string(hide_password=False))
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    with fresh_schema(url.render_as_string(hide_password=False), schema) as scoped:
+        engine = make_engine(scoped)
         try:
-            engine = make_engine(scoped.render_as_string(hide_password=False))
-            try:
-                yield engine
-            finally:
-                engine.dispose()
+            yield engine
         finally:
-            with admin.begin() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
+            engine.dispose()
 
 
 @contextmanager
@@ -186,10 +182,10 @@ def _start_log(engine: Engine) -> Fixture:
     ring = Keyring(seed=SEED)
     factory = EntryFactory(SEED)
     genesis = genesis_submission(config, ring, factory, BENCH_NOW)
-    sequencer = Sequencer(engine, ring.keys[OPERATOR], clock=lambda: BENCH_NOW)
-    sequencer.submit(genesis)
+    ledger = Ledger(engine, ring.keys[OPERATOR], clock=lambda: BENCH_NOW)
+    ledger.submit(genesis)
     regions = tuple(region.code for region in config.regions)
-    return Fixture(engine, ring, factory, sequencer, regions)
+    return Fixture(engine, ring, factory, ledger, regions)
 
 
 # --- the pre-built submissions ---------------------------------------------------------
@@ -231,7 +227,7 @@ def _enrol_merchants(fixture: Fixture, count: int) -> list[str]:
         )
         merchants.append(member_id)
     for start in range(0, len(documents), BATCH_SIZE):
-        _require_appended(fixture.sequencer.submit_many(documents[start : start + BATCH_SIZE]))
+        _require_appended(fixture.ledger.submit_many(documents[start : start + BATCH_SIZE]))
     return merchants
 
 
@@ -241,26 +237,15 @@ def _return_body(rng: random.Random, seller: str, number: str) -> dict[str, Any]
     # Each item refunds at least 1 fen; the refund never exceeds the receipt amount.
     refunds = [rng.randint(1, amount // ITEMS_MAX) for _ in range(item_count)]
     age = timedelta(days=rng.uniform(0, PURCHASE_AGE_DAYS_MAX))
-    return {
-        "receipt": {
-            "merchant": seller,
-            "store": f"S{rng.randint(1, STORES_PER_MERCHANT)}",
-            "number": number,
-            "purchased": (BENCH_NOW - age).isoformat(timespec="seconds"),
-            "amount_fen": amount,
-        },
-        "accepted_store": f"S{rng.randint(1, STORES_PER_MERCHANT)}",
-        "refund_fen": sum(refunds),
-        "items": [
-            {
-                "sku": f"SKU{n}",
-                "category": rng.choice(RETURN_CATEGORIES),
-                "qty": 1,
-                "refund_fen": fen,
-            }
-            for n, fen in enumerate(refunds)
-        ],
-    }
+    store = f"S{rng.randint(1, STORES_PER_MERCHANT)}"
+    purchased = (BENCH_NOW - age).isoformat(timespec="seconds")
+    receipt = receipt_wire(seller, store, number, purchased, amount)
+    accepted_store = f"S{rng.randint(1, STORES_PER_MERCHANT)}"
+    items = [
+        ReturnItem(f"SKU{n}", rng.choice(RETURN_CATEGORIES), 1, fen)
+        for n, fen in enumerate(refunds)
+    ]
+    return return_body(receipt, accepted_store, items)
 
 
 def _return_submissions(fixture: Fixture, count: int) -> list[dict[str, Any]]:
@@ -295,19 +280,9 @@ def _require_appended(results: Sequence[Appended | AllianceError]) -> None:
 
 
 def _raw_table() -> Table:
-    """The columns, keys and indexes of ``log_entries``, without its triggers."""
-    return Table(
-        RAW_TABLE,
-        MetaData(),
-        Column("seq", BigInteger, primary_key=True, autoincrement=False),
-        Column("entry_id", String(36), nullable=False, unique=True),
-        Column("entry_hash", LargeBinary, nullable=False),
-        Column("kind", String(32), nullable=False, index=True),
-        Column("signer", String(32), nullable=False, index=True),
-        Column("logged", String(40), nullable=False),
-        Column("leaf", LargeBinary, nullable=False),
-        Column("leaf_hash", LargeBinary, nullable=False),
-    )
+    """The columns, keys and indexes of ``log_entries`` (its ORM table, copied under
+    another name), without its triggers (those live in the migrations)."""
+    return Base.metadata.tables[LogEntry.__tablename__].to_metadata(MetaData(), name=RAW_TABLE)
 
 
 def _raw_row(
@@ -365,7 +340,7 @@ class RawLoop:
 
 
 def _measure_batch(
-    raw: RawLoop, sequencer: Sequencer, chunk: Sequence[dict[str, Any]]
+    raw: RawLoop, ledger: Ledger, chunk: Sequence[dict[str, Any]]
 ) -> tuple[float, float]:
     """(library seconds, raw seconds) for one batch: the raw loop checks the first half,
     the library appends the whole batch, the raw loop checks the second half and inserts
@@ -377,7 +352,7 @@ def _measure_batch(
     raw.check(chunk[:half])
     raw_seconds = clock() - started
     started = clock()
-    _require_appended(sequencer.submit_many(chunk))
+    _require_appended(ledger.submit_many(chunk))
     seconds = clock() - started
     started = clock()
     raw.check(chunk[half:])
@@ -410,7 +385,7 @@ def _measure(fixture: Fixture, documents: Sequence[dict[str, Any]]) -> tuple[flo
         with _frozen_heap():
             for start in range(0, len(documents), BATCH_SIZE):
                 chunk = documents[start : start + BATCH_SIZE]
-                batch_seconds, batch_raw_seconds = _measure_batch(raw, fixture.sequencer, chunk)
+                batch_seconds, batch_raw_seconds = _measure_batch(raw, fixture.ledger, chunk)
                 seconds += batch_seconds
                 raw_seconds += batch_raw_seconds
         return seconds, raw_seconds

@@ -1,0 +1,1 @@
+"""`alliance bench`: the append benchmark (``append``) and the proof benchmark (``proofs``)."""

@@ -1,0 +1,131 @@
+"""`alliance bench memory`: the writer's memory and start-up on a full log.
+
+Appends ``entries`` returns (among RETURN_MERCHANTS merchants, as `bench append --kind
+return` builds them) through the front door in chunks, then reports
+
+* the sustained append rate over the whole run (the log growing as it goes);
+* the writer's resident memory at the end (VmRSS, after a collection);
+* a restart: a fresh process opens the same database and appends one entry; its wall
+  time and peak memory (what a one-entry `alliance submit` costs at that size).
+
+Not a timed test: a figure for the README, with the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+from ops.bench.append import (
+    BATCH_SIZE,
+    BENCH_NOW,
+    RETURN_MERCHANTS,
+    SAME_MERCHANT_SHARE,
+    SEED,
+    _enrol_merchants,
+    _fresh_database,
+    _require_appended,
+    _return_body,
+    _start_log,
+)
+from schemas.errors import ConfigError
+
+CHUNK_ENTRIES = 4 * BATCH_SIZE  # documents signed, then appended, at a time
+MEMORY_ENTRIES_MAX = 20_000_000
+RESTART_TIMEOUT_S = 3600
+
+# Run by the restart child: open the ledger, append one enrolment, print time and peak RSS.
+_RESTART = """
+import json, resource, sys, time
+start = time.perf_counter()
+from ledger.app import Ledger
+from ops.bench.append import BENCH_NOW, SEED
+from ops.world import EntryFactory, Keyring, member_body, uscc
+ring = Keyring(seed=SEED)
+ring.ensure("region:31")
+member = uscc("31", 9_999_999)
+body = member_body(member, "31", ring.ensure(member).public.wire())
+document = EntryFactory().signed(ring, "member.enrolled", "region:31", body, BENCH_NOW)
+ledger = Ledger.open(sys.argv[1], ring.ensure("operator"), clock=lambda: BENCH_NOW)
+seq = ledger.submit(document).seq
+print(json.dumps({"seq": seq, "seconds": time.perf_counter() - start,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def bench_memory(db: str | None, entries: int = 1_000_000) -> dict[str, object]:
+    if not 1 <= entries <= MEMORY_ENTRIES_MAX:
+        raise ConfigError(f"entries must be within 1..{MEMORY_ENTRIES_MAX}")
+    with _fresh_database(db) as (backend, engine):
+        fixture = _start_log(engine)
+        merchants = _enrol_merchants(fixture, RETURN_MERCHANTS)
+        rng = random.Random(SEED)  # noqa: S311 - bench data, not secrets
+        appended_s = 0.0
+        for base in range(0, entries, CHUNK_ENTRIES):
+            documents = []
+            for index in range(base, min(entries, base + CHUNK_ENTRIES)):
+                acceptor = seller = rng.choice(merchants)
+                if rng.random() >= SAME_MERCHANT_SHARE:
+                    while seller == acceptor:
+                        seller = rng.choice(merchants)
+                body = _return_body(rng, seller, f"R{index:09d}")
+                documents.append(
+                    fixture.factory.signed(
+                        fixture.ring, "return.recorded", acceptor, body, BENCH_NOW
+                    )
+                )
+            started = time.perf_counter()
+            for start in range(0, len(documents), BATCH_SIZE):
+                _require_appended(fixture.ledger.submit_many(documents[start : start + BATCH_SIZE]))
+            appended_s += time.perf_counter() - started
+        del documents
+        gc.collect()
+        writer_rss_mb = _rss_mb()
+        url = engine.url.render_as_string(hide_password=False)
+        restart = subprocess.run(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-c", _RESTART, url],
+            capture_output=True,
+            text=True,
+            timeout=RESTART_TIMEOUT_S,
+            check=False,
+        )
+        if restart.returncode != 0:
+            raise ConfigError(f"the restart child failed: {restart.stderr.strip()[-500:]}")
+    child = json.loads(restart.stdout.strip().splitlines()[-1])
+    return {
+        "bench": "memory",
+        "backend": backend,
+        "entries": entries,
+        "append_per_s": round(entries / appended_s, 1),
+        "writer_rss_mb": round(writer_rss_mb, 1),
+        "restart_submit_s": round(float(child["seconds"]), 2),
+        "restart_peak_rss_mb": round(float(child["peak_rss_mb"]), 1),
+        "machine": f"{os.cpu_count()} cores, {_cpu_model()}",
+        "date": datetime.now(UTC).date().isoformat(),
+    }

@@ -1,0 +1,384 @@
+"""The actors of the simulation: the regions' desks (endorsement, disputes,
+membership, credit), the traders (merchants' returns, the zone fund's and platforms'
+advances, disputes), and the bad submissions the log must refuse."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from ledger.rows import EndorsementRow, ObligationRow
+from ledger.state import region_principal
+from nodes.endorse import Awaiting, Decision, Judge
+from ops.demo.catalogue import FEN_PER_YUAN
+from ops.demo.population import Member
+from ops.demo.sales import Sale
+from ops.demo.stage import TICKS_AT, Claim, OpenDispute, Planned, Plant, World
+from ops.world import entry_time
+from schemas.errors import InvariantError, invariant
+from signing.entry import submitted
+
+RETURNS_PER_MERCHANT = 4  # 200 merchants: 800 returns a day
+RETURNS_PER_PLANT = 200  # one fabricated receipt per this many returns
+MERCHANTS_PER_ADVANCE = 40
+MERCHANTS_PER_DISPUTE = 60
+UPHELD_EVERY = 3  # dispute 0, 3, 6 … is upheld, the others dismissed
+FUND_ADVANCE_SHARE = 0.6  # of advances, paid by the zone fund (else by a platform)
+ENTRY_DELAY_MAX_S = 240  # a POS signs up to this long before the log sees it (skew 600 s)
+OVER_REFUND_FEN = 5_000
+EVIDENCE_MAX = 5
+DRAIN_ROUNDS_MAX = 10
+FABRICATED = "虚构退货：卖方门店收银系统无此笔销售（监管核查）"
+NO_COMPLAINT = "先行垫付依据不足：12315平台无对应投诉记录"
+FUND_BASIS = "消法第四十四条：示范区共筹先行垫付资金先行赔付，向经营者追偿"
+PLATFORM_BASIS = "消法第四十四条：平台先行赔付，向平台内经营者追偿"
+RETURN_DISPUTES = (
+    "退货商品非本店售出：小票编号与本店销售记录不符",
+    "退回商品已使用且影响二次销售，不符合无理由退货条件",
+    "该商品已由本店直接办理退款，属重复追偿",
+)
+ADVANCE_DISPUTE = "消费者已与本店和解并退款，先行垫付无需追偿"
+SUSPEND_REASON = "门店停业整改，暂停履行线下无理由退货承诺"
+REINSTATE_REASON = "整改完成，经现场核查恢复承诺"
+RESTORE_REASON = "逾期结算款项已全部结清，依申请予以信用修复"
+# Labels of the submissions the log must refuse.
+OUTSIDE_WINDOW = "return outside the seller's window"
+OVER_REFUND = "refund above the receipt amount"
+REFUND_AGAIN = "receipt refunded beyond its amount"
+EXCLUDED = "category on a negative list"
+SUSPENDED = "return by a suspended member"
+OLD_KEY = "signed with a replaced key"
+CASE_TWICE = "advance case claimed twice"
+
+
+def share(total: int, index: int, parts: int) -> int:
+    """The ``index``-th of ``parts`` near-equal shares of ``total`` (earlier get the rest)."""
+    base, rest = divmod(total, parts)
+    return base + (1 if index < rest else 0)
+
+
+class Regulators:
+    """The four regions' desks: endorsement judges, disputes, membership, credit."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.ledger = world.ledger
+        self.books = world.books
+
+    def judge(self, region: str) -> Judge:
+        """The region's own knowledge (POS checks, complaint records): it rejects what the
+        simulation planted against its records and approves the rest."""
+
+        def decide(item: Awaiting) -> Decision:
+            plant = self.books.planted.get(str(item.entry["id"]))
+            if plant is not None and plant.region == region:
+                return Decision(False, plant.reason)
+            return Decision(True, "")
+
+        return decide
+
+    def endorse(self, _day: int) -> None:
+        self.ledger.endorse_round(self.judge)
+
+    def drain(self) -> None:
+        """Run the nodes until every return and advance is decided by every region."""
+        for _ in range(DRAIN_ROUNDS_MAX):
+            if self.ledger.endorse_round(self.judge) == 0:
+                return
+        raise InvariantError(f"demo: endorsement nodes still busy after {DRAIN_ROUNDS_MAX} rounds")
+
+    def morning(self, day: int) -> None:
+        schedule, world = self.world.schedule, self.world
+        self.resolve_disputes(day)
+        if day == schedule.keys_day:
+            self.rotate_keys()
+        if day == schedule.suspend_day:
+            self.set_status(world.suspend_member, "member.suspended", SUSPEND_REASON)
+        if day == schedule.reinstate_day:
+            self.set_status(world.suspend_member, "member.reinstated", REINSTATE_REASON)
+        if day == schedule.restore_day:
+            self.restore()
+
+    def late(self, day: int) -> None:
+        """Follow-ups that would fall on a next day the run does not have."""
+        schedule = self.world.schedule
+        if schedule.reinstate_day is None and day == schedule.suspend_day:
+            self.set_status(self.world.suspend_member, "member.reinstated", REINSTATE_REASON)
+        if schedule.restore_day is None and day == schedule.penalty_day:
+            self.restore()
+
+    def set_status(self, member: Member, kind: str, reason: str) -> None:
+        body = {"member": member.id, "reason": reason}
+        self.ledger.submit_one(kind, region_principal(member.region), body)
+        if kind == "member.suspended":
+            self.world.suspended.add(member.id)
+        else:
+            self.world.suspended.discard(member.id)
+
+    def rotate_keys(self) -> None:
+        """The member's POS is replaced: its region registers the new key, and the
+        keyring holds the new key from now on (so --keys saves the current one)."""
+        member = self.world.keys_member
+        self.world.retired_key = self.ledger.ring.keys[member.id]
+        new = self.ledger.ring.rotate(member.id, 1)
+        body = {"member": member.id, "keys": [new.public.wire()]}
+        self.ledger.submit_one("member.keys_changed", region_principal(member.region), body)
+
+    def resolve_disputes(self, day: int) -> None:
+        """The debtor's region decides earlier days' disputes: some upheld, most dismissed."""
+        remaining = []
+        for dispute in self.books.open_disputes:
+            if dispute.filed_day >= day:
+                remaining.append(dispute)
+                continue
+            outcome = "upheld" if dispute.ordinal % UPHELD_EVERY == 0 else "dismissed"
+            body = {"dispute": dispute.seq, "outcome": outcome}
+            signer = region_principal(dispute.debtor.region)
+            self.ledger.submit_one("dispute.resolved", signer, body)
+        self.books.open_disputes = remaining
+
+    def credit(self, day: int) -> None:
+        """On the penalty day: a false-claim listing, and a watch listing of the member
+        with the most effective debts (to be restored: rule restore_after_days 0)."""
+        if day != self.world.schedule.penalty_day:
+            return
+        self.penalise_false_claim()
+        debts: Counter[str] = Counter()
+        evidence: dict[str, list[int]] = {}
+        for row in self.ledger.sequencer.state().obligations.rows():
+            if isinstance(row, ObligationRow) and row.status == "effective":
+                debts[row.debtor] += 1
+                evidence.setdefault(row.debtor, []).append(row.seq)
+        if debts:
+            debtor = min(debts, key=lambda member: (-debts[member], member))
+            member = self.world.merchant(debtor)
+            seq = self.penalty(member, "overdue_settlement", evidence[debtor][:EVIDENCE_MAX])
+            self.books.watch_penalty = (seq, member)
+
+    def penalise_false_claim(self) -> None:
+        """The first fabricated return its region rejected: the member that recorded it
+        is listed under false_claim, with the return and the rejection as evidence."""
+        state = self.ledger.sequencer.state()
+        for seq, plant in self.books.planted_returns:
+            row = state.endorsements.get(seq, plant.region)
+            if isinstance(row, EndorsementRow) and row.decision == "reject":
+                self.penalty(self.world.merchant(plant.culprit), "false_claim", [seq, row.seq])
+                return
+
+    def penalty(self, member: Member, rule_name: str, evidence: list[int]) -> int:
+        """Points, listing and the longest duration come from the policy's rule."""
+        rule = self.ledger.config.policy["rules"][rule_name]
+        body = {
+            "member": member.id,
+            "rule": rule_name,
+            "points": int(rule["points"]),
+            "listing": str(rule["listing"]),
+            "until": entry_time(self.world.now + timedelta(days=int(rule["days"]))),
+            "evidence": sorted(evidence),
+        }
+        return self.ledger.submit_one("credit.penalty", region_principal(member.region), body)
+
+    def restore(self) -> None:
+        if self.books.watch_penalty is None:
+            return
+        seq, member = self.books.watch_penalty
+        body = {"penalty": seq, "reason": RESTORE_REASON}
+        self.ledger.submit_one("credit.restored", region_principal(member.region), body)
+        self.books.watch_penalty = None
+
+
+class Traders:
+    """Merchants, the zone fund and the platforms: returns, advances, disputes."""
+
+    def __init__(self, world: World, merchants: int) -> None:
+        self.world = world
+        self.ledger = world.ledger
+        self.books = world.books
+        self.bad = BadSubmissions(world)
+        self.per_day = merchants * RETURNS_PER_MERCHANT
+        self.plants_per_day = max(1, self.per_day // RETURNS_PER_PLANT)
+        self.advances_per_day = max(1, merchants // MERCHANTS_PER_ADVANCE)
+        self.disputes_per_day = max(1, merchants // MERCHANTS_PER_DISPUTE)
+
+    def business(self, tick: int, day: int) -> None:
+        """One stretch of opening hours: returns, a fabricated one now and then,
+        advances, and the bad submissions the log must refuse, as one batch."""
+        world, parts = self.world, len(TICKS_AT)
+        planned = [
+            self.plan_return(world.maker.make(world.now, world.suspended))
+            for _ in range(share(self.per_day, tick, parts))
+        ]
+        for _ in range(share(self.plants_per_day, tick, parts)):
+            planned.append(self.plan_fabricated())
+        for index in range(share(self.advances_per_day, tick, parts)):
+            planted = day % 2 == 1 and tick == 0 and index == 0  # every other day
+            planned.append(self.plan_advance(planted))
+        planned += self.bad.refusals(tick, day)
+        self.ledger.submit(planned)
+
+    def plan_return(self, sale: Sale, plant: Plant | None = None) -> Planned:
+        delay = self.world.rng.randint(0, ENTRY_DELAY_MAX_S)
+        document = self.ledger.signed("return.recorded", sale.acceptor.id, sale.body, delay_s=delay)
+        if plant is not None:
+            self.books.planted[document["entry"]["id"]] = plant
+        return Planned(document, logged=functools.partial(self._note_return, sale, plant))
+
+    def _note_return(self, sale: Sale, plant: Plant | None, seq: int) -> None:
+        self.books.returns_today += 1
+        if plant is not None:
+            self.books.planted_returns.append((seq, plant))
+        elif sale.seller.id != sale.acceptor.id:
+            self.books.claims.append(Claim(seq, "return", sale.seller))
+        if sale.full and plant is None:
+            self.books.full_refunds.append(sale)
+
+    def plan_fabricated(self) -> Planned:
+        """A franchisee claims a peer's receipt that the peer's POS never issued."""
+        sale = self.world.maker.cross_member(self.world.now, self.world.suspended)
+        return self.plan_return(sale, Plant(sale.seller.region, FABRICATED, sale.acceptor.id))
+
+    def plan_advance(self, planted: bool) -> Planned:
+        """The zone fund pays for merchants of the zone's regions, a platform for any."""
+        world, rng, population = self.world, self.world.rng, self.world.population
+        zone_regions = {store.division[:2] for store in population.fund.stores}
+        use_fund = rng.random() < FUND_ADVANCE_SHARE
+        funder = population.fund if use_fund else rng.choice(population.platforms)
+        liable = rng.choice(
+            [
+                m
+                for m in population.merchants
+                if m.id not in world.suspended and (not use_fund or m.region in zone_regions)
+            ]
+        )
+        prefix = "SFQ" if use_fund else f"PT{population.platforms.index(funder) + 1}"
+        body = {
+            "liable": liable.id,
+            "case": f"{prefix}-{world.now:%Y%m%d}-{len(self.books.cases) + 1:05d}",
+            "basis": FUND_BASIS if use_fund else PLATFORM_BASIS,
+            "amount_fen": rng.randint(50, 3_000) * FEN_PER_YUAN,
+        }
+        document = self.ledger.signed("advance.paid", funder.id, body)
+        self.books.cases.append({"funder": funder.id, **body})
+        if planted:
+            plant = Plant(liable.region, NO_COMPLAINT, funder.id)
+            self.books.planted[document["entry"]["id"]] = plant
+            return Planned(document)
+        return Planned(document, logged=functools.partial(self._note_claim, liable))
+
+    def _note_claim(self, liable: Member, seq: int) -> None:
+        self.books.claims.append(Claim(seq, "advance", liable))
+
+    def file_disputes(self, day: int) -> None:
+        """Debtors contest a few claims against them (never a planted one: those the
+        regions void anyway)."""
+        world = self.world
+        candidates = [
+            claim
+            for claim in self.books.claims
+            if claim.seq not in self.books.disputed and claim.debtor.id not in world.suspended
+        ]
+        chosen = world.rng.sample(candidates, min(self.disputes_per_day, len(candidates)))
+        planned = []
+        for claim in sorted(chosen, key=lambda c: c.seq):
+            is_return = claim.kind == "return"
+            reason = world.rng.choice(RETURN_DISPUTES) if is_return else ADVANCE_DISPUTE
+            body = {"target": claim.seq, "reason": reason}
+            document = self.ledger.signed("claim.disputed", claim.debtor.id, body)
+            note = functools.partial(self._note_dispute, claim, day)
+            planned.append(Planned(document, logged=note))
+        self.ledger.submit(planned)
+
+    def _note_dispute(self, claim: Claim, day: int, seq: int) -> None:
+        self.books.disputed.add(claim.seq)
+        ordinal = len(self.books.disputed) - 1
+        self.books.open_disputes.append(OpenDispute(seq, claim.debtor, day, ordinal))
+
+
+class BadSubmissions:
+    """Submissions the log itself must refuse, mixed into the stores' batches."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.maker = world.maker
+
+    def refusals(self, tick: int, day: int) -> list[Planned]:
+        world = self.world
+        makers: dict[int, Callable[[], Planned | None]] = {
+            1: self.outside_window,
+            3: self.over_refund,
+            5: self.refund_again,
+            6: self.excluded_category,
+        }
+        planned = [item for item in [makers[tick]()] if item] if tick in makers else []
+        if tick == 0 and day == world.schedule.suspend_day:
+            planned.append(self.by_suspended())
+        if tick == 0 and day == world.schedule.keys_day:
+            planned.append(self.with_old_key())
+        if tick == 3 and day == 0 and world.books.cases:
+            planned.append(self.case_again())
+        return planned
+
+    def _refused(self, kind: str, signer: str, body: dict[str, Any], label: str) -> Planned:
+        return Planned(self.world.ledger.signed(kind, signer, body), refusal=label)
+
+    def outside_window(self) -> Planned:
+        now = self.world.now
+        seller, acceptor = self.maker.pair(self.world.suspended)
+        late = now - timedelta(days=seller.return_days + 2)
+        sale = self.maker.refund(self.maker.receipt(seller, now, late), acceptor)
+        return self._refused("return.recorded", acceptor.id, sale.body, OUTSIDE_WINDOW)
+
+    def over_refund(self) -> Planned:
+        """A refund larger than the receipt's amount (the items sum to it, too)."""
+        sale = self.maker.make(self.world.now, self.world.suspended)
+        body = json.loads(json.dumps(sale.body))
+        excess = sale.receipt.amount_fen + OVER_REFUND_FEN - int(body["refund_fen"])
+        body["items"][0]["refund_fen"] += excess
+        body["refund_fen"] += excess
+        return self._refused("return.recorded", sale.acceptor.id, body, OVER_REFUND)
+
+    def refund_again(self) -> Planned | None:
+        """A receipt refunded in full earlier today, refunded in full once more."""
+        suspended = self.world.suspended
+        for sale in self.world.books.full_refunds:
+            if sale.seller.id in suspended or sale.acceptor.id in suspended:
+                continue
+            again = self.maker.refund(sale.receipt, sale.acceptor, full=True)
+            return self._refused("return.recorded", sale.acceptor.id, again.body, REFUND_AGAIN)
+        return None
+
+    def excluded_category(self) -> Planned:
+        """Goods on the seller's region's local negative list (or a statutory exclusion)."""
+        seller, acceptor = self.maker.pair(self.world.suspended)
+        policy = self.world.ledger.config.policy
+        negative = (
+            policy["local_excluded_categories"].get(seller.region) or policy["excluded_categories"]
+        )
+        receipt = self.maker.receipt(seller, self.world.now, category=str(negative[0]))
+        sale = self.maker.refund(receipt, acceptor, full=True)
+        return self._refused("return.recorded", acceptor.id, sale.body, EXCLUDED)
+
+    def by_suspended(self) -> Planned:
+        member = self.world.suspend_member
+        sale = self.maker.refund(self.maker.receipt(member, self.world.now), member)
+        return self._refused("return.recorded", member.id, sale.body, SUSPENDED)
+
+    def with_old_key(self) -> Planned:
+        """The rotated member's old POS key signs once more."""
+        member, old = self.world.keys_member, self.world.retired_key
+        invariant(old is not None, "demo: the old key is used only after a rotation")
+        assert old is not None
+        sale = self.maker.refund(self.maker.receipt(member, self.world.now), member)
+        entry = self.world.ledger.factory.entry(
+            "return.recorded", member.id, sale.body, self.world.now
+        )
+        return Planned(submitted(entry, old), refusal=OLD_KEY)
+
+    def case_again(self) -> Planned:
+        case = dict(self.world.books.cases[0])
+        funder = case.pop("funder")
+        return self._refused("advance.paid", funder, case, CASE_TWICE)

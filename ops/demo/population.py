@@ -1,0 +1,196 @@
+"""The members of the simulated alliance: merchants (franchisees of a brand and
+independents), the zone's advance fund and the platforms, with valid, unique USCCs,
+realistic names, and stores in their province."""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ops.demo.catalogue import (
+    BRANDS,
+    FUND_NAME,
+    PLACES,
+    PLATFORMS,
+    REGION_WEIGHTS,
+    TRADES,
+    WORDS,
+    Trade,
+)
+from schemas.identifiers import make_uscc
+from signing.keys import PrivateKey
+
+FRANCHISE_SHARE = 0.4  # of merchants, franchisees of a brand
+MERCHANTS_PER_BRAND = 25
+MIN_BRANDS = 2
+ZONE_OUTLET_SHARE = 0.15  # merchants of a zone region with an outlet in the zone
+RETURN_DAYS = (7, 15, 30)
+RETURN_DAYS_WEIGHTS = (70, 20, 10)
+EXCLUDE_SHARE = 0.15  # merchants that exclude one of their own categories
+ORG_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100 characters
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    id: str
+    division: str
+    name: str
+
+    def wire(self) -> dict[str, str]:
+        return {"id": self.id, "division": self.division, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A simulated member: what it enrols, and what it sells."""
+
+    id: str
+    name: str
+    kind: str
+    region: str
+    stores: tuple[Store, ...]
+    return_days: int = 7
+    trade: Trade | None = None
+    brand: str | None = None
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        offered = self.trade.categories if self.trade else ()
+        return tuple(c for c in offered if c not in self.excluded)
+
+    def enrolment(self, key: PrivateKey) -> dict[str, Any]:
+        return {
+            "member": {
+                "id": self.id,
+                "name": self.name,
+                "kind": self.kind,
+                "region": self.region,
+                "stores": [s.wire() for s in self.stores],
+                "commitment": {"return_days": self.return_days, "excluded": list(self.excluded)},
+                "keys": [key.public.wire()],
+            }
+        }
+
+
+@dataclass
+class Population:
+    merchants: list[Member]
+    fund: Member
+    platforms: list[Member]
+
+    @property
+    def members(self) -> list[Member]:
+        return [*self.merchants, self.fund, *self.platforms]
+
+    @functools.cached_property
+    def franchisees(self) -> list[Member]:
+        return [m for m in self.merchants if m.brand is not None]
+
+    @functools.cached_property
+    def independents(self) -> list[Member]:
+        return [m for m in self.merchants if m.brand is None]
+
+
+class PopulationBuilder:
+    """Members with valid, unique USCCs, realistic names and stores in their province
+    (plus, for zone regions, an occasional outlet in the demonstration zone)."""
+
+    def __init__(self, rng: random.Random, zone: Sequence[str]) -> None:
+        self.rng = rng
+        self.zone = tuple(zone)
+        self._ids: set[str] = set()
+        self._names: set[str] = set()
+        self._places = {p.division: p for places in PLACES.values() for p in places}
+
+    def build(self, merchants: int) -> Population:
+        brands = BRANDS[: max(MIN_BRANDS, min(len(BRANDS), merchants // MERCHANTS_PER_BRAND))]
+        franchised = round(merchants * FRANCHISE_SHARE)
+        regions = list(PLACES)
+        members = [
+            self.franchisee(*brands[i % len(brands)], regions[(i // len(brands)) % len(regions)])
+            for i in range(franchised)
+        ]
+        weights = [REGION_WEIGHTS[code] for code in regions]
+        members += [
+            self.independent(self.rng.choices(regions, weights)[0])
+            for _ in range(merchants - franchised)
+        ]
+        return Population(members, self.fund(), [self.platform(r, n) for r, n in PLATFORMS])
+
+    def uscc(self, department: str, division: str) -> str:
+        """GB 32100: department and category, registration division, organisation code."""
+        while True:
+            org = "MA" + "".join(self.rng.choice(ORG_ALPHABET) for _ in range(7))
+            code = make_uscc(f"{department}{division}{org}")
+            if code not in self._ids:
+                self._ids.add(code)
+                return code
+
+    def unique_name(self, candidates: Sequence[str]) -> str:
+        for name in candidates:
+            if name not in self._names:
+                self._names.add(name)
+                return name
+        name = f"{candidates[0]}（{len(self._names) + 1}）"
+        self._names.add(name)
+        return name
+
+    def stores(self, region: str, count: int, label: str) -> tuple[Store, ...]:
+        places = self.rng.sample(PLACES[region], min(count, len(PLACES[region])))
+        outlets = [d for d in self.zone if d[:2] != region and d in self._places]
+        if region in {d[:2] for d in self.zone} and self.rng.random() < ZONE_OUTLET_SHARE:
+            places.append(self._places[self.rng.choice(outlets)])
+        return tuple(
+            Store(f"{p.division}-{i + 1:02d}", p.division, f"{label}{p.district}店")
+            for i, p in enumerate(places)
+        )
+
+    def _commitment(self, trade: Trade) -> tuple[int, tuple[str, ...]]:
+        days = self.rng.choices(RETURN_DAYS, RETURN_DAYS_WEIGHTS)[0]
+        excluded: tuple[str, ...] = ()
+        if len(trade.categories) > 1 and self.rng.random() < EXCLUDE_SHARE:
+            excluded = (self.rng.choice(trade.categories[1:]),)
+        return days, excluded
+
+    def franchisee(self, brand: str, trade_name: str, region: str) -> Member:
+        trade = TRADES[trade_name]
+        stores = self.stores(region, self.rng.choice((1, 1, 2)), brand)
+        stores = tuple(
+            Store(s.id, s.division, s.name.removesuffix("店") + "加盟店") for s in stores
+        )
+        city = self._places[stores[0].division].city
+        words = self.rng.sample(WORDS, len(WORDS))
+        name = self.unique_name([f"{city}{w}商贸有限公司" for w in words])
+        days, excluded = self._commitment(trade)
+        member_id = self.uscc("91", stores[0].division)
+        return Member(member_id, name, "merchant", region, stores, days, trade, brand, excluded)
+
+    def independent(self, region: str) -> Member:
+        trade = self.rng.choice(list(TRADES.values()))
+        word = self.rng.choice(WORDS)
+        stores = self.stores(region, self.rng.choice((1, 1, 1, 2, 2, 3)), f"{word}{trade.name}")
+        place = self._places[stores[0].division]
+        words = [word, *self.rng.sample(WORDS, len(WORDS))]
+        name = self.unique_name(
+            [f"{place.city}{w}{trade.name}有限公司" for w in words]
+            + [f"{place.city}{place.district}{w}{trade.name}有限公司" for w in words]
+        )
+        days, excluded = self._commitment(trade)
+        member_id = self.uscc("91", stores[0].division)
+        return Member(member_id, name, "merchant", region, stores, days, trade, None, excluded)
+
+    def fund(self) -> Member:
+        """The zone's pooled advance fund: region 31, a service desk in each zone division."""
+        stores = tuple(
+            Store(f"{d}-FUND", d, f"{self._places[d].district}先行垫付服务点")
+            for d in self.zone
+            if d in self._places
+        )
+        return Member(self.uscc("12", self.zone[0]), FUND_NAME, "fund", "31", stores)
+
+    def platform(self, region: str, name: str) -> Member:
+        return Member(self.uscc("91", PLACES[region][0].division), name, "platform", region, ())

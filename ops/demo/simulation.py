@@ -1,0 +1,175 @@
+"""The alliance's days from enrolment to the last cosignature, and the entry points:
+``simulate`` (run, export, audit) and ``run_demo`` (`alliance demo`)."""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from rich.console import Console
+
+from ledger.audit import AuditReport, audit_directory
+from ledger.state import region_principal
+from ops.config import load_config
+from ops.demo.actors import Regulators, Traders
+from ops.demo.population import Member, PopulationBuilder
+from ops.demo.stage import (
+    COSIGN_AT,
+    CREDIT_AT,
+    DAY_ZERO,
+    DISPUTES_AT,
+    ENROLMENT_AT,
+    EVENING_ROUND_AT,
+    FINAL_COSIGN_AT,
+    FINAL_ROUND_AT,
+    LATE_AT,
+    MIDDAY_ROUND_AT,
+    MORNING_AT,
+    TICKS_AT,
+    LedgerClient,
+    Planned,
+    Schedule,
+    World,
+    sim_time,
+)
+from ops.demo.summary import Summary, print_summary, summarize
+from ops.report import print_audit
+from schemas.errors import ConfigError
+
+MIN_MERCHANTS = 8  # brands across two regions plus independents
+PIPED_WIDTH = 110  # the region table's width, when output is not a terminal
+
+
+class Simulation:
+    """The alliance's days, from enrolment to the last cosignature."""
+
+    def __init__(
+        self,
+        ledger: LedgerClient,
+        rng: random.Random,
+        merchants: int,
+        days: int,
+        console: Console | None = None,
+    ) -> None:
+        zone = [d for z in ledger.config.policy.get("zones", []) for d in z["divisions"]]
+        population = PopulationBuilder(rng, zone).build(merchants)
+        self.world = World(ledger, rng, population, Schedule(days))
+        self.regulators = Regulators(self.world)
+        self.traders = Traders(self.world, merchants)
+        self.ledger = ledger
+        self.days = days
+        self.console = console
+
+    def run(self) -> None:
+        clock = self.ledger.clock
+        clock.set(sim_time(0, ENROLMENT_AT))
+        self.enrol()
+        for day in range(self.days):
+            for minute, step in self.day_plan():
+                clock.set(sim_time(day, minute))
+                step(day)
+            self.report_day(day)
+        clock.set(sim_time(self.days - 1, FINAL_ROUND_AT))
+        self.regulators.drain()
+        clock.set(sim_time(self.days - 1, FINAL_COSIGN_AT))
+        self.ledger.cosign()
+
+    def day_plan(self) -> list[tuple[int, Callable[[int], None]]]:
+        regulators, traders = self.regulators, self.traders
+        plan: list[tuple[int, Callable[[int], None]]] = [
+            (MORNING_AT, regulators.morning),
+            (MIDDAY_ROUND_AT, regulators.endorse),
+            (DISPUTES_AT, traders.file_disputes),
+            (EVENING_ROUND_AT, regulators.endorse),
+            (CREDIT_AT, regulators.credit),
+            (LATE_AT, regulators.late),
+            (COSIGN_AT, lambda _day: self.ledger.cosign()),
+        ]
+        plan += [(m, functools.partial(traders.business, i)) for i, m in enumerate(TICKS_AT)]
+        return sorted(plan, key=lambda step: step[0])
+
+    def enrol(self) -> None:
+        """Each region enrols its own members, in one batch."""
+        ledger = self.ledger
+        for code in ledger.regions:
+            members = [m for m in self.world.population.members if m.region == code]
+            ledger.submit([self.enrolment(member) for member in members])
+
+    def enrolment(self, member: Member) -> Planned:
+        body = member.enrolment(self.ledger.ring.ensure(member.id))
+        return Planned(self.ledger.signed("member.enrolled", region_principal(member.region), body))
+
+    def report_day(self, day: int) -> None:
+        books = self.world.books
+        if self.console is not None:
+            date = DAY_ZERO + timedelta(days=day)
+            self.console.print(
+                f"day {day + 1} {date:%Y-%m-%d}: {books.returns_today} returns logged, "
+                f"log size {self.ledger.size():,}, refused so far {self.ledger.refused.total()}",
+                highlight=False,
+            )
+        books.returns_today = 0
+        books.full_refunds.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOutcome:
+    report: AuditReport
+    summary: Summary
+
+
+def simulate(
+    db_url: str,
+    *,
+    days: int = 7,
+    merchants: int = 200,
+    seed: int = 1,
+    keys: Path | None = None,
+    out: Path = Path("demo-export"),
+    console: Console | None = None,
+) -> DemoOutcome:
+    """Run the simulated alliance into a fresh ledger, export it, audit the export."""
+    if days < 1 or merchants < MIN_MERCHANTS:
+        raise ConfigError(f"the demo needs at least 1 day and {MIN_MERCHANTS} merchants")
+    started = time.perf_counter()
+    config = load_config()
+    ledger = LedgerClient.create(db_url, config, seed)
+    try:
+        rng = random.Random(seed)  # noqa: S311 (a reproducible simulation, not cryptography)
+        Simulation(ledger, rng, merchants, days, console).run()
+        ledger.ledger.export(out)
+    finally:
+        ledger.engine.dispose()
+    report = audit_directory(out)
+    if keys is not None:
+        ledger.ring.save(keys)
+    summary = summarize(report, out, ledger.refused)
+    summary.elapsed_s = time.perf_counter() - started
+    return DemoOutcome(report, summary)
+
+
+def run_demo(
+    db_url: str,
+    *,
+    days: int = 7,
+    merchants: int = 200,
+    seed: int = 1,
+    keys: Path | None = None,
+    out: Path = Path("demo-export"),
+) -> bool:
+    """`alliance demo`: simulate, audit, print the audit and the summary. True when the
+    audit passed."""
+    console = Console()
+    if not console.is_terminal:  # piped or captured: no terminal width to respect
+        console = Console(width=PIPED_WIDTH)
+    outcome = simulate(
+        db_url, days=days, merchants=merchants, seed=seed, keys=keys, out=out, console=console
+    )
+    print_audit(outcome.report, as_json=False)
+    print_summary(console, outcome.summary, load_config())
+    return outcome.report.ok
