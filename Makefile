@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	rm -f demo.db demo.db-wal demo.db-shm
+	rm -rf demo.db demo.db-wal demo.db-shm demo-keys demo-export
 	$(BIN)/alliance demo --db sqlite:///demo.db --keys demo-keys --out demo-export
 
 lint: $(STAMP)

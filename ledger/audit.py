@@ -1,38 +1,68 @@
 """`alliance audit DIR`: verify an export from the log alone, as an outside auditor would.
 
 It trusts nothing but ``trust.json`` (the out-of-band trust root) and checks that
-* the checkpoint is signed by the log key, and cosigned by every region's witness;
+* the checkpoint is signed by the trusted log key;
 * every line of ``entries.jsonl`` is a canonical (RFC 8785) record whose seq is its
-  line number, and the tree over them has the checkpoint's size and root;
-* the genesis declares the trusted log key and witness keys;
+  line number, no longer than a leaf may be, and the tree over them has the
+  checkpoint's size and root;
+* no entry id is logged twice: the same signed entry at two seqs is a finding, and the
+  second is not applied (a copied return must not double a receipt or an obligation);
+* the genesis declares the trusted log key;
 * replaying every entry through the alliance's rules (ledger.state.admit) accepts it:
   each signature by a key its principal held at that point, each required signer
-  present, every business rule (windows, refunds per receipt, endorsement rights, …).
+  present, every business rule (windows, refunds per receipt, endorsement rights, …);
+* after the replay, the trust root lists exactly the witnesses the log declared (its
+  regions, whether from the genesis or joined later), each with the declared key, and
+  the checkpoint carries a valid cosignature by every one of them. A trust root that
+  lists fewer witnesses cannot lower the quorum: every declared witness is required.
 
-It streams the file (memory holds the frontier tiles and the projections, not the log)
-and reports every finding with its seq rather than stopping at the first.
+The export may be hostile: every file must be a regular file (a FIFO or a device is
+refused without blocking on it), the checkpoint and trust root are read up to their
+named limits, and ``entries.jsonl`` is read line by line with a bound, so a line longer
+than a leaf is a finding and is skipped without being held in memory.
+
+It streams the file (memory holds the frontier tiles, the projections and the entry
+ids, not the log) and reports every finding with its seq rather than stopping at the
+first.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
 from ledger import merkle
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, TRUST_FILE
+from ledger.rows import RegionRow
 from ledger.state import State, admit, make_context
-from schemas.canonical import canonical
+from schemas.canonical import canonical, parse_json
 from schemas.entry import parse_record, parse_time
-from schemas.errors import AllianceError, MalformedError, RejectedError, VerificationError
-from signing.checkpoint import Checkpoint, CosignatureVerifier, verify_cosigned_checkpoint
+from schemas.errors import (
+    AllianceError,
+    MalformedError,
+    NotFoundError,
+    RejectedError,
+    VerificationError,
+)
+from schemas.limits import CHECKPOINT_FILE_BYTES_MAX, TRUST_FILE_BYTES_MAX
+from signing.checkpoint import (
+    Checkpoint,
+    CosignatureVerifier,
+    open_checkpoint,
+    verify_cosigned_checkpoint,
+)
 from signing.note import NoteVerifier
 
 FINDINGS_MAX = 1000  # beyond this an export is plainly broken; stop listing
 INTEGRATE_CHUNK = 4096  # leaves hashed into the tree at a time
+LINE_BYTES_MAX = merkle.ENTRY_LENGTH_MAX  # the sequencer never logs a longer leaf
+SKIP_CHUNK_BYTES = 1 << 20  # read size while skipping the rest of an overlong line
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +85,7 @@ class AuditReport:
     root: bytes = b""
     checkpoint_size: int | None = None
     cosigned_by: list[str] = field(default_factory=list)
+    witnesses_declared: list[str] = field(default_factory=list)  # region codes, all required
     findings: list[Finding] = field(default_factory=list)
     state: State = field(default_factory=State)
 
@@ -74,24 +105,124 @@ class Trust:
     witnesses: dict[str, CosignatureVerifier]
 
 
+# --- reading hostile files ---------------------------------------------------------------
+
+
+def _open_regular(path: Path, what: str) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file (links are followed: an
+    auditor may link an export's files, but what they lead to must be a regular file).
+    It is checked before the open, so no device is ever opened, and again after it, on
+    what was opened; O_NONBLOCK so that a FIFO swapped in between is refused at once
+    rather than waited on."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise MalformedError(f"the {what} {path} is not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"the export has no {what} ({path})") from exc
+    except OSError as exc:
+        raise MalformedError(f"cannot open the {what} {path}: {exc.strerror}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise MalformedError(f"the {what} {path} is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_small(path: Path, what: str, limit_bytes: int) -> bytes:
+    """The whole of a regular file of at most ``limit_bytes``; never reads more."""
+    with _open_regular(path, what) as handle:
+        try:
+            data = handle.read(limit_bytes + 1)
+        except OSError as exc:
+            raise MalformedError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+    if len(data) > limit_bytes:
+        raise MalformedError(f"the {what} {path} is over {limit_bytes} bytes")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class Overlong:
+    """A line of ``entries.jsonl`` over LINE_BYTES_MAX: never held, only measured and
+    hashed as it streamed past (so the tree still counts it as one leaf)."""
+
+    length_bytes: int
+    leaf_hash: bytes
+
+
+def read_lines(handle: BinaryIO) -> Iterator[bytes | Overlong]:
+    """Each line of ``handle`` without its newline (the last may lack one), holding at
+    most LINE_BYTES_MAX + 1 bytes of a line at a time."""
+    while line := handle.readline(LINE_BYTES_MAX + 1):
+        if line.endswith(b"\n"):
+            yield line[:-1]
+        elif len(line) <= LINE_BYTES_MAX:
+            yield line  # the last line, at the end of the file
+        else:
+            yield _skip_overlong(handle, line)
+
+
+def _skip_overlong(handle: BinaryIO, start: bytes) -> Overlong:
+    digest = hashlib.sha256(merkle.LEAF_PREFIX + start)
+    length_bytes = len(start)
+    while piece := handle.readline(SKIP_CHUNK_BYTES):
+        ended = piece.endswith(b"\n")
+        piece = piece[:-1] if ended else piece
+        digest.update(piece)
+        length_bytes += len(piece)
+        if ended:
+            break
+    return Overlong(length_bytes, digest.digest())
+
+
+# --- the trust root and the checkpoint --------------------------------------------------
+
+
 def load_trust(path: Path) -> Trust:
+    data = _read_small(path, "trust root", TRUST_FILE_BYTES_MAX)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        log = NoteVerifier.from_vkey(str(raw["log_key"]))
+        raw = parse_json(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MalformedError(f"trust root {path} is not UTF-8 text") from exc
+    except MalformedError as exc:
+        raise MalformedError(f"trust root {path} is not JSON: {exc.detail}") from exc
+    shape = '{"origin": str, "log_key": vkey, "witness_keys": {code: vkey, …}}'
+    if not isinstance(raw, dict):
+        raise MalformedError(f"trust root {path} must be an object {shape}")
+    origin, log_key, witness_keys = raw.get("origin"), raw.get("log_key"), raw.get("witness_keys")
+    if not (
+        isinstance(origin, str)
+        and isinstance(log_key, str)
+        and isinstance(witness_keys, dict)
+        and all(isinstance(vkey, str) for vkey in witness_keys.values())
+    ):
+        raise MalformedError(f"trust root {path} must be an object {shape}")
+    try:
+        log = NoteVerifier.from_vkey(log_key)
         witnesses = {
-            str(code): CosignatureVerifier.from_vkey(str(vkey))
-            for code, vkey in dict(raw["witness_keys"]).items()
+            code: CosignatureVerifier.from_vkey(vkey) for code, vkey in witness_keys.items()
         }
-        return Trust(str(raw["origin"]), log, witnesses)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise MalformedError(f"trust root {path} unreadable: {exc}") from exc
+    except AllianceError as exc:
+        raise MalformedError(f"trust root {path}: {exc.detail}") from exc
+    return Trust(origin, log, witnesses)
 
 
-def _check_checkpoint(note: str, trust: Trust, report: AuditReport) -> Checkpoint | None:
+def _read_checkpoint(path: Path, report: AuditReport) -> str | None:
+    data = _read_small(path, "checkpoint", CHECKPOINT_FILE_BYTES_MAX)
     try:
-        checkpoint, cosigned = verify_cosigned_checkpoint(
-            note, trust.log, list(trust.witnesses.values())
-        )
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        report.add(None, "checkpoint", "the checkpoint is not UTF-8 text")
+        return None
+
+
+def _open_checkpoint(note: str, trust: Trust, report: AuditReport) -> Checkpoint | None:
+    """The log's signature only: which cosignatures are required is known after the
+    replay (_check_witnesses)."""
+    try:
+        checkpoint = open_checkpoint(note, trust.log)
     except AllianceError as exc:
         report.add(None, "checkpoint", f"checkpoint does not verify: {exc.detail}")
         return None
@@ -100,93 +231,197 @@ def _check_checkpoint(note: str, trust: Trust, report: AuditReport) -> Checkpoin
             None, "checkpoint", f"checkpoint origin {checkpoint.origin} is not {trust.origin}"
         )
     report.checkpoint_size = checkpoint.size
-    for code, verifier in sorted(trust.witnesses.items()):
+    return checkpoint
+
+
+def _trusted_declared(trust: Trust, report: AuditReport) -> list[tuple[str, CosignatureVerifier]]:
+    """The witnesses the log declared (its regions after the replay) whose key the trust
+    root lists identically; a declared witness missing from the trust root, listed with
+    another key, or a trusted witness the log never declared, is a finding."""
+    declared: dict[str, RegionRow] = {row.code: row for row in report.state.regions.rows()}
+    report.witnesses_declared = sorted(declared)
+    result = []
+    for code, row in sorted(declared.items()):
+        trusted = trust.witnesses.get(code)
+        where = f"declared at seq {row.joined_seq}"
+        if trusted is None:
+            report.add(
+                row.joined_seq, "trust", f"trust.json omits region {code}'s witness, {where}"
+            )
+        elif (trusted.name, trusted.public.b64) != (row.witness_name, row.witness_pub):
+            report.add(
+                row.joined_seq,
+                "trust",
+                f"trust.json's witness key for region {code} is not the one {where}",
+            )
+        else:
+            result.append((code, trusted))
+    for code in sorted(set(trust.witnesses) - set(declared)):
+        report.add(None, "trust", f"trust.json lists a witness for region {code}, not in the log")
+    return result
+
+
+def _check_witnesses(
+    note: str | None, checkpoint: Checkpoint | None, trust: Trust, report: AuditReport
+) -> None:
+    """Every declared witness must have cosigned the checkpoint, with its declared key
+    (which the trust root must list). Run after the replay: regions may join later."""
+    if not report.state.has_genesis:
+        report.add(None, "genesis", "the log has no valid genesis to declare its witnesses")
+        return
+    if report.state.origin != trust.origin:
+        message = f"the genesis declares origin {report.state.origin}, trust.json {trust.origin}"
+        report.add(0, "trust", message)
+    required = _trusted_declared(trust, report)
+    if note is None or checkpoint is None:
+        return  # already a finding; cosignatures of an unverified checkpoint mean nothing
+    try:
+        _, cosigned = verify_cosigned_checkpoint(note, trust.log, [v for _, v in required])
+    except AllianceError as exc:
+        report.add(None, "checkpoint", f"a cosignature does not verify: {exc.detail}")
+        return
+    for code, verifier in required:
         if verifier.name in cosigned:
             report.cosigned_by.append(code)
         else:
             report.add(
                 None, "witness", f"checkpoint lacks the cosignature of region {code}'s witness"
             )
-    return checkpoint
 
 
-def _lines(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        for line in handle:
-            yield line[:-1] if line.endswith(b"\n") else line
+# --- the entries ---------------------------------------------------------------------------
 
 
 def _check_genesis(record: dict[str, Any], trust: Trust, report: AuditReport) -> None:
-    body = record["entry"].get("body", {})
-    operator_pubs = {key.get("pub") for key in body.get("operator_keys", [])}
-    if trust.log.public.b64 not in operator_pubs:
+    """The genesis declares the trusted log key. The record is hostile input whose body
+    admit() has not validated yet: any other shape just does not declare the key."""
+    entry = record.get("entry")
+    body = entry.get("body") if isinstance(entry, dict) else None
+    keys = body.get("operator_keys") if isinstance(body, dict) else None
+    pubs = (
+        [key.get("pub") for key in keys if isinstance(key, dict)] if isinstance(keys, list) else []
+    )
+    if trust.log.public.b64 not in pubs:
         report.add(0, "trust", "the genesis does not declare the trusted log key")
-    witnesses = {str(r.get("code")): r.get("witness", {}) for r in body.get("regions", [])}
-    for code, verifier in trust.witnesses.items():
-        declared = witnesses.get(code, {})
-        if declared.get("name") != verifier.name or declared.get("pub") != verifier.public.b64:
-            report.add(0, "trust", f"the genesis does not declare region {code}'s trusted witness")
 
 
-def _replay_line(index: int, line: bytes, report: AuditReport, trust: Trust) -> bytes | None:
-    """Check one leaf and replay it; returns its leaf hash (None when unparseable)."""
-    state = report.state
+def _check_canonical(index: int, record: dict[str, Any], line: bytes, report: AuditReport) -> None:
     try:
-        record, model = parse_record(line)
-    except MalformedError as exc:
-        report.add(index, "malformed", f"line {index + 1} is not a record: {exc.detail}")
-        state.size += 1
-        return merkle.leaf_hash(line)
-    if canonical(record) != line:
-        report.add(index, "canonical", "leaf is not in RFC 8785 canonical form")
-    if model.seq != index:
-        report.add(index, "gap", f"line {index + 1} holds seq {model.seq}, expected {index}")
-    if index == 0:
-        _check_genesis(record, trust, report)
+        if canonical(record) == line:
+            return
+        detail = "leaf is not in RFC 8785 canonical form"
+    except MalformedError as exc:  # parsed JSON that has no canonical form (a lone surrogate)
+        detail = f"leaf has no RFC 8785 canonical form: {exc.detail}"
+    report.add(index, "canonical", detail)
+
+
+def entry_id_key(entry_id: str) -> bytes | str:
+    """A UUID as its 16 bytes (a third of the string's memory), anything else as is."""
     try:
-        logged = parse_time(model.logged, field="logged")
-        ctx = make_context(index, logged, model.logged, record["entry"], record["signatures"])
-        admit(state, ctx)
-    except RejectedError as exc:
-        report.add(index, exc.type_slug, f"{record['entry'].get('kind')}: {exc.detail}")
-        state.size += 1  # keep going: later entries are judged at their own seqs
-        state.last_logged = model.logged
-    return merkle.leaf_hash(line)
+        return bytes.fromhex(entry_id.replace("-", "")) if len(entry_id) == 36 else entry_id
+    except ValueError:
+        return entry_id
+
+
+class Replay:
+    """Checks each leaf of ``entries.jsonl`` in order, replays it into ``report.state``
+    and grows the tree over the leaf hashes."""
+
+    def __init__(self, report: AuditReport, trust: Trust) -> None:
+        self.report = report
+        self.trust = trust
+        # The seq where each entry id was first logged. In memory for now (~100 bytes an
+        # entry); issue 11 will spill it to disk so that memory stays flat on huge logs.
+        self.first_seq: dict[bytes | str, int] = {}
+        self.count = 0
+        self.size = 0
+        self.root = merkle.EMPTY_ROOT
+        self.frontier: dict[tuple[int, int], bytes] = {}
+        self.pending: list[bytes] = []
+
+    def add(self, line: bytes | Overlong) -> None:
+        index = self.count
+        self.count += 1
+        if isinstance(line, Overlong):
+            limit = f"the {LINE_BYTES_MAX}-byte limit of a leaf"
+            message = f"line {index + 1} is {line.length_bytes} bytes, over {limit}"
+            self.report.add(index, "too-long", message)
+            self._pass_over(None)
+            self.pending.append(line.leaf_hash)
+        else:
+            self._replay(index, line)
+            self.pending.append(merkle.leaf_hash(line))
+        if len(self.pending) >= INTEGRATE_CHUNK:
+            self._integrate()
+
+    def finish(self) -> None:
+        if self.pending:
+            self._integrate()
+
+    def _pass_over(self, logged: str | None) -> None:
+        """Count a leaf the state does not apply: later entries keep their seqs."""
+        self.report.state.size += 1
+        if logged is not None:
+            self.report.state.last_logged = logged
+
+    def _replay(self, index: int, line: bytes) -> None:
+        report = self.report
+        try:
+            record, model = parse_record(line)
+        except MalformedError as exc:
+            report.add(index, "malformed", f"line {index + 1} is not a record: {exc.detail}")
+            self._pass_over(None)
+            return
+        if model.seq != index:
+            report.add(index, "gap", f"line {index + 1} holds seq {model.seq}, expected {index}")
+        _check_canonical(index, record, line, report)
+        if index == 0:
+            _check_genesis(record, self.trust, report)
+        first = self.first_seq.setdefault(entry_id_key(model.entry.id), index)
+        if first != index:
+            message = f"entry {model.entry.id} was already logged at seq {first}; not applied twice"
+            report.add(index, "duplicate-id", message)
+            self._pass_over(model.logged)
+            return
+        try:
+            logged = parse_time(model.logged, field="logged")
+            ctx = make_context(index, logged, model.logged, record["entry"], record["signatures"])
+            admit(report.state, ctx)
+        except RejectedError as exc:
+            report.add(index, exc.type_slug, f"{model.entry.kind}: {exc.detail}")
+            self._pass_over(model.logged)  # keep going: later entries are judged at their seqs
+
+    def _integrate(self) -> None:
+        result = merkle.integrate(self.size, self.frontier, self.pending)
+        merged = {**self.frontier, **result.tiles}
+        keep = merkle.frontier_tile_keys(result.size)
+        self.size, self.root = result.size, result.root
+        self.frontier = {key: merged[key] for key in keep}
+        self.pending = []
+
+
+def _replay_file(path: Path, trust: Trust, report: AuditReport) -> None:
+    replay = Replay(report, trust)
+    with _open_regular(path, "entries file") as handle:
+        try:
+            for line in read_lines(handle):
+                replay.add(line)
+        except OSError as exc:
+            raise MalformedError(f"cannot read the entries file {path}: {exc.strerror}") from exc
+    replay.finish()
+    report.size, report.root = replay.size, replay.root
 
 
 def audit_directory(directory: Path) -> AuditReport:
     report = AuditReport()
     trust = load_trust(directory / TRUST_FILE)
-    try:
-        note = (directory / CHECKPOINT_FILE).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MalformedError(f"cannot read the checkpoint: {exc.strerror}") from exc
-    checkpoint = _check_checkpoint(note, trust, report)
-    frontier: dict[tuple[int, int], bytes] = {}
-    pending: list[bytes] = []
-    size = 0
-    root = merkle.EMPTY_ROOT
-    for index, line in enumerate(_lines(directory / ENTRIES_FILE)):
-        leaf_hash = _replay_line(index, line, report, trust)
-        pending.append(leaf_hash if leaf_hash is not None else merkle.leaf_hash(line))
-        if len(pending) >= INTEGRATE_CHUNK:
-            size, root, frontier = _integrate(size, frontier, pending)
-            pending = []
-    if pending:
-        size, root, frontier = _integrate(size, frontier, pending)
-    report.size, report.root = size, root
+    note = _read_checkpoint(directory / CHECKPOINT_FILE, report)
+    checkpoint = _open_checkpoint(note, trust, report) if note is not None else None
+    _replay_file(directory / ENTRIES_FILE, trust, report)
+    _check_witnesses(note, checkpoint, trust, report)
     if checkpoint is not None:
-        _compare(checkpoint, size, root, report)
+        _compare(checkpoint, report.size, report.root, report)
     return report
-
-
-def _integrate(
-    size: int, frontier: dict[tuple[int, int], bytes], leaves: list[bytes]
-) -> tuple[int, bytes, dict[tuple[int, int], bytes]]:
-    result = merkle.integrate(size, frontier, leaves)
-    merged = {**frontier, **result.tiles}
-    keep = merkle.frontier_tile_keys(result.size)
-    return result.size, result.root, {key: merged[key] for key in keep}
 
 
 def _compare(checkpoint: Checkpoint, size: int, root: bytes, report: AuditReport) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +11,8 @@ from sqlalchemy.exc import ArgumentError
 
 from schemas.errors import ConfigError
 
-DEFAULT_DB_URL = "sqlite:///alliance.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another process's batch
 POOL_SIZE = 8
-
-
-def db_url_from_env(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("ALLIANCE_DB") or DEFAULT_DB_URL
-
-
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,36 +1,58 @@
-"""Projection tables: written from the State's changed rows in the append transaction,
-read back for queries, and compared with a fresh replay by `alliance rebuild`."""
+"""Projection tables: the State's rows, stored as sealed versions.
+
+Every change to a projection row is stored as a new *version* of it (the seq of the entry
+that wrote it) with a seal (ledger.seal); rows are never updated or deleted (triggers
+refuse it), so the current row of a key is its newest version. The writer reads only
+versions whose seal verifies; readers that hold no operator key (API, reconciliation)
+read the newest version, and `alliance doctor` reports any version whose seal fails.
+
+Writes are plain inserts: one COPY per table on PostgreSQL, one executemany on SQLite.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import operator
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    Index,
+    LargeBinary,
     MetaData,
+    Select,
     Table,
     Text,
+    and_,
     delete,
+    func,
     select,
 )
-from sqlalchemy import column as sql_column
-from sqlalchemy import table as sql_table
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger import store
 from ledger.rows import TABLES, Row
+from ledger.seal import Sealer
 from ledger.state import State
 from ledger.tables import LogEntry
 from schemas.errors import invariant
 
 metadata = MetaData()
-# Temporary tables a PostgreSQL bulk upsert stages its rows in (see _postgres_write).
-STAGE_PREFIX = "alliance_stage_"
+VERSION = "version"
+SEAL = "seal"
+# How many head markers the writer tries, newest first, before it replays from the start.
+HEAD_CANDIDATES_MAX = 64
+
+
+# Indexes beyond the key, for the readers' joins (ledger.reads).
+READ_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "obligations": (("debtor", VERSION), ("creditor", VERSION)),
+    "penalties": (("member", VERSION),),
+    "endorsement_dues": (("region", VERSION),),
+}
 
 
 def _table(name: str, row_type: type, keys: tuple[str, ...]) -> Table:
@@ -43,137 +65,225 @@ def _table(name: str, row_type: type, keys: tuple[str, ...]) -> Table:
             Column(
                 field.name,
                 BigInteger if is_int else Text,
-                primary_key=field.name in keys,
-                autoincrement=False,
                 nullable=type(None) in typing.get_args(hint),
             )
         )
-    return Table(name, metadata, *columns)
+    columns.append(Column(VERSION, BigInteger, nullable=False))
+    columns.append(Column(SEAL, LargeBinary, nullable=False))
+    indexes = [Index(f"{name}_key_version", *keys, VERSION)]
+    for fields in READ_INDEXES.get(name, ()):
+        indexes.append(Index(f"{name}_by_{'_'.join(fields)}", *fields))
+    return Table(name, metadata, *columns, *indexes)
 
 
 PROJECTION_TABLES: dict[str, Table] = {
     name: _table(name, row_type, keys) for name, (row_type, keys) in TABLES.items()
 }
-# Field names per table, in column order. Row values are str, int or None, so reading
-# the attributes gives what dataclasses.asdict() would, without its per-value deepcopy.
+# The log size each batch's projection writes correspond to, sealed.
+PROJECTION_HEADS = Table(
+    "projection_heads",
+    metadata,
+    Column("size", BigInteger, nullable=False),
+    Column(SEAL, LargeBinary, nullable=False),
+    Index("projection_heads_size", "size"),
+)
+SEALED_TABLES = (*PROJECTION_TABLES, PROJECTION_HEADS.name)
+# Field names per table, in column order (without version and seal).
 FIELD_NAMES: dict[str, tuple[str, ...]] = {
     name: tuple(field.name for field in dataclasses.fields(row_type))
     for name, (row_type, _) in TABLES.items()
 }
-# A row's values as a tuple in FIELD_NAMES order. attrgetter of two or more names
-# returns a tuple; every projection has a key and at least one other column.
 invariant(all(len(names) > 1 for names in FIELD_NAMES.values()), "a one-column projection")
+# A row's values as a tuple in FIELD_NAMES order (attrgetter of two or more names).
 ROW_VALUES: dict[str, Callable[[Row], tuple[object, ...]]] = {
     name: operator.attrgetter(*names) for name, names in FIELD_NAMES.items()
 }
 
 
-def _sqlite_upsert(table: Table, keys: tuple[str, ...]) -> sqlite.Insert:
-    """INSERT … VALUES (one row) ON CONFLICT (keys) DO UPDATE the other columns."""
-    statement = sqlite.insert(table)
-    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
-    return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The state the sealed projections hold, and how many stored rows failed their seal."""
+
+    state: State
+    forged_rows: int
 
 
-def _postgres_upsert(table: Table, keys: tuple[str, ...]) -> postgresql.Insert:
-    """INSERT … SELECT * FROM the table's staging copy ON CONFLICT (keys) DO UPDATE the
-    other columns: a whole batch of rows in one statement. Rows must have distinct keys
-    (a statement may not update one row twice); the state's changed rows always do."""
-    names = [column.name for column in table.columns]
-    stage = sql_table(STAGE_PREFIX + table.name, *[sql_column(name) for name in names])
-    statement = postgresql.insert(table).from_select(names, select(*[stage.c[n] for n in names]))
-    updates = {name: statement.excluded[name] for name in names if name not in keys}
-    return statement.on_conflict_do_update(index_elements=keys, set_=updates)
-
-
-def _postgres_write(connection: Connection, name: str, values: list[tuple[object, ...]]) -> None:
-    """COPY the rows into a temporary table shaped like projection ``name``, upsert them
-    from there, drop it: the usual PostgreSQL bulk upsert, in the caller's transaction
-    (ON COMMIT DROP removes the table on a rollback too)."""
-    quote = connection.dialect.identifier_preparer.quote
-    stage = STAGE_PREFIX + name
-    connection.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {quote(stage)} (LIKE {quote(name)}) ON COMMIT DROP"
-    )
-    store.copy_rows(connection, stage, FIELD_NAMES[name], values)
-    connection.execute(POSTGRES_UPSERTS[name])
-    connection.exec_driver_sql(f"DROP TABLE {quote(stage)}")
-
-
-SQLITE_UPSERTS = {name: _sqlite_upsert(t, TABLES[name][1]) for name, t in PROJECTION_TABLES.items()}
-POSTGRES_UPSERTS = {
-    name: _postgres_upsert(t, TABLES[name][1]) for name, t in PROJECTION_TABLES.items()
-}
-
-
-def _upsert(connection: Connection, name: str, rows: list[Row]) -> None:
-    """Upsert ``rows`` (distinct keys) into projection table ``name``, without
-    SQLAlchemy's per-row parameter processing (values are plain str, int or None)."""
-    values = list(map(ROW_VALUES[name], rows))
+def _insert(connection: Connection, name: str, rows: list[tuple[object, ...]]) -> None:
+    columns = (*FIELD_NAMES[name], VERSION, SEAL)
     if connection.dialect.name == "postgresql":
-        _postgres_write(connection, name, values)
+        store.copy_rows(connection, name, columns, rows)
     else:
-        store.execute_many(connection, SQLITE_UPSERTS[name], FIELD_NAMES[name], values)
+        store.execute_many(connection, PROJECTION_TABLES[name].insert(), columns, rows)
 
 
-def write_changes(connection: Connection, state: State) -> int:
-    """Upsert every row the state changed since the last write; returns the row count."""
+def write_changes(connection: Connection, state: State, sealer: Sealer) -> int:
+    """Insert a sealed version of every row the state changed since the last write, and
+    the sealed head marker of ``state.size``; returns the row count."""
     written = 0
-    for name, rows in state.take_dirty():
-        _upsert(connection, name, rows)
+    for table in state.all_tables():
+        changed = table.take_changed()
+        if not changed:
+            continue
+        values = ROW_VALUES[table.name]
+        rows = []
+        for row, version in changed:
+            fields = values(row)
+            rows.append((*fields, version, sealer.row(table.name, fields, version)))
+        _insert(connection, table.name, rows)
         written += len(rows)
+    connection.execute(
+        PROJECTION_HEADS.insert(), {"size": state.size, SEAL: sealer.head(state.size)}
+    )
     return written
 
 
-def write_all(connection: Connection, tables: Mapping[str, Iterable[Row]]) -> None:
-    for name, rows in tables.items():
-        batch = list(rows)
-        if batch:
-            _upsert(connection, name, batch)
+def write_all(connection: Connection, state: State, sealer: Sealer) -> None:
+    """Store every row of ``state`` (into emptied tables: rebuild and doctor)."""
+    for table in state.all_tables():
+        table.changed.update(table.rows_by_key)
+    write_changes(connection, state, sealer)
 
 
-def clear(connection: Connection) -> None:
-    """Empty every projection table (they are caches; the log is untouched)."""
-    for table in reversed(list(PROJECTION_TABLES.values())):
-        connection.execute(delete(table))
+def sealed_head(connection: Connection, sealer: Sealer, log_size: int) -> int:
+    """The newest log size, at most ``log_size``, whose head marker verifies (0: none)."""
+    rows = connection.execute(
+        select(PROJECTION_HEADS.c.size, PROJECTION_HEADS.c.seal)
+        .where(PROJECTION_HEADS.c.size <= log_size)
+        .order_by(PROJECTION_HEADS.c.size.desc())
+        .limit(HEAD_CANDIDATES_MAX)
+    )
+    for size, seal in rows:
+        if sealer.head_ok(int(size), bytes(seal)):
+            return int(size)
+    return 0
+
+
+def load_state(connection: Connection, sealer: Sealer, log_size: int) -> Loaded:
+    """The state as of the newest sealed head at most ``log_size``, from the newest
+    version of each row whose seal verifies. Rows are loaded in key order so the derived
+    indexes come out as a replay builds them. The caller replays the log from
+    ``state.size`` on (verifying every signature): rows and markers it cannot verify are
+    never built upon."""
+    head = sealed_head(connection, sealer, log_size)
+    state = State()
+    forged = 0
+    if head == 0:
+        return Loaded(state, 0)
+    for name, table in PROJECTION_TABLES.items():
+        row_type, keys = TABLES[name]
+        width = len(FIELD_NAMES[name])
+        query = (
+            select(table)
+            .where(table.c[VERSION] < head)
+            .order_by(*[table.c[key] for key in keys], table.c[VERSION].desc())
+        )
+        current: tuple[object, ...] | None = None
+        for values in connection.execute(query):
+            fields, version, seal = tuple(values[:width]), int(values[width]), values[width + 1]
+            if not sealer.row_ok(name, fields, version, bytes(seal)):
+                forged += 1
+                continue
+            row = row_type(*fields)
+            key = tuple(getattr(row, key) for key in keys)
+            if key == current:
+                continue  # an older version of a row already loaded
+            current = key
+            state.put(row, version, changed=False)
+    state.size = head
+    logged = connection.execute(select(LogEntry.logged).where(LogEntry.seq == head - 1)).scalar()
+    state.last_logged = None if logged is None else str(logged)
+    return Loaded(state, forged)
+
+
+def current(name: str) -> Select[typing.Any]:
+    """SELECT of the newest version of each row of projection ``name`` (no seal check:
+    for readers, which decide nothing)."""
+    table = PROJECTION_TABLES[name]
+    newer = table.alias("newer")
+    keys = TABLES[name][1]
+    newest = (
+        select(func.max(newer.c[VERSION]))
+        .where(and_(*[newer.c[key] == table.c[key] for key in keys]))
+        .scalar_subquery()
+    )
+    return select(*[table.c[field] for field in FIELD_NAMES[name]], table.c[VERSION]).where(
+        table.c[VERSION] == newest
+    )
 
 
 def read_all(connection: Connection) -> dict[str, list[tuple[object, ...]]]:
-    """Every projection row, as sorted tuples, for byte-for-byte comparison."""
-    result: dict[str, list[tuple[object, ...]]] = {}
-    for name, table in PROJECTION_TABLES.items():
-        rows = connection.execute(select(table)).all()
-        result[name] = sorted((tuple(row) for row in rows), key=repr)
-    return result
+    """The newest version of every projection row, as sorted (values…, version) tuples,
+    for byte-for-byte comparison with state_rows()."""
+    return {
+        name: sorted((tuple(row) for row in connection.execute(current(name))), key=repr)
+        for name in PROJECTION_TABLES
+    }
 
 
 def state_rows(state: State) -> dict[str, list[tuple[object, ...]]]:
     """The same shape as read_all(), from an in-memory State."""
-    return {
-        name: sorted(
-            (dataclasses.astuple(row) for row in state.tables[name].values()),
+    result: dict[str, list[tuple[object, ...]]] = {}
+    for table in state.all_tables():
+        values = ROW_VALUES[table.name]
+        result[table.name] = sorted(
+            ((*values(row), table.versions[key]) for key, row in table.rows_by_key.items()),
             key=repr,
         )
-        for name in TABLES
-    }
+    return result
 
 
-def load_state(connection: Connection) -> State:
-    """The state as of the log head, read from the projection tables instead of replaying
-    the log. Sound because the projections are written in the same transaction as the
-    entries they derive from (and `alliance rebuild` proves them equal to a replay);
-    rows are loaded in key order so the derived indexes come out as a replay builds them."""
-    state = State()
+def read_sealed(connection: Connection, sealer: Sealer) -> dict[str, list[tuple[object, ...]]]:
+    """Like read_all(), from the newest version of each key whose seal verifies."""
+    result: dict[str, list[tuple[object, ...]]] = {}
     for name, table in PROJECTION_TABLES.items():
-        row_type = TABLES[name][0]
-        order = [table.c[key] for key in TABLES[name][1]]
-        for values in connection.execute(select(table).order_by(*order)):
-            state.put(row_type(*values))
-    state.forget_dirty()  # loaded rows are already stored
-    head = connection.execute(
-        select(LogEntry.seq, LogEntry.logged).order_by(LogEntry.seq.desc()).limit(1)
-    ).first()
-    if head is not None:
-        state.size = int(head.seq) + 1
-        state.last_logged = str(head.logged)
-    return state
+        keys = TABLES[name][1]
+        width = len(FIELD_NAMES[name])
+        query = select(table).order_by(*[table.c[key] for key in keys], table.c[VERSION].desc())
+        rows: list[tuple[object, ...]] = []
+        current: tuple[object, ...] | None = None
+        for values in connection.execute(query):
+            fields, version, seal = tuple(values[:width]), int(values[width]), values[width + 1]
+            if not sealer.row_ok(name, fields, version, bytes(seal)):
+                continue
+            key = tuple(values[FIELD_NAMES[name].index(k)] for k in keys)
+            if key != current:
+                current = key
+                rows.append((*fields, version))
+        result[name] = sorted(rows, key=repr)
+    return result
+
+
+def count_forged(connection: Connection, sealer: Sealer) -> dict[str, int]:
+    """Per table, the stored row versions (and head markers) whose seal fails."""
+    forged: dict[str, int] = {}
+    for name, table in PROJECTION_TABLES.items():
+        width = len(FIELD_NAMES[name])
+        count = 0
+        for values in connection.execute(select(table)):
+            fields, version, seal = tuple(values[:width]), int(values[width]), values[width + 1]
+            count += not sealer.row_ok(name, fields, version, bytes(seal))
+        if count:
+            forged[name] = count
+    heads = connection.execute(select(PROJECTION_HEADS.c.size, PROJECTION_HEADS.c.seal))
+    bad_heads = sum(not sealer.head_ok(int(size), bytes(seal)) for size, seal in heads)
+    if bad_heads:
+        forged[PROJECTION_HEADS.name] = bad_heads
+    return forged
+
+
+def clear(connection: Connection) -> None:
+    """Empty every projection table and head marker (inside ledger.maintenance.unguarded:
+    they are caches; the log is untouched)."""
+    for table in [*PROJECTION_TABLES.values(), PROJECTION_HEADS]:
+        connection.execute(delete(table))
+
+
+def stored_row_count(connection: Connection) -> int:
+    return sum(
+        int(connection.execute(select(func.count()).select_from(table)).scalar() or 0)
+        for table in PROJECTION_TABLES.values()
+    )
+
+
+def table_names() -> Iterable[str]:
+    return SEALED_TABLES

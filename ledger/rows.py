@@ -48,9 +48,17 @@ class MemberRow:
     region: str
     status: str  # active | suspended | withdrawn
     return_days: int
-    excluded: str  # canonical JSON list of categories
     enrolled_seq: int
     changed_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExclusionRow:
+    """A category the member's commitment excludes from no-reason returns (one row per
+    category; a member excluding nothing has none)."""
+
+    member: str
+    category: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,27 +71,54 @@ class StoreRow:
 
 @dataclass(frozen=True, slots=True)
 class ReceiptRow:
-    """Refunds recorded against one receipt, across all entries."""
+    """Refunds that count against one receipt: those of its *live* returns (see
+    ReturnRow). ``number`` is normalised (schemas.identifiers.normalise_receipt_number).
+
+    The first live return fixes ``amount_fen`` and ``purchased``; later returns must
+    agree while any live return remains. When none remains (every return on it was
+    rejected or voided) the receipt is free again: ``returns`` and ``refunded_fen`` are 0
+    and ``amount_fen`` / ``purchased`` are None, so a squatter's refused claim cannot
+    fix the receipt for the genuine one."""
 
     merchant: str
     store: str
     number: str
-    amount_fen: int
-    purchased: str  # as the first return stated it; later returns must agree
-    refunded_fen: int
-    returns: int
+    amount_fen: int | None
+    purchased: str | None
+    refunded_fen: int  # the sum of the live returns' refunds
+    returns: int  # the number of live returns
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnRow:
+    """One `return.recorded` (its seq) and the receipt it refunded. It is ``live`` while
+    pending or approved, and ``void`` once a region rejects it or an upheld dispute voids
+    its obligation (final): only live returns count on the receipt."""
+
+    seq: int
+    merchant: str
+    store: str
+    number: str  # normalised, as in ReceiptRow
+    refund_fen: int
+    status: str  # live | void
 
 
 @dataclass(frozen=True, slots=True)
 class EndorsableRow:
-    """An entry that needs a decision from each region it touches."""
+    """An entry that needs a decision from each region it touches (EndorsementDueRow);
+    the decisions are EndorsementRows."""
 
     target: int
     kind: str
-    regions: str  # canonical JSON list of region codes, sorted
-    approved: str  # canonical JSON list of region codes, sorted
-    rejected: str  # canonical JSON list of region codes, sorted
     status: str  # pending | approved | rejected
+
+
+@dataclass(frozen=True, slots=True)
+class EndorsementDueRow:
+    """A region that must decide the endorsable ``target`` (written with it, never changed)."""
+
+    target: int
+    region: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +200,12 @@ Row = (
     | RegionRow
     | KeyRow
     | MemberRow
+    | ExclusionRow
     | StoreRow
     | ReceiptRow
+    | ReturnRow
     | EndorsableRow
+    | EndorsementDueRow
     | EndorsementRow
     | ObligationRow
     | PostingRow
@@ -183,9 +221,12 @@ TABLES: dict[str, tuple[type, tuple[str, ...]]] = {
     "regions": (RegionRow, ("code",)),
     "principal_keys": (KeyRow, ("key_id",)),
     "members": (MemberRow, ("id",)),
+    "exclusions": (ExclusionRow, ("member", "category")),
     "stores": (StoreRow, ("member", "store_id")),
     "receipts": (ReceiptRow, ("merchant", "store", "number")),
+    "receipt_returns": (ReturnRow, ("seq",)),
     "endorsables": (EndorsableRow, ("target",)),
+    "endorsement_dues": (EndorsementDueRow, ("target", "region")),
     "endorsements": (EndorsementRow, ("target", "region")),
     "obligations": (ObligationRow, ("seq",)),
     "postings": (PostingRow, ("seq", "account")),

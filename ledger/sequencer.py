@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,42 +28,57 @@ from sqlalchemy.exc import SQLAlchemyError
 import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
 from ledger import merkle, projections, store
 from ledger.publish import publish
-from ledger.state import Context, State, admit, make_context, preverify
+from ledger.seal import Sealer
+from ledger.state import (
+    OPERATOR,
+    Context,
+    State,
+    admit,
+    genesis_keys,
+    leaf_context,
+    make_context,
+    preverify,
+)
 from ledger.store import StoredEntry
 from schemas.bodies import validate_body
 from schemas.canonical import canonical, canonical_object, canonical_validated
 from schemas.entry import (
     WireModel,
     format_utc,
-    parse_record,
-    parse_time,
     validate_submitted,
 )
 from schemas.errors import (
     AllianceError,
+    BatchFailedError,
     ConflictError,
+    DeadlineError,
     HaltError,
     InvariantError,
     LimitError,
+    OperatorKeyError,
+    QueueFullError,
     RejectedError,
+    SignatureError,
+    TamperedError,
     invariant,
 )
-from schemas.limits import BATCH_SIZE_MAX, ENTRY_BYTES_MAX, QUEUE_DEPTH_MAX
+from schemas.limits import (
+    BATCH_BYTES_MAX,
+    BATCH_SIZE_MAX,
+    ENTRY_BYTES_MAX,
+    QUEUE_DEPTH_MAX,
+    WAIT_DEADLINE_S,
+)
+from signing.checkpoint import open_checkpoint
+from signing.entry import verify_entry_signature
 from signing.keys import PrivateKey, b64encode
+from signing.note import NoteVerifier
 
 # Any constant: the advisory lock that serializes PostgreSQL writers ("ALLIANCE" in hex).
 ADVISORY_LOCK_ID = 0x414C4C49414E4345
 LEAF_BYTES_MAX = merkle.ENTRY_LENGTH_MAX  # a leaf must fit a C2SP entry bundle
 # {"entry":…,"logged":"2026-11-23T10:31:35.123456Z","seq":N,"signatures":…} around the parts.
 RECORD_OVERHEAD_BYTES = 128
-
-
-class BatchFailedError(HaltError):
-    """The database refused or lost a batch; nothing of it was committed. Retry."""
-
-    type_slug = "batch-failed"
-    title = "Batch not committed"
-    status = 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +136,14 @@ class Sequencer:
         self._writer = threading.Lock()  # held by the batch leader
         self._queue: list[Prepared] = []
         self._queue_lock = threading.Lock()
-        self._halted: InvariantError | None = None
+        self._halted: HaltError | None = None
+        self.sealer = Sealer.for_operator(operator)
+        # The right edge of the tree as this writer verified it (tiles by key) and the
+        # size it is for: appends integrate onto this, never onto tiles merely read back.
+        self._frontier: dict[merkle.TileKey, bytes] = {}
+        self._frontier_size: int | None = None
+        # The frontier a batch being committed will leave (taken up once it committed).
+        self._pending_frontier: tuple[dict[merkle.TileKey, bytes], int] | None = None
 
     # --- public -------------------------------------------------------------------------
 
@@ -131,13 +154,16 @@ class Sequencer:
             raise result
         return result
 
-    def submit_many(self, documents: Sequence[Any]) -> list[Appended | AllianceError]:
+    def submit_many(
+        self, documents: Sequence[Any], *, deadline_s: float = WAIT_DEADLINE_S
+    ) -> list[Appended | AllianceError]:
         """Append many submissions (in order, possibly across batches). Each result is
-        its Appended, or the error that rejected it."""
+        its Appended, or the error that rejected it. A submission still waiting for the
+        writer after ``deadline_s`` answers DeadlineError (it may yet be appended)."""
         prepared = self.prepare_many(documents)
         pending = [item for item in prepared if isinstance(item, Prepared)]
         self._enqueue(pending)
-        self._drain_until_done(pending)
+        self._drain_until_done(pending, time.monotonic() + deadline_s)
         return [item if isinstance(item, AllianceError) else _result(item) for item in prepared]
 
     def state(self) -> State:
@@ -145,6 +171,12 @@ class Sequencer:
         with self._writer, self.engine.begin() as connection:
             lock_log(connection)
             return self._sync_state(connection, store.head_size(connection))
+
+    def forget(self) -> None:
+        """Drop the in-memory state and frontier: the next batch reloads and verifies
+        them (after a rebuild or repair replaced the tables they came from)."""
+        with self._writer:
+            self._state, self._frontier_size, self._pending_frontier = None, None, None
 
     # --- outside the lock ----------------------------------------------------------------
 
@@ -213,21 +245,38 @@ class Sequencer:
         with self._queue_lock:
             if len(self._queue) + len(pending) > QUEUE_DEPTH_MAX:
                 for item in pending:
-                    item.finish(LimitError("the writer queue is full; retry shortly"))
+                    item.finish(QueueFullError("the writer queue is full; retry shortly"))
                 return
             self._queue.extend(pending)
 
-    def _drain_until_done(self, pending: list[Prepared]) -> None:
+    def _drain_until_done(self, pending: list[Prepared], deadline: float) -> None:
         for item in pending:
             while not item.done:
-                with self._writer:
-                    if item.done:
-                        break
-                    with self._queue_lock:
-                        batch = self._queue[:BATCH_SIZE_MAX]
-                        del self._queue[:BATCH_SIZE_MAX]
-                    if batch:
-                        self._run_batch(batch)
+                remaining_s = deadline - time.monotonic()
+                if remaining_s <= 0 or not self._writer.acquire(timeout=remaining_s):
+                    item.finish(DeadlineError("the writer did not reach this entry in time"))
+                    break
+                try:
+                    if not item.done:
+                        batch = self._take_batch()
+                        if batch:
+                            self._run_batch(batch)
+                finally:
+                    self._writer.release()
+
+    def _take_batch(self) -> list[Prepared]:
+        """The next batch: queued submissions in order, up to BATCH_SIZE_MAX entries and
+        BATCH_BYTES_MAX bytes of leaves (always at least one)."""
+        with self._queue_lock:
+            count, total_bytes = 0, 0
+            for item in self._queue[:BATCH_SIZE_MAX]:
+                size = len(item.entry_bytes) + len(item.signatures_bytes) + RECORD_OVERHEAD_BYTES
+                if count and total_bytes + size > BATCH_BYTES_MAX:
+                    break
+                count, total_bytes = count + 1, total_bytes + size
+            batch = self._queue[:count]
+            del self._queue[:count]
+        return batch
 
     # --- under the lock -----------------------------------------------------------------
 
@@ -238,13 +287,14 @@ class Sequencer:
             return
         try:
             self._append_batch(batch)
-        except InvariantError as exc:
-            self._halted, self._state = exc, None
+        except HaltError as exc:
+            self._halted, self._state, self._pending_frontier = exc, None, None
             for item in batch:
                 if not item.done:
                     item.finish(exc)
         except (SQLAlchemyError, OSError) as exc:
-            self._state = None  # it may hold rows of the batch that was not committed
+            # The state and frontier may hold the batch that was not committed.
+            self._state, self._frontier_size, self._pending_frontier = None, None, None
             failure = BatchFailedError(f"the batch was not committed: {exc.__class__.__name__}")
             for item in batch:
                 item.finish(failure)
@@ -258,13 +308,41 @@ class Sequencer:
             # We now hold the log: nobody else can append until we commit or roll back.
             size = store.head_size(connection)
             state = self._sync_state(connection, size)
-            existing = store.find_ids(connection, [item.entry_id for item in batch])
-            entries = self._admit_batch(state, batch, existing, now, logged, results)
-            if entries:
-                self._write(connection, state, size, entries, now)
+            refusal = self._operator_refusal(state, batch)
+            if refusal is not None:
+                results = [(item, refusal) for item in batch]
+            else:
+                existing = store.find_ids(connection, [item.entry_id for item in batch])
+                entries = self._admit_batch(state, batch, existing, now, logged, results)
+                if entries:
+                    self._write(connection, state, size, entries, now)
         # Committed: the batch's entries, tiles, projections and checkpoint are durable.
+        if self._pending_frontier is not None:
+            self._frontier, self._frontier_size = self._pending_frontier
+            self._pending_frontier = None
         for item, result in results:
             item.finish(result)
+
+    def _operator_refusal(self, state: State, batch: list[Prepared]) -> AllianceError | None:
+        """Refuse the whole batch, before anything is written, when this writer's key is
+        not an operator key the log declared (or, for a new log, its genesis declares)."""
+        mine = self.operator.key_id
+        if state.has_genesis:
+            declared = state.current_keys.get(OPERATOR, set())
+        else:
+            declared = set()
+            for item in batch:
+                if item.entry.get("kind") == "region.genesis":
+                    declared |= {
+                        key for key, (who, _) in genesis_keys(item.body).items() if who == OPERATOR
+                    }
+            if not declared:
+                return None  # no genesis in sight: admit() refuses each entry itself
+        if mine in declared:
+            return None
+        return OperatorKeyError(
+            f"operator key {mine} is not an operator key of this log; nothing was written"
+        )
 
     def _admit_batch(
         self,
@@ -279,7 +357,7 @@ class Sequencer:
         for item in batch:
             known = existing.get(item.entry_id)
             if known is not None:
-                results.append((item, _duplicate(item, known)))
+                results.append((item, _duplicate(state, item, known)))
                 continue
             seq = state.size
             ctx = make_context(
@@ -310,34 +388,116 @@ class Sequencer:
         now: datetime,
     ) -> None:
         invariant(entries[0].seq == size, f"batch starts at {entries[0].seq}, log at {size}")
-        reader = store.DbTiles(connection)
-        frontier = reader.read_tiles(merkle.frontier_tile_keys(size))
-        integration = merkle.integrate(size, frontier, [entry.leaf_hash for entry in entries])
+        invariant(self._frontier_size == size, "the writer has no verified frontier")
+        integration = merkle.integrate(size, self._frontier, [e.leaf_hash for e in entries])
         invariant(integration.size == state.size, "tree size and state size disagree")
         store.insert_entries(connection, entries)
-        # In the transaction: leaves under gapless seqs (the trigger refuses gaps).
+        # In the transaction: leaves under gapless seqs (triggers refuse gaps and leaves
+        # whose columns disagree with their bytes).
         store.write_tiles(connection, integration.tiles)
         store.write_nodes(connection, integration.nodes)
-        # In the transaction: the tiles (the trigger refuses anything but growth).
-        projections.write_changes(connection, state)
-        # In the transaction: the projections, consistent with the same entries.
+        # In the transaction: the tiles (triggers refuse anything but exact growth).
+        projections.write_changes(connection, state, self.sealer)
+        # In the transaction: sealed projection rows and the head marker of state.size.
         checkpoint = publish(state.origin, integration.size, integration.root, self.operator, now)
         store.insert_checkpoint(connection, checkpoint)
-        # In the transaction: the signed checkpoint. Commit makes all four durable at once.
+        # In the transaction: the signed checkpoint. Commit makes all four durable at once;
+        # only then does this writer's frontier move (a rollback leaves it as it was).
+        self._pending_frontier = _frontier_after(size, self._frontier, integration)
 
     def _sync_state(self, connection: Connection, size: int) -> State:
-        """The in-memory state, caught up with entries other writers appended. A new
-        writer starts from the projection tables (consistent with the log at commit),
-        not from a replay of the whole log."""
+        """The state and frontier as of the log head ``size``, built only from what this
+        writer can verify: sealed projection rows (ledger.seal) and the checkpoint it
+        signed for their size; every entry beyond them is replayed with all its
+        signatures checked, and its leaf hashes integrated onto the verified frontier."""
         state = self._state
-        if state is None:
-            state = projections.load_state(connection) if size else State()
+        if state is None or self._frontier_size != state.size:
+            state = projections.load_state(connection, self.sealer, size).state
+            self._verify_frontier(connection, state)
         invariant(state.size <= size, f"state at {state.size} is ahead of the log at {size}")
         if state.size < size:
-            replay(state, store.read_entries(connection, state.size, size), verify=False)
-            state.forget_dirty()  # replayed rows are already in the projection tables
+            self._catch_up(connection, state, size)
         self._state = state
         return state
+
+    def _verify_frontier(self, connection: Connection, state: State) -> None:
+        """Take the stored frontier of ``state.size`` only if its root is the root of a
+        checkpoint at that size signed by one of the log's operator keys."""
+        size = state.size
+        tiles = dict(store.DbTiles(connection).read_tiles(merkle.frontier_tile_keys(size)))
+        if size:
+            stored = store.checkpoint_at(connection, size)
+            if stored is None:
+                raise TamperedError(f"no checkpoint at size {size}: run `alliance doctor`")
+            verify_checkpoint(state, stored.note, size)
+            try:
+                tree_root = merkle.root(size, merkle.MemoryTiles(tiles))
+            except (InvariantError, KeyError) as exc:
+                raise TamperedError(f"frontier tiles of size {size} are damaged") from exc
+            if tree_root != stored.root:
+                raise TamperedError(
+                    f"frontier tiles of size {size} disagree with its checkpoint: "
+                    "run `alliance doctor`"
+                )
+        self._frontier, self._frontier_size = tiles, size
+
+    def _catch_up(self, connection: Connection, state: State, size: int) -> None:
+        """Entries another process appended (or someone planted): judge each exactly as
+        if it were submitted now, signatures included, and integrate its leaf. One that
+        fails halts the writer: the log holds an entry the rules refuse."""
+        start = state.size
+        leaf_hashes = []
+        for stored in store.read_entries(connection, start, size):
+            try:
+                ctx = leaf_context(stored.leaf, expected_seq=state.size)
+                admit(state, ctx)
+            except RejectedError as exc:
+                raise TamperedError(
+                    f"the log holds seq {state.size}, which the rules refuse ({exc}): "
+                    "run `alliance doctor`"
+                ) from exc
+            leaf_hashes.append(merkle.leaf_hash(stored.leaf))
+        integration = merkle.integrate(start, self._frontier, leaf_hashes)
+        frontier = _frontier_after(start, self._frontier, integration)[0]
+        stored_tiles = store.DbTiles(connection).read_tiles(list(integration.tiles))
+        for key, tile in integration.tiles.items():
+            if not tile.startswith(stored_tiles.get(key, b"")):
+                raise TamperedError(
+                    f"tile {key[0]}/{key[1]} disagrees with the leaves: run `alliance doctor`"
+                )
+        missing = {k: t for k, t in integration.tiles.items() if stored_tiles.get(k) != t}
+        store.write_tiles(connection, missing)
+        store.write_nodes(connection, store.missing_nodes(connection, integration.nodes))
+        # In this transaction: tiles of the caught-up leaves that were missing (committed
+        # with this batch, or rolled back with it).
+        if projections.sealed_head(connection, self.sealer, size) == size:
+            state.forget_changes()  # another writer stored and sealed these rows
+        self._frontier, self._frontier_size = frontier, size
+
+
+def verify_checkpoint(state: State, note: str, size: int) -> None:
+    """Raise TamperedError unless ``note`` is a checkpoint of ``size`` signed by one of
+    the operator keys the log declared."""
+    for key_id in sorted(state.current_keys.get(OPERATOR, set())):
+        row = state.key(key_id)
+        assert row is not None
+        verifier = NoteVerifier.from_public(state.origin, state.public_key(row))
+        try:
+            checkpoint = open_checkpoint(note, verifier)
+        except AllianceError:
+            continue
+        if checkpoint.size == size:
+            return
+    raise TamperedError(f"the checkpoint at size {size} is not signed by the log's operator")
+
+
+def _frontier_after(
+    size: int, frontier: dict[merkle.TileKey, bytes], integration: merkle.Integration
+) -> tuple[dict[merkle.TileKey, bytes], int]:
+    merged = {**frontier, **integration.tiles}
+    keys = merkle.frontier_tile_keys(integration.size)
+    invariant(integration.size >= size, "the tree only grows")
+    return {key: merged[key] for key in keys}, integration.size
 
 
 def lock_log(connection: Connection) -> None:
@@ -348,20 +508,16 @@ def lock_log(connection: Connection) -> None:
         connection.execute(select(text(f"pg_advisory_xact_lock({ADVISORY_LOCK_ID})")))
 
 
-def replay(state: State, entries: Any, *, verify: bool) -> None:
-    """Apply stored entries to ``state``. Entries in our own log were judged when they
-    were appended; one that no longer passes means the rules or the log changed under
-    us, which halts the writer."""
+def replay(state: State, entries: Any) -> None:
+    """Apply stored entries to ``state``, every signature verified (rebuild, doctor).
+    One that fails raises the RejectedError it failed with, naming its seq."""
     for stored in entries:
-        record, model = parse_record(stored.leaf)
-        invariant(model.seq == state.size, f"log entry {model.seq} replayed at {state.size}")
-        logged = parse_time(model.logged, field="logged")
-        ctx = make_context(model.seq, logged, model.logged, record["entry"], record["signatures"])
-        verified = frozenset() if verify else frozenset(range(len(ctx.signatures)))
+        ctx = leaf_context(stored.leaf, expected_seq=state.size)
         try:
-            admit(state, ctx, verified=verified)
+            admit(state, ctx)
         except RejectedError as exc:
-            raise InvariantError(f"logged entry {model.seq} no longer admissible: {exc}") from exc
+            exc.seq = ctx.seq
+            raise
 
 
 def record_leaf(seq: int, logged: str, entry_bytes: bytes, signatures_bytes: bytes) -> bytes:
@@ -393,8 +549,29 @@ def _stored(ctx: Context, item: Prepared) -> StoredEntry:
     )
 
 
-def _duplicate(item: Prepared, known: tuple[int, bytes, bytes]) -> Appended | AllianceError:
+def _duplicate(
+    state: State, item: Prepared, known: tuple[int, bytes, bytes]
+) -> Appended | AllianceError:
+    """The seq of a logged entry, told only to a submitter whose every signature verified
+    under a key of the log (prepare() checked those): nobody learns from a copy with
+    forged signatures what the log holds."""
     seq, entry_hash, leaf_hash = known
+    refusal = SignatureError(
+        f"entry id {item.entry_id} is logged; its signatures here do not verify",
+        field="signatures",
+    )
+    if not item.signatures:
+        return refusal
+    for index, signature in enumerate(item.signatures):
+        if index in item.verified:
+            continue
+        row = state.key(signature["key"])
+        if row is None:
+            return refusal
+        try:
+            verify_entry_signature(item.entry_bytes, signature, state.public_key(row))
+        except RejectedError:
+            return refusal
     if entry_hash != item.entry_hash:
         return ConflictError(
             f"entry id {item.entry_id} was logged at seq {seq} with different content",

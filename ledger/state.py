@@ -14,23 +14,37 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ledger.rows import (
     TABLES,
+    CaseRow,
+    CreditRow,
+    DisputeRow,
+    EndorsableRow,
+    EndorsementDueRow,
+    EndorsementRow,
+    ExclusionRow,
     KeyRow,
     MemberRow,
     MetaRow,
+    ObligationRow,
+    PenaltyRow,
+    PostingRow,
+    ReceiptRow,
     RegionRow,
+    ReturnRow,
     Row,
+    StoreRow,
 )
 from schemas.bodies import PolicyModel, validate_body
 from schemas.canonical import canonical
-from schemas.entry import WireModel, parse_time
+from schemas.entry import WireModel, parse_record, parse_time
 from schemas.errors import (
+    MalformedError,
     PolicyError,
     SignatureError,
     UnknownPrincipalError,
@@ -70,46 +84,121 @@ class Context:
         return str(self.entry["signer"])
 
 
-Handler = Callable[["State", Context], list[Row]]
+# A handler receives the entry's validated body, of the type its kind registered.
+Handler = Callable[["State", Context, Any], list[Row]]
 SignerRule = Callable[["State", Context], list[str]]
 
 
 @dataclass(frozen=True, slots=True)
 class KindSpec:
-    """How one kind is judged: who must sign it, and what it does to the projections."""
+    """How one kind is judged: its body type, who must sign it, and what it does to the
+    projections."""
 
     handler: Handler
     signers: SignerRule
+    body_type: type[WireModel]
 
 
 KINDS: dict[str, KindSpec] = {}
 
 
-def register(kind: str, signers: SignerRule | None = None) -> Callable[[Handler], Handler]:
+def register(
+    kind: str, body: type[WireModel], signers: SignerRule | None = None
+) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         invariant(kind not in KINDS, f"kind {kind} registered twice")
-        KINDS[kind] = KindSpec(handler, signers or (lambda _state, ctx: [ctx.signer]))
+        KINDS[kind] = KindSpec(handler, signers or (lambda _state, ctx: [ctx.signer]), body)
         return handler
 
     return decorate
 
 
+R = TypeVar("R", bound=Row)
+
+
+class Table(Generic[R]):
+    """One projection in memory: rows of one type by key, each with the seq of the entry
+    that last wrote it (its *version*, which the stored projection rows carry and seal),
+    and the keys changed since the last write to the database."""
+
+    __slots__ = ("_key_of", "changed", "name", "row_type", "rows_by_key", "versions")
+
+    def __init__(self, name: str, row_type: type[R], key_fields: tuple[str, ...]) -> None:
+        self.name = name
+        self.row_type = row_type
+        self._key_of = _key_reader(key_fields)
+        self.rows_by_key: dict[tuple[object, ...], R] = {}
+        self.versions: dict[tuple[object, ...], int] = {}
+        self.changed: set[tuple[object, ...]] = set()
+
+    def get(self, *key: object) -> R | None:
+        return self.rows_by_key.get(key)
+
+    def rows(self) -> Iterable[R]:
+        return self.rows_by_key.values()
+
+    def key_of(self, row: R) -> tuple[object, ...]:
+        return self._key_of(row)
+
+    def __len__(self) -> int:
+        return len(self.rows_by_key)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Table):
+            return NotImplemented
+        return self.rows_by_key == other.rows_by_key and self.versions == other.versions
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def put(self, row: R, version: int, *, changed: bool = True) -> R | None:
+        """Store ``row`` as written by the entry at seq ``version``; returns the row it
+        replaced. ``changed=False`` for rows loaded from the database (already stored)."""
+        key = self._key_of(row)
+        old = self.rows_by_key.get(key)
+        self.rows_by_key[key] = row
+        self.versions[key] = version
+        if changed:
+            self.changed.add(key)
+        return old
+
+    def take_changed(self) -> list[tuple[R, int]]:
+        """The rows changed since the last call with their versions, in key order; then
+        forget them."""
+        keys = sorted(self.changed, key=repr)
+        self.changed.clear()
+        return [(self.rows_by_key[key], self.versions[key]) for key in keys]
+
+
 @dataclass
 class State:
-    """Every projection, in memory, as of ``size`` entries."""
+    """Every projection, in memory, as of ``size`` entries. Each projection is a typed
+    attribute (``state.receipts.get(merchant, store, number) -> ReceiptRow | None``)."""
 
     size: int = 0
     last_logged: str | None = None
-    tables: dict[str, dict[tuple[object, ...], Row]] = field(
-        default_factory=lambda: {name: {} for name in TABLES}
+    meta: Table[MetaRow] = field(default_factory=lambda: _table("meta"))
+    regions: Table[RegionRow] = field(default_factory=lambda: _table("regions"))
+    principal_keys: Table[KeyRow] = field(default_factory=lambda: _table("principal_keys"))
+    members: Table[MemberRow] = field(default_factory=lambda: _table("members"))
+    exclusions: Table[ExclusionRow] = field(default_factory=lambda: _table("exclusions"))
+    stores: Table[StoreRow] = field(default_factory=lambda: _table("stores"))
+    receipts: Table[ReceiptRow] = field(default_factory=lambda: _table("receipts"))
+    receipt_returns: Table[ReturnRow] = field(default_factory=lambda: _table("receipt_returns"))
+    endorsables: Table[EndorsableRow] = field(default_factory=lambda: _table("endorsables"))
+    endorsement_dues: Table[EndorsementDueRow] = field(
+        default_factory=lambda: _table("endorsement_dues")
     )
-    dirty: dict[str, set[tuple[object, ...]]] = field(
-        default_factory=lambda: {name: set() for name in TABLES}
-    )
+    endorsements: Table[EndorsementRow] = field(default_factory=lambda: _table("endorsements"))
+    obligations: Table[ObligationRow] = field(default_factory=lambda: _table("obligations"))
+    postings: Table[PostingRow] = field(default_factory=lambda: _table("postings"))
+    cases: Table[CaseRow] = field(default_factory=lambda: _table("cases"))
+    disputes: Table[DisputeRow] = field(default_factory=lambda: _table("disputes"))
+    penalties: Table[PenaltyRow] = field(default_factory=lambda: _table("penalties"))
+    credit: Table[CreditRow] = field(default_factory=lambda: _table("credit"))
     # Secondary indexes, derived from the rows by _index().
     current_keys: dict[str, set[str]] = field(default_factory=dict)
     member_penalties: dict[str, list[int]] = field(default_factory=dict)
-    _policy_cache: tuple[int, PolicyModel] | None = None
+    _policy_cache: tuple[int, PolicyModel] | None = field(default=None, compare=False)
     # Decoded keys by (key id, pub), each checked against its id once (public_key()).
     _public_keys: dict[tuple[str, str], PublicKey] = field(
         default_factory=dict, repr=False, compare=False
@@ -117,44 +206,47 @@ class State:
 
     # --- reads ------------------------------------------------------------------------
 
-    def get(self, table: str, *key: object) -> Any:
-        return self.tables[table].get(key)
+    def table(self, name: str) -> Table[Any]:
+        """A projection by its table name (for code that walks every projection)."""
+        invariant(name in TABLES, f"no projection named {name}")
+        table: Table[Any] = getattr(self, name)
+        return table
 
-    def rows(self, table: str) -> Iterable[Row]:
-        return self.tables[table].values()
+    def all_tables(self) -> list[Table[Any]]:
+        """Every projection, in TABLES order (the rebuild and comparison order)."""
+        return [self.table(name) for name in TABLES]
 
     @property
     def has_genesis(self) -> bool:
-        return ("origin",) in self.tables["meta"]
+        return self.meta.get("origin") is not None
 
     @property
     def origin(self) -> str:
-        row: MetaRow = self.tables["meta"][("origin",)]  # type: ignore[assignment]
+        row = self.meta.get("origin")
+        invariant(row is not None, "origin read before genesis")
+        assert row is not None
         return str(json.loads(row.value))
 
     @property
     def policy(self) -> PolicyModel:
-        row = self.tables["meta"].get(("policy",))
-        invariant(isinstance(row, MetaRow), "policy read before genesis")
-        assert isinstance(row, MetaRow)  # for mypy; invariant() above is the real check
+        row = self.meta.get("policy")
+        invariant(row is not None, "policy read before genesis")
+        assert row is not None  # for mypy; invariant() above is the real check
         if self._policy_cache is None or self._policy_cache[0] != row.seq:
             self._policy_cache = (row.seq, PolicyModel.model_validate_json(row.value))
         return self._policy_cache[1]
 
     def region_codes(self) -> list[str]:
-        return sorted(str(key[0]) for key in self.tables["regions"])
+        return sorted(row.code for row in self.regions.rows())
 
     def region(self, code: str) -> RegionRow | None:
-        row = self.tables["regions"].get((code,))
-        return row if isinstance(row, RegionRow) else None
+        return self.regions.get(code)
 
     def member(self, member_id: str) -> MemberRow | None:
-        row = self.tables["members"].get((member_id,))
-        return row if isinstance(row, MemberRow) else None
+        return self.members.get(member_id)
 
     def key(self, key_id: str) -> KeyRow | None:
-        row = self.tables["principal_keys"].get((key_id,))
-        return row if isinstance(row, KeyRow) else None
+        return self.principal_keys.get(key_id)
 
     def public_key(self, row: KeyRow) -> PublicKey:
         """The public key of ``row``, decoded and checked against its key id on first use
@@ -167,12 +259,11 @@ class State:
 
     # --- writes -----------------------------------------------------------------------
 
-    def put(self, row: Row) -> None:
-        table, key_of = _PLACEMENT[type(row)]
-        key = key_of(row)
-        old = self.tables[table].get(key)
-        self.tables[table][key] = row
-        self.dirty[table].add(key)
+    def put(self, row: Row, version: int | None = None, *, changed: bool = True) -> None:
+        """Apply ``row``, written by the entry at seq ``version`` (default: the entry
+        being admitted, whose seq is the current size)."""
+        table: Table[Any] = getattr(self, _TABLE_OF[type(row)])
+        old = table.put(row, self.size if version is None else version, changed=changed)
         self._index(old, row)
 
     def _index(self, old: Row | None, new: Row) -> None:
@@ -182,23 +273,16 @@ class State:
                 keys.add(new.key_id)
             else:
                 keys.discard(new.key_id)
-        elif old is None and type(new).__name__ == "PenaltyRow":
-            self.member_penalties.setdefault(new.member, []).append(new.seq)  # type: ignore[union-attr]
+        elif old is None and isinstance(new, PenaltyRow):
+            self.member_penalties.setdefault(new.member, []).append(new.seq)
 
-    def forget_dirty(self) -> None:
+    def forget_changes(self) -> None:
         """Forget which rows changed: they are already stored."""
-        for keys in self.dirty.values():
-            keys.clear()
-
-    def take_dirty(self) -> Iterator[tuple[str, list[Row]]]:
-        """The rows changed since the last call, per table, then forget them."""
-        for table, keys in self.dirty.items():
-            if keys:
-                yield table, [self.tables[table][key] for key in sorted(keys, key=repr)]
-                keys.clear()
+        for table in self.all_tables():
+            table.changed.clear()
 
 
-def _key_reader(fields: tuple[str, ...]) -> Callable[[Row], tuple[object, ...]]:
+def _key_reader(fields: tuple[str, ...]) -> Callable[[Any], tuple[object, ...]]:
     """A row's key tuple, the same as ``ledger.rows.row_key()`` (which builds it with a
     generator: too slow for a handful of puts per entry)."""
     if len(fields) == 1:
@@ -207,10 +291,12 @@ def _key_reader(fields: tuple[str, ...]) -> Callable[[Row], tuple[object, ...]]:
     return operator.attrgetter(*fields)
 
 
-# Row type -> (its table, its key reader).
-_PLACEMENT: dict[type, tuple[str, Callable[[Row], tuple[object, ...]]]] = {
-    row_type: (name, _key_reader(keys)) for name, (row_type, keys) in TABLES.items()
-}
+def _table(name: str) -> Table[Any]:
+    row_type, keys = TABLES[name]
+    return Table(name, row_type, keys)
+
+
+_TABLE_OF: dict[type, str] = {row_type: name for name, (row_type, _) in TABLES.items()}
 
 
 # --- admission ----------------------------------------------------------------------------
@@ -240,6 +326,17 @@ def make_context(
     )
 
 
+def leaf_context(leaf: bytes, *, expected_seq: int | None = None) -> Context:
+    """The context of a logged leaf (the record's exact bytes), as the sequencer's
+    catch-up, rebuild, doctor, the nodes and the audit all read it. Raises
+    MalformedError when the leaf is not a record, or its seq is not ``expected_seq``."""
+    record, model = parse_record(leaf)
+    if expected_seq is not None and model.seq != expected_seq:
+        raise MalformedError(f"the leaf holds seq {model.seq}, expected {expected_seq}")
+    logged = parse_time(model.logged, field="logged")
+    return make_context(model.seq, logged, model.logged, record["entry"], record["signatures"])
+
+
 def admit(state: State, ctx: Context, *, verified: frozenset[int] = frozenset()) -> list[Row]:
     """Judge ``ctx`` against ``state`` and apply it. Raises RejectedError, changing
     nothing, when the entry breaks any rule. ``verified`` names the signatures whose
@@ -252,7 +349,8 @@ def admit(state: State, ctx: Context, *, verified: frozenset[int] = frozenset())
     _check_time(state, ctx)
     _check_signer_active(state, ctx)
     _check_signatures(state, ctx, spec.signers(state, ctx), verified)
-    rows = spec.handler(state, ctx)
+    invariant(isinstance(ctx.body, spec.body_type), f"{ctx.kind} body of the wrong type")
+    rows = spec.handler(state, ctx, ctx.body)
     for row in rows:
         state.put(row)
     state.size += 1

@@ -189,6 +189,15 @@ def write_nodes(connection: Connection, nodes: Mapping[tuple[int, int], bytes]) 
     )
 
 
+def missing_nodes(
+    connection: Connection, nodes: Mapping[tuple[int, int], bytes]
+) -> dict[tuple[int, int], bytes]:
+    """The entries of ``nodes`` not stored yet (a writer catching up stores what another
+    left out)."""
+    stored = DbTiles(connection).read_nodes(list(nodes))
+    return {key: data for key, data in nodes.items() if key not in stored}
+
+
 def write_tiles(connection: Connection, tiles: Mapping[tuple[int, int], bytes]) -> None:
     """Insert new tiles and extend partial ones (the grow-only trigger checks prefixes)."""
     if not tiles:
@@ -225,6 +234,24 @@ def latest_checkpoint(connection: Connection) -> StoredCheckpoint | None:
     if row is None:
         return None
     return StoredCheckpoint(int(row.size), bytes(row.root), row.note, row.signed)
+
+
+def recent_checkpoints(connection: Connection, limit: int) -> list[StoredCheckpoint]:
+    """Up to ``limit`` stored checkpoints, largest size first."""
+    rows = connection.execute(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(limit))
+    return [StoredCheckpoint(int(r.size), bytes(r.root), r.note, r.signed) for r in rows]
+
+
+def cosigned_sizes(connection: Connection, witness: str, limit: int = 16) -> list[int]:
+    """Sizes with a stored cosignature row by ``witness``, largest first (unverified)."""
+    rows = connection.execute(
+        select(Cosignature.size)
+        .where(Cosignature.witness == witness)
+        .distinct()
+        .order_by(Cosignature.size.desc())
+        .limit(limit)
+    )
+    return [int(row.size) for row in rows]
 
 
 def checkpoint_at(connection: Connection, size: int) -> StoredCheckpoint | None:

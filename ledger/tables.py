@@ -67,7 +67,7 @@ class Cosignature(Base):
     )
     witness: Mapped[str] = mapped_column(String(128), primary_key=True)
     timestamp_s: Mapped[int] = mapped_column(BigInteger)
-    line: Mapped[str] = mapped_column(Text)
+    line: Mapped[str] = mapped_column(Text, primary_key=True)
 
 
 LOG_TABLES = ("log_entries", "checkpoints", "cosignatures", "merkle_tile_nodes")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import json
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
@@ -17,15 +16,25 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 
-from ledger import merkle, store
-from ledger.db import db_url_from_env, make_engine
-from ledger.schema import is_initialized
+from ledger.app import Ledger
+from ledger.audit import Trust
+from ledger.db import make_engine
+from ops.inputs import read_input
+from ops.settings import Settings
 from schemas.canonical import parse_json
-from schemas.errors import AllianceError, ConfigError, NotFoundError
-from schemas.limits import check_limits
+from schemas.errors import AllianceError, ConfigError, LimitError, MalformedError, NotFoundError
+from schemas.limits import (
+    BENCH_APPEND_ENTRIES_MAX,
+    BENCH_PROOF_ENTRIES_MAX,
+    BENCH_SAMPLES_MAX,
+    DEMO_DAYS_MAX,
+    DEMO_MERCHANTS_MAX,
+    PROOF_TREE_SIZE_MAX,
+    SUBMISSION_BYTES_MAX,
+    check_limits,
+)
 from signing.keys import PrivateKey, b64encode
 
 app = typer.Typer(
@@ -41,7 +50,7 @@ DbOption = Annotated[
     str | None, typer.Option("--db", help="Database URL [env ALLIANCE_DB, sqlite:///alliance.db]")
 ]
 KeysOption = Annotated[
-    Path, typer.Option("--keys", envvar="ALLIANCE_KEYS", help="Folder of key files")
+    Path | None, typer.Option("--keys", help="Folder of key files [env ALLIANCE_KEYS, keys]")
 ]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,43 +73,87 @@ def friendly(function: F) -> F:
             raise fail(f"database unreachable: {exc.orig}") from None
         except ProgrammingError as exc:
             raise fail(f"database not initialized? {exc.orig}") from None
+        except DatabaseError as exc:  # e.g. SQLite's "file is not a database"
+            raise fail(f"database: {exc.orig}") from None
 
     return wrapper  # type: ignore[return-value]
 
 
-def open_engine(db: str | None, *, must_exist: bool = True) -> Engine:
-    url = db_url_from_env(db)
+def in_range(name: str, value: int, low: int, high: int) -> int:
+    """``value`` if within low..high, else one clear error line (click's own range
+    check would print a usage panel)."""
+    if value < low:
+        raise MalformedError(f"{name} must be at least {low}, not {value}", field=name)
+    if value > high:
+        raise LimitError(f"{name} must be at most {high}, not {value}", field=name)
+    return value
+
+
+SETTINGS: Settings | None = None
+
+
+def settings() -> Settings:
+    """The runtime settings, read from the environment once per process."""
+    global SETTINGS  # noqa: PLW0603 (built lazily so --help never reads the environment)
+    if SETTINGS is None:
+        SETTINGS = Settings.from_env()
+    return SETTINGS
+
+
+def _must_exist(url: str) -> None:
+    """A read must write nothing: connecting would create an empty SQLite file."""
     engine = make_engine(url)  # validates the URL; connects lazily
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if must_exist and database and database != ":memory:" and not Path(database).exists():
-        # Connecting would create an empty SQLite file: a read must write nothing.
-        raise NotFoundError(f"no ledger at {database}: run `alliance init` first")
-    if must_exist and not is_initialized(engine):
-        raise NotFoundError("no ledger in this database: run `alliance init` first")
-    return engine
+    try:
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        if database and database != ":memory:" and not Path(database).exists():
+            raise NotFoundError(f"no ledger at {database}: run `alliance init` first")
+    finally:
+        engine.dispose()
+
+
+def open_ledger(db: str | None, *, writer_keys: Path | bool | None = False) -> Ledger:
+    """The front door on --db (or ALLIANCE_DB). Commands that write pass ``writer_keys``
+    (the --keys folder, or None for the default): the operator key is loaded once the
+    database is known to hold a ledger, so a wrong --db is reported as such."""
+    url = settings().with_db(db)
+    _must_exist(url)
+    ledger = Ledger.open(url, wait_deadline_s=settings().wait_deadline_s)
+    if writer_keys is not False:
+        ledger.operator = operator_key(writer_keys if isinstance(writer_keys, Path) else None)
+    return ledger
 
 
 def emit(value: object) -> None:
     typer.echo(json.dumps(value, ensure_ascii=False, sort_keys=True))
 
 
-def operator_key(keys: Path) -> PrivateKey:
-    return PrivateKey.load(keys / "operator.pem")
+def keys_dir(keys: Path | None) -> Path:
+    return keys if keys is not None else settings().keys_dir
+
+
+def operator_key(keys: Path | None) -> PrivateKey:
+    return PrivateKey.load(keys_dir(keys) / "operator.pem")
+
+
+def _trust(trust: Path | None, beside: Path) -> Trust:
+    """The trust root a node runs on: --trust, else trust.json beside its key file."""
+    from ledger.audit import load_trust
+
+    return load_trust(trust if trust is not None else beside.parent / "trust.json")
 
 
 @app.command()
 @friendly
 def init(
     db: DbOption = None,
-    keys: KeysOption = Path("keys"),
+    keys: KeysOption = None,
     config: Annotated[Path | None, typer.Option(help="Alliance config (regions, policy)")] = None,
 ) -> None:
-    """Create the schema and a genesis, with fresh keys for every principal in --keys."""
+    """Create the schema and a genesis, with fresh keys for every principal in --keys and
+    the trust root (trust.json) beside them."""
     from ops.service import initialize
 
-    engine = open_engine(db, must_exist=False)
-    result = initialize(engine, keys, config, datetime.now(UTC))
-    emit(result)
+    emit(initialize(settings().with_db(db), keys_dir(keys), config, datetime.now(UTC)))
 
 
 @app.command()
@@ -108,35 +161,11 @@ def init(
 def submit(
     file: Annotated[str, typer.Argument(help="A `submitted` JSON file, or - for stdin")],
     db: DbOption = None,
-    keys: KeysOption = Path("keys"),
+    keys: KeysOption = None,
 ) -> None:
     """Append one signed entry; prints {"seq", "leaf_hash"}."""
-    from ledger.sequencer import Sequencer
-
-    data = sys.stdin.buffer.read() if file == "-" else _read(Path(file))
-    document = parse_json(data)
-    engine = open_engine(db)
-    appended = Sequencer(engine, operator_key(keys)).submit(document)
-    emit(appended.wire())
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise NotFoundError(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def _tree_size(engine: Engine, requested: int | None) -> tuple[int, bytes]:
-    with engine.connect() as connection:
-        latest = store.latest_checkpoint(connection)
-        if latest is None:
-            raise NotFoundError("the log has no checkpoint yet")
-        if requested is None or requested == latest.size:
-            return latest.size, latest.root
-        if requested > latest.size:
-            raise NotFoundError(f"tree size {requested} is beyond the checkpoint {latest.size}")
-        return requested, merkle.root(requested, store.DbTiles(connection))
+    document = parse_json(read_input(file, SUBMISSION_BYTES_MAX))
+    emit(open_ledger(db, writer_keys=keys).submit(document).wire())
 
 
 @proof_app.command("inclusion")
@@ -147,62 +176,33 @@ def proof_inclusion(
     db: DbOption = None,
 ) -> None:
     """Inclusion proof of SEQ in the tree of --tree-size (default: latest checkpoint)."""
-    engine = open_engine(db)
-    size, root = _tree_size(engine, tree_size)
-    with engine.connect() as connection:
-        entry = store.read_entry(connection, seq)
-        if entry is None or seq >= size:
-            raise NotFoundError(f"seq {seq} is not in the tree of size {size}")
-        hashes = merkle.inclusion_proof(seq, size, store.DbTiles(connection))
-    emit(
-        {
-            "seq": seq,
-            "tree_size": size,
-            "leaf_hash": b64encode(entry.leaf_hash),
-            "hashes": [b64encode(h) for h in hashes],
-            "root": b64encode(root),
-        }
-    )
+    in_range("SEQ", seq, 0, PROOF_TREE_SIZE_MAX)
+    if tree_size is not None:
+        in_range("--tree-size", tree_size, 1, PROOF_TREE_SIZE_MAX)
+    emit(open_ledger(db).inclusion(seq, tree_size).wire())
 
 
 @proof_app.command("consistency")
 @friendly
 def proof_consistency(old: int, new: int, db: DbOption = None) -> None:
     """Consistency proof between tree sizes OLD and NEW."""
-    engine = open_engine(db)
-    new_size, new_root = _tree_size(engine, new)
-    old_size, old_root = _tree_size(engine, old)
-    with engine.connect() as connection:
-        hashes = merkle.consistency_proof(old_size, new_size, store.DbTiles(connection))
-    emit(
-        {
-            "old": old_size,
-            "new": new_size,
-            "hashes": [b64encode(h) for h in hashes],
-            "old_root": b64encode(old_root),
-            "new_root": b64encode(new_root),
-        }
-    )
+    in_range("OLD", old, 1, PROOF_TREE_SIZE_MAX)
+    in_range("NEW", new, 1, PROOF_TREE_SIZE_MAX)
+    emit(open_ledger(db).consistency(old, new).wire())
 
 
 @app.command()
 @friendly
 def checkpoint(db: DbOption = None) -> None:
-    """Print the latest signed checkpoint note, with its cosignatures."""
-    from ledger.export import signed_checkpoint
-
-    with open_engine(db).connect() as connection:
-        _, note, _ = signed_checkpoint(connection)
-    typer.echo(note, nl=False)
+    """Print the latest signed checkpoint note, with its verified cosignatures."""
+    typer.echo(open_ledger(db).signed_checkpoint().note, nl=False)
 
 
 @app.command()
 @friendly
 def export(directory: Path, db: DbOption = None) -> None:
     """Write checkpoint, entries.jsonl and trust.json to DIRECTORY."""
-    from ledger.export import export as run_export
-
-    result = run_export(open_engine(db), directory)
+    result = open_ledger(db).export(directory)
     emit(
         {
             "dir": str(directory),
@@ -234,28 +234,81 @@ def audit(
 
 @app.command()
 @friendly
-def rebuild(db: DbOption = None) -> None:
-    """Drop the projections, rebuild them from the log and prove them identical."""
-    from ops.service import rebuild_projections
-
-    result = rebuild_projections(open_engine(db))
-    emit(result)
-    if not result["identical"]:
+def rebuild(db: DbOption = None, keys: KeysOption = None) -> None:
+    """Replay the log, compare with the projections, rewrite them if they differ (run as
+    the schema owner, with the operator key)."""
+    result = open_ledger(db, writer_keys=keys).rebuild()
+    emit(result.wire())
+    if not result.identical:
         raise typer.Exit(1)  # the projections were stale; they are now rebuilt from the log
+
+
+@app.command()
+@friendly
+def doctor(
+    db: DbOption = None,
+    keys: Annotated[
+        Path | None, typer.Option("--keys", help="With operator.pem: check seals too")
+    ] = None,
+    repair: Annotated[bool, typer.Option(help="Rewrite what is derivable (schema owner)")] = False,
+) -> None:
+    """Compare everything derived from the leaves with the leaves; exit 1 on any finding.
+    --repair rewrites tiles, nodes and projections, drops rows that do not verify and
+    signs a checkpoint of the head if none verifies. It never touches a leaf."""
+    from ledger import doctor as doctoring
+
+    ledger = open_ledger(db, writer_keys=keys if keys is not None or repair else False)
+    report = doctoring.repair(ledger, datetime.now(UTC)) if repair else doctoring.examine(ledger)
+    for line in doctoring.iter_findings(report):
+        err.print(escape(line), highlight=False)
+    emit(report.wire() | {"repaired": repair and not report.ok})
+    if not report.ok and not repair:
+        raise typer.Exit(1)
 
 
 @app.command()
 @friendly
 def endorse(
     region: Annotated[str, typer.Option(help="Region code, e.g. 31")],
-    key: Annotated[Path, typer.Option(help="The region's PEM key")],
+    key: Annotated[Path, typer.Option(help="The region's PEM key (the only key the node uses)")],
+    trust: Annotated[Path | None, typer.Option(help="trust.json [beside --key]")] = None,
+    rules: Annotated[Path | None, typer.Option(help="Node rules JSON")] = None,
+    review: Annotated[bool, typer.Option(help="List or decide the review queue")] = False,
+    approve: Annotated[str, typer.Option(help="With --review: seqs to approve, 1,2")] = "",
+    reject: Annotated[str, typer.Option(help="With --review: seqs to reject, 3,4")] = "",
+    reason: Annotated[str, typer.Option(help="With --reject: the reason code")] = "",
     db: DbOption = None,
-    keys: KeysOption = Path("keys"),
+    keys: KeysOption = None,
 ) -> None:
-    """Run a region's endorsement node once: approve what awaits its decision."""
-    from ops.service import run_endorse
+    """Run a region's endorsement node once: approve what its rules allow, queue the rest
+    for a person (--review). In-process, the log's writer runs in this process and needs
+    the operator key from --keys; the node itself holds only the region's key."""
+    from nodes.client import LocalClient
+    from nodes.endorse import EndorseNode, NodeRules
 
-    emit(run_endorse(open_engine(db), region, PrivateKey.load(key), operator_key(keys)))
+    node = EndorseNode(
+        region,
+        PrivateKey.load(key),
+        _trust(trust, key),
+        NodeRules.load(rules),
+        key.parent / f"region-{region}.review.json",
+    )
+    client = LocalClient(open_ledger(db, writer_keys=keys))
+    now = datetime.now(UTC)
+    if not review:
+        emit(node.run(client, now).wire(region))
+    elif approve or reject:
+        decided = node.review(client, now, _seqs(approve), _seqs(reject), reason)
+        emit(decided.wire(region))
+    else:
+        emit({"region": region, "review": node.queue.listing()})
+
+
+def _seqs(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise MalformedError(f"not a list of seqs: {text}") from exc
 
 
 @app.command()
@@ -263,12 +316,16 @@ def endorse(
 def witness(
     region: Annotated[str, typer.Option(help="Region code, e.g. 31")],
     key: Annotated[Path, typer.Option(help="The region's witness PEM key")],
+    trust: Annotated[Path | None, typer.Option(help="trust.json [beside --key]")] = None,
     db: DbOption = None,
 ) -> None:
-    """Cosign the latest checkpoint as a region's witness, after a consistency check."""
-    from ops.service import run_witness
+    """Cosign the latest checkpoint as a region's witness, after a consistency check from
+    the last checkpoint it cosigned."""
+    from nodes.client import LocalClient
+    from nodes.witness import WitnessNode
 
-    emit(run_witness(open_engine(db), region, PrivateKey.load(key)))
+    node = WitnessNode(region, PrivateKey.load(key), _trust(trust, key))
+    emit(node.cosign(LocalClient(open_ledger(db)), datetime.now(UTC)).wire())
 
 
 @app.command()
@@ -282,10 +339,12 @@ def demo(
     db: DbOption = None,
 ) -> None:
     """A simulated alliance end to end on the embedded default, then an audit."""
+    in_range("--days", days, 1, DEMO_DAYS_MAX)
+    in_range("--merchants", merchants, 1, DEMO_MERCHANTS_MAX)
     from ops.demo import run_demo
 
     ok = run_demo(
-        db_url_from_env(db), days=days, merchants=merchants, seed=seed, keys=keys, out=out
+        settings().with_db(db), days=days, merchants=merchants, seed=seed, keys=keys, out=out
     )
     if not ok:
         raise typer.Exit(1)
@@ -300,9 +359,25 @@ def bench_append(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Append throughput as a ratio to the raw loop on the same backend."""
-    from ops.bench_append import bench_append as run
+    in_range("--entries", entries, 1, BENCH_APPEND_ENTRIES_MAX)
+    from ops.bench.append import bench_append as run
 
     emit(run(db, entries=entries, kind=kind))
+
+
+@bench_app.command("memory")
+@friendly
+def bench_memory(
+    entries: int = 1_000_000,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Writer memory and a one-entry restart after ENTRIES returns."""
+    from ops.bench.memory import MEMORY_ENTRIES_MAX
+    from ops.bench.memory import bench_memory as run
+
+    in_range("--entries", entries, 1, MEMORY_ENTRIES_MAX)
+    emit(run(db, entries=entries))
 
 
 @bench_app.command("proofs")
@@ -313,7 +388,9 @@ def bench_proofs(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Proof latency at ENTRIES leaves, against pymerkle in the same run."""
-    from ops.bench_proofs import bench_proofs as run
+    in_range("--entries", entries, 2, BENCH_PROOF_ENTRIES_MAX)
+    in_range("--samples", samples, 1, BENCH_SAMPLES_MAX)
+    from ops.bench.proofs import bench_proofs as run
 
     emit(run(entries=entries, samples=samples))
 

@@ -16,14 +16,15 @@ from signing.keys import b64encode
 
 def audit_summary(report: AuditReport) -> dict[str, object]:
     state = report.state
-    obligations = Counter(getattr(row, "status", "?") for row in state.rows("obligations"))
+    obligations = Counter(getattr(row, "status", "?") for row in state.obligations.rows())
     return {
         "ok": report.ok,
         "size": report.size,
         "root": b64encode(report.root),
         "checkpoint_size": report.checkpoint_size,
         "cosigned_by": report.cosigned_by,
-        "members": len(state.tables["members"]),
+        "witnesses_declared": report.witnesses_declared,
+        "members": len(state.members),
         "obligations": dict(sorted(obligations.items())),
         "findings": [finding.wire() for finding in report.findings],
     }
@@ -40,6 +41,8 @@ def print_audit(report: AuditReport, as_json: bool) -> None:
     table.add_row("root", str(summary["root"]))
     table.add_row("checkpoint size", str(report.checkpoint_size))
     table.add_row("cosigned by regions", ", ".join(report.cosigned_by) or "none")
+    # Every witness the log declared is required; show them so a shortfall is visible.
+    table.add_row("witnesses declared", ", ".join(report.witnesses_declared) or "none")
     table.add_row("members", str(summary["members"]))
     table.add_row("obligations", json.dumps(summary["obligations"]))
     console.print(table)

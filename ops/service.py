@@ -1,107 +1,103 @@
-"""Operations behind the CLI commands, kept free of CLI concerns so tests call them."""
+"""Operations behind the CLI commands, kept free of CLI concerns so tests call them.
+Every one goes through the front door (ledger.app.Ledger) and the region nodes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-
-from ledger import projections, store
-from ledger.endorse import Judge, approve_all, endorse
-from ledger.export import log_verifier, origin_of
-from ledger.schema import migrate
-from ledger.sequencer import Sequencer, lock_log, replay
-from ledger.state import State
-from ledger.witness import cosign_latest
+from ledger.app import Ledger, LogKeys
+from ledger.audit import Trust
+from nodes.client import LocalClient
+from nodes.endorse import EndorseNode, Judge, NodeRules, no_opinion
+from nodes.witness import WitnessNode
 from ops.config import load_config
 from ops.world import EntryFactory, Keyring, genesis_submission
-from schemas.errors import ConflictError
+from schemas.errors import AlreadyInitialisedError
 from signing.keys import PrivateKey
 
+TRUST_FILE_NAME = "trust.json"
 
-def initialize(
-    engine: Engine, keys: Path, config_path: Path | None, now: datetime
-) -> dict[str, Any]:
+
+def trust_of(keys: LogKeys, operator_vkey: str) -> dict[str, Any]:
+    """The trust root (DESIGN §7): origin, log key and every declared witness key."""
+    return {
+        "origin": keys.origin,
+        "log_key": operator_vkey,
+        "witness_keys": {code: v.vkey for code, v in sorted(keys.witnesses.items())},
+    }
+
+
+def trust_from_ledger(ledger: Ledger) -> Trust:
+    """The trust root as the log declared it (for nodes run beside the log: the demo and
+    tests; a region's own node reads trust.json instead)."""
+    keys = ledger.log_keys()
+    return Trust(keys.origin, keys.operators[0], dict(keys.witnesses))
+
+
+def initialize(url: str, keys: Path, config_path: Path | None, now: datetime) -> dict[str, Any]:
     """Schema, fresh keys for the operator, every region and its witness, the genesis,
-    and every witness's first cosignature."""
+    the trust root (keys/trust.json) and every witness's first cosignature. If anything
+    fails before the genesis is durable, the private keys written are removed again."""
     config = load_config(config_path)
-    migrate(engine)
-    with engine.connect() as connection:
-        if store.head_size(connection) > 0:
-            raise ConflictError("this database already holds a ledger")
     if (keys / "operator.pem").exists():
-        raise ConflictError(f"{keys} already holds an operator key; choose an empty folder")
+        raise AlreadyInitialisedError(
+            f"{keys} already holds an operator key; choose an empty folder"
+        )
     ring = Keyring()
     genesis = genesis_submission(config, ring, EntryFactory(), now)
-    ring.save(keys)
+    written = ring.save(keys)
     # The keys are on disk before the genesis that names them is appended.
-    sequencer = Sequencer(engine, ring.keys["operator"], clock=lambda: now)
-    appended = sequencer.submit(genesis)
-    # Durable: the genesis and the first checkpoint. Now each witness cosigns it.
+    try:
+        ledger = Ledger.create(url, genesis, ring.keys["operator"], clock=lambda: now)
+    except BaseException:
+        Keyring.remove_saved(written)  # a failed init leaves no private key behind
+        raise
+    # Durable: the genesis and the first checkpoint. Now the trust root and cosignatures.
+    trust = trust_from_ledger(ledger)
+    _write_new(keys / TRUST_FILE_NAME, trust_of(ledger.log_keys(), trust.log.vkey))
+    client = LocalClient(ledger)
     for region in config.regions:
-        run_witness(engine, region.code, ring.witnesses[region.code], now)
+        WitnessNode(region.code, ring.witnesses[region.code], trust).cosign(client, now)
     return {
-        "seq": appended.seq,
+        "seq": 0,
         "origin": config.origin,
         "regions": [region.code for region in config.regions],
         "keys": str(keys),
+        "trust": str(keys / TRUST_FILE_NAME),
     }
 
 
-def rebuild_projections(engine: Engine) -> dict[str, Any]:
-    """Replay the log into a fresh state, compare it with the stored projections, and
-    rewrite them from the replay (the log is the truth)."""
-    with engine.begin() as connection:
-        lock_log(connection)
-        before = projections.read_all(connection)
-        state = State()
-        size = store.head_size(connection)
-        replay(state, store.read_entries(connection, 0, size), verify=True)
-        rebuilt = projections.state_rows(state)
-        projections.clear(connection)
-        projections.write_all(connection, {n: t.values() for n, t in state.tables.items()})
-        after = projections.read_all(connection)
-    differing = sorted(name for name in rebuilt if before[name] != rebuilt[name])
-    return {
-        "entries": size,
-        "rows": sum(len(rows) for rows in rebuilt.values()),
-        "identical": not differing and after == rebuilt,
-        "differing_tables": differing,
-    }
+def _write_new(path: Path, value: dict[str, Any]) -> None:
+    """Create ``path`` exclusively (never through a planted link)."""
+    data = (json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode()
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(handle, "wb") as out:
+        out.write(data)
 
 
 def run_endorse(
-    engine: Engine,
+    ledger: Ledger,
     region: str,
     key: PrivateKey,
-    operator: PrivateKey,
-    judge: Judge = approve_all,
-    now: datetime | None = None,
-    sequencer: Sequencer | None = None,
-) -> dict[str, Any]:
-    moment = now or datetime.now(UTC)
-    writer = sequencer or Sequencer(engine, operator, clock=lambda: moment)
-    factory = EntryFactory()
-    approved, rejected = endorse(engine, region, key, factory.entry, writer.submit, moment, judge)
-    return {"region": region, "approved": approved, "rejected": rejected}
+    trust: Trust,
+    now: datetime,
+    *,
+    rules: NodeRules | None = None,
+    queue: Path | None = None,
+    judge: Judge = no_opinion,
+) -> dict[str, object]:
+    node = EndorseNode(region, key, trust, rules or NodeRules(), queue)
+    return node.run(LocalClient(ledger), now, judge).wire(region)
 
 
 def run_witness(
-    engine: Engine, region: str, key: PrivateKey, now: datetime | None = None
-) -> dict[str, Any]:
-    with engine.connect() as connection:
-        latest = store.latest_checkpoint(connection)
-        origin = origin_of(connection)
-        verifier = log_verifier(connection, origin, latest.note if latest else "")
-    result = cosign_latest(engine, region, key, verifier, now or datetime.now(UTC))
-    return {
-        "region": region,
-        "witness": result.witness,
-        "size": result.size,
-        "previous": result.old_size,
-    }
+    ledger: Ledger, region: str, key: PrivateKey, trust: Trust, now: datetime
+) -> dict[str, object]:
+    return WitnessNode(region, key, trust).cosign(LocalClient(ledger), now).wire()
 
 
-__all__ = ["Keyring", "initialize", "rebuild_projections", "run_endorse", "run_witness"]
+__all__ = ["initialize", "run_endorse", "run_witness", "trust_from_ledger", "trust_of"]

@@ -1,19 +1,33 @@
-"""Principals' keys and entry builders, shared by `alliance init`, the demo and tests."""
+"""Principals' keys, entry builders, a log clock and fresh PostgreSQL schemas: one copy
+of each, shared by `alliance init`, the demo, the benchmarks and the tests."""
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from ledger.db import make_engine
 from ledger.state import OPERATOR, region_principal
 from ops.config import AllianceConfig
-from schemas.errors import KeyFileError
+from schemas.errors import KeyFileError, invariant
+from schemas.identifiers import make_uscc
 from signing.entry import submitted
-from signing.keys import PrivateKey, principal_file_name, witness_file_name
+from signing.keys import (
+    KEY_FOLDER_MODE,
+    PrivateKey,
+    fsync_key_folder,
+    principal_file_name,
+    witness_file_name,
+)
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -26,6 +40,32 @@ def witness_name(origin: str, code: str) -> str:
 def entry_time(moment: datetime) -> str:
     """Entry times are local (Asia/Shanghai) RFC 3339 with an explicit offset."""
     return moment.astimezone(SHANGHAI).isoformat(timespec="seconds")
+
+
+@dataclass
+class Clock:
+    """A log clock that moves only when told to (never by sleeping): the sequencer's
+    clock and the time of entries, in the demo and the tests."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+    def set(self, moment: datetime) -> None:
+        """Move to ``moment``; a log clock never goes back."""
+        invariant(moment >= self.now, f"the clock went back to {moment}")
+        self.now = moment
+
+
+def uscc(region: str, serial: int) -> str:
+    """A valid USCC, distinct per (region, serial) for serials below 10**7: the numbered
+    members of the bench and the tests (the demo draws realistic ones)."""
+    return make_uscc(f"9{region[0]}{region}0000MA{serial:07d}")
 
 
 @dataclass
@@ -55,13 +95,39 @@ class Keyring:
         self.keys[principal] = self._new_key(f"{principal}#{generation}")
         return self.keys[principal]
 
-    def save(self, directory: Path, passphrase: bytes | None = None) -> None:
-        """DIR/<principal>.pem (`:` written `-`) and DIR/region-NN.witness.pem."""
-        directory.mkdir(parents=True, exist_ok=True)
-        for principal, key in self.keys.items():
-            key.save(directory / principal_file_name(principal), passphrase)
-        for code, key in self.witnesses.items():
-            key.save(directory / witness_file_name(code), passphrase)
+    def save(self, directory: Path, passphrase: bytes | None = None) -> list[Path]:
+        """DIR/<principal>.pem (`:` written `-`) and DIR/region-NN.witness.pem, each a new
+        file (KeyFileError if one exists). All or nothing: on any failure the files this
+        call made are removed before the error goes on. Returns the paths written, for
+        ``remove_saved`` should what the keys were made for (the genesis) fail."""
+        named = [(principal_file_name(p), key) for p, key in self.keys.items()]
+        named += [(witness_file_name(code), key) for code, key in self.witnesses.items()]
+        for name, _ in named:
+            if Path(name).name != name or name.startswith("."):
+                raise KeyFileError(f"{name!r} is not a plain file name for a key")
+        try:
+            directory.mkdir(mode=KEY_FOLDER_MODE, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KeyFileError(f"cannot create keys folder {directory}: {exc}") from exc
+        written: list[Path] = []
+        try:
+            for name, key in named:
+                key.save(directory / name, passphrase, sync_folder=False)
+                written.append(directory / name)
+            fsync_key_folder(directory)
+        except BaseException:
+            self.remove_saved(written)
+            raise
+        return written
+
+    @staticmethod
+    def remove_saved(paths: list[Path]) -> None:
+        """Delete key files a ``save`` wrote (a private key must not outlive a failed
+        init), and make the removal durable."""
+        for path in paths:
+            path.unlink(missing_ok=True)
+        for folder in {path.parent for path in paths}:
+            fsync_key_folder(folder)
 
     @classmethod
     def load(cls, directory: Path, passphrase: bytes | None = None) -> Keyring:
@@ -109,6 +175,41 @@ def member_body(
 def numbered_stores(region: str, count: int) -> list[tuple[str, str]]:
     """Stores S1..S<count>, all in the region's first district."""
     return [(f"S{n}", f"{region}0101") for n in range(1, count + 1)]
+
+
+class ReturnItem(NamedTuple):
+    """One returned line of a receipt."""
+
+    sku: str
+    category: str
+    qty: int
+    refund_fen: int
+
+
+def receipt_wire(
+    merchant: str, store: str, number: str, purchased: str, amount_fen: int
+) -> dict[str, Any]:
+    """The receipt of a `return.recorded` body; ``purchased`` is an entry-style time."""
+    return {
+        "merchant": merchant,
+        "store": store,
+        "number": number,
+        "purchased": purchased,
+        "amount_fen": amount_fen,
+    }
+
+
+def return_body(
+    receipt: dict[str, Any], accepted_store: str, items: Sequence[ReturnItem]
+) -> dict[str, Any]:
+    """A `return.recorded` body: the receipt (``receipt_wire``), the store that took the
+    goods back, and the items; the refund is the sum of the items' refunds."""
+    return {
+        "receipt": receipt,
+        "accepted_store": accepted_store,
+        "refund_fen": sum(item.refund_fen for item in items),
+        "items": [item._asdict() for item in items],
+    }
 
 
 class EntryFactory:
@@ -169,3 +270,30 @@ def genesis_submission(
     entry = factory.entry("region.genesis", OPERATOR, body, time)
     signers = [operator] + [keyring.keys[region_principal(r.code)] for r in config.regions]
     return submitted(entry, *signers)
+
+
+# --- fresh PostgreSQL schemas ------------------------------------------------------------
+
+
+def schema_url(base: str, schema: str) -> str:
+    """``base`` with ``?options=-csearch_path%3D<schema>``: every connection of an engine
+    on it then lives in ``schema``."""
+    parsed = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return parsed.render_as_string(hide_password=False)
+
+
+@contextmanager
+def fresh_schema(base: str, schema: str) -> Iterator[str]:
+    """A new, empty schema ``schema`` in the PostgreSQL database of ``base``: yields its
+    ``schema_url`` and drops it, with all it holds, on the way out."""
+    admin = make_engine(base)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            yield schema_url(base, schema)
+        finally:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()

@@ -18,13 +18,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from ledger.app import Ledger
 from ledger.db import make_engine
 from ledger.schema import migrate
 from ledger.sequencer import Sequencer
 from ops.config import AllianceConfig, load_config
-from ops.service import run_witness
-from ops.world import EntryFactory, Keyring, genesis_submission
-from tests.dbtools import Clock, PgServer, enroll_doc, new_schema_name, pg_base_url, uscc
+from ops.service import run_witness, trust_from_ledger
+from ops.world import Clock, EntryFactory, Keyring, genesis_submission
+from tests.dbtools import PgServer, enroll_doc, new_schema_name, pg_base_url, uscc
+from tests.support import START
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -98,8 +100,12 @@ class Alliance:
     ring: Keyring
     factory: EntryFactory
     clock: Clock
-    sequencer: Sequencer
+    ledger: Ledger
     serial: int = 0
+
+    @property
+    def sequencer(self) -> Sequencer:
+        return self.ledger.writer
 
     def new_uscc(self, region: str = "31") -> str:
         self.serial += 1
@@ -111,20 +117,22 @@ class Alliance:
         return enroll_doc(self.ring, self.factory, member, self.clock(), region, **body)
 
     def cosign(self) -> None:
+        trust = trust_from_ledger(self.ledger)
         for region in self.config.regions:
-            run_witness(self.engine, region.code, self.ring.witnesses[region.code], self.clock())
+            key = self.ring.witnesses[region.code]
+            run_witness(self.ledger, region.code, key, trust, self.clock())
 
 
 def make_alliance(url: str, engine: Engine) -> Alliance:
     config = load_config()
     ring = Keyring(seed=1)
     factory = EntryFactory(seed=1)
-    clock = Clock()
+    clock = Clock(START)
     genesis = genesis_submission(config, ring, factory, clock())
-    sequencer = Sequencer(engine, ring.keys["operator"], clock=clock)
-    appended = sequencer.submit(genesis)
+    ledger = Ledger(engine, ring.keys["operator"], clock)
+    appended = ledger.submit(genesis)
     assert appended.seq == 0
-    alliance = Alliance(url, engine, config, ring, factory, clock, sequencer)
+    alliance = Alliance(url, engine, config, ring, factory, clock, ledger)
     alliance.cosign()
     return alliance
 

@@ -2,7 +2,8 @@
 
 * fresh PostgreSQL schemas (``PgServer``), one per test, built from the DDL that
   ``ledger.schema.migrate`` emitted once per test session;
-* a controllable clock, entry builders and snapshots of everything the log stores;
+* entry builders and snapshots of everything the log stores (the log clock is
+  ``ops.world.Clock``);
 * independent Merkle recomputation (the RFC 6962 definition, no project code);
 * the worker processes of the concurrency and crash tests: top-level functions, so a
   ``spawn`` child can import them.
@@ -24,6 +25,7 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.engine import make_url
 
 from ledger import merkle, projections, store
+from ledger.app import Ledger
 from ledger.db import make_engine
 from ledger.schema import migrate
 from ledger.sequencer import Sequencer
@@ -32,11 +34,13 @@ from ledger.tables import Checkpoint, Cosignature, MerkleTile
 from ops.world import (
     EntryFactory,
     Keyring,
+    fresh_schema,
     numbered_stores,
+    schema_url,
+    uscc,
 )
 from ops.world import member_body as world_member_body
 from schemas.entry import parse_record
-from schemas.identifiers import make_uscc
 from tests.support import START
 
 PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -53,13 +57,6 @@ def pg_base_url() -> str:
 def libpq_url(url: str) -> str:
     """``url`` as psycopg.connect() takes it (no SQLAlchemy driver suffix)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def schema_url(base: str, schema: str) -> str:
-    """``base`` with ``?options=-csearch_path%3D<schema>``: every connection of the
-    project's engine then lives in ``schema``."""
-    parsed = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return parsed.render_as_string(hide_password=False)
 
 
 def new_schema_name() -> str:
@@ -82,11 +79,13 @@ class PgServer:
         self.ddl: str | None = self._record_migration()
 
     def _record_migration(self) -> str | None:
-        schema = new_schema_name()
-        self.admin.execute(f'CREATE SCHEMA "{schema}"')
+        with fresh_schema(self.base_url, new_schema_name()) as url:
+            return self._record_migration_into(url)
+
+    def _record_migration_into(self, url: str) -> str | None:
         statements: list[str] = []
         faithful = True
-        engine = make_engine(schema_url(self.base_url, schema))
+        engine = make_engine(url)
 
         @event.listens_for(engine, "before_cursor_execute")
         def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_rest: Any) -> None:
@@ -103,7 +102,6 @@ class PgServer:
             migrate(engine)
         finally:
             engine.dispose()
-            self.admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         return ";\n".join(statements) + ";" if faithful and statements else None
 
     def create(self, schema: str) -> str:
@@ -132,26 +130,7 @@ class PgServer:
         self.admin.close()
 
 
-# --- time, principals, entries -----------------------------------------------------------
-
-
-@dataclass
-class Clock:
-    """The sequencer's log clock, advanced explicitly by the test (never by sleeping)."""
-
-    now: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
-def uscc(region: str, serial: int) -> str:
-    """A valid USCC, distinct per (region, serial)."""
-    return make_uscc(f"9{region[0]}{region}0000MA{serial:07d}")
+# --- principals, entries -----------------------------------------------------------------
 
 
 def member_body(
@@ -309,7 +288,7 @@ def check_log(engine: Engine) -> LogCheck:
 
 def _writer(url: str, ring: Keyring) -> Sequencer:
     engine = make_engine(url)
-    return Sequencer(engine, ring.ensure("operator"), clock=lambda: WORKER_TIME)
+    return Ledger(engine, ring.ensure("operator"), lambda: WORKER_TIME).writer
 
 
 def append_worker(url: str, worker: int, count: int, batch: int, start: Any, pipe: Pipe) -> None:

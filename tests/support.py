@@ -10,13 +10,14 @@ import ledger.kinds  # noqa: F401  (registers every kind)
 from ledger.state import State, admit, make_context, region_principal
 from ops.config import AllianceConfig, load_config
 from ops.world import (
+    Clock,
     EntryFactory,
     Keyring,
     genesis_submission,
     member_body,
+    uscc,
 )
 from schemas.entry import format_utc
-from schemas.identifiers import make_uscc
 from signing.entry import submitted
 
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -30,12 +31,16 @@ class World:
         self.ring = Keyring(seed=seed)
         self.factory = EntryFactory(seed)
         self.state = State()
-        self.now = START
+        self.clock = Clock(START)
         self._serial = itertools.count(1)
         self.submit(genesis_submission(self.config, self.ring, self.factory, self.now))
 
+    @property
+    def now(self) -> datetime:
+        return self.clock.now
+
     def tick(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+        self.clock.advance(**delta)
 
     def sign(self, kind: str, signer: str, body: dict[str, Any], **time: float) -> dict[str, Any]:
         """A `submitted` by ``signer``; ``time`` shifts the entry time from the clock."""
@@ -50,7 +55,7 @@ class World:
         return seq
 
     def new_uscc(self, region: str) -> str:
-        return make_uscc(f"9{region[0]}{region}0000MA{next(self._serial):07d}"[:17])
+        return uscc(region, next(self._serial))
 
     def enroll(
         self,

@@ -35,7 +35,13 @@ from datetime import datetime, timedelta
 
 from ledger.rows import CreditRow, MemberRow, PenaltyRow, Row
 from ledger.state import Context, State, days_between, region_principal, register
-from schemas.bodies import GradeThresholdsModel, PenaltyBody, PenaltyRuleModel, RestoredBody
+from schemas.bodies import (
+    GradeThresholdsModel,
+    PenaltyBody,
+    PenaltyRuleModel,
+    PolicyModel,
+    RestoredBody,
+)
 from schemas.entry import format_utc, parse_time
 from schemas.errors import PolicyError, invariant
 
@@ -76,22 +82,46 @@ def compute_credit(
     same seq) and ``honoured_delta`` the change it makes to returns_honoured."""
     penalties: dict[int, PenaltyRow] = {}
     for seq in state.member_penalties.get(member_id, []):
-        row = state.get("penalties", seq)
-        invariant(isinstance(row, PenaltyRow), f"penalty index names missing seq {seq}")
-        penalties[seq] = row
+        stored = state.penalties.get(seq)
+        invariant(stored is not None, f"penalty index names missing seq {seq}")
+        assert stored is not None
+        penalties[seq] = stored
     for row in changed:
         if row.member == member_id:
             penalties[row.seq] = row
-    points, listing = _standing(penalties.values(), moment, state.policy.points_window_days)
-    stored = state.get("credit", member_id)
-    honoured = (stored.returns_honoured if isinstance(stored, CreditRow) else 0) + honoured_delta
-    overdue = stored.overdue_settlements if isinstance(stored, CreditRow) else 0
+    return credit_row(
+        member_id,
+        penalties.values(),
+        state.credit.get(member_id),
+        state.policy,
+        moment,
+        as_of,
+        honoured_delta=honoured_delta,
+    )
+
+
+def credit_row(
+    member_id: str,
+    penalties: Iterable[PenaltyRow],
+    stored: CreditRow | None,
+    policy: PolicyModel,
+    moment: datetime,
+    as_of: str,
+    *,
+    honoured_delta: int = 0,
+) -> CreditRow:
+    """The credit of ``member_id`` at ``moment`` from all its ``penalties`` and its
+    ``stored`` credit row (which carries the counts): the one computation the writer
+    (compute_credit) and the readers (ledger.reads) share."""
+    points, listing = standing(penalties, moment, policy.points_window_days)
+    honoured = (stored.returns_honoured if stored is not None else 0) + honoured_delta
+    overdue = stored.overdue_settlements if stored is not None else 0
     invariant(honoured >= 0, f"returns_honoured of {member_id} would fall below zero")
-    grade = grade_of(state.policy.grades, points, listing)
+    grade = grade_of(policy.grades, points, listing)
     return CreditRow(member_id, as_of, points, listing, grade, honoured, overdue)
 
 
-def _standing(
+def standing(
     penalties: Iterable[PenaltyRow], moment: datetime, window_days: int
 ) -> tuple[int, str]:
     """(points, listing) of ``penalties`` at ``moment``."""
@@ -178,12 +208,10 @@ def _check_evidence(ctx: Context, evidence: list[int]) -> None:
         )
 
 
-@register("credit.penalty")
-def credit_penalty(state: State, ctx: Context) -> list[Row]:
+@register("credit.penalty", PenaltyBody)
+def credit_penalty(state: State, ctx: Context, body: PenaltyBody) -> list[Row]:
     """A region lists one of its members under a policy rule; points, listing and the
     maximum duration come from the rule, so auditors can recompute the grade."""
-    body = ctx.body
-    assert isinstance(body, PenaltyBody)
     member = _member_for_region(state, ctx, body.member, "body.member")
     rule = _penalty_rule(state, body)
     _check_until(ctx, body, rule)
@@ -210,13 +238,11 @@ def restore_after_days(state: State, rule: str) -> int:
     return current.restore_after_days if current is not None else 0
 
 
-@register("credit.restored")
-def credit_restored(state: State, ctx: Context) -> list[Row]:
+@register("credit.restored", RestoredBody)
+def credit_restored(state: State, ctx: Context, body: RestoredBody) -> list[Row]:
     """信用修复: the member's region lifts an active penalty once the rule's waiting time
     since the penalty was logged has passed. The penalty row stays, marked restored."""
-    body = ctx.body
-    assert isinstance(body, RestoredBody)
-    penalty = state.get("penalties", body.penalty)
+    penalty = state.penalties.get(body.penalty)
     if not isinstance(penalty, PenaltyRow):
         raise PolicyError(f"seq {body.penalty} is not a credit penalty", field="body.penalty")
     _member_for_region(state, ctx, penalty.member, "body.penalty")

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
-from ledger.rows import CreditRow, KeyRow, MemberRow, MetaRow, RegionRow, Row, StoreRow
+from ledger.rows import (
+    CreditRow,
+    ExclusionRow,
+    KeyRow,
+    MemberRow,
+    MetaRow,
+    RegionRow,
+    Row,
+    StoreRow,
+)
 from ledger.state import OPERATOR, Context, State, genesis_keys, region_principal, register
 from schemas.bodies import (
     GenesisBody,
@@ -45,10 +53,8 @@ def _check_policy(policy: PolicyModel, region_codes: set[str]) -> None:
             raise PolicyError(f"zone {zone.name} has divisions outside the log's regions")
 
 
-@register("region.genesis", signers=_all_regions)
-def genesis(state: State, ctx: Context) -> list[Row]:
-    body = ctx.body
-    assert isinstance(body, GenesisBody)
+@register("region.genesis", GenesisBody, signers=_all_regions)
+def genesis(state: State, ctx: Context, body: GenesisBody) -> list[Row]:
     if ctx.signer != OPERATOR:
         raise PolicyError("the genesis is signed by the operator", field="signer")
     codes = [region.code for region in body.regions]
@@ -71,10 +77,8 @@ def genesis(state: State, ctx: Context) -> list[Row]:
     return rows
 
 
-@register("policy.adopted", signers=_all_regions)
-def policy_adopted(state: State, ctx: Context) -> list[Row]:
-    body = ctx.body
-    assert isinstance(body, PolicyModel)
+@register("policy.adopted", PolicyModel, signers=_all_regions)
+def policy_adopted(state: State, ctx: Context, body: PolicyModel) -> list[Row]:
     if ctx.signer != OPERATOR:
         raise PolicyError("a policy is adopted by the operator", field="signer")
     _check_policy(body, set(state.region_codes()))
@@ -133,15 +137,12 @@ def _check_member(state: State, ctx: Context, member: MemberModel) -> None:
     _check_keys_unused(state, member.keys)
 
 
-@register("member.enrolled")
-def member_enrolled(state: State, ctx: Context) -> list[Row]:
-    body = ctx.body
-    assert isinstance(body, MemberEnrolledBody)
+@register("member.enrolled", MemberEnrolledBody)
+def member_enrolled(state: State, ctx: Context, body: MemberEnrolledBody) -> list[Row]:
     member = body.member
     if state.region(member.region) is None:
         raise PolicyError(f"region {member.region} is not in this log", field="body.member.region")
     _check_member(state, ctx, member)
-    excluded = canonical_text(sorted(member.commitment.excluded))
     rows: list[Row] = [
         MemberRow(
             member.id,
@@ -150,11 +151,11 @@ def member_enrolled(state: State, ctx: Context) -> list[Row]:
             member.region,
             "active",
             member.commitment.return_days,
-            excluded,
             ctx.seq,
             ctx.seq,
         )
     ]
+    rows += [ExclusionRow(member.id, c) for c in sorted(set(member.commitment.excluded))]
     rows += [StoreRow(member.id, s.id, s.division, s.name) for s in member.stores]
     rows += [KeyRow(k.key, member.id, k.pub, ctx.seq + 1, None) for k in member.keys]
     rows.append(CreditRow(member.id, ctx.logged_text, 0, "none", "A", 0, 0))
@@ -179,9 +180,7 @@ _TRANSITIONS = {
 }
 
 
-def _status_change(state: State, ctx: Context) -> list[Row]:
-    body = ctx.body
-    assert isinstance(body, MemberStatusBody)
+def _status_change(state: State, ctx: Context, body: MemberStatusBody) -> list[Row]:
     member = _member_of_region(state, ctx, body.member)
     allowed, new_status = _TRANSITIONS[ctx.kind]
     if member.status not in allowed:
@@ -195,7 +194,7 @@ def _status_change(state: State, ctx: Context) -> list[Row]:
 
 
 for _kind in _TRANSITIONS:
-    register(_kind)(_status_change)
+    register(_kind, MemberStatusBody)(_status_change)
 
 
 def _revoke_keys(state: State, principal: str, seq: int) -> list[Row]:
@@ -207,10 +206,8 @@ def _revoke_keys(state: State, principal: str, seq: int) -> list[Row]:
     return rows
 
 
-@register("member.keys_changed")
-def member_keys_changed(state: State, ctx: Context) -> list[Row]:
-    body = ctx.body
-    assert isinstance(body, MemberKeysBody)
+@register("member.keys_changed", MemberKeysBody)
+def member_keys_changed(state: State, ctx: Context, body: MemberKeysBody) -> list[Row]:
     member = _member_of_region(state, ctx, body.member)
     if member.status == "withdrawn":
         raise PolicyError(f"member {member.id} has withdrawn", field="body.member")
@@ -218,7 +215,3 @@ def member_keys_changed(state: State, ctx: Context) -> list[Row]:
     rows = _revoke_keys(state, member.id, ctx.seq)
     rows += [KeyRow(k.key, member.id, k.pub, ctx.seq + 1, None) for k in body.keys]
     return rows
-
-
-def excluded_categories(member: MemberRow) -> list[str]:
-    return list(json.loads(member.excluded))

@@ -19,12 +19,22 @@ final); ``held`` while a dispute is open, whatever the endorsements say, and on
 dismissal back to what the endorsements say (``effective`` / ``void`` / ``pending``).
 A claim may be disputed once: a dismissed dispute is final, so a debtor cannot hold an
 obligation out of netting by filing again.
+
+Receipts. A receipt (merchant, store, normalised number: see
+``schemas.identifiers.normalise_receipt_number``) counts only its *live* returns: those
+whose endorsable is pending or approved and that no upheld dispute voided (a same-member
+return has no obligation but still an endorsable, so it counts until rejected). A
+rejection or an upheld dispute voids the return's ``ReturnRow`` (final) and takes its
+refund off the receipt; a receipt left with no live return is free, so a squatter's
+rejected claim neither blocks the genuine return nor fixes its amount or purchase time.
+Endorsement state lives in child rows, never in JSON lists: ``EndorsementDueRow`` per
+region that must decide, ``EndorsementRow`` per decision.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -33,11 +43,13 @@ from ledger.rows import (
     CaseRow,
     DisputeRow,
     EndorsableRow,
+    EndorsementDueRow,
     EndorsementRow,
     MemberRow,
     ObligationRow,
     PostingRow,
     ReceiptRow,
+    ReturnRow,
     Row,
 )
 from ledger.state import Context, State, days_between, region_principal, register
@@ -47,13 +59,12 @@ from schemas.bodies import (
     DisputeResolvedBody,
     EndorsementBody,
     ItemModel,
-    PolicyModel,
     ReceiptModel,
     ReturnBody,
 )
-from schemas.canonical import canonical_text
 from schemas.entry import parse_time
 from schemas.errors import PolicyError, invariant
+from schemas.identifiers import normalise_receipt_number
 
 RETURN = "return"
 ADVANCE = "advance"
@@ -67,6 +78,9 @@ PENDING = "pending"
 EFFECTIVE = "effective"
 HELD = "held"
 VOID = "void"
+OBLIGATION_STATUSES = (PENDING, EFFECTIVE, HELD, VOID)
+# Return statuses (ReturnRow): a live return counts on its receipt, a void one not.
+LIVE = "live"
 # Endorsable statuses (PENDING too) and decisions.
 APPROVED = "approved"
 REJECTED = "rejected"
@@ -79,11 +93,6 @@ DISMISSED = "dismissed"
 
 PAYABLE = "payable"
 RECEIVABLE = "receivable"
-EMPTY_LIST = "[]"
-
-
-def _codes(text: str) -> list[str]:
-    return [str(code) for code in json.loads(text)]
 
 
 # --- shared pieces -----------------------------------------------------------------------
@@ -110,14 +119,15 @@ def _active_merchant(state: State, member_id: str, role: str, field: str) -> Mem
 
 def _check_store(state: State, member: MemberRow, store: str, role: str, field: str) -> None:
     """Stores are active exactly when their member is: only membership is checked."""
-    if state.get("stores", member.id, store) is None:
+    if state.stores.get(member.id, store) is None:
         raise PolicyError(f"store {store} is not a store of {role} {member.id}", field=field)
 
 
-def _endorsable(seq: int, kind: str, regions: set[str]) -> EndorsableRow:
-    return EndorsableRow(
-        seq, kind, canonical_text(sorted(regions)), EMPTY_LIST, EMPTY_LIST, PENDING
-    )
+def _endorsable(seq: int, kind: str, regions: set[str]) -> list[Row]:
+    """The endorsable and one due row per region that must decide it."""
+    rows: list[Row] = [EndorsableRow(seq, kind, PENDING)]
+    rows += [EndorsementDueRow(seq, region) for region in sorted(regions)]
+    return rows
 
 
 def _obligation(ctx: Context, kind: str, debtor: str, creditor: str, amount: int) -> list[Row]:
@@ -156,32 +166,40 @@ def _check_window(ctx: Context, receipt: ReceiptModel, seller: MemberRow) -> Non
         )
 
 
-def _check_categories(policy: PolicyModel, seller: MemberRow, items: list[ItemModel]) -> None:
+def _check_categories(state: State, seller: MemberRow, items: list[ItemModel]) -> None:
     """No statutory exclusion, no category the seller excluded, no local negative list of
     the seller's region."""
-    lists = (
-        ("is excluded from no-reason returns by law", set(policy.excluded_categories)),
-        (f"is excluded by seller {seller.id}'s commitment", set(_codes(seller.excluded))),
-        (
-            f"is on region {seller.region}'s local negative list",
-            set(policy.local_excluded_categories.get(seller.region, [])),
-        ),
-    )
+    policy = state.policy
+    statutory = set(policy.excluded_categories)
+    local = set(policy.local_excluded_categories.get(seller.region, []))
     for index, item in enumerate(items):
-        for why, categories in lists:
-            if item.category in categories:
-                raise PolicyError(
-                    f"item {item.sku}: category {item.category} {why}",
-                    field=f"body.items.{index}.category",
-                )
+        where = f"body.items.{index}.category"
+        if item.category in statutory:
+            raise PolicyError(
+                f"item {item.sku}: category {item.category} is excluded from no-reason "
+                "returns by law",
+                field=where,
+            )
+        if state.exclusions.get(seller.id, item.category) is not None:
+            raise PolicyError(
+                f"item {item.sku}: category {item.category} is excluded by seller "
+                f"{seller.id}'s commitment",
+                field=where,
+            )
+        if item.category in local:
+            raise PolicyError(
+                f"item {item.sku}: category {item.category} is on region {seller.region}'s "
+                "local negative list",
+                field=where,
+            )
 
 
-def _receipt_after(state: State, body: ReturnBody) -> ReceiptRow:
-    """The receipt's running refund total with this return, never beyond its amount."""
-    receipt = body.receipt
-    if body.refund_fen > receipt.amount_fen:
+def _check_refund(body: ReturnBody) -> None:
+    """The refund is within the receipt's amount and its items add up to it."""
+    if body.refund_fen > body.receipt.amount_fen:
         raise PolicyError(
-            f"refund {body.refund_fen} fen exceeds the receipt amount {receipt.amount_fen} fen",
+            f"refund {body.refund_fen} fen exceeds the receipt amount "
+            f"{body.receipt.amount_fen} fen",
             field="body.refund_fen",
         )
     total = sum(item.refund_fen for item in body.items)
@@ -190,17 +208,20 @@ def _receipt_after(state: State, body: ReturnBody) -> ReceiptRow:
             f"items refund {total} fen in all, but refund_fen is {body.refund_fen}",
             field="body.items",
         )
-    row = state.get("receipts", receipt.merchant, receipt.store, receipt.number)
-    if not isinstance(row, ReceiptRow):
-        return ReceiptRow(
-            receipt.merchant,
-            receipt.store,
-            receipt.number,
-            receipt.amount_fen,
-            receipt.purchased,
-            body.refund_fen,
-            1,
-        )
+
+
+def _receipt_after(state: State, ctx: Context, body: ReturnBody) -> list[Row]:
+    """The receipt with this return counted among its live returns, never refunded
+    beyond its amount, and the return's own row. A receipt with no live return is free:
+    this return states its amount and purchase time afresh."""
+    _check_refund(body)
+    receipt = body.receipt
+    key = (receipt.merchant, receipt.store, normalise_receipt_number(receipt.number))
+    returned = ReturnRow(ctx.seq, *key, body.refund_fen, LIVE)
+    row = state.receipts.get(*key)
+    if row is None or row.returns == 0:
+        fresh = ReceiptRow(*key, receipt.amount_fen, receipt.purchased, body.refund_fen, 1)
+        return [fresh, returned]
     if row.purchased != receipt.purchased:
         raise PolicyError(
             f"receipt {receipt.number} was first recorded as purchased {row.purchased}, "
@@ -213,31 +234,62 @@ def _receipt_after(state: State, body: ReturnBody) -> ReceiptRow:
             f"not {receipt.amount_fen}",
             field="body.receipt.amount_fen",
         )
-    if row.refunded_fen + body.refund_fen > row.amount_fen:
+    if row.refunded_fen + body.refund_fen > receipt.amount_fen:
         raise PolicyError(
             f"receipt {receipt.number} already refunded {row.refunded_fen} of "
-            f"{row.amount_fen} fen: {body.refund_fen} more exceeds it",
+            f"{receipt.amount_fen} fen: {body.refund_fen} more exceeds it",
             field="body.refund_fen",
         )
-    return replace(row, refunded_fen=row.refunded_fen + body.refund_fen, returns=row.returns + 1)
+    counted = replace(row, refunded_fen=row.refunded_fen + body.refund_fen, returns=row.returns + 1)
+    return [counted, returned]
 
 
-@register("return.recorded")
-def return_recorded(state: State, ctx: Context) -> list[Row]:
+def _void_returns(state: State, targets: Iterable[int]) -> list[Row]:
+    """Void the live returns among ``targets`` (a region rejected them, or an upheld
+    dispute voided their obligation) and take their refunds off their receipts; a
+    receipt left with no live return is free again. Several targets may share a receipt:
+    the handler's rows are applied only after it returns, so the receipts are updated
+    here, in order."""
+    receipts: dict[tuple[str, str, str], ReceiptRow] = {}
+    rows: list[Row] = []
+    for target in targets:
+        returned = state.receipt_returns.get(target)
+        if returned is None or returned.status != LIVE:
+            continue  # not a return, or voided already (rejection and upheld dispute)
+        key = (returned.merchant, returned.store, returned.number)
+        receipt = receipts.get(key) or state.receipts.get(*key)
+        invariant(
+            receipt is not None
+            and receipt.returns > 0
+            and receipt.refunded_fen >= returned.refund_fen,
+            f"return {target} is live but its receipt does not count it",
+        )
+        assert receipt is not None
+        if receipt.returns == 1:
+            invariant(receipt.refunded_fen == returned.refund_fen, f"receipt of {target} skewed")
+            receipts[key] = ReceiptRow(*key, None, None, 0, 0)
+        else:
+            receipts[key] = replace(
+                receipt,
+                refunded_fen=receipt.refunded_fen - returned.refund_fen,
+                returns=receipt.returns - 1,
+            )
+        rows.append(replace(returned, status=VOID))
+    return [*rows, *receipts.values()]
+
+
+@register("return.recorded", ReturnBody)
+def return_recorded(state: State, ctx: Context, body: ReturnBody) -> list[Row]:
     """Merchant B refunded, at its store, goods merchant A sold: A owes B the refund
     (nothing if A = B), once each region touched has approved."""
-    body = ctx.body
-    assert isinstance(body, ReturnBody)
     acceptor = _signing_member(state, ctx, frozenset({MERCHANT}), "the accepting merchant")
     _check_store(state, acceptor, body.accepted_store, "accepting merchant", "body.accepted_store")
     seller = _active_merchant(state, body.receipt.merchant, "seller", "body.receipt.merchant")
     _check_store(state, seller, body.receipt.store, "seller", "body.receipt.store")
     _check_window(ctx, body.receipt, seller)
-    _check_categories(state.policy, seller, body.items)
-    rows: list[Row] = [
-        _receipt_after(state, body),
-        _endorsable(ctx.seq, RETURN, {seller.region, acceptor.region}),
-    ]
+    _check_categories(state, seller, body.items)
+    rows = _receipt_after(state, ctx, body)
+    rows += _endorsable(ctx.seq, RETURN, {seller.region, acceptor.region})
     if seller.id != acceptor.id:
         rows += _obligation(ctx, RETURN, seller.id, acceptor.id, body.refund_fen)
     return rows
@@ -246,17 +298,15 @@ def return_recorded(state: State, ctx: Context) -> list[Row]:
 # --- advance.paid ------------------------------------------------------------------------
 
 
-@register("advance.paid")
-def advance_paid(state: State, ctx: Context) -> list[Row]:
+@register("advance.paid", AdvanceBody)
+def advance_paid(state: State, ctx: Context, body: AdvanceBody) -> list[Row]:
     """A fund or platform paid a consumer first (先行垫付) and recovers from the liable
     merchant (消法 Art. 43/44); a case is claimed once per fund."""
-    body = ctx.body
-    assert isinstance(body, AdvanceBody)
     fund = _signing_member(state, ctx, FUNDER_KINDS, "the fund or platform that paid")
     liable = _active_merchant(state, body.liable, "liable merchant", "body.liable")
     if liable.id == fund.id:
         raise PolicyError("the liable merchant cannot be the fund itself", field="body.liable")
-    case = state.get("cases", fund.id, body.case)
+    case = state.cases.get(fund.id, body.case)
     if isinstance(case, CaseRow):
         raise PolicyError(
             f"case {body.case} of {fund.id} was already claimed at seq {case.seq}",
@@ -264,7 +314,7 @@ def advance_paid(state: State, ctx: Context) -> list[Row]:
         )
     return [
         CaseRow(fund.id, body.case, ctx.seq),
-        _endorsable(ctx.seq, ADVANCE, {liable.region, fund.region}),
+        *_endorsable(ctx.seq, ADVANCE, {liable.region, fund.region}),
         *_obligation(ctx, ADVANCE, liable.id, fund.id, body.amount_fen),
     ]
 
@@ -282,36 +332,42 @@ def _endorsing_region(ctx: Context, body: EndorsementBody) -> str:
     return ctx.signer.removeprefix(REGION_PREFIX)
 
 
+def _due_regions(state: State, target: int) -> list[str]:
+    """The regions that must decide ``target``, sorted (one or two of the log's few)."""
+    return [
+        code
+        for code in state.region_codes()
+        if state.endorsement_dues.get(target, code) is not None
+    ]
+
+
 def _awaiting(state: State, target: int, region: str, index: int) -> EndorsableRow:
     """The endorsable ``target``, which ``region`` must decide and has not decided yet."""
     where = f"body.targets.{index}"
-    row = state.get("endorsables", target)
-    if not isinstance(row, EndorsableRow):
+    row = state.endorsables.get(target)
+    if row is None:
         raise PolicyError(f"seq {target} is not an entry awaiting endorsement", field=where)
-    if region not in _codes(row.regions):
+    if state.endorsement_dues.get(target, region) is None:
+        regions = ", ".join(_due_regions(state, target))
         raise PolicyError(
-            f"seq {target} does not touch region {region} (regions {row.regions})", field=where
+            f"seq {target} does not touch region {region} (it awaits regions {regions})",
+            field=where,
         )
-    if region in _codes(row.approved) or region in _codes(row.rejected):
+    if state.endorsements.get(target, region) is not None:
         raise PolicyError(f"region {region} has already decided seq {target}", field=where)
     return row
 
 
-def _decided(row: EndorsableRow, region: str, decision: str) -> EndorsableRow:
-    approved = _codes(row.approved) + ([region] if decision == APPROVE else [])
-    rejected = _codes(row.rejected) + ([region] if decision == REJECT else [])
-    if rejected:
-        status = REJECTED
-    elif set(approved) == set(_codes(row.regions)):
-        status = APPROVED
-    else:
-        status = PENDING
-    return replace(
-        row,
-        approved=canonical_text(sorted(approved)),
-        rejected=canonical_text(sorted(rejected)),
-        status=status,
-    )
+def _decided(state: State, row: EndorsableRow, region: str, decision: str) -> EndorsableRow:
+    """The endorsable after ``region``'s decision: rejected once any region rejects
+    (final), approved once every due region approved, else still pending."""
+    if decision == REJECT or row.status == REJECTED:
+        return replace(row, status=REJECTED)
+    others = [code for code in _due_regions(state, row.target) if code != region]
+    decisions = [state.endorsements.get(row.target, code) for code in others]
+    if all(made is not None and made.decision == APPROVE for made in decisions):
+        return replace(row, status=APPROVED)
+    return row
 
 
 def _after_endorsement(obligation: ObligationRow, endorsable_status: str) -> str:
@@ -324,23 +380,21 @@ def _after_endorsement(obligation: ObligationRow, endorsable_status: str) -> str
     return obligation.status
 
 
-@register("endorsement")
-def endorsement(state: State, ctx: Context) -> list[Row]:
+@register("endorsement", EndorsementBody)
+def endorsement(state: State, ctx: Context, body: EndorsementBody) -> list[Row]:
     """A region approves or rejects, in one batch, entries touching it. Every target is
     checked before any row is produced, so one bad target refuses the whole batch."""
-    body = ctx.body
-    assert isinstance(body, EndorsementBody)
     region = _endorsing_region(ctx, body)
     decided = [
-        _decided(_awaiting(state, target, region, index), region, body.decision)
+        _decided(state, _awaiting(state, target, region, index), region, body.decision)
         for index, target in enumerate(body.targets)
     ]
     rows: list[Row] = []
     honoured: Counter[str] = Counter()
     for row in decided:
         rows += [EndorsementRow(row.target, region, body.decision, ctx.seq), row]
-        obligation = state.get("obligations", row.target)
-        if not isinstance(obligation, ObligationRow):
+        obligation = state.obligations.get(row.target)
+        if obligation is None:
             continue
         status = _after_endorsement(obligation, row.status)
         if status != obligation.status:
@@ -353,14 +407,15 @@ def endorsement(state: State, ctx: Context) -> list[Row]:
                 state, seller, ctx.logged, ctx.logged_text, honoured_delta=honoured[seller]
             )
         )
-    return rows
+    rejected = [row.target for row in decided if row.kind == RETURN and row.status == REJECTED]
+    return rows + _void_returns(state, rejected)
 
 
 # --- disputes ----------------------------------------------------------------------------
 
 
 def _disputable(state: State, ctx: Context, target: int) -> ObligationRow:
-    obligation = state.get("obligations", target)
+    obligation = state.obligations.get(target)
     if not isinstance(obligation, ObligationRow):
         raise PolicyError(f"seq {target} is not an obligation", field="body.target")
     if ctx.signer != obligation.debtor:
@@ -378,12 +433,10 @@ def _disputable(state: State, ctx: Context, target: int) -> ObligationRow:
     return obligation
 
 
-@register("claim.disputed")
-def claim_disputed(state: State, ctx: Context) -> list[Row]:
+@register("claim.disputed", DisputeBody)
+def claim_disputed(state: State, ctx: Context, body: DisputeBody) -> list[Row]:
     """The debtor contests a claim within policy.dispute_days of its logging; the
     obligation is held out of netting until the debtor's region resolves it."""
-    body = ctx.body
-    assert isinstance(body, DisputeBody)
     obligation = _disputable(state, ctx, body.target)
     limit = state.policy.dispute_days
     if days_between(parse_time(obligation.logged), ctx.logged) > limit:
@@ -399,7 +452,7 @@ def claim_disputed(state: State, ctx: Context) -> list[Row]:
 
 
 def _open_dispute(state: State, ctx: Context, seq: int) -> DisputeRow:
-    dispute = state.get("disputes", seq)
+    dispute = state.disputes.get(seq)
     if not isinstance(dispute, DisputeRow):
         raise PolicyError(f"seq {seq} is not a dispute", field="body.dispute")
     debtor = state.member(dispute.debtor)
@@ -418,15 +471,13 @@ def _open_dispute(state: State, ctx: Context, seq: int) -> DisputeRow:
     return dispute
 
 
-@register("dispute.resolved")
-def dispute_resolved(state: State, ctx: Context) -> list[Row]:
+@register("dispute.resolved", DisputeResolvedBody)
+def dispute_resolved(state: State, ctx: Context, body: DisputeResolvedBody) -> list[Row]:
     """The debtor's region decides: upheld voids the obligation for good; dismissed
     returns it to what the endorsements say."""
-    body = ctx.body
-    assert isinstance(body, DisputeResolvedBody)
     dispute = _open_dispute(state, ctx, body.dispute)
-    obligation = state.get("obligations", dispute.target)
-    endorsable = state.get("endorsables", dispute.target)
+    obligation = state.obligations.get(dispute.target)
+    endorsable = state.endorsables.get(dispute.target)
     invariant(
         isinstance(obligation, ObligationRow) and isinstance(endorsable, EndorsableRow),
         f"dispute {dispute.seq} targets seq {dispute.target} without obligation",
@@ -440,9 +491,13 @@ def dispute_resolved(state: State, ctx: Context) -> list[Row]:
         replace(dispute, status=body.outcome, resolved_seq=ctx.seq),
         replace(obligation, status=status),
     ]
-    if body.outcome == UPHELD and obligation.kind == RETURN and endorsable.status == APPROVED:
-        # The seller was credited with honouring this return when it was approved.
-        rows.append(
-            compute_credit(state, obligation.debtor, ctx.logged, ctx.logged_text, honoured_delta=-1)
-        )
+    if body.outcome == UPHELD and obligation.kind == RETURN:
+        rows += _void_returns(state, [obligation.seq])
+        if endorsable.status == APPROVED:
+            # The seller was credited with honouring this return when it was approved.
+            rows.append(
+                compute_credit(
+                    state, obligation.debtor, ctx.logged, ctx.logged_text, honoured_delta=-1
+                )
+            )
     return rows

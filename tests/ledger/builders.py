@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from ledger.rows import ObligationRow, PostingRow
+from ledger.rows import ObligationRow, PostingRow, ReceiptRow
 from ledger.state import State, admit, make_context
-from ops.world import entry_time
+from ops.world import ReturnItem, entry_time, receipt_wire
+from ops.world import return_body as world_return_body
 from schemas.entry import format_utc
 from schemas.errors import RejectedError
+from schemas.identifiers import normalise_receipt_number
 from tests.support import World
 
 
@@ -63,26 +65,12 @@ def return_body(
     """A `return.recorded` body; the refund is split evenly over ``categories``."""
     share, rest = divmod(refund_fen, len(categories))
     items = [
-        {
-            "sku": f"SKU{i}",
-            "category": category,
-            "qty": 1,
-            "refund_fen": share + (rest if i == 0 else 0),
-        }
+        ReturnItem(f"SKU{i}", category, 1, share + (rest if i == 0 else 0))
         for i, category in enumerate(categories)
     ]
-    return {
-        "receipt": {
-            "merchant": seller,
-            "store": store,
-            "number": number,
-            "purchased": purchased or days_ago(world, purchased_days_ago),
-            "amount_fen": amount_fen,
-        },
-        "accepted_store": accepted_store,
-        "refund_fen": refund_fen,
-        "items": items,
-    }
+    when = purchased or days_ago(world, purchased_days_ago)
+    receipt = receipt_wire(seller, store, number, when, amount_fen)
+    return world_return_body(receipt, accepted_store, items)
 
 
 def advance_body(liable: str, case: str = "CASE-1", amount_fen: int = 50_000) -> dict[str, Any]:
@@ -124,7 +112,7 @@ def snapshot(state: State) -> tuple[object, ...]:
     return (
         state.size,
         state.last_logged,
-        copy.deepcopy(state.tables),
+        [copy.deepcopy(t.rows_by_key) for t in state.all_tables()],
         copy.deepcopy(state.member_penalties),
         copy.deepcopy(state.current_keys),
     )
@@ -145,14 +133,29 @@ def refused(
 
 
 def obligation(world: World, seq: int) -> ObligationRow:
-    row = world.state.get("obligations", seq)
+    row = world.state.obligations.get(seq)
     assert isinstance(row, ObligationRow)
     return row
 
 
 def postings_by_seq(state: State) -> dict[int, list[PostingRow]]:
     result: dict[int, list[PostingRow]] = {}
-    for row in state.rows("postings"):
+    for row in state.postings.rows():
         assert isinstance(row, PostingRow)
         result.setdefault(row.seq, []).append(row)
     return result
+
+
+def receipt(state: State, merchant: str, number: str, store: str = "S1") -> ReceiptRow | None:
+    """The receipt row of ``number`` as written on the wire (the key is normalised)."""
+    return state.receipts.get(merchant, store, normalise_receipt_number(number))
+
+
+def due_regions(state: State, target: int) -> list[str]:
+    """The regions that must decide ``target``, from its child rows, sorted."""
+    return sorted(row.region for row in state.endorsement_dues.rows() if row.target == target)
+
+
+def decisions(state: State, target: int) -> dict[str, str]:
+    """region -> decision made on ``target``."""
+    return {row.region: row.decision for row in state.endorsements.rows() if row.target == target}

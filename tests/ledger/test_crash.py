@@ -16,9 +16,8 @@ from multiprocessing.connection import wait
 import pytest
 
 from ledger import merkle, store
+from ledger.app import Ledger
 from ledger.db import make_engine
-from ledger.sequencer import Sequencer
-from ops.service import rebuild_projections
 from tests.conftest import Alliance
 from tests.dbtools import CRASH_POINTS, check_log, crash_writer, snapshot
 
@@ -80,11 +79,11 @@ def test_a_writer_killed_mid_batch_leaves_only_whole_batches(
         assert log.checkpoint_sizes == [1, *(size for size, _ in committed)]
         snap = snapshot(engine)
         assert len(snap.projections["members"]) == pre_size - 1
-        assert rebuild_projections(engine)["identical"] is True
+        assert Ledger(engine, alliance.ring.keys["operator"], alliance.clock).rebuild().identical
 
         # A new writer goes on; the tree extends the pre-crash checkpoint.
         alliance.clock.advance(minutes=2)
-        writer = Sequencer(engine, alliance.ring.keys["operator"], clock=alliance.clock)
+        writer = Ledger(engine, alliance.ring.keys["operator"], alliance.clock).writer
         results = writer.submit_many([alliance.enroll_doc() for _ in range(BATCH // 2)])
         assert [getattr(r, "seq", r) for r in results] == list(
             range(pre_size, pre_size + BATCH // 2)

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import merkle
 from ledger.merkle import (
     EMPTY_ROOT,
     ENTRIES_LEVEL,
@@ -31,6 +30,7 @@ from ledger.merkle import (
     parse_tile_path,
     root,
     tile_path,
+    tree,
     verify_consistency,
     verify_inclusion,
 )
@@ -619,7 +619,7 @@ def test_proofs_from_blobs_equal_proofs_without_blobs(monkeypatch: pytest.Monkey
     the tile boundaries. Exhaustive would be 360 k proof pairs, ~100 s."""
     # Without blobs, each proof hashes up to ~250 nodes in full tiles; a content-keyed memo
     # (a pure function) keeps this affordable and cannot change a result.
-    monkeypatch.setattr(merkle, "_hash_up", functools.cache(merkle._hash_up))
+    monkeypatch.setattr(tree, "_hash_up", functools.cache(tree._hash_up))
     tiles = nodes_tree()
     bare = NoNodes(tiles)
     ref = Reference(NODES_LEAVES)

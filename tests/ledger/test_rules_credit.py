@@ -49,7 +49,7 @@ def restore(world: LedgerWorld, penalty: int, region: str = "region:31") -> int:
 
 
 def credit(world: LedgerWorld, member: str) -> CreditRow:
-    row = world.state.get("credit", member)
+    row = world.state.credit.get(member)
     assert isinstance(row, CreditRow)
     return row
 
@@ -60,7 +60,7 @@ def credit(world: LedgerWorld, member: str) -> CreditRow:
 def test_penalty_lists_the_member_and_updates_its_credit(world: LedgerWorld, merchant: str) -> None:
     seq = penalise(world, merchant, "overdue_settlement")
     logged = format_utc(world.now)
-    row = world.state.get("penalties", seq)
+    row = world.state.penalties.get(seq)
     assert isinstance(row, PenaltyRow)
     assert (row.member, row.rule, row.points, row.listing, row.issued, row.restored_seq) == (
         merchant,
@@ -154,7 +154,7 @@ def test_restoration_lifts_the_penalty(world: LedgerWorld, merchant: str) -> Non
     seq = penalise(world, merchant, "overdue_settlement")
     world.tick(days=1)
     restored = restore(world, seq)
-    assert world.state.get("penalties", seq).restored_seq == restored
+    assert world.state.penalties.get(seq).restored_seq == restored
     assert credit(world, merchant) == CreditRow(
         merchant, format_utc(world.now), 0, "none", "A", 0, 0
     )
@@ -295,7 +295,7 @@ def test_rejected_and_own_store_returns_do_not_count(
     endorse(world, "31", [rejected])
     own = _return(world, seller, seller, "R-own")
     endorse(world, "31", [own])
-    assert world.state.get("endorsables", own).status == "approved"
+    assert world.state.endorsables.get(own).status == "approved"
     assert credit(world, seller).returns_honoured == 0
 
 
@@ -332,5 +332,5 @@ def test_credit_rebuilds_identically(world: LedgerWorld, pair: tuple[str, str]) 
     world.tick(days=2)
     restore(world, penalty)
     rebuilt = world.replay()
-    assert rebuilt.tables == world.state.tables
+    assert rebuilt.all_tables() == world.state.all_tables()
     assert rebuilt.member_penalties == world.state.member_penalties

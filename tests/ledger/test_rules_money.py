@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.rows import (
     CaseRow,
     CreditRow,
     DisputeRow,
     EndorsableRow,
+    EndorsementDueRow,
     EndorsementRow,
+    ExclusionRow,
     ObligationRow,
     PostingRow,
     ReceiptRow,
+    ReturnRow,
 )
 from schemas.errors import PolicyError, UnknownPrincipalError
+from schemas.identifiers import normalise_receipt_number
 from tests.ledger.builders import (
     LedgerWorld,
     advance_body,
+    decisions,
+    due_regions,
     endorse,
     obligation,
     postings_by_seq,
+    receipt,
     refused,
     return_body,
 )
@@ -83,12 +91,15 @@ def resolve(al: Alliance, dispute_seq: int, outcome: str, region: str = "31") ->
 def test_cross_region_return_creates_obligation_postings_and_endorsable(al: Alliance) -> None:
     seq = record_return(al, refund_fen=6_000)
     state = al.world.state
-    receipt = state.get("receipts", al.seller, "S1", "R-0001")
-    assert isinstance(receipt, ReceiptRow)
-    assert (receipt.amount_fen, receipt.refunded_fen, receipt.returns) == (10_000, 6_000, 1)
-    assert state.get("endorsables", seq) == EndorsableRow(
-        seq, "return", '["31","32"]', "[]", "[]", "pending"
+    row = state.receipts.get(al.seller, "S1", "r-0001")  # the number is stored normalised
+    assert isinstance(row, ReceiptRow)
+    assert (row.amount_fen, row.refunded_fen, row.returns) == (10_000, 6_000, 1)
+    assert state.receipt_returns.get(seq) == ReturnRow(
+        seq, al.seller, "S1", "r-0001", 6_000, "live"
     )
+    assert state.endorsables.get(seq) == EndorsableRow(seq, "return", "pending")
+    assert state.endorsement_dues.get(seq, "31") == EndorsementDueRow(seq, "31")
+    assert due_regions(state, seq) == ["31", "32"]
     assert obligation(al.world, seq) == ObligationRow(
         seq, "return", al.seller, al.buyer, 6_000, "pending", None, state.last_logged or ""
     )
@@ -102,16 +113,17 @@ def test_same_member_return_has_endorsable_but_no_obligation(al: Alliance) -> No
     body = return_body(al.world, al.seller, accepted_store="S2")
     seq = al.world.submit(al.world.sign("return.recorded", al.seller, body))
     state = al.world.state
-    assert state.get("endorsables", seq).regions == '["31"]'
-    assert state.get("obligations", seq) is None
+    assert due_regions(state, seq) == ["31"]
+    assert state.obligations.get(seq) is None
     assert seq not in postings_by_seq(state)
 
 
 def test_partial_returns_on_one_receipt_add_up_to_its_amount(al: Alliance) -> None:
     record_return(al, refund_fen=6_000)
     record_return(al, refund_fen=4_000)
-    receipt = al.world.state.get("receipts", al.seller, "S1", "R-0001")
-    assert (receipt.refunded_fen, receipt.returns) == (10_000, 2)
+    row = receipt(al.world.state, al.seller, "R-0001")
+    assert row is not None
+    assert (row.refunded_fen, row.returns) == (10_000, 2)
 
 
 def test_longer_commitment_allows_older_purchase(al: Alliance) -> None:
@@ -231,14 +243,146 @@ def test_later_return_must_state_the_same_purchase_time(al: Alliance) -> None:
     assert error.field == "body.receipt.purchased"
 
 
+# --- receipts: only live returns count -------------------------------------------------------
+
+
+def own_return(al: Alliance, **fields: object) -> int:
+    """A same-member return (A = B): the seller refunds its own receipt at store S2."""
+    body = return_body(al.world, al.seller, accepted_store="S2", **fields)  # type: ignore[arg-type]
+    return al.world.submit(al.world.sign("return.recorded", al.seller, body))
+
+
+def test_rejected_squatter_return_frees_the_receipt_for_the_real_one(al: Alliance) -> None:
+    squat = record_return(al, amount_fen=1, refund_fen=1)
+    real = {"amount_fen": 10_000, "refund_fen": 6_000}
+    body = return_body(al.world, al.seller, accepted_store="S2", **real)  # type: ignore[arg-type]
+    sub = al.world.sign("return.recorded", al.seller, body)
+    refused(al.world, sub, PolicyError, "first recorded with amount 1 fen")  # still pending
+    endorse(al.world, "31", [squat], "reject")
+    state = al.world.state
+    assert receipt(state, al.seller, "R-0001") == ReceiptRow(
+        al.seller, "S1", "r-0001", None, None, 0, 0
+    )
+    assert state.receipt_returns.get(squat).status == "void"
+    seq = al.world.submit(sub)
+    row = receipt(state, al.seller, "R-0001")
+    assert row is not None
+    assert (row.amount_fen, row.refunded_fen, row.returns) == (10_000, 6_000, 1)
+    assert row.purchased == body["receipt"]["purchased"]
+    assert state.receipt_returns.get(seq).status == "live"
+
+
+def test_squatter_return_can_take_a_new_purchase_time_once_rejected(al: Alliance) -> None:
+    squat = record_return(al, purchased_days_ago=1, refund_fen=1)
+    real = return_body(al.world, al.seller, accepted_store="S2", purchased_days_ago=3)
+    sub = al.world.sign("return.recorded", al.seller, real)
+    refused(al.world, sub, PolicyError, "first recorded as purchased")
+    endorse(al.world, "32", [squat], "reject")
+    seq = al.world.submit(sub)
+    row = receipt(al.world.state, al.seller, "R-0001")
+    assert row is not None
+    assert (row.purchased, row.returns) == (real["receipt"]["purchased"], 1)
+    assert al.world.state.receipt_returns.get(seq).status == "live"
+
+
+def test_upheld_dispute_frees_the_refund_it_voided(al: Alliance) -> None:
+    first = record_return(al, refund_fen=6_000)
+    second = record_return(al, refund_fen=4_000)
+    endorse(al.world, "31", [first, second])
+    endorse(al.world, "32", [first, second])
+    resolve(al, dispute(al, second), "upheld")
+    row = receipt(al.world.state, al.seller, "R-0001")
+    assert row is not None
+    assert (row.amount_fen, row.refunded_fen, row.returns) == (10_000, 6_000, 1)
+    refused(al.world, sign_return(al, refund_fen=4_001), PolicyError, "already refunded 6000")
+    assert record_return(al, refund_fen=4_000) > second
+
+
+def test_upheld_dispute_on_the_only_return_frees_the_receipt(al: Alliance) -> None:
+    seq = record_return(al, refund_fen=10_000)
+    resolve(al, dispute(al, seq), "upheld")
+    assert receipt(al.world.state, al.seller, "R-0001").returns == 0
+    assert record_return(al, amount_fen=12_000, refund_fen=12_000) > seq
+
+
+def test_pending_and_approved_returns_keep_counting(al: Alliance) -> None:
+    pending = record_return(al, refund_fen=6_000)
+    approved = own_return(al, refund_fen=3_000)
+    endorse(al.world, "31", [approved])
+    assert al.world.state.endorsables.get(approved).status == "approved"
+    assert al.world.state.endorsables.get(pending).status == "pending"
+    refused(al.world, sign_return(al, refund_fen=1_001), PolicyError, "already refunded 9000")
+
+
+def test_rejected_same_member_return_stops_counting(al: Alliance) -> None:
+    own = own_return(al, refund_fen=10_000)
+    refused(al.world, sign_return(al, refund_fen=1), PolicyError, "already refunded 10000")
+    endorse(al.world, "31", [own], "reject")
+    assert record_return(al, refund_fen=10_000) > own
+
+
+def test_rejection_and_upheld_dispute_of_one_return_subtract_once(al: Alliance) -> None:
+    kept = record_return(al, refund_fen=6_000)
+    voided = record_return(al, refund_fen=4_000)
+    dispute_seq = dispute(al, voided)
+    endorse(al.world, "32", [voided], "reject")
+    resolve(al, dispute_seq, "upheld")
+    row = receipt(al.world.state, al.seller, "R-0001")
+    assert row is not None
+    assert (row.refunded_fen, row.returns) == (6_000, 1)
+    assert al.world.state.receipt_returns.get(kept).status == "live"
+
+
+def test_batch_rejection_of_two_returns_on_one_receipt_frees_it(al: Alliance) -> None:
+    first = record_return(al, refund_fen=6_000)
+    second = record_return(al, refund_fen=4_000)
+    endorse(al.world, "32", [first, second], "reject")
+    assert receipt(al.world.state, al.seller, "R-0001") == ReceiptRow(
+        al.seller, "S1", "r-0001", None, None, 0, 0
+    )
+
+
+def test_case_variants_of_a_number_are_one_receipt(al: Alliance) -> None:
+    record_return(al, number="REC-001", refund_fen=6_000)
+    for variant in ("rec-001", "Rec-001", "rEC-001"):
+        sub = sign_return(al, number=variant, refund_fen=4_001)
+        refused(al.world, sub, PolicyError, "already refunded 6000")
+    record_return(al, number="rec-001", refund_fen=4_000)
+    sub = sign_return(al, number="REC-001", refund_fen=1)
+    refused(al.world, sub, PolicyError, "already refunded 10000")
+    assert [row.number for row in al.world.state.receipts.rows()] == ["rec-001"]
+
+
+@pytest.mark.parametrize(
+    ("written", "normal"),
+    [
+        ("ＲＥＣ-001", "rec-001"),
+        ("ＲＥＣ－００１", "rec-001"),
+        ("rec-001", "rec-001"),
+        ("  REC-001\u3000", "rec-001"),
+        ("Straße-1", "strasse-1"),
+        ("№１２", "no12"),
+    ],
+)
+def test_receipt_number_normalisation(written: str, normal: str) -> None:
+    assert normalise_receipt_number(written) == normal
+    assert normalise_receipt_number(normal) == normal
+
+
+@given(st.text(max_size=20))
+def test_receipt_number_normalisation_is_idempotent(text: str) -> None:
+    once = normalise_receipt_number(text)
+    assert normalise_receipt_number(once) == once
+
+
 # --- advance.paid --------------------------------------------------------------------------
 
 
 def test_advance_creates_obligation_from_merchant_to_fund(al: Alliance) -> None:
     seq = record_advance(al)
     state = al.world.state
-    assert state.get("cases", al.fund, "CASE-1") == CaseRow(al.fund, "CASE-1", seq)
-    assert state.get("endorsables", seq).regions == '["31"]'
+    assert state.cases.get(al.fund, "CASE-1") == CaseRow(al.fund, "CASE-1", seq)
+    assert due_regions(state, seq) == ["31"]
     row = obligation(al.world, seq)
     assert (row.kind, row.debtor, row.creditor, row.amount_fen) == (
         "advance",
@@ -248,7 +392,7 @@ def test_advance_creates_obligation_from_merchant_to_fund(al: Alliance) -> None:
     )
     body = advance_body(al.buyer, "CASE-9")
     seq = al.world.submit(al.world.sign("advance.paid", al.platform, body))
-    assert state.get("endorsables", seq).regions == '["32","33"]'
+    assert due_regions(state, seq) == ["32", "33"]
 
 
 def test_advance_signed_by_a_merchant_is_refused(al: Alliance) -> None:
@@ -287,24 +431,23 @@ def test_both_regions_approve_then_obligation_is_effective(al: Alliance) -> None
     seq = record_return(al)
     decision = endorse(al.world, "31", [seq])
     state = al.world.state
-    assert state.get("endorsements", seq, "31") == EndorsementRow(seq, "31", "approve", decision)
-    assert state.get("endorsables", seq).status == "pending"
+    assert state.endorsements.get(seq, "31") == EndorsementRow(seq, "31", "approve", decision)
+    assert state.endorsables.get(seq).status == "pending"
     assert obligation(al.world, seq).status == "pending"
     endorse(al.world, "32", [seq])
-    endorsable = state.get("endorsables", seq)
-    assert (endorsable.approved, endorsable.status) == ('["31","32"]', "approved")
+    assert decisions(state, seq) == {"31": "approve", "32": "approve"}
+    assert state.endorsables.get(seq).status == "approved"
     assert obligation(al.world, seq).status == "effective"
 
 
 def test_one_rejection_voids_and_later_approval_cannot_revive(al: Alliance) -> None:
     seq = record_return(al)
     endorse(al.world, "32", [seq], "reject")
-    assert al.world.state.get("endorsables", seq).status == "rejected"
+    assert al.world.state.endorsables.get(seq).status == "rejected"
     assert obligation(al.world, seq).status == "void"
     endorse(al.world, "31", [seq])
-    endorsable = al.world.state.get("endorsables", seq)
-    assert (endorsable.approved, endorsable.rejected) == ('["31"]', '["32"]')
-    assert endorsable.status == "rejected"
+    assert decisions(al.world.state, seq) == {"31": "approve", "32": "reject"}
+    assert al.world.state.endorsables.get(seq).status == "rejected"
     assert obligation(al.world, seq).status == "void"
 
 
@@ -376,7 +519,7 @@ def test_dispute_holds_then_dismissal_makes_effective(al: Alliance) -> None:
     seq = record_return(al)
     endorse(al.world, "31", [seq])
     dispute_seq = dispute(al, seq)
-    assert al.world.state.get("disputes", dispute_seq) == DisputeRow(
+    assert al.world.state.disputes.get(dispute_seq) == DisputeRow(
         dispute_seq, seq, al.seller, "open", None
     )
     held = obligation(al.world, seq)
@@ -384,7 +527,7 @@ def test_dispute_holds_then_dismissal_makes_effective(al: Alliance) -> None:
     endorse(al.world, "32", [seq])
     assert obligation(al.world, seq).status == "held"  # approval does not release a hold
     resolved = resolve(al, dispute_seq, "dismissed")
-    assert al.world.state.get("disputes", dispute_seq) == DisputeRow(
+    assert al.world.state.disputes.get(dispute_seq) == DisputeRow(
         dispute_seq, seq, al.seller, "dismissed", resolved
     )
     assert obligation(al.world, seq).status == "effective"
@@ -406,7 +549,7 @@ def test_upheld_dispute_voids_for_good(al: Alliance) -> None:
     dispute_seq = dispute(al, seq)
     resolve(al, dispute_seq, "upheld")
     assert obligation(al.world, seq).status == "void"
-    assert al.world.state.get("disputes", dispute_seq).status == "upheld"
+    assert al.world.state.disputes.get(dispute_seq).status == "upheld"
 
 
 def test_rejection_while_held_voids_and_dismissal_keeps_void(al: Alliance) -> None:
@@ -506,7 +649,7 @@ def test_postings_sum_to_zero_per_obligation_whatever_its_status(al: Alliance) -
     postings = postings_by_seq(al.world.state)
     statuses = {obligation(al.world, s).status for s in seqs}
     assert statuses == {"effective", "void"}
-    assert set(postings) == {key[0] for key in al.world.state.tables["obligations"]}
+    assert set(postings) == {key[0] for key in al.world.state.obligations.rows_by_key}
     for seq, rows in postings.items():
         assert sum(row.amount_fen for row in rows) == 0
         amount = obligation(al.world, seq).amount_fen
@@ -518,12 +661,12 @@ def test_balances_count_only_non_void_obligations(al: Alliance) -> None:
     state = al.world.state
     live = {
         row.seq
-        for row in state.rows("obligations")
+        for row in state.obligations.rows()
         if isinstance(row, ObligationRow) and row.status != "void"
     }
     balance = sum(
         row.amount_fen
-        for row in state.rows("postings")
+        for row in state.postings.rows()
         if isinstance(row, PostingRow)
         and row.seq in live
         and row.account == f"{al.buyer}:receivable"
@@ -533,16 +676,36 @@ def test_balances_count_only_non_void_obligations(al: Alliance) -> None:
 
 def test_rebuild_from_the_log_gives_identical_rows(al: Alliance) -> None:
     _busy_ledger(al)
-    assert al.world.replay().tables == al.world.state.tables
+    assert al.world.replay().all_tables() == al.world.state.all_tables()
 
 
-def test_endorsable_lists_are_canonical_json(al: Alliance) -> None:
+def test_endorsement_state_is_child_rows_not_lists(al: Alliance) -> None:
     seq = record_return(al)
     endorse(al.world, "32", [seq])
     endorse(al.world, "31", [seq])
-    row = al.world.state.get("endorsables", seq)
-    assert json.loads(row.approved) == ["31", "32"]
-    assert isinstance(al.world.state.get("credit", al.seller), CreditRow)
+    state = al.world.state
+    assert [state.endorsement_dues.get(seq, code) for code in ("31", "32", "33")] == [
+        EndorsementDueRow(seq, "31"),
+        EndorsementDueRow(seq, "32"),
+        None,
+    ]
+    assert state.endorsables.get(seq) == EndorsableRow(seq, "return", "approved")
+    assert isinstance(state.credit.get(al.seller), CreditRow)
+
+
+def test_exclusions_are_one_row_per_category(al: Alliance) -> None:
+    state = al.world.state
+    assert [row for row in state.exclusions.rows() if row.member == al.seller] == [
+        ExclusionRow(al.seller, "toys")
+    ]
+    member = al.world.enroll("31", excluded=["shoes", "apparel", "shoes"])
+    assert sorted(row.category for row in state.exclusions.rows() if row.member == member) == [
+        "apparel",
+        "shoes",
+    ]
+    body = return_body(al.world, member, categories=("shoes",))
+    sub = al.world.sign("return.recorded", al.buyer, body)
+    refused(al.world, sub, PolicyError, "category shoes is excluded by seller")
 
 
 def test_suspended_debtor_cannot_dispute(al: Alliance) -> None:

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Engine
 
 from ledger import merkle, projections, store
-from ledger.sequencer import Appended, Sequencer, replay
+from ledger.app import Ledger
+from ledger.sequencer import Appended, replay
 from ledger.state import State
-from ops.service import rebuild_projections
 from ops.world import EntryFactory, entry_time, genesis_submission
 from schemas.entry import format_utc, parse_record
 from schemas.errors import (
@@ -77,13 +77,13 @@ def test_seqs_are_gapless_from_zero_with_one_checkpoint_per_append(alliance: All
 
 
 def test_a_new_sequencer_and_a_second_writer_continue_the_same_log(alliance: Alliance) -> None:
-    other = Sequencer(alliance.engine, alliance.ring.keys["operator"], clock=alliance.clock)
+    other = Ledger(alliance.engine, alliance.ring.keys["operator"], alliance.clock).writer
     seqs = []
     for index in range(6):
         writer = other if index % 2 else alliance.sequencer
         seqs.append(writer.submit(alliance.enroll_doc()).seq)
     assert seqs == list(range(1, 7))
-    restarted = Sequencer(alliance.engine, alliance.ring.keys["operator"], clock=alliance.clock)
+    restarted = Ledger(alliance.engine, alliance.ring.keys["operator"], alliance.clock).writer
     assert restarted.submit(alliance.enroll_doc()).seq == 7
     assert restarted.state().size == 8
     check_log(alliance.engine)
@@ -100,7 +100,7 @@ def test_resubmitting_the_same_document_returns_its_seq_and_writes_nothing(
     again = alliance.sequencer.submit(copy.deepcopy(document))
     assert again == Appended(first.seq, first.leaf_hash, duplicate=True)
     # Another process (a fresh sequencer) answers the same.
-    fresh = Sequencer(alliance.engine, alliance.ring.keys["operator"], clock=alliance.clock)
+    fresh = Ledger(alliance.engine, alliance.ring.keys["operator"], alliance.clock).writer
     assert fresh.submit(document) == again
     assert_unchanged(before, alliance.engine)
 
@@ -328,7 +328,7 @@ def test_a_refused_submission_changes_nothing_and_consumes_no_seq(
     assert fragment in str(caught.value), caught.value
     assert_unchanged(before, alliance.engine)
     # The same refusal from a fresh sequencer (no in-memory state yet).
-    fresh = Sequencer(alliance.engine, alliance.ring.keys["operator"], clock=alliance.clock)
+    fresh = Ledger(alliance.engine, alliance.ring.keys["operator"], alliance.clock).writer
     [result] = fresh.submit_many([document])
     assert type(result) is error, result
     assert_unchanged(before, alliance.engine)
@@ -444,7 +444,7 @@ def test_incremental_projections_equal_a_replay_of_the_log(alliance: Alliance) -
     _grow_varied_log(alliance)
     snap = snapshot(alliance.engine)
     state = State()
-    replay(state, iter(snap.entries), verify=True)
+    replay(state, iter(snap.entries))
     assert state.size == snap.head
     assert snap.projections == projections.state_rows(state)
     assert snap.projections["obligations"], "the return created an obligation"
@@ -455,13 +455,13 @@ def test_incremental_projections_equal_a_replay_of_the_log(alliance: Alliance) -
 def test_rebuild_reports_identical_projections_after_many_entries(alliance: Alliance) -> None:
     _grow_varied_log(alliance)
     before = snapshot(alliance.engine)
-    report = rebuild_projections(alliance.engine)
-    assert report["identical"] is True
-    assert report["differing_tables"] == []
-    assert report["entries"] == before.head
+    report = alliance.ledger.rebuild()
+    assert report.identical is True
+    assert report.differing_tables == []
+    assert report.entries == before.head
     after = snapshot(alliance.engine)
     assert after.projections == before.projections
     assert after.entries == before.entries and after.checkpoints == before.checkpoints
     # The sequencer goes on from the rebuilt tables.
     assert alliance.sequencer.submit(alliance.enroll_doc()).seq == before.head
-    assert rebuild_projections(alliance.engine)["identical"] is True
+    assert alliance.ledger.rebuild().identical is True

@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 from ledger.rows import EndorsableRow, ObligationRow, PostingRow, ReceiptRow
 from schemas.canonical import canonical
 from schemas.errors import RejectedError
+from schemas.identifiers import normalise_receipt_number
 from signing.entry import verify_entry_signature
 from signing.keys import PublicKey
 from tests.ledger.builders import LedgerWorld, advance_body, return_body, snapshot
@@ -69,7 +70,7 @@ class AllianceMachine(RuleBasedStateMachine):
     def _pending(self) -> list[EndorsableRow]:
         return [
             row
-            for row in self.world.state.rows("endorsables")
+            for row in self.world.state.endorsables.rows()
             if isinstance(row, EndorsableRow) and row.status == "pending"
         ]
 
@@ -99,10 +100,10 @@ class AllianceMachine(RuleBasedStateMachine):
         )
         if reuse:
             # A later return on a known receipt must repeat its purchase time.
-            known = self.world.state.get(
-                "receipts", self.merchants[seller], "S1", f"R-{self.receipts:05d}"
+            known = self.world.state.receipts.get(
+                self.merchants[seller], "S1", normalise_receipt_number(f"R-{self.receipts:05d}")
             )
-            if isinstance(known, ReceiptRow):
+            if known is not None and known.purchased is not None:
                 body["receipt"]["purchased"] = known.purchased
         self._try(self.world.sign("return.recorded", self.merchants[buyer], body))
 
@@ -122,10 +123,10 @@ class AllianceMachine(RuleBasedStateMachine):
         }
         self._try(self.world.sign("endorsement", f"region:{region}", body))
 
-    @precondition(lambda self: bool(self.world.state.tables["obligations"]))
+    @precondition(lambda self: bool(self.world.state.obligations))
     @rule(data=st.data(), by_debtor=st.booleans())
     def dispute(self, data: st.DataObject, by_debtor: bool) -> None:
-        rows = list(self.world.state.rows("obligations"))
+        rows = list(self.world.state.obligations.rows())
         target = data.draw(st.sampled_from(rows))
         assert isinstance(target, ObligationRow)
         signer = target.debtor if by_debtor else target.creditor
@@ -134,10 +135,10 @@ class AllianceMachine(RuleBasedStateMachine):
         body = {"target": target.seq, "reason": "goods were not ours"}
         self._try(self.world.sign("claim.disputed", signer, body))
 
-    @precondition(lambda self: bool(self.world.state.tables["disputes"]))
+    @precondition(lambda self: bool(self.world.state.disputes))
     @rule(data=st.data(), upheld=st.booleans())
     def resolve(self, data: st.DataObject, upheld: bool) -> None:
-        dispute = data.draw(st.sampled_from(list(self.world.state.rows("disputes"))))
+        dispute = data.draw(st.sampled_from(list(self.world.state.disputes.rows())))
         debtor = self.world.state.member(dispute.debtor)
         assert debtor is not None
         body = {"dispute": dispute.seq, "outcome": "upheld" if upheld else "dismissed"}
@@ -172,20 +173,32 @@ class AllianceMachine(RuleBasedStateMachine):
     @invariant()
     def postings_balance(self) -> None:
         sums: dict[int, int] = {}
-        for row in self.world.state.rows("postings"):
+        for row in self.world.state.postings.rows():
             assert isinstance(row, PostingRow)
             sums[row.seq] = sums.get(row.seq, 0) + row.amount_fen
         assert all(total == 0 for total in sums.values())
 
     @invariant()
     def no_over_refund(self) -> None:
-        for row in self.world.state.rows("receipts"):
+        """A receipt counts exactly its live returns, within its amount; with none it is free."""
+        live: dict[tuple[str, str, str], list[int]] = {}
+        for returned in self.world.state.receipt_returns.rows():
+            if returned.status == "live":
+                key = (returned.merchant, returned.store, returned.number)
+                live.setdefault(key, []).append(returned.refund_fen)
+        for row in self.world.state.receipts.rows():
             assert isinstance(row, ReceiptRow)
-            assert 0 < row.refunded_fen <= row.amount_fen
+            refunds = live.get((row.merchant, row.store, row.number), [])
+            assert (row.refunded_fen, row.returns) == (sum(refunds), len(refunds))
+            if refunds:
+                assert row.amount_fen is not None
+                assert 0 < row.refunded_fen <= row.amount_fen
+            else:
+                assert (row.amount_fen, row.purchased) == (None, None)
 
     def teardown(self) -> None:
         replayed = self.world.replay()
-        assert replayed.tables == self.world.state.tables
+        assert replayed.all_tables() == self.world.state.all_tables()
         assert replayed.size == self.world.state.size
         self._verify_all()
 

@@ -4,6 +4,7 @@ bypassing every line of application code, cannot rewrite the log."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from sqlalchemy import Engine, text
@@ -92,10 +93,49 @@ def test_merkle_tiles_may_only_grow(grown: Alliance) -> None:
         message = refused(engine, sql, **params)
         assert "merkle_tiles" in message, sql
         assert snapshot(engine).tiles[(0, 0)] == tile
-    # Extending the prefix is what the sequencer does; the database allows it.
+    # Extending the prefix by the hash of a new log row is what the sequencer does; the
+    # database allows it (the extension must match the log's size: see below).
     extra = hashlib.sha256(b"next leaf").digest()
+    accepted(engine, INSERT_ENTRY, **_raw_entry(4, "next"))
     accepted(engine, f"UPDATE merkle_tiles SET hashes = :grown {where}", grown=tile + extra)
     assert snapshot(engine).tiles[(0, 0)] == tile + extra
+
+
+def test_a_tile_cannot_run_ahead_of_the_log(grown: Alliance) -> None:
+    """Bytes appended to the frontier tile with no leaf behind them would wedge the writer
+    (tiles only grow, so it could never write the true hash there): refused."""
+    engine = grown.engine
+    tile = snapshot(engine).tiles[(0, 0)]
+    where = "WHERE level = 0 AND idx = 0"
+    extra = hashlib.sha256(b"planted").digest()
+    message = refused(engine, f"UPDATE merkle_tiles SET hashes = :h {where}", h=tile + extra)
+    assert "width" in message
+    message = refused(
+        engine, "INSERT INTO merkle_tiles (level, idx, hashes) VALUES (1, 0, :h)", h=extra
+    )
+    assert "width" in message
+    assert snapshot(engine).tiles[(0, 0)] == tile
+    grown.sequencer.submit(grown.enroll_doc())  # the writer is not wedged
+    check_log(engine)
+
+
+def test_a_log_row_must_say_what_its_leaf_says(grown: Alliance) -> None:
+    """The same signed entry cannot be logged twice under another entry_id: the
+    entry_id column (UNIQUE) must be the leaf's own id, and seq, kind and signer too."""
+    engine = grown.engine
+    head = snapshot(engine).head
+    copied = _raw_entry(head, "copy", entry_id="11111111-0000-4000-8000-000000000000")
+    assert "match the leaf" in refused(engine, INSERT_ENTRY, **copied)
+    wrong_seq = {**_raw_entry(head + 7, "seq"), "seq": head}
+    assert "match the leaf" in refused(engine, INSERT_ENTRY, **wrong_seq)
+    wrong_kind = {**_raw_entry(head, "kind"), "kind": "region.genesis"}
+    assert "match the leaf" in refused(engine, INSERT_ENTRY, **wrong_kind)
+    not_json = {**_raw_entry(head, "x"), "leaf": b"\xff not json"}
+    refused(engine, INSERT_ENTRY, **not_json)
+    if engine.dialect.name == "postgresql":  # SQLite has no SHA-256 in SQL
+        bad_hash = {**_raw_entry(head, "hash"), "leaf_hash": bytes(32)}
+        assert "match the leaf" in refused(engine, INSERT_ENTRY, **bad_hash)
+    assert snapshot(engine).head == head
 
 
 def test_merkle_tiles_refuse_a_tile_wider_than_256_hashes(grown: Alliance) -> None:
@@ -111,11 +151,19 @@ def test_merkle_tiles_refuse_a_tile_wider_than_256_hashes(grown: Alliance) -> No
     )
 
 
-def _raw_entry(seq: int, marker: str) -> dict[str, object]:
-    leaf = f'{{"seq":{seq},"marker":"{marker}"}}'.encode()
+def _raw_entry(seq: int, marker: str, entry_id: str | None = None) -> dict[str, object]:
+    """A log row whose columns say what its leaf says (the database checks that much;
+    that the leaf is a valid, signed record is the writer's and the auditor's job)."""
+    identifier = f"00000000-0000-4000-8000-{seq:012d}"
+    record = {
+        "seq": seq,
+        "marker": marker,
+        "entry": {"id": identifier, "kind": "member.enrolled", "signer": "region:31"},
+    }
+    leaf = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
     return {
         "seq": seq,
-        "entry_id": f"00000000-0000-4000-8000-{seq:012d}",
+        "entry_id": entry_id or identifier,
         "entry_hash": hashlib.sha256(leaf).digest(),
         "kind": "member.enrolled",
         "signer": "region:31",

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from ledger.db import make_engine
-from ops.bench_append import BATCH_SIZE, SCHEMA_PREFIX, bench_append
+from ops.bench.append import BATCH_SIZE, SCHEMA_PREFIX, bench_append
 from schemas.errors import ConfigError
 from tests.conftest import require_pg
 from tests.dbtools import PgServer

@@ -95,7 +95,7 @@ def test_init_writes_every_principals_key_file(cli: Cli) -> None:
 
 def test_init_twice_is_refused(cli: Cli) -> None:
     result = cli("init", "--db", cli.db, "--keys", str(cli.tmp / "other-keys"))
-    assert_clean_error(result, "conflict", "already holds a ledger")
+    assert_clean_error(result, "already-initialised", "already holds")
 
 
 def test_submit_a_file_and_stdin(cli: Cli) -> None:
@@ -254,7 +254,7 @@ def test_audit_of_a_missing_folder_is_a_clean_error(cli: Cli) -> None:
 def test_rebuild_reports_identical(cli: Cli) -> None:
     for serial in range(1, 4):
         cli.submit(cli.document(serial))
-    report = cli.json("rebuild")
+    report = cli.json("rebuild", "--keys", str(cli.keys))
     assert report["identical"] is True
     assert report["entries"] == 4 and report["differing_tables"] == []
 

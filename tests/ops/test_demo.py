@@ -11,7 +11,7 @@ from ledger.audit import audit_directory
 from ledger.export import ENTRIES_FILE
 from ledger.rows import KeyRow
 from ops.demo import DemoOutcome, Schedule, run_demo, simulate, yuan
-from schemas.errors import ConfigError, ConflictError
+from schemas.errors import AlreadyInitialisedError, ConfigError
 from signing.keys import PrivateKey, b64encode
 
 DAYS = 2
@@ -99,7 +99,7 @@ def test_another_seed_gives_another_log(
 def test_key_files_are_named_as_design_7_says(first: Run) -> None:
     names = {path.name for path in first.keys.glob("*.pem")}
     state = first.outcome.report.state
-    members = [str(key[0]) for key in state.tables["members"]]
+    members = [str(key[0]) for key in state.members.rows_by_key]
     expected = {"operator.pem"}
     expected |= {f"region-{code}.pem" for code in ("31", "32", "33", "34")}
     expected |= {f"region-{code}.witness.pem" for code in ("31", "32", "33", "34")}
@@ -111,7 +111,7 @@ def test_the_saved_key_of_a_rotated_member_is_its_current_key(first: Run) -> Non
     state = first.outcome.report.state
     rotated = [
         row.principal
-        for row in state.rows("principal_keys")
+        for row in state.principal_keys.rows()
         if isinstance(row, KeyRow) and row.until_seq is not None
     ]
     assert len(rotated) == 1
@@ -120,7 +120,7 @@ def test_the_saved_key_of_a_rotated_member_is_its_current_key(first: Run) -> Non
 
 
 def test_the_demo_refuses_a_database_that_holds_a_ledger(first: Run, tmp_path: Path) -> None:
-    with pytest.raises(ConflictError, match="already holds a ledger"):
+    with pytest.raises(AlreadyInitialisedError, match="already holds a ledger"):
         simulate(first.db_url, days=1, merchants=MERCHANTS, out=tmp_path / "export")
 
 

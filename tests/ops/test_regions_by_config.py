@@ -7,10 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ledger.audit import audit_directory
-from ledger.db import make_engine
-from ledger.export import export
-from ledger.sequencer import Sequencer
+from ledger.app import Ledger
+from ledger.audit import audit_directory, load_trust
 from ops.service import initialize, run_endorse, run_witness
 from ops.world import EntryFactory, Keyring, entry_time, member_body
 
@@ -19,14 +17,14 @@ HUNAN_CONFIG = Path(__file__).resolve().parents[2] / "docs" / "hunan.json"
 
 def test_hunan_joins_by_configuration(db_url: str, tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    engine = make_engine(db_url)
     keys = tmp_path / "keys"
-    result = initialize(engine, keys, HUNAN_CONFIG, now)
+    result = initialize(db_url, keys, HUNAN_CONFIG, now)
     assert result["regions"] == ["31", "32", "33", "34", "43"]
     ring = Keyring.load(keys)
     assert "region:43" in ring.keys and "43" in ring.witnesses
     factory = EntryFactory()
-    writer = Sequencer(engine, ring.keys["operator"], clock=lambda: now)
+    ledger = Ledger.open(db_url, ring.keys["operator"], clock=lambda: now)
+    writer = ledger.writer
     seller, buyer = "91430100MA4L00001J", "91310000MA1FL1234Q"
     for member, region, division in ((seller, "43", "430102"), (buyer, "31", "310101")):
         key = ring.ensure(member).public.wire()
@@ -45,23 +43,17 @@ def test_hunan_joins_by_configuration(db_url: str, tmp_path: Path) -> None:
         "items": [{"sku": "XJ-1", "category": "apparel", "qty": 1, "refund_fen": 12_800}],
     }
     target = writer.submit(factory.signed(ring, "return.recorded", buyer, refund, now)).seq
+    trust = load_trust(keys / "trust.json")
     decided = {
-        region: run_endorse(
-            engine,
-            region,
-            ring.keys[f"region:{region}"],
-            ring.keys["operator"],
-            now=now,
-            sequencer=writer,
-        )["approved"]
+        region: run_endorse(ledger, region, ring.keys[f"region:{region}"], trust, now)["approved"]
         for region in ("31", "32", "43")
     }
     assert decided == {"31": 1, "32": 0, "43": 1}  # only the regions the return touches
     for code in ("31", "32", "33", "34", "43"):
-        run_witness(engine, code, ring.witnesses[code], now)
-    report = audit_directory(export(engine, tmp_path / "export").directory)
+        run_witness(ledger, code, ring.witnesses[code], trust, now)
+    report = audit_directory(ledger.export(tmp_path / "export").directory)
     assert report.ok, report.findings
     assert report.cosigned_by == ["31", "32", "33", "34", "43"]
-    obligation = report.state.get("obligations", target)
+    obligation = report.state.obligations.get(target)
     assert obligation is not None and obligation.status == "effective"
-    engine.dispose()
+    ledger.close()

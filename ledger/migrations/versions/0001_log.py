@@ -67,7 +67,9 @@ def _tables() -> None:
         ),
         sa.Column("witness", sa.String(128), primary_key=True),
         sa.Column("timestamp_s", sa.BigInteger, nullable=False),
-        sa.Column("line", sa.Text, nullable=False),
+        # The line is part of the key: a planted row for (size, witness) must not keep
+        # the witness's real cosignature out (readers keep only lines that verify).
+        sa.Column("line", sa.Text, primary_key=True),
     )
 
 

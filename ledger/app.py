@@ -1,0 +1,444 @@
+"""The front door: one ``Ledger`` per database, for the CLI, the API, the demo, the
+benches, the nodes and the tests. Nothing outside ``ledger/`` builds a sequencer or signs
+a checkpoint.
+
+A Ledger opened with the operator key can write (submit, rebuild, doctor --repair);
+without it, it serves verified reads: every checkpoint it hands out verifies under an
+operator key the log's genesis declared, every cosignature under a witness key the log
+declared, and every proof against that checkpoint before it leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ledger import export as exporting
+from ledger import merkle, projections, store
+from ledger.db import make_engine
+from ledger.maintenance import unguarded
+from ledger.reads import Reads
+from ledger.schema import is_initialized, migrate
+from ledger.sequencer import Appended, Sequencer, lock_log, replay
+from ledger.state import State, leaf_context
+from schemas.bodies import GenesisBody
+from schemas.errors import (
+    AllianceError,
+    AlreadyInitialisedError,
+    ConfigError,
+    LimitError,
+    NotFoundError,
+    RejectedError,
+    TamperedError,
+    VerificationError,
+)
+from schemas.limits import PROOF_TREE_SIZE_MAX, WAIT_DEADLINE_S
+from signing.checkpoint import (
+    CosignatureVerifier,
+    add_cosignatures,
+    open_checkpoint,
+    verify_cosigned_checkpoint,
+)
+from signing.keys import PrivateKey, PublicKey, b64decode, b64encode
+from signing.note import NoteVerifier
+
+Clock = Callable[[], datetime]
+# Stored checkpoint rows a reader tries, newest first, before it reports tampering.
+CHECKPOINT_CANDIDATES_MAX = 16
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class LogKeys:
+    """The keys the log declared (its genesis): whom checkpoints and cosignatures must be
+    by. Read from leaf 0, which nobody can replace (seq 0 is the first row of an
+    append-only table)."""
+
+    origin: str
+    operators: tuple[NoteVerifier, ...]
+    witnesses: dict[str, CosignatureVerifier]  # by region code
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    seq: int
+    tree_size: int
+    leaf_hash: bytes
+    hashes: list[bytes]
+    root: bytes
+
+    def wire(self) -> dict[str, object]:
+        return {
+            "seq": self.seq,
+            "tree_size": self.tree_size,
+            "leaf_hash": b64encode(self.leaf_hash),
+            "hashes": [b64encode(h) for h in self.hashes],
+            "root": b64encode(self.root),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    old: int
+    new: int
+    hashes: list[bytes]
+    old_root: bytes
+    new_root: bytes
+
+    def wire(self) -> dict[str, object]:
+        return {
+            "old": self.old,
+            "new": self.new,
+            "hashes": [b64encode(h) for h in self.hashes],
+            "old_root": b64encode(self.old_root),
+            "new_root": b64encode(self.new_root),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    """The newest checkpoint that verifies, with every stored cosignature that verifies."""
+
+    size: int
+    root: bytes
+    note: str  # the operator's note plus the verified cosignature lines
+    cosigned_by: tuple[str, ...]  # region codes
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    entries: int
+    rows: int
+    identical: bool
+    differing_tables: list[str]
+
+    def wire(self) -> dict[str, object]:
+        return {
+            "entries": self.entries,
+            "rows": self.rows,
+            "identical": self.identical,
+            "differing_tables": self.differing_tables,
+        }
+
+
+class Ledger:
+    """One log database, its writer (when it holds the operator key) and its reads."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        operator: PrivateKey | None,
+        clock: Clock,
+        *,
+        wait_deadline_s: float = WAIT_DEADLINE_S,
+    ) -> None:
+        self.engine = engine
+        self.operator = operator
+        self.clock = clock
+        self.wait_deadline_s = wait_deadline_s
+        self._sequencer: Sequencer | None = None
+        self._keys: LogKeys | None = None
+
+    # --- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        operator: PrivateKey | None = None,
+        clock: Clock = _utc_now,
+        *,
+        wait_deadline_s: float = WAIT_DEADLINE_S,
+    ) -> Ledger:
+        """An initialised ledger at ``url``. With ``operator``, the writer refuses to
+        append unless that key is one the log declared for its operator."""
+        engine = make_engine(url)
+        if not is_initialized(engine):
+            raise NotFoundError("no ledger in this database: run `alliance init` first")
+        return cls(engine, operator, clock, wait_deadline_s=wait_deadline_s)
+
+    @classmethod
+    def create(
+        cls, url: str, genesis: dict[str, Any], operator: PrivateKey, clock: Clock = _utc_now
+    ) -> Ledger:
+        """Migrate the schema and append ``genesis`` (a `submitted` region.genesis)."""
+        engine = make_engine(url)
+        migrate(engine)
+        with engine.connect() as connection:
+            if store.head_size(connection) > 0:
+                raise AlreadyInitialisedError("this database already holds a ledger")
+        ledger = cls(engine, operator, clock)
+        ledger.submit(genesis)
+        return ledger
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def writer(self) -> Sequencer:
+        if self.operator is None:
+            raise ConfigError("this ledger was opened without the operator key: read-only")
+        if self._sequencer is None:
+            self._sequencer = Sequencer(self.engine, self.operator, self.clock)
+        return self._sequencer
+
+    # --- writing ---------------------------------------------------------------------
+
+    def submit(self, document: Any) -> Appended:
+        result = self.submit_many([document])[0]
+        if isinstance(result, AllianceError):
+            raise result
+        return result
+
+    def submit_many(self, documents: Sequence[Any]) -> list[Appended | AllianceError]:
+        """Append in order; each result is its Appended or the error that refused it."""
+        return self.writer.submit_many(documents, deadline_s=self.wait_deadline_s)
+
+    def state(self) -> State:
+        """The verified state at the log head (the writer's own; needs the operator key)."""
+        return self.writer.state()
+
+    # --- the keys the log declared -----------------------------------------------------
+
+    def log_keys(self) -> LogKeys:
+        if self._keys is None:
+            with self.engine.connect() as connection:
+                genesis = store.read_entry(connection, 0)
+            if genesis is None:
+                raise NotFoundError("the log has no genesis yet")
+            self._keys = _declared_keys(genesis.leaf)
+        return self._keys
+
+    # --- checkpoints and proofs --------------------------------------------------------
+
+    def signed_checkpoint(self) -> SignedCheckpoint:
+        """The newest stored checkpoint whose signature verifies, with the stored
+        cosignatures that verify (forged rows are passed over, never served)."""
+        keys = self.log_keys()
+        with self.engine.connect() as connection:
+            for stored in store.recent_checkpoints(connection, CHECKPOINT_CANDIDATES_MAX):
+                if operator_verifier(keys, stored.note) is None:
+                    continue
+                lines = store.cosignature_lines(connection, stored.size)
+                return _with_cosignatures(keys, stored, lines)
+        raise NotFoundError("the log has no checkpoint that verifies")
+
+    def _tree(self, requested: int | None) -> tuple[int, bytes]:
+        latest = self.signed_checkpoint()
+        if requested is None or requested == latest.size:
+            return latest.size, latest.root
+        if requested < 0 or requested > PROOF_TREE_SIZE_MAX:
+            raise LimitError(f"tree size {requested} is out of range")
+        if requested > latest.size:
+            raise NotFoundError(f"tree size {requested} is beyond the checkpoint {latest.size}")
+        with self.engine.connect() as connection:
+            return requested, merkle.root(requested, store.DbTiles(connection))
+
+    def inclusion(self, seq: int, tree_size: int | None = None) -> InclusionProof:
+        """Inclusion of ``seq`` in the tree of ``tree_size`` (default: the latest
+        verified checkpoint), checked against that root before it is returned."""
+        size, root = self._tree(tree_size)
+        if seq < 0 or seq >= size:
+            raise NotFoundError(f"seq {seq} is not in the tree of size {size}")
+        with self.engine.connect() as connection:
+            entry = store.read_entry(connection, seq)
+            if entry is None:
+                raise NotFoundError(f"seq {seq} is not in the log")
+            hashes = merkle.inclusion_proof(seq, size, store.DbTiles(connection))
+        leaf_hash = merkle.leaf_hash(entry.leaf)
+        try:
+            merkle.verify_inclusion(leaf_hash, seq, size, hashes, root)
+        except VerificationError as exc:
+            raise TamperedError(f"stored tiles give a bad proof for seq {seq}") from exc
+        return InclusionProof(seq, size, leaf_hash, hashes, root)
+
+    def consistency(self, old: int, new: int) -> ConsistencyProof:
+        new_size, new_root = self._tree(new)
+        old_size, old_root = self._tree(old)
+        if old_size > new_size:
+            raise NotFoundError(f"tree size {old_size} is larger than {new_size}")
+        with self.engine.connect() as connection:
+            hashes = merkle.consistency_proof(old_size, new_size, store.DbTiles(connection))
+        try:
+            merkle.verify_consistency(old_size, new_size, old_root, new_root, hashes)
+        except VerificationError as exc:
+            raise TamperedError("stored tiles give a bad consistency proof") from exc
+        return ConsistencyProof(old_size, new_size, hashes, old_root, new_root)
+
+    def add_cosignature(self, region: str, size: int, line: str, timestamp_s: int) -> None:
+        """Store a witness's cosignature line, once it verifies under that region's
+        declared witness key over the stored checkpoint of ``size``."""
+        keys = self.log_keys()
+        witness = keys.witnesses.get(region)
+        if witness is None:
+            raise NotFoundError(f"region {region} declared no witness")
+        with self.engine.begin() as connection:
+            stored = store.checkpoint_at(connection, size)
+            if stored is None or operator_verifier(keys, stored.note) is None:
+                raise NotFoundError(f"no verified checkpoint at size {size}")
+            verifier = operator_verifier(keys, stored.note)
+            assert verifier is not None
+            note = add_cosignatures(stored.note, [line])
+            _, cosigned = verify_cosigned_checkpoint(note, verifier, [witness])
+            if witness.name not in cosigned:
+                raise VerificationError(f"the line is not region {region}'s cosignature")
+            store.insert_cosignature(connection, size, witness.name, timestamp_s, line)
+            # Committed with the transaction: the cosignature is stored.
+
+    def last_cosigned(self, region: str) -> SignedCheckpoint | None:
+        """The newest checkpoint that carries a verifying cosignature of ``region``'s
+        witness (stored rows that do not verify are passed over)."""
+        keys = self.log_keys()
+        witness = keys.witnesses.get(region)
+        if witness is None:
+            raise NotFoundError(f"region {region} declared no witness")
+        with self.engine.connect() as connection:
+            for size in store.cosigned_sizes(connection, witness.name):
+                stored = store.checkpoint_at(connection, size)
+                if stored is None:
+                    continue
+                checkpoint = _with_cosignatures(
+                    keys, stored, store.cosignature_lines(connection, size)
+                )
+                if region in checkpoint.cosigned_by:
+                    return checkpoint
+        return None
+
+    def reads(self) -> Reads:
+        return Reads(self.engine)
+
+    # --- entries -----------------------------------------------------------------------
+
+    def leaves(self, start: int, end: int) -> list[bytes]:
+        """Leaves ``start`` ≤ seq < ``end`` (bounded by the caller's range)."""
+        with self.engine.connect() as connection:
+            return [entry.leaf for entry in store.read_entries(connection, start, end)]
+
+    def size(self) -> int:
+        with self.engine.connect() as connection:
+            return store.head_size(connection)
+
+    # --- export, rebuild ---------------------------------------------------------------
+
+    def export(self, directory: Path) -> exporting.Exported:
+        """checkpoint, entries.jsonl and trust.json, from verified values only."""
+        keys = self.log_keys()
+        checkpoint = self.signed_checkpoint()
+        verifier = operator_verifier(keys, checkpoint.note)
+        assert verifier is not None
+        trust = {
+            "origin": keys.origin,
+            "log_key": verifier.vkey,
+            "witness_keys": {code: v.vkey for code, v in sorted(keys.witnesses.items())},
+        }
+        with self.engine.connect() as connection:
+            leaves = (e.leaf for e in store.read_entries(connection, 0, checkpoint.size))
+            return exporting.write_export(
+                directory, checkpoint.note, leaves, trust, checkpoint.size, checkpoint.root
+            )
+
+    def rebuild(self) -> RebuildReport:
+        """Replay the log (every signature verified) and compare the result with the
+        stored projections; where they differ, rewrite the projections from the replay
+        (the log is the truth). Runs as the schema owner: it lifts the guards of the
+        projection tables for its own transaction."""
+        sealer = self.writer.sealer
+        with self.engine.begin() as connection:
+            lock_log(connection)
+            size = store.head_size(connection)
+            state = State()
+            replay(state, store.read_entries(connection, 0, size))
+            before = projections.read_sealed(connection, sealer)
+            rebuilt = projections.state_rows(state)
+            differing = sorted(name for name in rebuilt if before.get(name) != rebuilt[name])
+            if differing or projections.sealed_head(connection, sealer, size) != size:
+                with unguarded(connection, projections.SEALED_TABLES):
+                    projections.clear(connection)
+                    projections.write_all(connection, state, sealer)
+        self.writer.forget()  # its state may have been built on what was just replaced
+        return RebuildReport(
+            entries=size,
+            rows=sum(len(rows) for rows in rebuilt.values()),
+            identical=not differing,
+            differing_tables=differing,
+        )
+
+    def replayed_state(self) -> State:
+        """A state replayed from the leaves, every signature verified (no key needed)."""
+        state = State()
+        with self.engine.connect() as connection:
+            replay(state, store.read_entries(connection, 0, store.head_size(connection)))
+        return state
+
+
+def _declared_keys(genesis_leaf: bytes) -> LogKeys:
+    try:
+        ctx = leaf_context(genesis_leaf, expected_seq=0)
+    except RejectedError as exc:
+        raise TamperedError(f"leaf 0 is not a genesis record: {exc.detail}") from exc
+    body = ctx.body
+    if ctx.kind != "region.genesis" or not isinstance(body, GenesisBody):
+        raise TamperedError("leaf 0 is not the log's region.genesis")
+    operators = tuple(
+        NoteVerifier.from_public(body.origin, PublicKey(b64decode(key.pub)))
+        for key in body.operator_keys
+    )
+    witnesses = {
+        region.code: CosignatureVerifier.from_public(
+            region.witness.name, PublicKey(b64decode(region.witness.pub))
+        )
+        for region in body.regions
+    }
+    return LogKeys(body.origin, operators, witnesses)
+
+
+def operator_verifier(keys: LogKeys, note: str) -> NoteVerifier | None:
+    for verifier in keys.operators:
+        try:
+            open_checkpoint(note, verifier)
+        except AllianceError:
+            continue
+        return verifier
+    return None
+
+
+def _with_cosignatures(
+    keys: LogKeys, stored: store.StoredCheckpoint, lines: list[str]
+) -> SignedCheckpoint:
+    """The checkpoint's note with each stored line that verifies under a declared
+    witness key (a line that does not is left out, so a planted row cannot spoil it)."""
+    verifier = operator_verifier(keys, stored.note)
+    assert verifier is not None
+    good: list[str] = []
+    cosigned: list[str] = []
+    by_name = {witness.name: code for code, witness in keys.witnesses.items()}
+    for line in lines:
+        try:
+            note = add_cosignatures(stored.note, [line])
+            _, names = verify_cosigned_checkpoint(note, verifier, list(keys.witnesses.values()))
+        except AllianceError:
+            continue
+        for name in names:
+            if by_name[name] not in cosigned:
+                good.append(line)
+                cosigned.append(by_name[name])
+    note = add_cosignatures(stored.note, good) if good else stored.note
+    return SignedCheckpoint(stored.size, stored.root, note, tuple(sorted(cosigned)))
+
+
+__all__ = [
+    "ConsistencyProof",
+    "InclusionProof",
+    "Ledger",
+    "LogKeys",
+    "RebuildReport",
+    "SignedCheckpoint",
+]

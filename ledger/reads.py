@@ -1,0 +1,150 @@
+"""Typed reads for every reader that is not the writer (API, reconciliation, dashboard,
+nodes' hints): the newest version of each projection row, no seal check (readers decide
+nothing; the writer and the nodes verify what they build on).
+
+Each read is plain SQL over ``ledger.projections.current(name)`` (the newest version of
+each row) with joins over the child tables: no JSON is parsed and no LIKE is used. The
+results are the frozen rows of ledger.rows (or small frozen views of them), equal to what
+the writer's in-memory State holds for the same log size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, and_, case, func, or_, select
+
+from ledger.kinds.credit import credit_row
+from ledger.kinds.money import OBLIGATION_STATUSES, PAYABLE, PENDING, RECEIVABLE
+from ledger.projections import FIELD_NAMES, PROJECTION_TABLES, current
+from ledger.rows import (
+    TABLES,
+    CreditRow,
+    MemberRow,
+    MetaRow,
+    ObligationRow,
+    PenaltyRow,
+    StoreRow,
+)
+from schemas.bodies import PolicyModel
+from schemas.entry import format_utc
+from schemas.errors import invariant
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """A member with its stores (by store id) and the categories it excludes (sorted)."""
+
+    member: MemberRow
+    stores: tuple[StoreRow, ...]
+    excluded: tuple[str, ...]
+
+
+def _newest(name: str, *where: Any) -> Select[Any]:
+    """The newest version of the rows of ``name`` matching ``where`` (conditions on the
+    projection table's own columns), ordered by key."""
+    table = PROJECTION_TABLES[name]
+    keys = TABLES[name][1]
+    return current(name).where(*where).order_by(*[table.c[key] for key in keys])
+
+
+def _rows(connection: Connection, name: str, *where: Any) -> list[Any]:
+    """The rows of ``name`` matching ``where``, as ledger.rows objects, in key order."""
+    row_type = TABLES[name][0]
+    width = len(FIELD_NAMES[name])
+    return [row_type(*values[:width]) for values in connection.execute(_newest(name, *where))]
+
+
+def _one(connection: Connection, name: str, *where: Any) -> Any:
+    rows = _rows(connection, name, *where)
+    invariant(len(rows) <= 1, f"{name}: a key matched {len(rows)} rows")
+    return rows[0] if rows else None
+
+
+@dataclass(frozen=True, slots=True)
+class Reads:
+    engine: Engine
+
+    def member(self, uscc: str) -> MemberView | None:
+        """The member, its stores and excluded categories; None if never enrolled."""
+        members = PROJECTION_TABLES["members"]
+        stores = PROJECTION_TABLES["stores"]
+        exclusions = PROJECTION_TABLES["exclusions"]
+        with self.engine.connect() as connection:
+            member: MemberRow | None = _one(connection, "members", members.c.id == uscc)
+            if member is None:
+                return None
+            store_rows = _rows(connection, "stores", stores.c.member == uscc)
+            excluded = _rows(connection, "exclusions", exclusions.c.member == uscc)
+        return MemberView(member, tuple(store_rows), tuple(row.category for row in excluded))
+
+    def credit_as_of(self, member: str, moment: datetime) -> CreditRow:
+        """The member's credit at ``moment`` from its penalties and stored counts: the
+        same computation as ledger.kinds.credit.credit_as_of on the writer's State."""
+        meta = PROJECTION_TABLES["meta"]
+        penalties = PROJECTION_TABLES["penalties"]
+        credit = PROJECTION_TABLES["credit"]
+        with self.engine.connect() as connection:
+            policy_row: MetaRow | None = _one(connection, "meta", meta.c.name == "policy")
+            invariant(policy_row is not None, "credit read before genesis")
+            assert policy_row is not None
+            rows: list[PenaltyRow] = _rows(connection, "penalties", penalties.c.member == member)
+            stored: CreditRow | None = _one(connection, "credit", credit.c.member == member)
+        policy = PolicyModel.model_validate_json(policy_row.value)
+        return credit_row(member, rows, stored, policy, moment, format_utc(moment))
+
+    def obligations(self, member: str, status: str | None = None) -> list[ObligationRow]:
+        """The obligations the member owes or is owed (optionally of one status), by seq."""
+        obligations = PROJECTION_TABLES["obligations"]
+        where = [or_(obligations.c.debtor == member, obligations.c.creditor == member)]
+        if status is not None:
+            where.append(obligations.c.status == status)
+        with self.engine.connect() as connection:
+            return _rows(connection, "obligations", *where)
+
+    def balances(self, member: str) -> dict[str, tuple[int, int]]:
+        """Per obligation status, (payable_fen, receivable_fen) of the member: what it
+        owes and is owed, both positive, from its postings joined to their obligations'
+        status (postings are never reversed; a void obligation's postings show under
+        "void"). Every status is present, with (0, 0) when the member has none."""
+        postings = current("postings").subquery()
+        obligations = current("obligations").subquery()
+        payable = f"{member}:{PAYABLE}"
+        receivable = f"{member}:{RECEIVABLE}"
+        query = (
+            select(
+                obligations.c.status,
+                func.sum(case((postings.c.account == payable, -postings.c.amount_fen), else_=0)),
+                func.sum(case((postings.c.account == receivable, postings.c.amount_fen), else_=0)),
+            )
+            .select_from(postings.join(obligations, obligations.c.seq == postings.c.seq))
+            .where(postings.c.account.in_([payable, receivable]))
+            .group_by(obligations.c.status)
+        )
+        result = dict.fromkeys(OBLIGATION_STATUSES, (0, 0))
+        with self.engine.connect() as connection:
+            for status, owed, owing in connection.execute(query):
+                result[str(status)] = (int(owed), int(owing))
+        return result
+
+    def awaiting(self, region: str) -> list[int]:
+        """Seqs of pending entries ``region`` must decide and has not, oldest first (a
+        hint for the region's node, which decides from its own verified state)."""
+        dues_table = PROJECTION_TABLES["endorsement_dues"]
+        dues = current("endorsement_dues").where(dues_table.c.region == region).subquery()
+        endorsables = current("endorsables").subquery()
+        decided = current("endorsements").subquery()
+        query = (
+            select(dues.c.target)
+            .join(endorsables, endorsables.c.target == dues.c.target)
+            .outerjoin(
+                decided,
+                and_(decided.c.target == dues.c.target, decided.c.region == dues.c.region),
+            )
+            .where(endorsables.c.status == PENDING, decided.c.target.is_(None))
+            .order_by(dues.c.target)
+        )
+        with self.engine.connect() as connection:
+            return [int(target) for (target,) in connection.execute(query)]

@@ -1,0 +1,258 @@
+"""Trust only what was verified: an attacker who can INSERT into the database (but holds
+no private key) cannot make the writer, a node or a witness accept what a replay of the
+log would refuse, and cannot wedge the log with rows the triggers let through."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from ledger import merkle, store
+from ledger.app import Ledger
+from ledger.doctor import examine, repair
+from ledger.maintenance import unguarded
+from ledger.projections import FIELD_NAMES
+from ledger.sequencer import record_leaf
+from ops.world import entry_time
+from schemas.canonical import canonical
+from schemas.errors import (
+    OperatorKeyError,
+    PolicyError,
+    SignatureError,
+    TamperedError,
+)
+from signing.entry import submitted
+from signing.keys import PrivateKey
+from tests.conftest import Alliance
+from tests.dbtools import check_log, snapshot
+
+
+def _merchants(alliance: Alliance) -> tuple[str, str]:
+    seller = alliance.enroll_doc("31")
+    buyer = alliance.enroll_doc("32")
+    alliance.sequencer.submit_many([seller, buyer])
+    ids = [doc["entry"]["body"]["member"]["id"] for doc in (seller, buyer)]
+    return ids[0], ids[1]
+
+
+def _return(alliance: Alliance, seller: str, refund_fen: int) -> dict[str, Any]:
+    now = alliance.clock()
+    return {
+        "receipt": {
+            "merchant": seller,
+            "store": "S1",
+            "number": "R-1",
+            "purchased": entry_time(now - timedelta(days=1)),
+            "amount_fen": 10_000,
+        },
+        "accepted_store": "S1",
+        "refund_fen": refund_fen,
+        "items": [{"sku": "SKU1", "category": "apparel", "qty": 1, "refund_fen": refund_fen}],
+    }
+
+
+def _plant(alliance: Alliance, table: str, values: dict[str, object], version: int) -> None:
+    """INSERT a projection row version as an attacker would: no key, so no valid seal."""
+    columns = [*FIELD_NAMES[table], "version", "seal"]
+    row = {**values, "version": version, "seal": bytes(32)}
+    names = ", ".join(columns)
+    params = ", ".join(f":{c}" for c in columns)
+    with alliance.engine.begin() as connection:
+        connection.execute(text(f"INSERT INTO {table} ({names}) VALUES ({params})"), row)
+
+
+def _fresh(alliance: Alliance, key: PrivateKey | None = None) -> Ledger:
+    """The ledger as a newly started process opens it."""
+    return Ledger(alliance.engine, key or alliance.ring.keys["operator"], alliance.clock)
+
+
+def test_planted_key_and_reset_receipt_are_not_trusted(alliance: Alliance) -> None:
+    seller, buyer = _merchants(alliance)
+    signed = alliance.factory.signed(
+        alliance.ring, "return.recorded", buyer, _return(alliance, seller, 10_000), alliance.clock()
+    )
+    alliance.sequencer.submit(signed)
+    head = snapshot(alliance.engine).head
+    attacker = PrivateKey.generate()
+    _plant(
+        alliance,
+        "principal_keys",
+        {
+            "key_id": attacker.key_id,
+            "principal": buyer,
+            "pub": attacker.public.b64,
+            "from_seq": 0,
+            "until_seq": None,
+        },
+        head,
+    )
+    receipt = {
+        "merchant": seller,
+        "store": "S1",
+        "number": "R-1",
+        "amount_fen": 10_000,
+        "purchased": signed["entry"]["body"]["receipt"]["purchased"],
+        "refunded_fen": 0,
+        "returns": 0,
+    }
+    _plant(alliance, "receipts", receipt, head)
+    body = _return(alliance, seller, 10_000)
+    forged = submitted(
+        alliance.factory.entry("return.recorded", buyer, body, alliance.clock()), attacker
+    )
+    genuine = alliance.factory.signed(
+        alliance.ring, "return.recorded", buyer, body, alliance.clock()
+    )
+    for ledger in (alliance.ledger, _fresh(alliance)):
+        with pytest.raises(SignatureError, match="not a key of this log"):
+            ledger.submit(forged)
+        with pytest.raises(PolicyError, match="already refunded"):
+            ledger.submit(genuine)
+    assert snapshot(alliance.engine).head == head
+    report = examine(_fresh(alliance))
+    assert {f.code for f in report.findings} == {"projection"}
+    assert any("principal_keys" in f.message for f in report.findings)
+    assert any("receipts" in f.message for f in report.findings)
+
+
+def _leaf_of(alliance: Alliance, seq: int, document: dict[str, Any]) -> dict[str, object]:
+    logged = "2026-11-23T02:00:00.000000Z"
+    leaf = record_leaf(seq, logged, canonical(document["entry"]), canonical(document["signatures"]))
+    entry = document["entry"]
+    return {
+        "seq": seq,
+        "entry_id": entry["id"],
+        "entry_hash": bytes(32),
+        "kind": entry["kind"],
+        "signer": entry["signer"],
+        "logged": logged,
+        "leaf": leaf,
+        "leaf_hash": merkle.leaf_hash(leaf),
+    }
+
+
+INSERT_ENTRY = (
+    "INSERT INTO log_entries (seq, entry_id, entry_hash, kind, signer, logged, leaf, leaf_hash) "
+    "VALUES (:seq, :entry_id, :entry_hash, :kind, :signer, :logged, :leaf, :leaf_hash)"
+)
+
+
+def _insert_leaf(alliance: Alliance, row: dict[str, object], *, with_tile: bool) -> None:
+    with alliance.engine.begin() as connection:
+        connection.execute(text(INSERT_ENTRY), row)
+        if with_tile:
+            tile = store.DbTiles(connection).read_tiles([(0, 0)])[(0, 0)]
+            connection.execute(
+                text("UPDATE merkle_tiles SET hashes = :h WHERE level = 0 AND idx = 0"),
+                {"h": tile + bytes(row["leaf_hash"])},  # type: ignore[arg-type]
+            )
+
+
+def test_a_planted_leaf_with_a_zero_signature_is_never_checkpointed(alliance: Alliance) -> None:
+    head = snapshot(alliance.engine).head
+    document = alliance.enroll_doc()
+    document["signatures"][0]["sig"] = base64.b64encode(bytes(64)).decode()
+    _insert_leaf(alliance, _leaf_of(alliance, head, document), with_tile=True)
+    before = snapshot(alliance.engine)
+    for ledger in (alliance.ledger, _fresh(alliance)):
+        with pytest.raises(TamperedError, match=f"seq {head}"):
+            ledger.submit(alliance.enroll_doc())
+    after = snapshot(alliance.engine)
+    assert after.checkpoints == before.checkpoints  # nothing covers the planted leaf
+    assert after.head == head + 1
+    codes = {(f.code, f.seq) for f in examine(_fresh(alliance)).findings}
+    assert ("rules", head) in codes
+
+
+def test_an_admissible_leaf_inserted_without_tiles_does_not_wedge_the_log(
+    alliance: Alliance,
+) -> None:
+    head = snapshot(alliance.engine).head
+    _insert_leaf(alliance, _leaf_of(alliance, head, alliance.enroll_doc()), with_tile=False)
+    appended = _fresh(alliance).submit(alliance.enroll_doc())
+    assert appended.seq == head + 1
+    check_log(alliance.engine)  # tiles match the leaves; a checkpoint covers both
+
+
+def test_a_garbage_cosignature_row_neither_shows_nor_stops_the_witness(alliance: Alliance) -> None:
+    alliance.sequencer.submit(alliance.enroll_doc())
+    latest = alliance.ledger.signed_checkpoint()
+    witness = alliance.ledger.log_keys().witnesses["31"].name
+    with alliance.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO cosignatures (size, witness, timestamp_s, line) VALUES (:s, :w, 1, :l)"
+            ),
+            {"s": latest.size, "w": witness, "l": f"\u2014 {witness} AAAA\n"},
+        )
+    alliance.cosign()  # every witness, 31 included, cosigns the same size for real
+    assert alliance.ledger.signed_checkpoint().cosigned_by == ("31", "32", "33", "34")
+    alliance.sequencer.submit(alliance.enroll_doc())
+    alliance.cosign()  # and again at the next size, from its verified last cosignature
+    assert alliance.ledger.signed_checkpoint().cosigned_by == ("31", "32", "33", "34")
+    report = examine(_fresh(alliance))
+    assert [f.code for f in report.findings] == ["cosignature"]
+    repair(_fresh(alliance), alliance.clock())
+    assert examine(_fresh(alliance)).ok
+
+
+def test_an_operator_key_not_of_the_log_writes_nothing(alliance: Alliance) -> None:
+    before = snapshot(alliance.engine)
+    with pytest.raises(OperatorKeyError):
+        _fresh(alliance, PrivateKey.generate()).submit(alliance.enroll_doc())
+    assert snapshot(alliance.engine) == before
+
+
+def test_a_duplicate_is_answered_only_when_its_signatures_verify(alliance: Alliance) -> None:
+    document = alliance.enroll_doc()
+    first = alliance.sequencer.submit(document)
+    copy = {
+        "entry": document["entry"],
+        "signatures": [
+            {"key": document["signatures"][0]["key"], "sig": base64.b64encode(bytes(64)).decode()}
+        ],
+    }
+    for ledger in (alliance.ledger, _fresh(alliance)):
+        with pytest.raises(SignatureError):
+            ledger.submit(copy)
+        assert ledger.submit(document).seq == first.seq
+
+
+def test_doctor_finds_nothing_on_a_clean_log(alliance: Alliance) -> None:
+    seller, buyer = _merchants(alliance)
+    alliance.sequencer.submit(
+        alliance.factory.signed(
+            alliance.ring,
+            "return.recorded",
+            buyer,
+            _return(alliance, seller, 500),
+            alliance.clock(),
+        )
+    )
+    report = examine(Ledger(alliance.engine, None, alliance.clock))
+    assert report.ok, report.findings
+    assert examine(_fresh(alliance)).ok
+
+
+def test_doctor_names_damaged_tiles_and_repairs_them(alliance: Alliance) -> None:
+    _merchants(alliance)
+    before = snapshot(alliance.engine)
+    with alliance.engine.begin() as connection, unguarded(connection, ["merkle_tiles"]):
+        connection.execute(
+            text("UPDATE merkle_tiles SET hashes = :h WHERE level = 0"),
+            {"h": bytes(32 * before.head)},
+        )
+    report = examine(_fresh(alliance))
+    assert ("tile", None) in {(f.code, f.seq) for f in report.findings}
+    assert {f.code for f in report.findings} == {"tile"}  # checkpoints match the leaves
+    with pytest.raises(TamperedError):
+        _fresh(alliance).submit(alliance.enroll_doc())
+    repair(_fresh(alliance), alliance.clock())
+    assert examine(_fresh(alliance)).ok
+    after = snapshot(alliance.engine)
+    assert after.entries == before.entries and after.tiles == before.tiles
+    assert _fresh(alliance).submit(alliance.enroll_doc()).seq == before.head
