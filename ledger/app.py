@@ -37,7 +37,7 @@ from schemas.errors import (
     TamperedError,
     VerificationError,
 )
-from schemas.limits import PROOF_TREE_SIZE_MAX, WAIT_DEADLINE_S
+from schemas.limits import CHECKPOINT_CANDIDATES_MAX, PROOF_TREE_SIZE_MAX, WAIT_DEADLINE_S
 from signing.checkpoint import (
     CosignatureVerifier,
     add_cosignatures,
@@ -48,8 +48,6 @@ from signing.keys import PrivateKey, PublicKey, b64decode, b64encode
 from signing.note import NoteVerifier
 
 Clock = Callable[[], datetime]
-# Stored checkpoint rows a reader tries, newest first, before it reports tampering.
-CHECKPOINT_CANDIDATES_MAX = 16
 
 
 def _utc_now() -> datetime:

@@ -32,7 +32,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -40,9 +40,9 @@ import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
 from ledger import merkle
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, TRUST_FILE
 from ledger.rows import RegionRow
-from ledger.state import State, admit, make_context
+from ledger.state import State, admit, leaf_context
 from schemas.canonical import canonical, parse_json
-from schemas.entry import parse_record, parse_time
+from schemas.entry import parse_record
 from schemas.errors import (
     AllianceError,
     MalformedError,
@@ -50,7 +50,14 @@ from schemas.errors import (
     RejectedError,
     VerificationError,
 )
-from schemas.limits import CHECKPOINT_FILE_BYTES_MAX, TRUST_FILE_BYTES_MAX
+from schemas.limits import (
+    CHECKPOINT_FILE_BYTES_MAX,
+    FINDINGS_MAX,
+    INTEGRATE_CHUNK,
+    LINE_BYTES_MAX,
+    SKIP_CHUNK_BYTES,
+    TRUST_FILE_BYTES_MAX,
+)
 from signing.checkpoint import (
     Checkpoint,
     CosignatureVerifier,
@@ -58,11 +65,6 @@ from signing.checkpoint import (
     verify_cosigned_checkpoint,
 )
 from signing.note import NoteVerifier
-
-FINDINGS_MAX = 1000  # beyond this an export is plainly broken; stop listing
-INTEGRATE_CHUNK = 4096  # leaves hashed into the tree at a time
-LINE_BYTES_MAX = merkle.ENTRY_LENGTH_MAX  # the sequencer never logs a longer leaf
-SKIP_CHUNK_BYTES = 1 << 20  # read size while skipping the rest of an overlong line
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,8 +386,12 @@ class Replay:
             self._pass_over(model.logged)
             return
         try:
-            logged = parse_time(model.logged, field="logged")
-            ctx = make_context(index, logged, model.logged, record["entry"], record["signatures"])
+            # The one reading of a leaf into a context (the writer's catch-up, rebuild,
+            # doctor and the nodes use it too); it parses the leaf again, which the
+            # canonical and genesis checks above needed as a plain record.
+            ctx = leaf_context(line)
+            if ctx.seq != index:  # a gap, reported above: judged where it stands
+                ctx = replace(ctx, seq=index)
             admit(report.state, ctx)
         except RejectedError as exc:
             report.add(index, exc.type_slug, f"{model.entry.kind}: {exc.detail}")

@@ -10,9 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from schemas.errors import ConfigError
-
-SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another process's batch
-POOL_SIZE = 8
+from schemas.limits import POSTGRES_POOL_SIZE, SQLITE_BUSY_TIMEOUT_MS
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -51,5 +49,5 @@ def make_engine(url: str) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_size=POOL_SIZE, pool_pre_ping=True)
+        return create_engine(parsed, pool_size=POSTGRES_POOL_SIZE, pool_pre_ping=True)
     raise ConfigError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")

@@ -37,9 +37,9 @@ from ledger.sequencer import lock_log
 from ledger.state import State, admit, leaf_context
 from ledger.tables import Checkpoint, Cosignature, MerkleTile, MerkleTileNodes
 from schemas.errors import AllianceError, RejectedError, invariant
+from schemas.limits import FINDINGS_MAX
 from signing.checkpoint import add_cosignatures, open_checkpoint, verify_cosigned_checkpoint
 
-FINDINGS_MAX = 1000  # past this the database is plainly broken; stop listing
 DERIVED_LOG_TABLES = ("merkle_tiles", "merkle_tile_nodes", "checkpoints", "cosignatures")
 
 

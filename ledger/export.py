@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, select
 from ledger import store
 from ledger.projections import PROJECTION_TABLES
 from schemas.errors import ConfigError, NotFoundError, VerificationError
+from schemas.limits import TEMPORARY_NAME_ATTEMPTS
 from signing.checkpoint import CosignatureVerifier, add_cosignatures, open_checkpoint
 from signing.keys import PUBLIC_KEY_SIZE, PublicKey, b64decode
 from signing.note import NoteVerifier, parse_note
@@ -29,7 +30,6 @@ CHECKPOINT_FILE = "checkpoint"
 ENTRIES_FILE = "entries.jsonl"
 TRUST_FILE = "trust.json"
 EXPORT_FILE_MODE = 0o644  # public data: the auditor is usually another user
-TEMPORARY_NAME_ATTEMPTS = 16
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,12 +39,11 @@ from ledger.seal import Sealer
 from ledger.state import State
 from ledger.tables import LogEntry
 from schemas.errors import invariant
+from schemas.limits import HEAD_CANDIDATES_MAX
 
 metadata = MetaData()
 VERSION = "version"
 SEAL = "seal"
-# How many head markers the writer tries, newest first, before it replays from the start.
-HEAD_CANDIDATES_MAX = 64
 
 
 # Indexes beyond the key, for the readers' joins (ledger.reads).
@@ -125,10 +124,7 @@ def write_changes(connection: Connection, state: State, sealer: Sealer) -> int:
         if not changed:
             continue
         values = ROW_VALUES[table.name]
-        rows = []
-        for row, version in changed:
-            fields = values(row)
-            rows.append((*fields, version, sealer.row(table.name, fields, version)))
+        rows = sealer.rows(table.name, [(values(row), version) for row, version in changed])
         _insert(connection, table.name, rows)
         written += len(rows)
     connection.execute(

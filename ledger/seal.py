@@ -1,9 +1,9 @@
-"""Seals on projection rows: an HMAC-SHA256 under a secret derived from the operator key.
+"""Seals on projection rows: a keyed BLAKE2b MAC under a secret derived from the operator key.
 
 Why: projections are caches in tables that more roles can write than the log's keys
 cover. The writer builds on them (at start-up, and per batch once issue 11 fetches rows
 on demand), so it must never take a row it did not write itself. Each stored row version
-carries ``seal = HMAC(secret, table ‖ values ‖ version)``; the writer ignores, and
+carries ``seal = BLAKE2b-256(key=secret, table ‖ values ‖ version)``; the writer ignores, and
 `alliance doctor` reports, every row whose seal does not verify. Rows are never updated
 (a change is a new version, and triggers refuse UPDATE and DELETE), so an attacker cannot
 roll a row back to an older sealed version either: the newest valid version wins.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from signing.keys import PrivateKey
 
@@ -44,14 +44,36 @@ class Sealer:
         # to three times faster than JSON; it is only ever read by this writer. Were a
         # Python release to change it, seals would fail and the writer would replay the
         # log instead of loading them: slower, never wrong.
-        message = repr((table, tuple(values), version))
-        return hmac.digest(self._secret, _ROW_PREFIX + message.encode("utf-8"), hashlib.sha256)
+        # Keyed BLAKE2b is a MAC by design (no HMAC construction needed) and costs one
+        # pass: about half an HMAC-SHA256 here, and a batch seals several rows per entry.
+        message = _ROW_PREFIX + repr((table, tuple(values), version)).encode("utf-8")
+        return hashlib.blake2b(message, key=self._secret, digest_size=SEAL_SIZE).digest()
+
+    def rows(
+        self, table: str, rows: Iterable[tuple[tuple[object, ...], int]]
+    ) -> list[tuple[object, ...]]:
+        """(values…, version, seal) for each (values, version): row() for a whole batch,
+        with the per-call work hoisted (a batch seals several rows per entry)."""
+        blake2b, key, size, prefix = hashlib.blake2b, self._secret, SEAL_SIZE, _ROW_PREFIX
+        return [
+            (
+                *values,
+                version,
+                blake2b(
+                    prefix + repr((table, values, version)).encode("utf-8"),
+                    key=key,
+                    digest_size=size,
+                ).digest(),
+            )
+            for values, version in rows
+        ]
 
     def row_ok(self, table: str, values: Sequence[object], version: int, seal: bytes) -> bool:
         return hmac.compare_digest(self.row(table, values, version), seal)
 
     def head(self, size: int) -> bytes:
-        return hmac.digest(self._secret, _HEAD_PREFIX + str(size).encode(), hashlib.sha256)
+        message = _HEAD_PREFIX + str(size).encode()
+        return hashlib.blake2b(message, key=self._secret, digest_size=SEAL_SIZE).digest()
 
     def head_ok(self, size: int, seal: bytes) -> bool:
         return hmac.compare_digest(self.head(size), seal)

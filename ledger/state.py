@@ -50,11 +50,10 @@ from schemas.errors import (
     UnknownPrincipalError,
     invariant,
 )
+from schemas.limits import GENESIS_TIME_SKEW_S
 from signing.entry import verify_entry_signature
 from signing.keys import PublicKey
 
-# Before a genesis has adopted a policy, entry times must lie this close to the log clock.
-GENESIS_TIME_SKEW_S = 600
 OPERATOR = "operator"
 
 
@@ -162,11 +161,12 @@ class Table(Generic[R]):
         return old
 
     def take_changed(self) -> list[tuple[R, int]]:
-        """The rows changed since the last call with their versions, in key order; then
-        forget them."""
-        keys = sorted(self.changed, key=repr)
+        """The rows changed since the last call with their versions; then forget them."""
+        # No order is needed: each stored version is its own row (no upsert conflicts).
+        rows, versions = self.rows_by_key, self.versions
+        changed = [(rows[key], versions[key]) for key in self.changed]
         self.changed.clear()
-        return [(self.rows_by_key[key], self.versions[key]) for key in keys]
+        return changed
 
 
 @dataclass
@@ -203,6 +203,11 @@ class State:
     _public_keys: dict[tuple[str, str], PublicKey] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # Each row type's table, so put() (several calls per entry) is one dict look-up.
+    _by_type: dict[type, Table[Any]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_type = {row_type: getattr(self, name) for row_type, name in _TABLE_OF.items()}
 
     # --- reads ------------------------------------------------------------------------
 
@@ -262,9 +267,11 @@ class State:
     def put(self, row: Row, version: int | None = None, *, changed: bool = True) -> None:
         """Apply ``row``, written by the entry at seq ``version`` (default: the entry
         being admitted, whose seq is the current size)."""
-        table: Table[Any] = getattr(self, _TABLE_OF[type(row)])
-        old = table.put(row, self.size if version is None else version, changed=changed)
-        self._index(old, row)
+        old = self._by_type[type(row)].put(
+            row, self.size if version is None else version, changed=changed
+        )
+        if type(row) in _INDEXED:
+            self._index(old, row)
 
     def _index(self, old: Row | None, new: Row) -> None:
         if isinstance(new, KeyRow):
@@ -297,6 +304,8 @@ def _table(name: str) -> Table[Any]:
 
 
 _TABLE_OF: dict[type, str] = {row_type: name for name, (row_type, _) in TABLES.items()}
+# Row types that feed a secondary index (State._index).
+_INDEXED = frozenset({KeyRow, PenaltyRow})
 
 
 # --- admission ----------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from ledger.tables import Checkpoint, Cosignature, LogEntry, MerkleTile, MerkleTileNodes
+from schemas.limits import READ_CHUNK_ENTRIES
 
-READ_CHUNK_ENTRIES = 4096  # leaves read per query when streaming the log
 # The columns of log_entries, in the order insert_entries() writes them.
 ENTRY_COLUMNS = ("seq", "entry_id", "entry_hash", "kind", "signer", "logged", "leaf", "leaf_hash")
 

@@ -29,12 +29,11 @@ from ledger.state import Context, State
 from nodes.client import LogClient
 from nodes.follower import Follower
 from schemas.errors import MalformedError, PolicyError
-from schemas.limits import ENDORSEMENT_TARGETS_MAX, REVIEW_QUEUE_MAX
+from schemas.limits import DEFAULT_AUTO_APPROVE_MAX_FEN, ENDORSEMENT_TARGETS_MAX, REVIEW_QUEUE_MAX
 from signing.entry import submitted
 from signing.keys import PrivateKey
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
-DEFAULT_AUTO_APPROVE_MAX_FEN = 50_000  # 500 元: above it a person looks
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +155,7 @@ class EndorseNode:
                 rejections.setdefault(verdict.reason or "rejected_by_region", []).append(
                     item.target
                 )
-        self.queue.add(queued, now)
+        self.queue.hold(queued, now)
         outcome.queued = sorted(queued)
         self._submit(client, now, approvals, rejections, outcome)
         return outcome
@@ -278,11 +277,19 @@ class ReviewQueue:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise MalformedError(f"review queue {self.path} unreadable: {exc}") from exc
 
-    def add(self, queued: dict[int, list[str]], now: datetime) -> None:
-        for target, reasons in queued.items():
-            self.items.setdefault(
-                target, {"target": target, "reasons": reasons, "queued": now.isoformat()}
-            )
+    def hold(self, queued: dict[int, list[str]], now: datetime) -> None:
+        """Hold exactly ``queued``, what awaits a person after this run: an entry decided
+        since (by a person, by another region, or by rules that now approve it) leaves
+        the queue, or a reviewer would be shown, and refused on, entries nobody can
+        decide. An entry held before keeps the time it was first queued."""
+        self.items = {
+            target: {
+                "target": target,
+                "reasons": reasons,
+                "queued": self.items.get(target, {}).get("queued", now.isoformat()),
+            }
+            for target, reasons in sorted(queued.items())
+        }
         if len(self.items) > REVIEW_QUEUE_MAX:
             raise PolicyError(f"the review queue holds over {REVIEW_QUEUE_MAX} entries")
         self._save()

@@ -13,10 +13,9 @@ from ledger import merkle
 from ledger.audit import Trust
 from ledger.state import Context, State, admit, leaf_context
 from nodes.client import LogClient
-from schemas.errors import RejectedError, VerificationError
+from schemas.errors import MalformedError, RejectedError, VerificationError
+from schemas.limits import FETCH_LEAVES_MAX
 from signing.checkpoint import Checkpoint, open_checkpoint
-
-FETCH_LEAVES_MAX = 4096  # leaves asked for at a time
 
 
 @dataclass
@@ -40,7 +39,10 @@ class Follower:
         if self.broken:
             raise VerificationError("this follower saw a log that did not verify")
         self.broken = True
-        checkpoint = open_checkpoint(client.checkpoint(), self.trust.log)
+        try:
+            checkpoint = open_checkpoint(client.checkpoint(), self.trust.log)
+        except MalformedError as exc:  # the server's garbage, not the caller's mistake
+            raise VerificationError(f"the log served no checkpoint: {exc.detail}") from exc
         if checkpoint.origin != self.trust.origin:
             raise VerificationError(f"checkpoint of {checkpoint.origin}, not {self.trust.origin}")
         size = self.state.size

@@ -27,10 +27,12 @@ from schemas.canonical import parse_json
 from schemas.errors import AllianceError, ConfigError, LimitError, MalformedError, NotFoundError
 from schemas.limits import (
     BENCH_APPEND_ENTRIES_MAX,
+    BENCH_MEMORY_ENTRIES_MAX,
     BENCH_PROOF_ENTRIES_MAX,
     BENCH_SAMPLES_MAX,
     DEMO_DAYS_MAX,
     DEMO_MERCHANTS_MAX,
+    GC_YOUNG_THRESHOLD,
     PROOF_TREE_SIZE_MAX,
     SUBMISSION_BYTES_MAX,
     check_limits,
@@ -320,11 +322,12 @@ def witness(
     db: DbOption = None,
 ) -> None:
     """Cosign the latest checkpoint as a region's witness, after a consistency check from
-    the last checkpoint it cosigned."""
+    the last checkpoint it cosigned (kept beside the key in region-NN.witness.state.json)."""
     from nodes.client import LocalClient
     from nodes.witness import WitnessNode
 
-    node = WitnessNode(region, PrivateKey.load(key), _trust(trust, key))
+    state = key.parent / f"region-{region}.witness.state.json"
+    node = WitnessNode(region, PrivateKey.load(key), _trust(trust, key), state)
     emit(node.cosign(LocalClient(open_ledger(db)), datetime.now(UTC)).wire())
 
 
@@ -373,10 +376,9 @@ def bench_memory(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Writer memory and a one-entry restart after ENTRIES returns."""
-    from ops.bench.memory import MEMORY_ENTRIES_MAX
     from ops.bench.memory import bench_memory as run
 
-    in_range("--entries", entries, 1, MEMORY_ENTRIES_MAX)
+    in_range("--entries", entries, 1, BENCH_MEMORY_ENTRIES_MAX)
     emit(run(db, entries=entries))
 
 
@@ -393,13 +395,6 @@ def bench_proofs(
     from ops.bench.proofs import bench_proofs as run
 
     emit(run(entries=entries, samples=samples))
-
-
-# The writer keeps every projection row in memory; with CPython's default threshold
-# (700 allocations) the young generation is collected every few entries and the old one
-# rescans that whole state. Ledger rows hold no reference cycles (refcounting frees them),
-# so a larger young generation costs little memory and saves ~10 % of append time.
-GC_YOUNG_THRESHOLD = 50_000
 
 
 def main() -> None:

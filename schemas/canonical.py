@@ -17,13 +17,11 @@ from typing import Any
 import rfc8785
 
 from schemas.errors import MalformedError
+from schemas.limits import NESTING_DEPTH_MAX, QUOTED_TEXT_MAX
 
 # JavaScript's Number.MAX_SAFE_INTEGER: RFC 8785 serializes numbers as IEEE-754 doubles,
 # so an integer beyond it would not round-trip through a conforming verifier.
 SAFE_INTEGER_MAX = 2**53 - 1
-# Nesting depth of any entry. Bodies are at most four levels deep; the limit keeps a
-# hostile submission from exhausting the stack.
-NESTING_DEPTH_MAX = 16
 
 # No circular-reference tracking (a dict of ids per call, half the encoding time): the
 # encoder only sees values _fast_path_ok() accepted, and a cycle never gets past its
@@ -157,8 +155,6 @@ def canonical_reference(value: Any) -> bytes:
 # Longer literals are refused before int() sees them (Python refuses more than 4,300
 # digits with a ValueError, and converting is quadratic in the length).
 INTEGER_TEXT_LENGTH_MAX = len(str(SAFE_INTEGER_MAX)) + 1
-# How much of a refused literal an error message quotes.
-QUOTED_TEXT_MAX = 40
 
 
 def _quoted(text: str) -> str:

@@ -16,10 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from schemas.canonical import parse_json
 from schemas.errors import MalformedError
-from schemas.limits import SIGNATURES_PER_ENTRY_MAX
+from schemas.limits import PARSED_TIMES_MAX, SIGNATURES_PER_ENTRY_MAX
 
 ENTRY_VERSION = 1
-PARSED_TIMES_MAX = 8192  # about two full batches of entry times
 
 KINDS = (
     "region.genesis",

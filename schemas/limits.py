@@ -1,4 +1,8 @@
-"""Every limit of the system, named once. ``check_limits()`` runs at start-up."""
+"""Every limit of the system, named once, with why it has its value.
+
+``check_limits()`` runs at the bottom of this module, so a bad combination fails when the
+first module imports it (at start-up), and ``alliance`` calls it again before any command.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +22,44 @@ REGIONS_MAX = 40  # China has 34 provincial divisions
 ENDORSEMENT_TARGETS_MAX = 1000  # DESIGN §3
 EVIDENCE_SEQS_MAX = 1000
 AMOUNT_FEN_MAX = 2**53 - 1  # the RFC 8785 safe-integer range
+# Before a genesis adopts a policy, entry times lie this close to the log clock (yrd.json's).
+GENESIS_TIME_SKEW_S = 600
 
-# Key files
+# Canonical JSON and entry parsing
+NESTING_DEPTH_MAX = 16  # bodies nest at most four levels; this keeps hostile input off the stack
+QUOTED_TEXT_MAX = 40  # characters of a refused literal an error quotes: enough to recognise it
+PARSED_TIMES_MAX = 8192  # entry times memoised: about two full batches
+
+# Leaves (C2SP tlog-tiles entry bundles)
+LEAF_BYTES_MAX = 0xFFFF  # entry bundles prefix each leaf with a big-endian uint16 length
+# {"entry":…,"logged":"2026-11-23T10:31:35.123456Z","seq":N,"signatures":…} around the parts.
+RECORD_OVERHEAD_BYTES = 128
+
+# Keys and signed notes
 KEY_FILE_BYTES_MAX = 64 * 1024  # a PKCS#8 PEM Ed25519 key is ~120-300 bytes
+CHECKED_PUBLIC_KEYS_CACHED = 4096  # checking a key costs ~85 µs, a cache hit well under 1 µs
+NOTE_SIGNATURES_MAX = 100  # Go's sumdb/note refuses more; the spec asks to accept at least 16
+NOTE_BYTES_MAX = 1_000_000  # the spec's alternative bound, torchwood's: far above any checkpoint
 
 # Sequencer
 BATCH_SIZE_MAX = 4096  # entries appended in one transaction
 BATCH_BYTES_MAX = 32 * 1024 * 1024
 QUEUE_DEPTH_MAX = 65_536  # submissions waiting for the writer before callers are refused
 
+# Database
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another process's batch
+POSTGRES_POOL_SIZE = 8  # connections one process keeps: its writer and a few concurrent readers
+READ_CHUNK_ENTRIES = 4096  # leaves read per query when streaming the log: one full batch
+HEAD_CANDIDATES_MAX = 64  # projection head markers the writer tries, newest first, then replays
+CHECKPOINT_CANDIDATES_MAX = 16  # stored checkpoints a reader tries, newest first, then: tampered
+
 # Merkle tiles (C2SP tlog-tiles)
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 HASH_SIZE = 32
+TILE_MEMO_TILES = (
+    1024  # level >= 1 tiles memoised: ~8 MB, and 1,024 level-1 tiles span 67 M entries
+)
 
 # Reads
 PROOF_TREE_SIZE_MAX = 2**40
@@ -38,6 +67,14 @@ ENTRY_BUNDLE_SIZE = TILE_WIDTH
 
 # Nodes
 REVIEW_QUEUE_MAX = 100_000  # entries a region's review queue holds
+FETCH_LEAVES_MAX = 4096  # leaves a node asks the log for at a time: one full batch
+DEFAULT_AUTO_APPROVE_MAX_FEN = 50_000  # 500 元: above it a person looks
+
+# Parallel verification (ledger/verifying.py)
+# Below this, shipping a batch to the worker costs more than it saves.
+PARALLEL_VERIFY_MIN_ENTRIES = 512
+VERIFY_WORKERS_MAX = 1  # the writer's thread verifies too: two cores, two verifiers
+VERIFY_WAIT_S = 120.0  # a worker that has not answered by then is a broken worker
 
 # Waiting
 WAIT_DEADLINE_S = 60.0  # how long a caller waits for the writer before DeadlineError
@@ -45,32 +82,143 @@ WAIT_DEADLINE_S = 60.0  # how long a caller waits for the writer before Deadline
 # Export files an auditor reads (bounded: an export may be hostile)
 CHECKPOINT_FILE_BYTES_MAX = 1_000_000  # one signed note with its cosignatures (NOTE_BYTES_MAX)
 TRUST_FILE_BYTES_MAX = 256 * 1024  # origin, log vkey and REGIONS_MAX witness vkeys: ~10 KB
+LINE_BYTES_MAX = LEAF_BYTES_MAX  # a line of entries.jsonl is a leaf: the sequencer logs no longer
+SKIP_CHUNK_BYTES = 1 << 20  # read size while skipping the rest of an overlong line: 1 MiB held
+INTEGRATE_CHUNK = 4096  # leaves hashed into the auditor's tree at a time: one full batch
+FINDINGS_MAX = 1000  # past this an export or a database is plainly broken; stop listing
+TEMPORARY_NAME_ATTEMPTS = 16  # random 64-bit names: a 16th clash means someone is planting them
 
 # Command-line input (bounded: a file or stdin may be anything, arguments any number)
 # One `submitted` document: its entry is at most ENTRY_BYTES_MAX canonical bytes, and a
 # file may be indented, so allow generous whitespace.
 SUBMISSION_BYTES_MAX = 1024 * 1024
+# CPython's 700 collects the young generation every few entries and rescans the writer's
+# state; ledger rows hold no reference cycles, so this saves ~10 % of append time.
+GC_YOUNG_THRESHOLD = 50_000
+
+# The demo
 DEMO_DAYS_MAX = 366
 DEMO_MERCHANTS_MAX = 100_000
+DEMO_MERCHANTS_MIN = 8  # brands across two regions plus independents
+DEMO_ENTRY_DELAY_MAX_S = 240  # a POS signs up to this long before the log sees it: within skew
+DEMO_EVIDENCE_SEQS_MAX = 5  # overdue returns a penalty cites: enough to show, short to read
+DEMO_DRAIN_ROUNDS_MAX = 10  # node rounds until nothing awaits: a day needs two or three
+DEMO_PAIR_TRIES_MAX = 100  # draws to find two franchisees of one brand (almost always one)
+
+# Benchmarks
 BENCH_APPEND_ENTRIES_MAX = 200_000  # every signed document is built in memory first
 BENCH_PROOF_ENTRIES_MAX = 4_000_000  # every leaf and hash is held in memory
 BENCH_SAMPLES_MAX = 1_000_000
+BENCH_MEMORY_ENTRIES_MAX = 20_000_000  # twenty times the default run: hours of appending
+BENCH_MEMORY_CHUNK_ENTRIES = 4 * BATCH_SIZE_MAX  # documents signed, then appended, at a time
+BENCH_RESTART_TIMEOUT_S = 3600  # a restart replays nothing; an hour means it hangs
+BENCH_LEAF_SAMPLES = 64  # leaves re-checked against the reference RFC 8785 implementation
+BENCH_VERIFY_SAMPLES = 200  # proofs re-checked by the verifiers and against pymerkle, untimed
+BENCH_RETURN_ITEMS_MAX = 3  # items on a bench return: a typical receipt, not a worst case
+BENCH_PURCHASE_AGE_DAYS_MAX = 6.0  # inside the bench merchants' 7-day return window
+
+
+def _entry_problems() -> list[tuple[bool, str]]:
+    return [
+        (
+            1 <= BATCH_SIZE_MAX <= QUEUE_DEPTH_MAX,
+            "BATCH_SIZE_MAX must be within 1..QUEUE_DEPTH_MAX",
+        ),
+        (
+            ENDORSEMENT_TARGETS_MAX <= BATCH_SIZE_MAX * 16,
+            "ENDORSEMENT_TARGETS_MAX is out of proportion to BATCH_SIZE_MAX",
+        ),
+        (TILE_WIDTH == 256, "C2SP tlog-tiles fixes the tile width at 256"),
+        (
+            ENTRY_BYTES_MAX * BATCH_SIZE_MAX <= BATCH_BYTES_MAX * 16,
+            "BATCH_BYTES_MAX too small for full batches",
+        ),
+        (AMOUNT_FEN_MAX <= 2**53 - 1, "AMOUNT_FEN_MAX beyond the RFC 8785 safe range"),
+        (
+            SUBMISSION_BYTES_MAX >= 2 * ENTRY_BYTES_MAX,
+            "SUBMISSION_BYTES_MAX leaves no room for a full entry's signatures",
+        ),
+        (LEAF_BYTES_MAX <= 0xFFFF, "LEAF_BYTES_MAX beyond a C2SP bundle's uint16 length"),
+        (
+            ENTRY_BYTES_MAX + RECORD_OVERHEAD_BYTES < LEAF_BYTES_MAX,
+            "a full entry and its record cannot fit LEAF_BYTES_MAX",
+        ),
+        (NESTING_DEPTH_MAX >= 4, "NESTING_DEPTH_MAX below the four levels a body nests"),
+        (PARSED_TIMES_MAX >= BATCH_SIZE_MAX, "PARSED_TIMES_MAX must hold a full batch's times"),
+        (
+            max(16, REGIONS_MAX + 1) <= NOTE_SIGNATURES_MAX,
+            "NOTE_SIGNATURES_MAX must be at least 16 and hold the log's and every witness's",
+        ),
+        (
+            NOTE_BYTES_MAX <= CHECKPOINT_FILE_BYTES_MAX,
+            "CHECKPOINT_FILE_BYTES_MAX must hold a note of NOTE_BYTES_MAX",
+        ),
+        (
+            0 <= DEFAULT_AUTO_APPROVE_MAX_FEN <= AMOUNT_FEN_MAX,
+            "DEFAULT_AUTO_APPROVE_MAX_FEN must be within 0..AMOUNT_FEN_MAX",
+        ),
+    ]
+
+
+# Counts, sizes and times that must be at least 1 (0 would loop forever or hold nothing).
+_POSITIVE = (
+    "GENESIS_TIME_SKEW_S",
+    "READ_CHUNK_ENTRIES",
+    "INTEGRATE_CHUNK",
+    "SKIP_CHUNK_BYTES",
+    "FINDINGS_MAX",
+    "HEAD_CANDIDATES_MAX",
+    "CHECKPOINT_CANDIDATES_MAX",
+    "TEMPORARY_NAME_ATTEMPTS",
+    "TILE_MEMO_TILES",
+    "CHECKED_PUBLIC_KEYS_CACHED",
+    "POSTGRES_POOL_SIZE",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "DEMO_DRAIN_ROUNDS_MAX",
+    "DEMO_PAIR_TRIES_MAX",
+    "BENCH_LEAF_SAMPLES",
+    "BENCH_VERIFY_SAMPLES",
+    "BENCH_RESTART_TIMEOUT_S",
+)
+
+
+def _reader_and_tool_problems() -> list[tuple[bool, str]]:
+    return [
+        (
+            1 <= FETCH_LEAVES_MAX <= 65_536,
+            "FETCH_LEAVES_MAX must be within 1..65536 (a fetch holds that many leaves)",
+        ),
+        (LINE_BYTES_MAX >= LEAF_BYTES_MAX, "LINE_BYTES_MAX must admit every leaf"),
+        (1 <= DEMO_MERCHANTS_MIN <= DEMO_MERCHANTS_MAX, "DEMO_MERCHANTS_MIN above the maximum"),
+        (
+            0 <= DEMO_ENTRY_DELAY_MAX_S < GENESIS_TIME_SKEW_S,
+            "DEMO_ENTRY_DELAY_MAX_S must lie within the entry time skew",
+        ),
+        (
+            1 <= DEMO_EVIDENCE_SEQS_MAX <= EVIDENCE_SEQS_MAX,
+            "DEMO_EVIDENCE_SEQS_MAX must be within 1..EVIDENCE_SEQS_MAX",
+        ),
+        (
+            1 <= BENCH_RETURN_ITEMS_MAX <= ITEMS_PER_RETURN_MAX,
+            "BENCH_RETURN_ITEMS_MAX must be within 1..ITEMS_PER_RETURN_MAX",
+        ),
+        (
+            BENCH_MEMORY_CHUNK_ENTRIES >= BATCH_SIZE_MAX,
+            "BENCH_MEMORY_CHUNK_ENTRIES must fill at least one batch",
+        ),
+        (0 < BENCH_PURCHASE_AGE_DAYS_MAX < 7, "BENCH_PURCHASE_AGE_DAYS_MAX beyond 7 days"),
+    ]
 
 
 def check_limits() -> None:
-    """Validate the limits against each other once, at start-up (Tessera's habit)."""
-    problems = []
-    if not 1 <= BATCH_SIZE_MAX <= QUEUE_DEPTH_MAX:
-        problems.append("BATCH_SIZE_MAX must be within 1..QUEUE_DEPTH_MAX")
-    if ENDORSEMENT_TARGETS_MAX > BATCH_SIZE_MAX * 16:
-        problems.append("ENDORSEMENT_TARGETS_MAX is out of proportion to BATCH_SIZE_MAX")
-    if TILE_WIDTH != 256:
-        problems.append("C2SP tlog-tiles fixes the tile width at 256")
-    if ENTRY_BYTES_MAX * BATCH_SIZE_MAX > BATCH_BYTES_MAX * 16:
-        problems.append("BATCH_BYTES_MAX too small for full batches")
-    if AMOUNT_FEN_MAX > 2**53 - 1:
-        problems.append("AMOUNT_FEN_MAX beyond the RFC 8785 safe range")
-    if SUBMISSION_BYTES_MAX < 2 * ENTRY_BYTES_MAX:
-        problems.append("SUBMISSION_BYTES_MAX leaves no room for a full entry's signatures")
+    """Validate the limits against each other (Tessera's habit): runs at import, below,
+    and again from ``alliance`` before any command. A bad combination is a ConfigError."""
+    rules = _entry_problems() + _reader_and_tool_problems()
+    problems = [message for holds, message in rules if not holds]
+    limits = globals()
+    problems += [f"{name} must be at least 1" for name in _POSITIVE if limits[name] < 1]
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+check_limits()

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas.errors import ConfigError, MalformedError, SignatureError, VerificationError
+from schemas.limits import NOTE_BYTES_MAX
 from signing.keys import SIGNATURE_SIZE, PublicKey, b64decode, b64encode
 from signing.note import (
-    NOTE_BYTES_MAX,
     SIG_TYPE_COSIGNATURE_V1,
     NoteSignature,
     NoteSigner,

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from schemas.errors import MalformedError, SignatureError, VerificationError
+from schemas.limits import NOTE_BYTES_MAX, NOTE_SIGNATURES_MAX
 from signing.keys import PUBLIC_KEY_SIZE, PrivateKey, PublicKey, b64decode, b64encode
 
 # Signature type bytes assigned by c2sp.org/signed-note ("Signature types").
@@ -30,12 +31,6 @@ SIG_TYPE_COSIGNATURE_V1 = 0x04  # timestamped Ed25519 witness cosignature
 
 KEY_HASH_SIZE = 4
 SIGNATURE_LINE_PREFIX = "\u2014 "  # em dash, space
-# Go's sumdb/note rejects a note with more than 100 signatures; the spec asks
-# verifiers to bound the count and to accept at least 16.
-NOTE_SIGNATURES_MAX = 100
-# Equivalent size bound (the spec allows either); matches torchwood's
-# checkpoint bound and is far above any checkpoint with cosignatures.
-NOTE_BYTES_MAX = 1_000_000
 
 _HEX_KEY_HASH = re.compile(r"[0-9a-fA-F]{8}")
 

@@ -205,6 +205,36 @@ def snapshot(engine: Engine) -> Snapshot:
     return Snapshot(head, entries, checkpoints, tiles, cosignatures, rows)
 
 
+# --- raw rows, as an attacker with INSERT rights (but no key) writes them ----------------
+
+RAW_LOGGED = "2026-11-23T02:00:00.000000Z"  # START, as the writer formats a logged time
+
+
+def insert_sql(table: str, columns: Sequence[str]) -> str:
+    """``INSERT INTO table (a, b) VALUES (:a, :b)``: one row (or many) by name."""
+    names = ", ".join(columns)
+    params = ", ".join(f":{column}" for column in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({params})"
+
+
+INSERT_ENTRY = insert_sql("log_entries", store.ENTRY_COLUMNS)
+
+
+def entry_row(
+    seq: int,
+    leaf: bytes,
+    *,
+    entry_id: str,
+    kind: str,
+    signer: str,
+    entry_hash: bytes,
+    logged: str = RAW_LOGGED,
+) -> dict[str, object]:
+    """The parameters of INSERT_ENTRY for ``leaf``; its leaf hash is the true one."""
+    values = (seq, entry_id, entry_hash, kind, signer, logged, leaf, merkle.leaf_hash(leaf))
+    return dict(zip(store.ENTRY_COLUMNS, values, strict=True))
+
+
 # --- independent Merkle recomputation ------------------------------------------------------
 
 

@@ -51,7 +51,7 @@ from ledger.merkle.tiles import (
     frontier_tile_keys,
 )
 from schemas.errors import LimitError, MalformedError, NotFoundError, invariant
-from schemas.limits import HASH_SIZE, PROOF_TREE_SIZE_MAX, TILE_HEIGHT, TILE_WIDTH
+from schemas.limits import HASH_SIZE, PROOF_TREE_SIZE_MAX, TILE_HEIGHT, TILE_MEMO_TILES, TILE_WIDTH
 
 _Range = tuple[int, int]  # leaves [start, end)
 _Address = tuple[TileKey, int, int]  # a node: (tile key, sublevel k, first hash's offset)
@@ -60,9 +60,6 @@ LEAF_PREFIX = b"\x00"  # RFC 6962 §2.1 domain separation: leaves and nodes neve
 NODE_PREFIX = b"\x01"
 EMPTY_ROOT: bytes = hashlib.sha256(b"").digest()  # MTH({}) per RFC 9162 §2.1.1
 
-# Full tiles of level >= 1 whose inner nodes are memoised for readers without blobs (see
-# _memo_nodes): ~8 MB at most, and 1,024 level-1 tiles already span 67 M entries.
-TILE_MEMO_TILES = 1024
 _SUBLEVEL_MASK = TILE_HEIGHT - 1  # level & mask: the sublevel within a tile (8 = 2**3)
 _LEVEL_SHIFT = TILE_HEIGHT.bit_length() - 1  # level >> shift: the tile level
 # Byte offset of sublevel k's first hash in a blob: (256 - 2**(9-k)) * 32, for k = 1..7.

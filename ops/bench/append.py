@@ -74,7 +74,12 @@ from ops.world import (
 from schemas.canonical import canonical, canonical_reference, parse_json
 from schemas.entry import format_utc
 from schemas.errors import AllianceError, ConfigError, InvariantError
-from schemas.limits import BATCH_SIZE_MAX
+from schemas.limits import (
+    BATCH_SIZE_MAX,
+    BENCH_LEAF_SAMPLES,
+    BENCH_PURCHASE_AGE_DAYS_MAX,
+    BENCH_RETURN_ITEMS_MAX,
+)
 from signing.entry import verify_entry_signature
 from signing.keys import PublicKey
 
@@ -92,12 +97,9 @@ MEMBER_SIGNER_REGION = "31"
 RETURN_MERCHANTS = 400  # enrolled before the timed returns, spread over the regions
 STORES_PER_MERCHANT = 3
 SAME_MERCHANT_SHARE = 0.1  # returns accepted by the seller itself (A = B: no obligation)
-PURCHASE_AGE_DAYS_MAX = 6.0  # inside the 7-day committed window
 RECEIPT_FEN_MIN, RECEIPT_FEN_MAX = 1_000, 500_000
-ITEMS_MAX = 3
 RETURN_CATEGORIES = ("apparel", "electronics", "home_goods", "toys", "books", "sports")
 RAW_TABLE = "bench_raw_entries"
-LEAF_SAMPLES = 64  # leaves re-checked against the reference RFC 8785 implementation
 SCHEMA_PREFIX = "bench_"
 SCHEMA_TOKEN_BYTES = 6
 RATE_DIGITS = 1
@@ -184,6 +186,7 @@ def _start_log(engine: Engine) -> Fixture:
     genesis = genesis_submission(config, ring, factory, BENCH_NOW)
     ledger = Ledger(engine, ring.keys[OPERATOR], clock=lambda: BENCH_NOW)
     ledger.submit(genesis)
+    ledger.writer.warm_up()  # the verification worker, before anything is timed
     regions = tuple(region.code for region in config.regions)
     return Fixture(engine, ring, factory, ledger, regions)
 
@@ -233,10 +236,10 @@ def _enrol_merchants(fixture: Fixture, count: int) -> list[str]:
 
 def _return_body(rng: random.Random, seller: str, number: str) -> dict[str, Any]:
     amount = rng.randint(RECEIPT_FEN_MIN, RECEIPT_FEN_MAX)
-    item_count = rng.randint(1, ITEMS_MAX)
+    item_count = rng.randint(1, BENCH_RETURN_ITEMS_MAX)
     # Each item refunds at least 1 fen; the refund never exceeds the receipt amount.
-    refunds = [rng.randint(1, amount // ITEMS_MAX) for _ in range(item_count)]
-    age = timedelta(days=rng.uniform(0, PURCHASE_AGE_DAYS_MAX))
+    refunds = [rng.randint(1, amount // BENCH_RETURN_ITEMS_MAX) for _ in range(item_count)]
+    age = timedelta(days=rng.uniform(0, BENCH_PURCHASE_AGE_DAYS_MAX))
     store = f"S{rng.randint(1, STORES_PER_MERCHANT)}"
     purchased = (BENCH_NOW - age).isoformat(timespec="seconds")
     receipt = receipt_wire(seller, store, number, purchased, amount)
@@ -404,7 +407,7 @@ def _check_log(engine: Engine, base: int, entries: int) -> None:
         size = store.head_size(connection)
         if size - base != entries:
             raise InvariantError(f"the bench appended {size - base} entries, not {entries}")
-        step = max(1, entries // LEAF_SAMPLES)
+        step = max(1, entries // BENCH_LEAF_SAMPLES)
         for seq in range(base, size, step):
             stored = store.read_entry(connection, seq)
             if stored is None or stored.leaf_hash != merkle.leaf_hash(stored.leaf):

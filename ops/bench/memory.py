@@ -36,10 +36,11 @@ from ops.bench.append import (
     _start_log,
 )
 from schemas.errors import ConfigError
-
-CHUNK_ENTRIES = 4 * BATCH_SIZE  # documents signed, then appended, at a time
-MEMORY_ENTRIES_MAX = 20_000_000
-RESTART_TIMEOUT_S = 3600
+from schemas.limits import (
+    BENCH_MEMORY_CHUNK_ENTRIES,
+    BENCH_MEMORY_ENTRIES_MAX,
+    BENCH_RESTART_TIMEOUT_S,
+)
 
 # Run by the restart child: open the ledger, append one enrolment, print time and peak RSS.
 _RESTART = """
@@ -80,16 +81,16 @@ def _cpu_model() -> str:
 
 
 def bench_memory(db: str | None, entries: int = 1_000_000) -> dict[str, object]:
-    if not 1 <= entries <= MEMORY_ENTRIES_MAX:
-        raise ConfigError(f"entries must be within 1..{MEMORY_ENTRIES_MAX}")
+    if not 1 <= entries <= BENCH_MEMORY_ENTRIES_MAX:
+        raise ConfigError(f"entries must be within 1..{BENCH_MEMORY_ENTRIES_MAX}")
     with _fresh_database(db) as (backend, engine):
         fixture = _start_log(engine)
         merchants = _enrol_merchants(fixture, RETURN_MERCHANTS)
         rng = random.Random(SEED)  # noqa: S311 - bench data, not secrets
         appended_s = 0.0
-        for base in range(0, entries, CHUNK_ENTRIES):
+        for base in range(0, entries, BENCH_MEMORY_CHUNK_ENTRIES):
             documents = []
-            for index in range(base, min(entries, base + CHUNK_ENTRIES)):
+            for index in range(base, min(entries, base + BENCH_MEMORY_CHUNK_ENTRIES)):
                 acceptor = seller = rng.choice(merchants)
                 if rng.random() >= SAME_MERCHANT_SHARE:
                     while seller == acceptor:
@@ -112,7 +113,7 @@ def bench_memory(db: str | None, entries: int = 1_000_000) -> dict[str, object]:
             [sys.executable, "-c", _RESTART, url],
             capture_output=True,
             text=True,
-            timeout=RESTART_TIMEOUT_S,
+            timeout=BENCH_RESTART_TIMEOUT_S,
             check=False,
         )
         if restart.returncode != 0:

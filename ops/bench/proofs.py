@@ -52,10 +52,9 @@ from ledger.merkle import (
     verify_inclusion,
 )
 from schemas.errors import VerificationError
-from schemas.limits import BATCH_SIZE_MAX
+from schemas.limits import BATCH_SIZE_MAX, BENCH_VERIFY_SAMPLES
 
 NS_PER_US = 1_000
-VERIFY_SAMPLES = 200  # proofs re-checked by the verifiers and against pymerkle, untimed
 PERCENTILES = (50, 99)
 
 Pair = tuple[int, int]  # (index, size) or (old, new)
@@ -121,11 +120,11 @@ def _verify_ours(
 ) -> int:
     """Run the verifiers over a sample of our proofs; raises if any fails."""
     checked = 0
-    for index, size in inclusions[:VERIFY_SAMPLES]:
+    for index, size in inclusions[:BENCH_VERIFY_SAMPLES]:
         proof = inclusion_proof(index, size, tiles)
         verify_inclusion(hashes[index], index, size, proof, root(size, tiles))
         checked += 1
-    for old, new in pairs[:VERIFY_SAMPLES]:
+    for old, new in pairs[:BENCH_VERIFY_SAMPLES]:
         proof = consistency_proof(old, new, tiles)
         verify_consistency(old, new, root(old, tiles), root(new, tiles), proof)
         checked += 1
@@ -146,14 +145,14 @@ def _cross_check(
 ) -> None:
     """Same roots; pymerkle's inclusion path is [leaf hash] + ours; its consistency proofs
     (its own format) verify against our roots."""
-    for index, size in inclusions[:VERIFY_SAMPLES]:
+    for index, size in inclusions[:BENCH_VERIFY_SAMPLES]:
         if tree.get_root(size) != root(size, tiles):
             raise VerificationError(f"pymerkle and ledger.merkle disagree on the root of {size}")
         if list(tree.prove_inclusion(index + 1, size).path[1:]) != inclusion_proof(
             index, size, tiles
         ):
             raise VerificationError(f"pymerkle's inclusion path of {index} in {size} differs")
-    for old, new in pairs[:VERIFY_SAMPLES]:
+    for old, new in pairs[:BENCH_VERIFY_SAMPLES]:
         proof = tree.prove_consistency(old, new)
         try:
             pymerkle.verify_consistency(root(old, tiles), root(new, tiles), proof)

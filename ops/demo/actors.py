@@ -20,6 +20,7 @@ from ops.demo.sales import Sale
 from ops.demo.stage import TICKS_AT, Claim, OpenDispute, Planned, Plant, World
 from ops.world import entry_time
 from schemas.errors import InvariantError, invariant
+from schemas.limits import DEMO_DRAIN_ROUNDS_MAX, DEMO_ENTRY_DELAY_MAX_S, DEMO_EVIDENCE_SEQS_MAX
 from signing.entry import submitted
 
 RETURNS_PER_MERCHANT = 4  # 200 merchants: 800 returns a day
@@ -28,10 +29,7 @@ MERCHANTS_PER_ADVANCE = 40
 MERCHANTS_PER_DISPUTE = 60
 UPHELD_EVERY = 3  # dispute 0, 3, 6 … is upheld, the others dismissed
 FUND_ADVANCE_SHARE = 0.6  # of advances, paid by the zone fund (else by a platform)
-ENTRY_DELAY_MAX_S = 240  # a POS signs up to this long before the log sees it (skew 600 s)
 OVER_REFUND_FEN = 5_000
-EVIDENCE_MAX = 5
-DRAIN_ROUNDS_MAX = 10
 FABRICATED = "虚构退货：卖方门店收银系统无此笔销售（监管核查）"
 NO_COMPLAINT = "先行垫付依据不足：12315平台无对应投诉记录"
 FUND_BASIS = "消法第四十四条：示范区共筹先行垫付资金先行赔付，向经营者追偿"
@@ -86,10 +84,12 @@ class Regulators:
 
     def drain(self) -> None:
         """Run the nodes until every return and advance is decided by every region."""
-        for _ in range(DRAIN_ROUNDS_MAX):
+        for _ in range(DEMO_DRAIN_ROUNDS_MAX):
             if self.ledger.endorse_round(self.judge) == 0:
                 return
-        raise InvariantError(f"demo: endorsement nodes still busy after {DRAIN_ROUNDS_MAX} rounds")
+        raise InvariantError(
+            f"demo: endorsement nodes still busy after {DEMO_DRAIN_ROUNDS_MAX} rounds"
+        )
 
     def morning(self, day: int) -> None:
         schedule, world = self.world.schedule, self.world
@@ -156,7 +156,9 @@ class Regulators:
         if debts:
             debtor = min(debts, key=lambda member: (-debts[member], member))
             member = self.world.merchant(debtor)
-            seq = self.penalty(member, "overdue_settlement", evidence[debtor][:EVIDENCE_MAX])
+            seq = self.penalty(
+                member, "overdue_settlement", evidence[debtor][:DEMO_EVIDENCE_SEQS_MAX]
+            )
             self.books.watch_penalty = (seq, member)
 
     def penalise_false_claim(self) -> None:
@@ -221,7 +223,7 @@ class Traders:
         self.ledger.submit(planned)
 
     def plan_return(self, sale: Sale, plant: Plant | None = None) -> Planned:
-        delay = self.world.rng.randint(0, ENTRY_DELAY_MAX_S)
+        delay = self.world.rng.randint(0, DEMO_ENTRY_DELAY_MAX_S)
         document = self.ledger.signed("return.recorded", sale.acceptor.id, sale.body, delay_s=delay)
         if plant is not None:
             self.books.planted[document["entry"]["id"]] = plant

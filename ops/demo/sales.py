@@ -13,13 +13,13 @@ from typing import Any
 from ops.demo.population import Member, Population, Store
 from ops.world import ReturnItem, entry_time, receipt_wire, return_body
 from schemas.errors import ConfigError
+from schemas.limits import DEMO_PAIR_TRIES_MAX
 
 BRAND_RETURN_SHARE = 0.55  # returns refunded by a franchisee for a brand peer's sale
 CROSS_REGION_IN_BRAND = 0.45  # of those, the peer is in another region: ~25 % overall
 FULL_REFUND_SHARE = 0.7
 PRICE_SKEW = 4  # price = low + (high - low) * U**4: the mean is a fifth of the range
 PRICE_STEP_FEN, PRICE_ENDING_FEN = 1_000, 900  # shelf prices like ¥129.00, ¥2,399.00
-PAIR_TRIES = 100  # draws to find two franchisees of one brand (almost always the first)
 MIN_PURCHASE_AGE = timedelta(hours=1)
 OPEN_MINUTE, CLOSE_MINUTE = 9 * 60, 21 * 60  # shops' opening hours, for purchase times
 
@@ -156,7 +156,7 @@ class ReturnMaker:
 
     def cross_member(self, moment: datetime, idle: Collection[str]) -> Sale:
         """A return between two franchisees (for a fabricated receipt)."""
-        for _ in range(PAIR_TRIES):
+        for _ in range(DEMO_PAIR_TRIES_MAX):
             seller, acceptor = self.pair(idle)
             if seller.id != acceptor.id:
                 return self.refund(self.receipt(seller, moment), acceptor, full=True)

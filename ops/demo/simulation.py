@@ -40,8 +40,8 @@ from ops.demo.stage import (
 from ops.demo.summary import Summary, print_summary, summarize
 from ops.report import print_audit
 from schemas.errors import ConfigError
+from schemas.limits import DEMO_MERCHANTS_MIN
 
-MIN_MERCHANTS = 8  # brands across two regions plus independents
 PIPED_WIDTH = 110  # the region table's width, when output is not a terminal
 
 
@@ -134,8 +134,8 @@ def simulate(
     console: Console | None = None,
 ) -> DemoOutcome:
     """Run the simulated alliance into a fresh ledger, export it, audit the export."""
-    if days < 1 or merchants < MIN_MERCHANTS:
-        raise ConfigError(f"the demo needs at least 1 day and {MIN_MERCHANTS} merchants")
+    if days < 1 or merchants < DEMO_MERCHANTS_MIN:
+        raise ConfigError(f"the demo needs at least 1 day and {DEMO_MERCHANTS_MIN} merchants")
     started = time.perf_counter()
     config = load_config()
     ledger = LedgerClient.create(db_url, config, seed)

@@ -73,6 +73,25 @@ def return_body(
     return world_return_body(receipt, accepted_store, items)
 
 
+def one_item_return(
+    seller: str,
+    purchased: str,
+    *,
+    number: str = "R-1",
+    amount_fen: int = 10_000,
+    refund_fen: int = 100,
+    store: str = "S1",
+    accepted_store: str = "S1",
+    sku: str = "SKU1",
+    category: str = "apparel",
+) -> dict[str, Any]:
+    """A `return.recorded` body of one returned item, refunded ``refund_fen``;
+    ``purchased`` is an entry-style time."""
+    receipt = receipt_wire(seller, store, number, purchased, amount_fen)
+    item = ReturnItem(sku, category, 1, refund_fen)
+    return world_return_body(receipt, accepted_store, [item])
+
+
 def advance_body(liable: str, case: str = "CASE-1", amount_fen: int = 50_000) -> dict[str, Any]:
     return {
         "liable": liable,
@@ -82,10 +101,17 @@ def advance_body(liable: str, case: str = "CASE-1", amount_fen: int = 50_000) ->
     }
 
 
+def endorsement(
+    world: World, signer: str, targets: list[int], decision: str = "approve", reason: str = ""
+) -> dict[str, Any]:
+    """A signed `endorsement` by ``signer`` (not submitted)."""
+    body = {"targets": targets, "decision": decision, "reason": reason}
+    return world.sign("endorsement", signer, body)
+
+
 def endorse(world: World, region: str, targets: list[int], decision: str = "approve") -> int:
     reason = "checked" if decision == "approve" else "receipt not genuine"
-    body = {"targets": targets, "decision": decision, "reason": reason}
-    return world.submit(world.sign("endorsement", f"region:{region}", body))
+    return world.submit(endorsement(world, f"region:{region}", targets, decision, reason))
 
 
 def penalty_body(

@@ -20,7 +20,6 @@ from typer.testing import CliRunner, Result
 
 from ledger import merkle
 from ledger.audit import (
-    LINE_BYTES_MAX,
     AuditReport,
     Overlong,
     audit_directory,
@@ -32,7 +31,7 @@ from ops.cli import app
 from ops.world import witness_name
 from schemas.canonical import canonical
 from schemas.errors import ConfigError
-from schemas.limits import CHECKPOINT_FILE_BYTES_MAX, TRUST_FILE_BYTES_MAX
+from schemas.limits import CHECKPOINT_FILE_BYTES_MAX, LINE_BYTES_MAX, TRUST_FILE_BYTES_MAX
 from signing.checkpoint import (
     Checkpoint,
     CosignatureVerifier,

@@ -13,6 +13,7 @@ from ledger.db import make_engine
 from ledger.schema import migrate
 from ops.world import entry_time
 from tests.conftest import Alliance, make_alliance
+from tests.ledger.builders import one_item_return
 
 
 def _script(alliance: Alliance) -> list[dict[str, Any]]:
@@ -24,18 +25,16 @@ def _script(alliance: Alliance) -> list[dict[str, Any]]:
     buyer = buyer_doc["entry"]["body"]["member"]["id"]
     seller_store = seller_doc["entry"]["body"]["member"]["stores"][0]["id"]
     buyer_store = buyer_doc["entry"]["body"]["member"]["stores"][0]["id"]
-    return_body = {
-        "receipt": {
-            "merchant": seller,
-            "store": seller_store,
-            "number": "POS-0001",
-            "purchased": entry_time(now - timedelta(days=2)),
-            "amount_fen": 39_900,
-        },
-        "accepted_store": buyer_store,
-        "refund_fen": 39_900,
-        "items": [{"sku": "UQ-431", "category": "apparel", "qty": 1, "refund_fen": 39_900}],
-    }
+    return_body = one_item_return(
+        seller,
+        entry_time(now - timedelta(days=2)),
+        number="POS-0001",
+        amount_fen=39_900,
+        refund_fen=39_900,
+        store=seller_store,
+        accepted_store=buyer_store,
+        sku="UQ-431",
+    )
     return [
         seller_doc,
         buyer_doc,

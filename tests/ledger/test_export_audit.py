@@ -27,6 +27,7 @@ from signing.keys import PrivateKey
 from signing.note import NoteSigner
 from tests.conftest import Alliance
 from tests.dbtools import snapshot
+from tests.ledger.builders import one_item_return
 
 EDITED = 5  # the enrolment whose line the edits change
 RETURN_SEQ = 9  # a return.recorded (an amount to change)
@@ -46,18 +47,10 @@ def build_log(alliance: Alliance) -> None:
             assert not isinstance(result, Exception), result
     now = alliance.clock.advance(minutes=5)
     seller, buyer = members[0], members[1]  # regions 31 and 32
-    body = {
-        "receipt": {
-            "merchant": seller,
-            "store": "S1",
-            "number": "POS-000123",
-            "purchased": entry_time(now - timedelta(days=2)),
-            "amount_fen": 25_800,
-        },
-        "accepted_store": "S1",
-        "refund_fen": 12_900,
-        "items": [{"sku": "SKU-9", "category": "apparel", "qty": 1, "refund_fen": 12_900}],
-    }
+    purchased = entry_time(now - timedelta(days=2))
+    body = one_item_return(
+        seller, purchased, number="POS-000123", amount_fen=25_800, refund_fen=12_900, sku="SKU-9"
+    )
     ring, factory = alliance.ring, alliance.factory
     seq = alliance.sequencer.submit(factory.signed(ring, "return.recorded", buyer, body, now)).seq
     assert seq == RETURN_SEQ

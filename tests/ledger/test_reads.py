@@ -16,6 +16,7 @@ from ledger.state import State
 from nodes.endorse import awaiting_region
 from ops.world import entry_time, member_body
 from tests.conftest import Alliance
+from tests.ledger.builders import one_item_return
 
 REGIONS = ("31", "32", "33", "34")
 STATUSES = ("pending", "effective", "held", "void")
@@ -53,18 +54,10 @@ def _enrol(alliance: Alliance, region: str, **fields: Any) -> str:
 def _return(
     alliance: Alliance, seller: str, acceptor: str, number: str, refund_fen: int, store: str
 ) -> int:
-    body = {
-        "receipt": {
-            "merchant": seller,
-            "store": "S1",
-            "number": number,
-            "purchased": entry_time(alliance.clock() - timedelta(days=1)),
-            "amount_fen": 10_000,
-        },
-        "accepted_store": store,
-        "refund_fen": refund_fen,
-        "items": [{"sku": "SKU1", "category": "apparel", "qty": 1, "refund_fen": refund_fen}],
-    }
+    purchased = entry_time(alliance.clock() - timedelta(days=1))
+    body = one_item_return(
+        seller, purchased, number=number, refund_fen=refund_fen, accepted_store=store
+    )
     return _submit(alliance, "return.recorded", acceptor, body)
 
 

@@ -31,7 +31,7 @@ signatures = st.lists(st.fixed_dictionaries({"key": texts, "sig": texts}), max_s
 def test_record_leaf_is_rfc8785_of_the_record(
     seq: int, entry: dict[str, Any], sigs: list[dict[str, str]]
 ) -> None:
-    logged = "2026-11-23T02:00:00.000000Z"
+    logged = "2026-11-23T02:00:00.000000Z"  # as format_utc() writes it
     record = {"seq": seq, "logged": logged, "entry": entry, "signatures": sigs}
     leaf = record_leaf(seq, logged, canonical(entry), canonical(sigs))
     assert leaf == bytes(rfc8785.dumps(record))

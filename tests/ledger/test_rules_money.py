@@ -29,6 +29,7 @@ from tests.ledger.builders import (
     decisions,
     due_regions,
     endorse,
+    endorsement,
     obligation,
     postings_by_seq,
     receipt,
@@ -462,53 +463,46 @@ def test_batch_endorsement_decides_every_target(al: Alliance) -> None:
 
 def test_endorsement_by_a_member_is_refused(al: Alliance) -> None:
     seq = record_return(al)
-    body = {"targets": [seq], "decision": "approve", "reason": ""}
-    refused(al.world, al.world.sign("endorsement", al.seller, body), PolicyError, "by a region")
+    refused(al.world, endorsement(al.world, al.seller, [seq]), PolicyError, "by a region")
 
 
 def test_endorsement_by_an_unknown_region_is_refused(al: Alliance) -> None:
     seq = record_return(al)
     al.world.ring.ensure("region:43")
-    body = {"targets": [seq], "decision": "approve", "reason": ""}
-    sub = al.world.sign("endorsement", "region:43", body)
+    sub = endorsement(al.world, "region:43", [seq])
     refused(al.world, sub, UnknownPrincipalError, "region:43")
 
 
 def test_duplicate_targets_are_refused(al: Alliance) -> None:
     seq = record_return(al)
-    body = {"targets": [seq, seq], "decision": "approve", "reason": ""}
-    sub = al.world.sign("endorsement", "region:31", body)
+    sub = endorsement(al.world, "region:31", [seq, seq])
     refused(al.world, sub, PolicyError, "listed twice")
 
 
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_rejection_needs_a_reason(al: Alliance, reason: str) -> None:
     seq = record_return(al)
-    body = {"targets": [seq], "decision": "reject", "reason": reason}
-    sub = al.world.sign("endorsement", "region:31", body)
+    sub = endorsement(al.world, "region:31", [seq], "reject", reason)
     assert refused(al.world, sub, PolicyError, "reason").field == "body.reason"
 
 
 def test_target_must_await_endorsement(al: Alliance) -> None:
     seq = record_return(al)
-    body = {"targets": [seq, 1], "decision": "approve", "reason": ""}
-    sub = al.world.sign("endorsement", "region:31", body)
+    sub = endorsement(al.world, "region:31", [seq, 1])
     error = refused(al.world, sub, PolicyError, "seq 1 is not an entry awaiting endorsement")
     assert error.field == "body.targets.1"
 
 
 def test_target_must_touch_the_region(al: Alliance) -> None:
     seq = record_return(al)
-    body = {"targets": [seq], "decision": "approve", "reason": ""}
-    sub = al.world.sign("endorsement", "region:33", body)
+    sub = endorsement(al.world, "region:33", [seq])
     refused(al.world, sub, PolicyError, "does not touch region 33")
 
 
 def test_region_decides_once(al: Alliance) -> None:
     seq = record_return(al)
     endorse(al.world, "31", [seq])
-    body = {"targets": [seq], "decision": "reject", "reason": "changed our mind"}
-    sub = al.world.sign("endorsement", "region:31", body)
+    sub = endorsement(al.world, "region:31", [seq], "reject", "changed our mind")
     refused(al.world, sub, PolicyError, "already decided")
 
 

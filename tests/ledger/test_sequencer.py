@@ -32,6 +32,7 @@ from signing.entry import sign_entry, submitted
 from signing.keys import PrivateKey
 from tests.conftest import Alliance
 from tests.dbtools import Snapshot, check_log, naive_root, snapshot
+from tests.ledger.builders import one_item_return
 
 
 def appended(result: Appended | AllianceError) -> Appended:
@@ -131,21 +132,6 @@ def test_the_same_id_with_other_bytes_is_a_conflict(alliance: Alliance) -> None:
 # --- refusals --------------------------------------------------------------------------------
 
 
-def _return_body(seller: str, time: Any, amount: object) -> dict[str, Any]:
-    return {
-        "receipt": {
-            "merchant": seller,
-            "store": "S1",
-            "number": "R-1",
-            "purchased": entry_time(time - timedelta(days=1)),
-            "amount_fen": amount,
-        },
-        "accepted_store": "S1",
-        "refund_fen": 100,
-        "items": [{"sku": "SKU1", "category": "apparel", "qty": 1, "refund_fen": 100}],
-    }
-
-
 def bad_shape(alliance: Alliance) -> Any:
     document = alliance.enroll_doc()
     del document["signatures"]
@@ -172,7 +158,7 @@ def bad_body_shape(alliance: Alliance) -> Any:
 def float_amount(alliance: Alliance) -> Any:
     seller = alliance.enroll_doc()["entry"]["body"]["member"]["id"]
     signer = alliance.new_uscc()
-    body = _return_body(seller, alliance.clock(), 10_000)
+    body = one_item_return(seller, entry_time(alliance.clock() - timedelta(days=1)))
     document = submitted(
         alliance.factory.entry("return.recorded", signer, body, alliance.clock()),
         alliance.ring.ensure(signer),
@@ -424,7 +410,8 @@ def _grow_varied_log(alliance: Alliance) -> None:
         appended(result)
     seller, buyer = members["31"][3], members["32"][3]
     now = alliance.clock.advance(minutes=1)
-    refund = factory.signed(ring, "return.recorded", buyer, _return_body(seller, now, 10_000), now)
+    body = one_item_return(seller, entry_time(now - timedelta(days=1)))
+    refund = factory.signed(ring, "return.recorded", buyer, body, now)
     target = alliance.sequencer.submit(refund).seq
     approvals = [
         factory.signed(

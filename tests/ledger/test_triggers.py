@@ -10,11 +10,18 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from ledger import merkle
 from ledger.db import make_engine
 from ledger.schema import migrate
 from tests.conftest import Alliance, require_pg
-from tests.dbtools import PgServer, check_log, new_schema_name, schema_url, snapshot
+from tests.dbtools import (
+    INSERT_ENTRY,
+    PgServer,
+    check_log,
+    entry_row,
+    new_schema_name,
+    schema_url,
+    snapshot,
+)
 
 LOG_TABLES = ("log_entries", "checkpoints", "cosignatures")
 
@@ -161,22 +168,14 @@ def _raw_entry(seq: int, marker: str, entry_id: str | None = None) -> dict[str, 
         "entry": {"id": identifier, "kind": "member.enrolled", "signer": "region:31"},
     }
     leaf = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
-    return {
-        "seq": seq,
-        "entry_id": entry_id or identifier,
-        "entry_hash": hashlib.sha256(leaf).digest(),
-        "kind": "member.enrolled",
-        "signer": "region:31",
-        "logged": "2026-11-23T02:00:00.000000Z",
-        "leaf": leaf,
-        "leaf_hash": merkle.leaf_hash(leaf),
-    }
-
-
-INSERT_ENTRY = (
-    "INSERT INTO log_entries (seq, entry_id, entry_hash, kind, signer, logged, leaf, leaf_hash) "
-    "VALUES (:seq, :entry_id, :entry_hash, :kind, :signer, :logged, :leaf, :leaf_hash)"
-)
+    return entry_row(
+        seq,
+        leaf,
+        entry_id=entry_id or identifier,
+        kind="member.enrolled",
+        signer="region:31",
+        entry_hash=hashlib.sha256(leaf).digest(),
+    )
 
 
 def test_log_entries_must_be_inserted_gaplessly(grown: Alliance) -> None:

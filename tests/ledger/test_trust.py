@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from ledger import merkle, store
+from ledger import store
 from ledger.app import Ledger
 from ledger.doctor import examine, repair
 from ledger.maintenance import unguarded
@@ -28,7 +28,8 @@ from schemas.errors import (
 from signing.entry import submitted
 from signing.keys import PrivateKey
 from tests.conftest import Alliance
-from tests.dbtools import check_log, snapshot
+from tests.dbtools import INSERT_ENTRY, RAW_LOGGED, check_log, entry_row, insert_sql, snapshot
+from tests.ledger.builders import one_item_return
 
 
 def _merchants(alliance: Alliance) -> tuple[str, str]:
@@ -40,29 +41,15 @@ def _merchants(alliance: Alliance) -> tuple[str, str]:
 
 
 def _return(alliance: Alliance, seller: str, refund_fen: int) -> dict[str, Any]:
-    now = alliance.clock()
-    return {
-        "receipt": {
-            "merchant": seller,
-            "store": "S1",
-            "number": "R-1",
-            "purchased": entry_time(now - timedelta(days=1)),
-            "amount_fen": 10_000,
-        },
-        "accepted_store": "S1",
-        "refund_fen": refund_fen,
-        "items": [{"sku": "SKU1", "category": "apparel", "qty": 1, "refund_fen": refund_fen}],
-    }
+    purchased = entry_time(alliance.clock() - timedelta(days=1))
+    return one_item_return(seller, purchased, refund_fen=refund_fen)
 
 
 def _plant(alliance: Alliance, table: str, values: dict[str, object], version: int) -> None:
     """INSERT a projection row version as an attacker would: no key, so no valid seal."""
-    columns = [*FIELD_NAMES[table], "version", "seal"]
-    row = {**values, "version": version, "seal": bytes(32)}
-    names = ", ".join(columns)
-    params = ", ".join(f":{c}" for c in columns)
+    insert = insert_sql(table, [*FIELD_NAMES[table], "version", "seal"])
     with alliance.engine.begin() as connection:
-        connection.execute(text(f"INSERT INTO {table} ({names}) VALUES ({params})"), row)
+        connection.execute(text(insert), {**values, "version": version, "seal": bytes(32)})
 
 
 def _fresh(alliance: Alliance, key: PrivateKey | None = None) -> Ledger:
@@ -120,25 +107,16 @@ def test_planted_key_and_reset_receipt_are_not_trusted(alliance: Alliance) -> No
 
 
 def _leaf_of(alliance: Alliance, seq: int, document: dict[str, Any]) -> dict[str, object]:
-    logged = "2026-11-23T02:00:00.000000Z"
-    leaf = record_leaf(seq, logged, canonical(document["entry"]), canonical(document["signatures"]))
     entry = document["entry"]
-    return {
-        "seq": seq,
-        "entry_id": entry["id"],
-        "entry_hash": bytes(32),
-        "kind": entry["kind"],
-        "signer": entry["signer"],
-        "logged": logged,
-        "leaf": leaf,
-        "leaf_hash": merkle.leaf_hash(leaf),
-    }
-
-
-INSERT_ENTRY = (
-    "INSERT INTO log_entries (seq, entry_id, entry_hash, kind, signer, logged, leaf, leaf_hash) "
-    "VALUES (:seq, :entry_id, :entry_hash, :kind, :signer, :logged, :leaf, :leaf_hash)"
-)
+    leaf = record_leaf(seq, RAW_LOGGED, canonical(entry), canonical(document["signatures"]))
+    return entry_row(
+        seq,
+        leaf,
+        entry_id=entry["id"],
+        kind=entry["kind"],
+        signer=entry["signer"],
+        entry_hash=bytes(32),
+    )
 
 
 def _insert_leaf(alliance: Alliance, row: dict[str, object], *, with_tile: bool) -> None:

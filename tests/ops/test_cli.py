@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,8 @@ from ledger import merkle
 from ledger.db import make_engine
 from ledger.export import ENTRIES_FILE
 from ops.cli import app
-from ops.world import EntryFactory, Keyring
+from ops.world import EntryFactory, Keyring, ReturnItem, entry_time, receipt_wire, return_body
+from schemas.entry import parse_record
 from signing.checkpoint import Checkpoint
 from signing.keys import b64decode
 from tests.dbtools import enroll_doc, snapshot, uscc
@@ -312,3 +313,95 @@ def test_audit_findings_naming_user_data_are_not_read_as_markup(cli: Cli) -> Non
     assert result.exit_code == 1, result.exception
     assert isinstance(result.exception, SystemExit)
     assert "seq 0" in result.stdout and "[/x]" in result.stdout
+
+
+# --- init, nodes and doctor ------------------------------------------------------------
+
+
+def test_init_on_a_database_with_a_ledger_leaves_no_key_behind(cli: Cli) -> None:
+    other = cli.tmp / "fresh-keys"
+    before = snapshot(make_engine(cli.db))
+    result = cli("init", "--db", cli.db, "--keys", str(other))
+    assert_clean_error(result, "already-initialised")
+    left = sorted(path.name for path in other.iterdir()) if other.exists() else []
+    assert not [name for name in left if name.endswith(".pem") or name == "trust.json"], left
+    assert snapshot(make_engine(cli.db)) == before
+    assert (cli.keys / "operator.pem").exists()  # the first init's keys are untouched
+
+
+def _cross_region_return(cli: Cli, refund_fen: int) -> int:
+    """Enrol a seller in 31 and a buyer in 32, and log the buyer's refund of goods the
+    seller sold; returns the return's seq."""
+    ring = Keyring.load(cli.keys)
+    factory = EntryFactory()
+    now = datetime.now(UTC)
+    seller, buyer = uscc("31", 1), uscc("32", 1)
+    cli.submit(enroll_doc(ring, factory, seller, now, "31"))
+    cli.submit(enroll_doc(ring, factory, buyer, now, "32"))
+    receipt = receipt_wire(seller, "S1", "R-1", entry_time(now - timedelta(days=1)), 10_000)
+    body = return_body(receipt, "S1", [ReturnItem("SKU1", "apparel", 1, refund_fen)])
+    return int(cli.submit(factory.signed(ring, "return.recorded", buyer, body, now))["seq"])
+
+
+def test_endorse_queues_by_its_rules_and_a_person_approves(cli: Cli) -> None:
+    seq = _cross_region_return(cli, 500)
+    rules = cli.tmp / "rules.json"
+    rules.write_text(json.dumps({"auto_approve_max_fen": 0}))
+    node = ["endorse", "--region", "31", "--key", str(cli.keys / "region-31.pem")]
+    node += ["--keys", str(cli.keys)]
+    before = snapshot(make_engine(cli.db)).head
+    ran = cli.json(*node, "--rules", str(rules))
+    assert ran == {"region": "31", "approved": 0, "rejected": 0, "queued": [seq]}
+    assert snapshot(make_engine(cli.db)).head == before
+    listed = cli.json(*node, "--review")
+    assert [item["target"] for item in listed["review"]] == [seq]
+    assert listed["review"][0]["reasons"] == ["amount 500 fen above 0"]
+    refused = cli(*node, "--review", "--reject", str(seq), "--db", cli.db)
+    assert_clean_error(refused, "policy-violation", "reason")
+
+    decided = cli.json(*node, "--review", "--approve", str(seq))
+    assert (decided["approved"], decided["rejected"]) == (1, 0)
+    snap = snapshot(make_engine(cli.db))
+    assert snap.head == before + 1
+    endorsement = parse_record(snap.entries[before].leaf)[0]["entry"]
+    assert (endorsement["kind"], endorsement["signer"]) == ("endorsement", "region:31")
+    assert endorsement["body"]["targets"] == [seq]
+    proof = cli.json("proof", "inclusion", str(before))
+    assert b64decode(proof["leaf_hash"]) == snap.entries[before].leaf_hash
+    assert cli.json(*node, "--review")["review"] == []
+    # Region 32's node on its default rules approves at once; region 31 has nothing left.
+    other = ["endorse", "--region", "32", "--key", str(cli.keys / "region-32.pem")]
+    assert cli.json(*other, "--keys", str(cli.keys))["approved"] == 1
+    assert cli.json(*node, "--rules", str(rules))["queued"] == []
+
+
+def test_doctor_on_a_clean_ledger(cli: Cli) -> None:
+    _cross_region_return(cli, 500)
+    for extra in ([], ["--keys", str(cli.keys)]):
+        report = cli.json("doctor", *extra)
+        assert report["ok"] is True and report["findings"] == []
+        assert report["size"] == snapshot(make_engine(cli.db)).head
+
+
+def test_witness_reads_the_trust_root_beside_its_key(cli: Cli) -> None:
+    trust = json.loads((cli.keys / "trust.json").read_text())
+    exported = cli.tmp / "export"
+    cli.json("export", str(exported))
+    assert trust == json.loads((exported / "trust.json").read_text())
+    cli.submit(cli.document(1))
+    key = cli.keys / "region-31.witness.pem"
+    done = cli.json("witness", "--region", "31", "--key", str(key))
+    assert (done["region"], done["size"], done["previous"]) == ("31", 2, 1)
+    # Without trust.json beside it the key alone is not enough; --trust names one.
+    alone = cli.tmp / "alone"
+    alone.mkdir()
+    (alone / key.name).write_bytes(key.read_bytes())
+    (alone / key.name).chmod(0o600)
+    moved = ["witness", "--region", "31", "--key", str(alone / key.name)]
+    assert_clean_error(cli(*moved, "--db", cli.db), "not-found", "trust")
+    again = cli.json(*moved, "--trust", str(cli.keys / "trust.json"))
+    assert (again["size"], again["previous"]) == (2, 2)
+    # A trust root naming another witness key for region 31 refuses this key.
+    trust["witness_keys"]["31"] = trust["witness_keys"]["32"]
+    (alone / "trust.json").write_text(json.dumps(trust))
+    assert_clean_error(cli(*moved, "--db", cli.db), "verification-failed")

@@ -11,6 +11,7 @@ from ledger.app import Ledger
 from ledger.audit import audit_directory, load_trust
 from ops.service import initialize, run_endorse, run_witness
 from ops.world import EntryFactory, Keyring, entry_time, member_body
+from tests.ledger.builders import one_item_return
 
 HUNAN_CONFIG = Path(__file__).resolve().parents[2] / "docs" / "hunan.json"
 
@@ -30,18 +31,10 @@ def test_hunan_joins_by_configuration(db_url: str, tmp_path: Path) -> None:
         key = ring.ensure(member).public.wire()
         body = member_body(member, region, key, stores=[("S1", division)])
         writer.submit(factory.signed(ring, "member.enrolled", f"region:{region}", body, now))
-    refund = {
-        "receipt": {
-            "merchant": seller,
-            "store": "S1",
-            "number": "HN-0001",
-            "purchased": entry_time(now - timedelta(days=3)),
-            "amount_fen": 12_800,
-        },
-        "accepted_store": "S1",
-        "refund_fen": 12_800,
-        "items": [{"sku": "XJ-1", "category": "apparel", "qty": 1, "refund_fen": 12_800}],
-    }
+    purchased = entry_time(now - timedelta(days=3))
+    refund = one_item_return(
+        seller, purchased, number="HN-0001", amount_fen=12_800, refund_fen=12_800, sku="XJ-1"
+    )
     target = writer.submit(factory.signed(ring, "return.recorded", buyer, refund, now)).seq
     trust = load_trust(keys / "trust.json")
     decided = {

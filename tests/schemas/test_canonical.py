@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from schemas.canonical import (
-    NESTING_DEPTH_MAX,
     SAFE_INTEGER_MAX,
     canonical,
     canonical_reference,
@@ -20,6 +19,7 @@ from schemas.canonical import (
     parse_json,
 )
 from schemas.errors import MalformedError
+from schemas.limits import NESTING_DEPTH_MAX
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FEWER = settings(SETTINGS, max_examples=100)

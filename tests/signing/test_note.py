@@ -14,9 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.errors import MalformedError, VerificationError
+from schemas.limits import NOTE_SIGNATURES_MAX
 from signing.keys import PrivateKey
 from signing.note import (
-    NOTE_SIGNATURES_MAX,
     NoteSignature,
     NoteSigner,
     NoteVerifier,

@@ -1,0 +1,84 @@
+"""Ed25519 checks on another core: a batch's signatures split between the writer's own
+thread and a worker process, so a two-core machine verifies a large batch in about half
+the time (Python's GIL keeps a thread from helping).
+
+The worker receives plain bytes (the entry's canonical bytes, each signature, the public
+key the state holds for it) and answers per entry "all verified" or the error the serial
+path would have raised, so results are the same whichever side checked them. The pool is
+started on the first batch large enough to need it (never for a one-entry `alliance
+submit`) and lives for the rest of the process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+
+from schemas import errors
+from schemas.errors import RejectedError
+from schemas.limits import VERIFY_WORKERS_MAX
+from signing.entry import verify_entry_signature
+from signing.keys import PublicKey
+
+# One entry to check: its canonical bytes and (signature object, raw public key) pairs.
+Job = tuple[bytes, list[tuple[dict[str, str], bytes]]]
+# None when every signature verified, else (error class name, detail, field).
+Verdict = tuple[str, str, str | None] | None
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+
+
+def _verify_jobs(jobs: Sequence[Job]) -> list[Verdict]:
+    """In the worker: the serial path's checks, in the same order, per entry."""
+    verdicts: list[Verdict] = []
+    for entry_bytes, pairs in jobs:
+        verdict: Verdict = None
+        for signature, public in pairs:
+            try:
+                verify_entry_signature(entry_bytes, signature, PublicKey(public))
+            except RejectedError as exc:
+                verdict = (type(exc).__name__, exc.detail, exc.field)
+                break
+        verdicts.append(verdict)
+    return verdicts
+
+
+def error_of(verdict: tuple[str, str, str | None]) -> RejectedError:
+    """The exception a verdict names (a class of schemas.errors)."""
+    name, detail, field = verdict
+    kind = getattr(errors, name, RejectedError)
+    if not (isinstance(kind, type) and issubclass(kind, RejectedError)):
+        kind = RejectedError
+    return kind(detail, field=field)
+
+
+def pool() -> ProcessPoolExecutor | None:
+    """The worker pool, started on first use; None on a one-core machine."""
+    global _pool  # noqa: PLW0603 (one pool per process, started lazily)
+    cores = os.cpu_count() or 1
+    if cores < 2:
+        return None
+    with _lock:
+        if _pool is None:
+            # spawn: a forked child would inherit the writer's database connections.
+            context = multiprocessing.get_context("spawn")
+            workers = min(cores - 1, VERIFY_WORKERS_MAX)
+            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        return _pool
+
+
+def submit(jobs: Sequence[Job]) -> Future[list[Verdict]] | None:
+    """Start checking ``jobs`` in the worker; None when there is no worker."""
+    executor = pool()
+    return None if executor is None else executor.submit(_verify_jobs, list(jobs))
+
+
+def warm_up() -> None:
+    """Start the worker now (its interpreter takes about a second to come up)."""
+    future = submit([])
+    if future is not None:
+        future.result()
