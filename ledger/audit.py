@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +49,7 @@ from schemas.errors import (
     RejectedError,
     VerificationError,
 )
+from schemas.files import FileRefused, open_regular
 from schemas.limits import (
     CHECKPOINT_FILE_BYTES_MAX,
     FINDINGS_MAX,
@@ -111,26 +111,16 @@ class Trust:
 
 
 def _open_regular(path: Path, what: str) -> BinaryIO:
-    """``path`` opened for reading if it is a regular file (links are followed: an
-    auditor may link an export's files, but what they lead to must be a regular file).
-    It is checked before the open, so no device is ever opened, and again after it, on
-    what was opened; O_NONBLOCK so that a FIFO swapped in between is refused at once
-    rather than waited on."""
+    """``path`` opened for reading if it is a regular file (schemas.files: links are
+    followed, since an auditor may link an export's files, but what they lead to must be
+    a regular file; no device is ever opened, and a FIFO is refused at once)."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise MalformedError(f"the {what} {path} is not a regular file")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except FileNotFoundError as exc:
-        raise NotFoundError(f"the export has no {what} ({path})") from exc
-    except OSError as exc:
-        raise MalformedError(f"cannot open the {what} {path}: {exc.strerror}") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise MalformedError(f"the {what} {path} is not a regular file")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        fd, _ = open_regular(path)
+    except FileRefused as exc:
+        if exc.missing:
+            raise NotFoundError(f"the export has no {what} ({path})") from exc
+        raise MalformedError(f"the {what}: {exc.reason}") from exc
+    return os.fdopen(fd, "rb")
 
 
 def _read_small(path: Path, what: str, limit_bytes: int) -> bytes:

@@ -9,25 +9,12 @@ plus one byte, the byte that tells a file at the limit from a longer one. Standa
 
 from __future__ import annotations
 
-import os
-import stat
 import sys
 
 from schemas.errors import LimitError, NotFoundError
+from schemas.files import FileRefused, read_regular
 
 STDIN = "-"
-# Flags for opening a path we will only read: O_NONBLOCK so a FIFO without a writer does
-# not block the open (fstat then refuses it), O_NOCTTY so a terminal device never becomes
-# our controlling terminal.
-OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-
-_FILE_TYPES = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
 
 
 def read_input(source: str, limit_bytes: int) -> bytes:
@@ -47,24 +34,9 @@ def read_input(source: str, limit_bytes: int) -> bytes:
 
 def _read_file(path: str, limit_bytes: int) -> bytes:
     try:
-        fd = os.open(path, OPEN_FLAGS)
-    except FileNotFoundError as exc:
-        raise NotFoundError(f"no file {path}") from exc
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise NotFoundError(f"cannot open {path}: {_reason(exc)}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise NotFoundError(f"{path} is {_file_type(info.st_mode)}, not a regular file")
-        if info.st_size > limit_bytes:
-            raise LimitError(f"{path} holds {info.st_size} bytes, more than {limit_bytes}")
-        # The size may change after fstat, and some files (/proc) report 0: read at most
-        # one byte past the limit whatever fstat said.
-        return _read_at_most(fd, limit_bytes + 1)
-    except OSError as exc:
-        raise NotFoundError(f"cannot read {path}: {_reason(exc)}") from exc
-    finally:
-        os.close(fd)
+        return read_regular(path, limit_bytes)
+    except FileRefused as exc:
+        raise NotFoundError(exc.reason) from exc
 
 
 def _read_stdin(limit_bytes: int) -> bytes:
@@ -75,25 +47,6 @@ def _read_stdin(limit_bytes: int) -> bytes:
         return stream.buffer.read(limit_bytes + 1)
     except OSError as exc:  # e.g. a directory redirected to stdin
         raise NotFoundError(f"cannot read standard input: {_reason(exc)}") from exc
-
-
-def _read_at_most(fd: int, count_bytes: int) -> bytes:
-    chunks: list[bytes] = []
-    remaining = count_bytes
-    while remaining > 0:
-        chunk = os.read(fd, remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def _file_type(mode: int) -> str:
-    for test, name in _FILE_TYPES:
-        if test(mode):
-            return name
-    return "of another type"
 
 
 def _reason(exc: Exception) -> str:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.errors import KeyFileError, MalformedError, SignatureError
+from schemas.files import FileRefused, open_regular, read_at_most
 from schemas.limits import CHECKED_PUBLIC_KEYS_CACHED, KEY_FILE_BYTES_MAX
 
 PUBLIC_KEY_SIZE = 32
@@ -266,19 +267,13 @@ def fsync_key_folder(folder: Path) -> None:
 
 
 def _read_key_file(path: Path) -> bytes:
-    """At most KEY_FILE_BYTES_MAX bytes of a regular file. O_NONBLOCK so that a FIFO
-    planted at ``path`` is refused at once instead of waiting for a writer."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    """At most KEY_FILE_BYTES_MAX bytes of a regular file (schemas.files: a FIFO or a
+    device planted at ``path`` is refused at once, never waited on or read)."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # no open() of a device at all
-            raise KeyFileError(f"key file {path} is not a regular file")
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
+        fd, info = open_regular(path)
+    except FileRefused as exc:
+        raise KeyFileError(f"key file: {exc.reason}") from exc
     try:
-        info = os.fstat(fd)  # what was opened, should it have changed since stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError(f"key file {path} is not a regular file")
         if info.st_size > KEY_FILE_BYTES_MAX:
             raise KeyFileError(f"key file {path} is over {KEY_FILE_BYTES_MAX} bytes")
         if info.st_mode & 0o077:
@@ -289,27 +284,14 @@ def _read_key_file(path: Path) -> bytes:
                 ),
                 stacklevel=3,
             )
-        data = _read_at_most(fd, KEY_FILE_BYTES_MAX + 1, path)
+        data = read_at_most(fd, KEY_FILE_BYTES_MAX + 1)
+    except FileRefused as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.reason}") from exc
     finally:
         os.close(fd)
     if len(data) > KEY_FILE_BYTES_MAX:
         raise KeyFileError(f"key file {path} is over {KEY_FILE_BYTES_MAX} bytes")
     return data
-
-
-def _read_at_most(fd: int, size: int, path: Path) -> bytes:
-    chunks: list[bytes] = []
-    left = size
-    try:
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
-    return b"".join(chunks)
 
 
 def principal_file_name(principal: str) -> str:
