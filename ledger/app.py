@@ -223,7 +223,7 @@ class Ledger:
         keys = self.log_keys()
         with self.engine.connect() as connection:
             for stored in store.recent_checkpoints(connection, CHECKPOINT_CANDIDATES_MAX):
-                if operator_verifier(keys, stored.note) is None:
+                if row_verifier(keys, stored) is None:
                     continue
                 lines = store.cosignature_lines(connection, stored.size)
                 return _with_cosignatures(keys, stored, lines)
@@ -280,9 +280,9 @@ class Ledger:
             raise NotFoundError(f"region {region} declared no witness")
         with self.engine.begin() as connection:
             stored = store.checkpoint_at(connection, size)
-            if stored is None or operator_verifier(keys, stored.note) is None:
+            verifier = None if stored is None else row_verifier(keys, stored)
+            if stored is None or verifier is None:
                 raise NotFoundError(f"no verified checkpoint at size {size}")
-            verifier = operator_verifier(keys, stored.note)
             assert verifier is not None
             note = add_cosignatures(stored.note, [line])
             _, cosigned = verify_cosigned_checkpoint(note, verifier, [witness])
@@ -399,6 +399,7 @@ def _declared_keys(genesis_leaf: bytes) -> LogKeys:
 
 
 def operator_verifier(keys: LogKeys, note: str) -> NoteVerifier | None:
+    """The declared operator key that signed ``note``, if one did."""
     for verifier in keys.operators:
         try:
             open_checkpoint(note, verifier)
@@ -408,12 +409,27 @@ def operator_verifier(keys: LogKeys, note: str) -> NoteVerifier | None:
     return None
 
 
+def row_verifier(keys: LogKeys, stored: store.StoredCheckpoint) -> NoteVerifier | None:
+    """operator_verifier() of a stored checkpoint row whose note also says what the row's
+    columns say (size, root): a row pairing a genuine note with another size or root
+    is not a checkpoint of that size."""
+    verifier = operator_verifier(keys, stored.note)
+    if verifier is None:
+        return None
+    checkpoint = open_checkpoint(stored.note, verifier)
+    if (checkpoint.size, checkpoint.root) != (stored.size, stored.root):
+        return None
+    if checkpoint.origin != keys.origin:
+        return None
+    return verifier
+
+
 def _with_cosignatures(
     keys: LogKeys, stored: store.StoredCheckpoint, lines: list[str]
 ) -> SignedCheckpoint:
     """The checkpoint's note with each stored line that verifies under a declared
     witness key (a line that does not is left out, so a planted row cannot spoil it)."""
-    verifier = operator_verifier(keys, stored.note)
+    verifier = row_verifier(keys, stored)
     assert verifier is not None
     good: list[str] = []
     cosigned: list[str] = []

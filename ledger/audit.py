@@ -367,6 +367,10 @@ class Replay:
         if model.seq != index:
             report.add(index, "gap", f"line {index + 1} holds seq {model.seq}, expected {index}")
         _check_canonical(index, record, line, report)
+        previous = report.state.last_logged
+        if previous is not None and model.logged < previous:
+            # RFC 3339 UTC texts in the writer's one form compare as their times do.
+            report.add(index, "logged-order", f"logged {model.logged} is before {previous}")
         if index == 0:
             _check_genesis(record, self.trust, report)
         first = self.first_seq.setdefault(entry_id_key(model.entry.id), index)

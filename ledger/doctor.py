@@ -62,7 +62,7 @@ class Examination:
     nodes: dict[merkle.TileKey, bytes] = field(default_factory=dict)
     refused_seq: int | None = None  # the first leaf the rules refuse
     bad_checkpoints: list[int] = field(default_factory=list)
-    bad_cosignatures: list[tuple[int, str]] = field(default_factory=list)
+    bad_cosignatures: list[tuple[int, str, str]] = field(default_factory=list)
     tiles_ok: bool = True
     projections_ok: bool = True
     head_checkpointed: bool = True
@@ -183,6 +183,7 @@ def _check_cosignatures(
     assert verifier is not None
     witnesses = list(keys.witnesses.values())
     query = select(Cosignature.witness, Cosignature.line).where(Cosignature.size == size)
+    # Judged line by line: a garbage line beside a genuine one condemns only itself.
     for witness, line in connection.execute(query):
         try:
             _, names = verify_cosigned_checkpoint(
@@ -192,7 +193,7 @@ def _check_cosignatures(
         except AllianceError:
             good = False
         if not good:
-            report.bad_cosignatures.append((size, str(witness)))
+            report.bad_cosignatures.append((size, str(witness), str(line)))
             report.add(
                 "cosignature", f"the cosignature of {witness} at size {size} does not verify"
             )
@@ -234,10 +235,12 @@ def repair(ledger: Ledger, now: datetime) -> Examination:
                 connection.execute(delete(MerkleTile))
                 store.write_tiles(connection, report.tiles)
                 store.write_nodes(connection, report.nodes)
-            for size, witness in report.bad_cosignatures:
+            for size, witness, line in report.bad_cosignatures:
                 connection.execute(
                     delete(Cosignature).where(
-                        Cosignature.size == size, Cosignature.witness == witness
+                        Cosignature.size == size,
+                        Cosignature.witness == witness,
+                        Cosignature.line == line,
                     )
                 )
             for size in report.bad_checkpoints:

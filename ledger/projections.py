@@ -39,7 +39,6 @@ from ledger.seal import Sealer
 from ledger.state import State
 from ledger.tables import LogEntry
 from schemas.errors import invariant
-from schemas.limits import HEAD_CANDIDATES_MAX
 
 metadata = MetaData()
 VERSION = "version"
@@ -141,12 +140,13 @@ def write_all(connection: Connection, state: State, sealer: Sealer) -> None:
 
 
 def sealed_head(connection: Connection, sealer: Sealer, log_size: int) -> int:
-    """The newest log size, at most ``log_size``, whose head marker verifies (0: none)."""
+    """The newest log size, at most ``log_size``, whose head marker verifies (0: none).
+    Markers are tried newest first until one verifies, with no cap: planted markers
+    cost a look each, and can never push the genuine one out of reach."""
     rows = connection.execute(
         select(PROJECTION_HEADS.c.size, PROJECTION_HEADS.c.seal)
         .where(PROJECTION_HEADS.c.size <= log_size)
         .order_by(PROJECTION_HEADS.c.size.desc())
-        .limit(HEAD_CANDIDATES_MAX)
     )
     for size, seal in rows:
         if sealer.head_ok(int(size), bytes(seal)):
@@ -156,8 +156,8 @@ def sealed_head(connection: Connection, sealer: Sealer, log_size: int) -> int:
 
 def load_state(connection: Connection, sealer: Sealer, log_size: int) -> Loaded:
     """The state as of the newest sealed head at most ``log_size``, from the newest
-    version of each row whose seal verifies. Rows are loaded in key order so the derived
-    indexes come out as a replay builds them. The caller replays the log from
+    version of each row whose seal verifies (an older version is never checked once a
+    newer one verified); the derived indexes come out as a replay builds them. The caller replays the log from
     ``state.size`` on (verifying every signature): rows and markers it cannot verify are
     never built upon."""
     head = sealed_head(connection, sealer, log_size)
@@ -168,23 +168,27 @@ def load_state(connection: Connection, sealer: Sealer, log_size: int) -> Loaded:
     for name, table in PROJECTION_TABLES.items():
         row_type, keys = TABLES[name]
         width = len(FIELD_NAMES[name])
+        positions = [FIELD_NAMES[name].index(key) for key in keys]
+        # Every column descending: the (keys…, version) index read backwards, no sort.
         query = (
             select(table)
             .where(table.c[VERSION] < head)
-            .order_by(*[table.c[key] for key in keys], table.c[VERSION].desc())
+            .order_by(*[table.c[key].desc() for key in keys], table.c[VERSION].desc())
         )
         current: tuple[object, ...] | None = None
         for values in connection.execute(query):
+            key = tuple(values[position] for position in positions)
+            if key == current:
+                continue  # an older version of a row already loaded
             fields, version, seal = tuple(values[:width]), int(values[width]), values[width + 1]
             if not sealer.row_ok(name, fields, version, bytes(seal)):
                 forged += 1
-                continue
-            row = row_type(*fields)
-            key = tuple(getattr(row, key) for key in keys)
-            if key == current:
-                continue  # an older version of a row already loaded
+                continue  # not ours: an older version of this key may still be
             current = key
-            state.put(row, version, changed=False)
+            state.put(row_type(*fields), version, changed=False)
+    # Replay appends each member's penalties in seq order; keys were read descending.
+    for seqs in state.member_penalties.values():
+        seqs.sort()
     state.size = head
     logged = connection.execute(select(LogEntry.logged).where(LogEntry.seq == head - 1)).scalar()
     state.last_logged = None if logged is None else str(logged)

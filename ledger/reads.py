@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, Select, and_, case, func, or_, select
 
 from ledger.kinds.credit import credit_row
@@ -30,7 +31,7 @@ from ledger.rows import (
 )
 from schemas.bodies import PolicyModel
 from schemas.entry import format_utc
-from schemas.errors import invariant
+from schemas.errors import NotFoundError, TamperedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,8 @@ def _rows(connection: Connection, name: str, *where: Any) -> list[Any]:
 
 def _one(connection: Connection, name: str, *where: Any) -> Any:
     rows = _rows(connection, name, *where)
-    invariant(len(rows) <= 1, f"{name}: a key matched {len(rows)} rows")
+    if len(rows) > 1:  # two newest versions of one key: only a planted row does that
+        raise TamperedError(f"{name}: a key matched {len(rows)} rows: run `alliance doctor`")
     return rows[0] if rows else None
 
 
@@ -88,11 +90,14 @@ class Reads:
         credit = PROJECTION_TABLES["credit"]
         with self.engine.connect() as connection:
             policy_row: MetaRow | None = _one(connection, "meta", meta.c.name == "policy")
-            invariant(policy_row is not None, "credit read before genesis")
-            assert policy_row is not None
+            if policy_row is None:
+                raise NotFoundError("the log has no policy yet")
             rows: list[PenaltyRow] = _rows(connection, "penalties", penalties.c.member == member)
             stored: CreditRow | None = _one(connection, "credit", credit.c.member == member)
-        policy = PolicyModel.model_validate_json(policy_row.value)
+        try:
+            policy = PolicyModel.model_validate_json(policy_row.value)
+        except ValidationError as exc:  # the writer only stores policies it validated
+            raise TamperedError("the stored policy is not one the log adopted") from exc
         return credit_row(member, rows, stored, policy, moment, format_utc(moment))
 
     def obligations(self, member: str, status: str | None = None) -> list[ObligationRow]:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, text
@@ -42,10 +42,11 @@ from ledger.state import (
 )
 from ledger.store import StoredEntry
 from schemas.bodies import validate_body
-from schemas.canonical import SAFE_INTEGER_MAX, canonical_validated
+from schemas.canonical import SAFE_INTEGER_MAX, canonical, canonical_validated
 from schemas.entry import (
     WireModel,
     format_utc,
+    parse_time,
     validate_submitted,
 )
 from schemas.errors import (
@@ -56,7 +57,9 @@ from schemas.errors import (
     HaltError,
     InvariantError,
     LimitError,
+    MalformedError,
     OperatorKeyError,
+    PolicyError,
     QueueFullError,
     RejectedError,
     SignatureError,
@@ -67,6 +70,7 @@ from schemas.limits import (
     BATCH_BYTES_MAX,
     BATCH_SIZE_MAX,
     ENTRY_BYTES_MAX,
+    GENESIS_TIME_SKEW_S,
     LEAF_BYTES_MAX,
     PARALLEL_VERIFY_MIN_ENTRIES,
     QUEUE_DEPTH_MAX,
@@ -362,7 +366,7 @@ class Sequencer:
             if refusal is not None:
                 results = [(item, refusal) for item in batch]
             else:
-                existing = store.find_ids(connection, [item.entry_id for item in batch])
+                existing = _logged(store.find_ids(connection, [i.entry_id for i in batch]))
                 entries = self._admit_batch(state, batch, existing, now, logged, results)
                 if entries:
                     self._write(connection, state, size, entries, now)
@@ -445,6 +449,7 @@ class Sequencer:
         # In the transaction: leaves under gapless seqs (triggers refuse gaps and leaves
         # whose columns disagree with their bytes).
         store.write_tiles(connection, integration.tiles)
+        _check_no_nodes(connection, integration.nodes)
         store.write_nodes(connection, integration.nodes)
         # In the transaction: the tiles (triggers refuse anything but exact growth).
         projections.write_changes(connection, state, self.sealer)
@@ -479,11 +484,11 @@ class Sequencer:
             stored = store.checkpoint_at(connection, size)
             if stored is None:
                 raise TamperedError(f"no checkpoint at size {size}: run `alliance doctor`")
-            verify_checkpoint(state, stored.note, size)
             try:
                 tree_root = merkle.root(size, merkle.MemoryTiles(tiles))
             except (InvariantError, KeyError) as exc:
                 raise TamperedError(f"frontier tiles of size {size} are damaged") from exc
+            verify_checkpoint(state, stored.note, size, tree_root)
             if tree_root != stored.root:
                 raise TamperedError(
                     f"frontier tiles of size {size} disagree with its checkpoint: "
@@ -496,10 +501,11 @@ class Sequencer:
         if it were submitted now, signatures included, and integrate its leaf. One that
         fails halts the writer: the log holds an entry the rules refuse."""
         start = state.size
+        latest_logged = self.clock() + timedelta(seconds=GENESIS_TIME_SKEW_S)
         leaf_hashes = []
         for stored in store.read_entries(connection, start, size):
             try:
-                ctx = leaf_context(stored.leaf, expected_seq=state.size)
+                ctx = foreign_context(stored.leaf, state, latest_logged)
                 admit(state, ctx)
             except RejectedError as exc:
                 raise TamperedError(
@@ -515,9 +521,18 @@ class Sequencer:
                 raise TamperedError(
                     f"tile {key[0]}/{key[1]} disagrees with the leaves: run `alliance doctor`"
                 )
+        stored_nodes = store.DbTiles(connection).read_nodes(list(integration.nodes))
+        for key, nodes in integration.nodes.items():
+            if stored_nodes.get(key, nodes) != nodes:
+                raise TamperedError(
+                    f"inner nodes of tile {key[0]}/{key[1]} disagree with the leaves: "
+                    "run `alliance doctor`"
+                )
         missing = {k: t for k, t in integration.tiles.items() if stored_tiles.get(k) != t}
         store.write_tiles(connection, missing)
-        store.write_nodes(connection, store.missing_nodes(connection, integration.nodes))
+        store.write_nodes(
+            connection, {k: n for k, n in integration.nodes.items() if k not in stored_nodes}
+        )
         # In this transaction: tiles of the caught-up leaves that were missing (committed
         # with this batch, or rolled back with it).
         if projections.sealed_head(connection, self.sealer, size) == size:
@@ -525,9 +540,59 @@ class Sequencer:
         self._frontier, self._frontier_size = frontier, size
 
 
-def verify_checkpoint(state: State, note: str, size: int) -> None:
-    """Raise TamperedError unless ``note`` is a checkpoint of ``size`` signed by one of
-    the operator keys the log declared."""
+def _check_no_nodes(connection: Connection, nodes: dict[merkle.TileKey, bytes]) -> None:
+    """Inner nodes of tiles this batch fills must not be stored yet: a row there was
+    planted (the trigger refuses it before the tile is full, so only the schema owner
+    could) and would make the insert fail on every retry. Say so instead."""
+    if not nodes:
+        return
+    planted = sorted(store.DbTiles(connection).read_nodes(list(nodes)))
+    if planted:
+        level, index = planted[0]
+        raise TamperedError(
+            f"inner nodes of tile {level}/{index} are stored before it filled: "
+            "run `alliance doctor --repair`"
+        )
+
+
+def _logged(found: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, bytes, bytes]]:
+    """entry id -> (seq, SHA-256 of the entry's canonical bytes, leaf hash), derived from
+    each logged leaf."""
+    logged = {}
+    for entry_id, (seq, leaf) in found.items():
+        ctx = leaf_context(leaf)
+        logged[entry_id] = (seq, hashlib.sha256(ctx.entry_bytes).digest(), merkle.leaf_hash(leaf))
+    return logged
+
+
+def foreign_context(leaf: bytes, state: State, latest_logged: datetime) -> Context:
+    """The context of a leaf this writer did not write, refused unless it is what this
+    writer would have written at that place: canonical RFC 8785 bytes within the bundle
+    limit, the next seq, and a logged time no earlier than the last one and no later
+    than now plus the skew (so no time rule is judged at a time someone chose)."""
+    if len(leaf) > LEAF_BYTES_MAX:
+        raise MalformedError(f"the leaf is {len(leaf)} bytes, over {LEAF_BYTES_MAX}")
+    ctx = leaf_context(leaf, expected_seq=state.size)
+    record = {
+        "seq": ctx.seq,
+        "logged": ctx.logged_text,
+        "entry": ctx.entry,
+        "signatures": ctx.signatures,
+    }
+    if canonical(record) != leaf:
+        raise MalformedError("the leaf is not in RFC 8785 canonical form")
+    if _LOGGED_TEXT.fullmatch(ctx.logged_text) is None:
+        raise MalformedError(f"logged time {ctx.logged_text} is not the writer's form")
+    if state.last_logged is not None and ctx.logged < parse_time(state.last_logged):
+        raise PolicyError(f"logged time {ctx.logged_text} is before {state.last_logged}")
+    if ctx.logged > latest_logged:
+        raise PolicyError(f"logged time {ctx.logged_text} is in the future")
+    return ctx
+
+
+def verify_checkpoint(state: State, note: str, size: int, root: bytes) -> None:
+    """Raise TamperedError unless ``note`` is a checkpoint of ``size`` and ``root``
+    signed by one of the operator keys the log declared."""
     for key_id in sorted(state.current_keys.get(OPERATOR, set())):
         row = state.key(key_id)
         assert row is not None
@@ -536,9 +601,9 @@ def verify_checkpoint(state: State, note: str, size: int) -> None:
             checkpoint = open_checkpoint(note, verifier)
         except AllianceError:
             continue
-        if checkpoint.size == size:
+        if checkpoint.size == size and checkpoint.root == root:
             return
-    raise TamperedError(f"the checkpoint at size {size} is not signed by the log's operator")
+    raise TamperedError(f"no checkpoint of size {size} with this root is signed by the operator")
 
 
 def _frontier_after(

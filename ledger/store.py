@@ -46,8 +46,10 @@ def head_size(connection: Connection) -> int:
     return 0 if value is None else int(value) + 1
 
 
-def find_ids(connection: Connection, ids: Sequence[str]) -> dict[str, tuple[int, bytes, bytes]]:
-    """entry id -> (seq, entry hash, leaf hash) for the ids already logged."""
+def find_ids(connection: Connection, ids: Sequence[str]) -> dict[str, tuple[int, bytes]]:
+    """entry id -> (seq, leaf) for the ids already logged. The leaf, not the row's
+    entry_hash or leaf_hash columns: those are not checked by every backend's triggers,
+    so the caller derives what it compares from the leaf itself."""
     if not ids:
         return {}
     if connection.dialect.name == "postgresql":
@@ -57,13 +59,9 @@ def find_ids(connection: Connection, ids: Sequence[str]) -> dict[str, tuple[int,
     else:
         condition = LogEntry.entry_id.in_(list(ids))
     rows = connection.execute(
-        select(LogEntry.entry_id, LogEntry.seq, LogEntry.entry_hash, LogEntry.leaf_hash).where(
-            condition
-        )
+        select(LogEntry.entry_id, LogEntry.seq, LogEntry.leaf).where(condition)
     )
-    return {
-        row.entry_id: (int(row.seq), bytes(row.entry_hash), bytes(row.leaf_hash)) for row in rows
-    }
+    return {row.entry_id: (int(row.seq), bytes(row.leaf)) for row in rows}
 
 
 def insert_entries(connection: Connection, entries: Sequence[StoredEntry]) -> None:
@@ -242,16 +240,18 @@ def recent_checkpoints(connection: Connection, limit: int) -> list[StoredCheckpo
     return [StoredCheckpoint(int(r.size), bytes(r.root), r.note, r.signed) for r in rows]
 
 
-def cosigned_sizes(connection: Connection, witness: str, limit: int = 16) -> list[int]:
-    """Sizes with a stored cosignature row by ``witness``, largest first (unverified)."""
+def cosigned_sizes(connection: Connection, witness: str) -> Iterator[int]:
+    """Sizes with a stored cosignature row by ``witness``, largest first (unverified:
+    the caller stops at the first that verifies, so planted rows cost time, never trust).
+    """
     rows = connection.execute(
         select(Cosignature.size)
         .where(Cosignature.witness == witness)
         .distinct()
         .order_by(Cosignature.size.desc())
-        .limit(limit)
     )
-    return [int(row.size) for row in rows]
+    for row in rows:
+        yield int(row.size)
 
 
 def checkpoint_at(connection: Connection, size: int) -> StoredCheckpoint | None:

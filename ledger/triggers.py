@@ -109,11 +109,37 @@ CREATE TRIGGER merkle_tiles_width BEFORE INSERT OR UPDATE ON merkle_tiles
 """
 
 
+# merkle_tile_nodes: a tile's inner nodes exist once the tile is full, never before (a
+# row planted for a tile still filling would stop the writer storing the true one).
+SQLITE_NODES_AFTER_FULL = """
+CREATE TRIGGER merkle_tile_nodes_full BEFORE INSERT ON merkle_tile_nodes
+WHEN ((COALESCE((SELECT max(seq) FROM log_entries), -1) + 1) >> (8 * NEW.level))
+    < 256 * (NEW.idx + 1)
+BEGIN SELECT RAISE(ABORT, 'merkle_tile_nodes: the tile is not full'); END
+"""
+
+PG_NODES_AFTER_FULL = """
+CREATE OR REPLACE FUNCTION alliance_nodes_after_full() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  size bigint := COALESCE((SELECT max(seq) FROM log_entries), -1) + 1;
+BEGIN
+  IF (size >> (8 * NEW.level)) < 256 * (NEW.idx + 1) THEN
+    RAISE EXCEPTION 'merkle_tile_nodes: the tile is not full (level %, index %)',
+      NEW.level, NEW.idx USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER merkle_tile_nodes_full BEFORE INSERT ON merkle_tile_nodes
+  FOR EACH ROW EXECUTE FUNCTION alliance_nodes_after_full();
+"""
+
+
 def log_guards(dialect: str) -> list[str]:
     """The leaf-match and tile-width guards, for the migration that adds them."""
     if dialect == "postgresql":
-        return [PG_LOG_ENTRY_MATCHES_LEAF, PG_TILE_WIDTH]
+        return [PG_LOG_ENTRY_MATCHES_LEAF, PG_TILE_WIDTH, PG_NODES_AFTER_FULL]
     return [
+        SQLITE_NODES_AFTER_FULL,
         SQLITE_LOG_ENTRY_MATCHES_LEAF,
         SQLITE_TILE_WIDTH.format(action="INSERT"),
         SQLITE_TILE_WIDTH.format(action="UPDATE"),

@@ -50,7 +50,6 @@ QUEUE_DEPTH_MAX = 65_536  # submissions waiting for the writer before callers ar
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another process's batch
 POSTGRES_POOL_SIZE = 8  # connections one process keeps: its writer and a few concurrent readers
 READ_CHUNK_ENTRIES = 4096  # leaves read per query when streaming the log: one full batch
-HEAD_CANDIDATES_MAX = 64  # projection head markers the writer tries, newest first, then replays
 CHECKPOINT_CANDIDATES_MAX = 16  # stored checkpoints a reader tries, newest first, then: tampered
 
 # Merkle tiles (C2SP tlog-tiles)
@@ -167,7 +166,6 @@ _POSITIVE = (
     "INTEGRATE_CHUNK",
     "SKIP_CHUNK_BYTES",
     "FINDINGS_MAX",
-    "HEAD_CANDIDATES_MAX",
     "CHECKPOINT_CANDIDATES_MAX",
     "TEMPORARY_NAME_ATTEMPTS",
     "TILE_MEMO_TILES",

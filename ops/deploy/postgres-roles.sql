@@ -13,14 +13,14 @@ GRANT USAGE ON SCHEMA public TO alliance_app, alliance_reader;
 GRANT SELECT, INSERT ON log_entries, checkpoints, cosignatures, merkle_tile_nodes TO alliance_app;
 -- Tiles grow in place (a partial tile is extended), checked by the grow-only trigger.
 GRANT SELECT, INSERT, UPDATE ON merkle_tiles TO alliance_app;
--- Projections are caches rebuilt from the log.
-GRANT SELECT, INSERT, UPDATE, DELETE ON
-  meta, regions, principal_keys, members, stores, receipts, endorsables, endorsements,
-  obligations, postings, cases, disputes, penalties, credit
+-- Projections are sealed, append-only row versions (a change is a new row): SELECT and
+-- INSERT only. `alliance rebuild` and `alliance doctor --repair` rewrite them (and tiles,
+-- nodes, and checkpoint/cosignature rows that do not verify) as alliance_owner, lifting
+-- the triggers inside their own transaction; the application role never can.
+GRANT SELECT, INSERT ON
+  meta, regions, principal_keys, members, exclusions, stores, receipts, receipt_returns,
+  endorsables, endorsement_dues, endorsements, obligations, postings, cases, disputes,
+  penalties, credit, projection_heads
   TO alliance_app;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO alliance_reader;
-
--- Projection upserts stage rows in a temporary table (ledger/projections.py); PostgreSQL
--- grants TEMPORARY to PUBLIC by default. If your database revokes it, grant it back:
--- GRANT TEMPORARY ON DATABASE alliance TO alliance_app;

@@ -373,3 +373,19 @@ def test_an_export_into_a_file_is_a_clean_error(alliance: Alliance, tmp_path: Pa
     with pytest.raises(ConfigError, match="cannot export into"):
         alliance.ledger.export(target)
     assert target.read_bytes() == b"keep"
+
+
+def test_a_logged_time_that_goes_back_is_a_finding(alliance: Alliance, tmp_path: Path) -> None:
+    """Leaves are logged in time order; an export whose logged times go back (a planted or
+    edited leaf, re-signed checkpoint or not) is flagged at that seq."""
+    alliance.sequencer.submit_many([alliance.enroll_doc() for _ in range(2)])
+    alliance.cosign()
+    directory = tmp_path / "export"
+    alliance.ledger.export(directory)
+    lines = (directory / "entries.jsonl").read_bytes().splitlines()
+    record = json.loads(lines[2])
+    record["logged"] = "2020-01-01T00:00:00.000000Z"
+    lines[2] = canonical(record)
+    (directory / "entries.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    report = audit_directory(directory)
+    assert (2, "logged-order") in {(f.seq, f.code) for f in report.findings}

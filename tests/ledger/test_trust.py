@@ -5,13 +5,15 @@ log would refuse, and cannot wedge the log with rows the triggers let through.""
 from __future__ import annotations
 
 import base64
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
-from ledger import store
+from ledger import merkle, projections, store
 from ledger.app import Ledger
 from ledger.doctor import examine, repair
 from ledger.maintenance import unguarded
@@ -234,3 +236,140 @@ def test_doctor_names_damaged_tiles_and_repairs_them(alliance: Alliance) -> None
     after = snapshot(alliance.engine)
     assert after.entries == before.entries and after.tiles == before.tiles
     assert _fresh(alliance).submit(alliance.enroll_doc()).seq == before.head
+
+
+# --- found by an attacker's review -------------------------------------------------------
+
+
+def test_inner_nodes_cannot_be_planted_for_a_tile_still_filling(alliance: Alliance) -> None:
+    message = ""
+    try:
+        with alliance.engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO merkle_tile_nodes (level, idx, nodes) VALUES (0, 0, :n)"),
+                {"n": bytes(254 * 32)},
+            )
+    except DBAPIError as exc:
+        message = str(exc.orig)
+    assert "not full" in message
+    # Planted by the schema owner anyway: the writer says what is wrong, doctor repairs.
+    with alliance.engine.begin() as connection, unguarded(connection, ["merkle_tile_nodes"]):
+        connection.execute(
+            text("INSERT INTO merkle_tile_nodes (level, idx, nodes) VALUES (0, 0, :n)"),
+            {"n": bytes(254 * 32)},
+        )
+    head = snapshot(alliance.engine).head
+    documents = [alliance.enroll_doc() for _ in range(256 - head)]
+    results = alliance.sequencer.submit_many(documents)
+    assert isinstance(results[-1], TamperedError) and "before it filled" in results[-1].detail
+    repair(_fresh(alliance), alliance.clock())
+    ledger = _fresh(alliance)
+    assert [r.seq for r in ledger.submit_many(documents)] == list(range(head, 256))  # type: ignore[union-attr]
+    check_log(alliance.engine)
+
+
+def test_repair_drops_only_the_garbage_line_beside_a_genuine_cosignature(
+    alliance: Alliance,
+) -> None:
+    latest = alliance.ledger.signed_checkpoint()
+    witness = alliance.ledger.log_keys().witnesses["31"].name
+    with alliance.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO cosignatures (size, witness, timestamp_s, line) VALUES (:s, :w, 1, :l)"
+            ),
+            {"s": latest.size, "w": witness, "l": f"\u2014 {witness} AAAA\n"},
+        )
+    repair(_fresh(alliance), alliance.clock())
+    assert alliance.ledger.signed_checkpoint().cosigned_by == ("31", "32", "33", "34")
+    assert examine(_fresh(alliance)).ok
+
+
+def _foreign(alliance: Alliance, change: Any) -> None:
+    """Plant a properly signed entry as a leaf, with ``change`` applied to its record."""
+    head = snapshot(alliance.engine).head
+    row = _leaf_of(alliance, head, alliance.enroll_doc())
+    record = json.loads(row["leaf"])  # type: ignore[arg-type]
+    leaf = change(record)
+    row.update(leaf=leaf, leaf_hash=merkle.leaf_hash(leaf))
+    _insert_leaf(alliance, row, with_tile=True)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda record: json.dumps(record, indent=1).encode(),  # not RFC 8785
+        lambda record: canonical({**record, "logged": "2026-10-01T00:00:00.000000Z"}),
+        lambda record: canonical({**record, "logged": "2027-01-01T00:00:00.000000Z"}),
+    ],
+    ids=["not-canonical", "logged-goes-back", "logged-in-the-future"],
+)
+def test_a_planted_leaf_must_be_what_the_writer_would_have_written(
+    alliance: Alliance, change: Any
+) -> None:
+    alliance.sequencer.submit(alliance.enroll_doc())
+    _foreign(alliance, change)
+    before = snapshot(alliance.engine).checkpoints
+    with pytest.raises(TamperedError):
+        _fresh(alliance).submit(alliance.enroll_doc())
+    assert snapshot(alliance.engine).checkpoints == before
+
+
+def test_a_checkpoint_row_pairing_a_genuine_note_with_another_size_is_passed_over(
+    alliance: Alliance,
+) -> None:
+    genuine = alliance.ledger.signed_checkpoint()
+    head = snapshot(alliance.engine).head
+    _insert_leaf(alliance, _leaf_of(alliance, head, alliance.enroll_doc()), with_tile=True)
+    with alliance.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO checkpoints (size, root, note, signed) VALUES (:s, :r, :n, 'x')"),
+            {
+                "s": head + 1,
+                "r": bytes(32),
+                "n": genuine.note.split("\n\n")[0]
+                + "\n\n"
+                + genuine.note.split("\n\n")[1].split("\n")[0]
+                + "\n",
+            },
+        )
+    served = _fresh(alliance).signed_checkpoint()
+    assert (served.size, served.root) == (genuine.size, genuine.root)
+
+
+def test_planted_head_markers_cannot_hide_the_sealed_head(alliance: Alliance) -> None:
+    alliance.sequencer.submit_many([alliance.enroll_doc() for _ in range(3)])
+    head = snapshot(alliance.engine).head
+    with alliance.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO projection_heads (size, seal) VALUES (:s, :z)"),
+            [{"s": head, "z": bytes(32)} for _ in range(100)],
+        )
+    ledger = _fresh(alliance)
+    with alliance.engine.connect() as connection:
+        rows_before = projections.stored_row_count(connection)
+        assert projections.sealed_head(connection, ledger.writer.sealer, head) == head
+    ledger.submit(alliance.enroll_doc())
+    with alliance.engine.connect() as connection:
+        assert projections.stored_row_count(connection) - rows_before < 10  # no rewrite
+
+
+def test_planted_cosignature_rows_cannot_hide_a_witnesss_last_cosignature(
+    alliance: Alliance,
+) -> None:
+    witness = alliance.ledger.log_keys().witnesses["31"].name
+    cosigned = alliance.ledger.last_cosigned("31")
+    assert cosigned is not None
+    for _ in range(20):
+        alliance.sequencer.submit(alliance.enroll_doc())
+        size = alliance.ledger.signed_checkpoint().size
+        with alliance.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO cosignatures (size, witness, timestamp_s, line) "
+                    "VALUES (:s, :w, 1, :l)"
+                ),
+                {"s": size, "w": witness, "l": f"\u2014 {witness} AAAA\n"},
+            )
+    found = alliance.ledger.last_cosigned("31")
+    assert found is not None and found.size == cosigned.size

@@ -11,6 +11,8 @@ from sqlalchemy import text
 
 from ledger.db import make_engine
 from ops.bench.append import BATCH_SIZE, SCHEMA_PREFIX, bench_append
+from ops.bench.memory import bench_memory
+from ops.bench.proofs import bench_proofs
 from schemas.errors import ConfigError
 from tests.conftest import require_pg
 from tests.dbtools import PgServer
@@ -81,3 +83,15 @@ def test_unknown_kind_and_backend_are_refused() -> None:
         bench_append(None, entries=ENTRIES, kind="advance")
     with pytest.raises(ConfigError):
         bench_append("mysql://localhost/x", entries=ENTRIES)
+
+
+def test_the_proofs_bench_runs_and_verifies_what_it_times() -> None:
+    report = bench_proofs(entries=3000, samples=50)
+    assert report["entries"] == 3000 and report["verified_proofs"] > 0
+    assert 0 < float(report["inclusion_p50_us"]) <= float(report["inclusion_p99_us"])  # type: ignore[arg-type]
+
+
+def test_the_memory_bench_restarts_a_writer_on_the_same_log() -> None:
+    report = bench_memory(None, entries=300)
+    assert report["entries"] == 300
+    assert float(report["writer_rss_mb"]) > 0 and float(report["restart_submit_s"]) > 0  # type: ignore[arg-type]
