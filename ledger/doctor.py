@@ -204,7 +204,7 @@ def _check_projections(connection: Connection, ledger: Ledger, report: Examinati
         return  # the replay stopped early: nothing to compare with
     expected = projections.state_rows(report.state)
     if ledger.operator is not None:
-        sealer = ledger.writer.sealer
+        sealer = ledger.writer.sealer_in(connection)
         stored = projections.read_sealed(connection, sealer)
         forged = projections.count_forged(connection, sealer)
         for name, count in sorted(forged.items()):
@@ -224,7 +224,7 @@ def _check_projections(connection: Connection, ledger: Ledger, report: Examinati
 def repair(ledger: Ledger, now: datetime) -> Examination:
     """Examine, then rewrite what is derivable; returns the examination made before."""
     report = examine(ledger)
-    sealer = ledger.writer.sealer
+    sealer = ledger.writer.sealer  # before the repair's transaction opens
     operator = ledger.writer.operator
     with ledger.engine.begin() as connection:
         lock_log(connection)

@@ -157,9 +157,9 @@ def sealed_head(connection: Connection, sealer: Sealer, log_size: int) -> int:
 def load_state(connection: Connection, sealer: Sealer, log_size: int) -> Loaded:
     """The state as of the newest sealed head at most ``log_size``, from the newest
     version of each row whose seal verifies (an older version is never checked once a
-    newer one verified); the derived indexes come out as a replay builds them. The caller replays the log from
-    ``state.size`` on (verifying every signature): rows and markers it cannot verify are
-    never built upon."""
+    newer one verified); the derived indexes come out as a replay builds them. The
+    caller replays the log from ``state.size`` on (verifying every signature): rows and
+    markers it cannot verify are never built upon."""
     head = sealed_head(connection, sealer, log_size)
     state = State()
     forged = 0

@@ -36,8 +36,11 @@ class Sealer:
         self._secret = secret
 
     @classmethod
-    def for_operator(cls, operator: PrivateKey) -> Sealer:
-        return cls(operator.derive_secret(SEAL_LABEL))
+    def for_log(cls, operator: PrivateKey, genesis_leaf_hash: bytes) -> Sealer:
+        """The sealer of one log: the secret is bound to the operator key and to the
+        log's genesis leaf, so rows sealed for another log under the same operator key
+        (a staging copy, an older log) are not this log's."""
+        return cls(operator.derive_secret(SEAL_LABEL + b"\n" + genesis_leaf_hash))
 
     def row(self, table: str, values: Sequence[object], version: int) -> bytes:
         # repr() of a tuple of str, int and None is unambiguous (quoted, escaped) and two

@@ -58,6 +58,7 @@ from schemas.errors import (
     InvariantError,
     LimitError,
     MalformedError,
+    NotFoundError,
     OperatorKeyError,
     PolicyError,
     QueueFullError,
@@ -145,7 +146,7 @@ class Sequencer:
         self._queue: list[Prepared] = []
         self._queue_lock = threading.Lock()
         self._halted: HaltError | None = None
-        self.sealer = Sealer.for_operator(operator)
+        self._sealer: Sealer | None = None  # bound to the log's genesis leaf, once known
         # The right edge of the tree as this writer verified it (tiles by key) and the
         # size it is for: appends integrate onto this, never onto tiles merely read back.
         self._frontier: dict[merkle.TileKey, bytes] = {}
@@ -179,6 +180,30 @@ class Sequencer:
         with self._writer, self.engine.begin() as connection:
             lock_log(connection)
             return self._sync_state(connection, store.head_size(connection))
+
+    @property
+    def sealer(self) -> Sealer:
+        """The projection sealer of this log (needs its genesis)."""
+        if self._sealer is None:
+            with self.engine.connect() as connection:
+                genesis = store.read_entry(connection, 0)
+            if genesis is None:
+                raise NotFoundError("the log has no genesis yet")
+            self._sealer = Sealer.for_log(self.operator, merkle.leaf_hash(genesis.leaf))
+        return self._sealer
+
+    def sealer_in(self, connection: Connection, first: StoredEntry | None = None) -> Sealer:
+        """The sealer, read within the writer's transaction (``first``: the batch's first
+        entry, which is the genesis when the log is empty)."""
+        if self._sealer is None:
+            genesis = store.read_entry(connection, 0)
+            leaf = genesis.leaf if genesis is not None else None
+            if leaf is None and first is not None and first.seq == 0:
+                leaf = first.leaf
+            invariant(leaf is not None, "projections sealed before the log has a genesis")
+            assert leaf is not None
+            self._sealer = Sealer.for_log(self.operator, merkle.leaf_hash(leaf))
+        return self._sealer
 
     def forget(self) -> None:
         """Drop the in-memory state and frontier: the next batch reloads and verifies
@@ -452,7 +477,7 @@ class Sequencer:
         _check_no_nodes(connection, integration.nodes)
         store.write_nodes(connection, integration.nodes)
         # In the transaction: the tiles (triggers refuse anything but exact growth).
-        projections.write_changes(connection, state, self.sealer)
+        projections.write_changes(connection, state, self.sealer_in(connection, entries[0]))
         # In the transaction: sealed projection rows and the head marker of state.size.
         checkpoint = publish(state.origin, integration.size, integration.root, self.operator, now)
         store.insert_checkpoint(connection, checkpoint)
@@ -467,7 +492,12 @@ class Sequencer:
         signatures checked, and its leaf hashes integrated onto the verified frontier."""
         state = self._state
         if state is None or self._frontier_size != state.size:
-            state = projections.load_state(connection, self.sealer, size).state
+            sealer = self.sealer_in(connection) if size else None
+            state = (
+                State()
+                if sealer is None
+                else projections.load_state(connection, sealer, size).state
+            )
             self._verify_frontier(connection, state)
         invariant(state.size <= size, f"state at {state.size} is ahead of the log at {size}")
         if state.size < size:
@@ -535,7 +565,7 @@ class Sequencer:
         )
         # In this transaction: tiles of the caught-up leaves that were missing (committed
         # with this batch, or rolled back with it).
-        if projections.sealed_head(connection, self.sealer, size) == size:
+        if projections.sealed_head(connection, self.sealer_in(connection), size) == size:
             state.forget_changes()  # another writer stored and sealed these rows
         self._frontier, self._frontier_size = frontier, size
 

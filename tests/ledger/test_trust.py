@@ -18,6 +18,7 @@ from ledger.app import Ledger
 from ledger.doctor import examine, repair
 from ledger.maintenance import unguarded
 from ledger.projections import FIELD_NAMES
+from ledger.seal import Sealer
 from ledger.sequencer import record_leaf
 from ops.world import entry_time
 from schemas.canonical import canonical
@@ -348,7 +349,8 @@ def test_planted_head_markers_cannot_hide_the_sealed_head(alliance: Alliance) ->
     ledger = _fresh(alliance)
     with alliance.engine.connect() as connection:
         rows_before = projections.stored_row_count(connection)
-        assert projections.sealed_head(connection, ledger.writer.sealer, head) == head
+        sealer = ledger.writer.sealer_in(connection)
+        assert projections.sealed_head(connection, sealer, head) == head
     ledger.submit(alliance.enroll_doc())
     with alliance.engine.connect() as connection:
         assert projections.stored_row_count(connection) - rows_before < 10  # no rewrite
@@ -373,3 +375,42 @@ def test_planted_cosignature_rows_cannot_hide_a_witnesss_last_cosignature(
             )
     found = alliance.ledger.last_cosigned("31")
     assert found is not None and found.size == cosigned.size
+
+
+def test_rows_sealed_for_another_log_under_the_same_operator_key_are_not_trusted(
+    alliance: Alliance,
+) -> None:
+    """A staging log run with the production operator key: its sealed rows, copied into
+    production by someone with INSERT, do not verify there (the seal is bound to the
+    log's genesis leaf as well as to the operator key)."""
+    seller, buyer = _merchants(alliance)
+    alliance.sequencer.submit(
+        alliance.factory.signed(
+            alliance.ring,
+            "return.recorded",
+            buyer,
+            _return(alliance, seller, 10_000),
+            alliance.clock(),
+        )
+    )
+    head = snapshot(alliance.engine).head
+    staging = Sealer.for_log(alliance.ring.keys["operator"], merkle.leaf_hash(b"staging"))
+    row = alliance.ledger.state().receipts.rows()
+    receipt = next(iter(row))
+    reset = {**{n: getattr(receipt, n) for n in FIELD_NAMES["receipts"]}, "refunded_fen": 0}
+    values = tuple(reset[n] for n in FIELD_NAMES["receipts"])
+    columns = [*FIELD_NAMES["receipts"], "version", "seal"]
+    with alliance.engine.begin() as connection:
+        connection.execute(
+            text(insert_sql("receipts", columns)),
+            {**reset, "version": head, "seal": staging.row("receipts", values, head)},
+        )
+    genuine = alliance.factory.signed(
+        alliance.ring,
+        "return.recorded",
+        buyer,
+        _return(alliance, seller, 10_000),
+        alliance.clock(),
+    )
+    with pytest.raises(PolicyError, match="already refunded"):
+        _fresh(alliance).submit(genuine)

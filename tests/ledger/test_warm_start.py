@@ -21,8 +21,8 @@ def _replayed(alliance: Alliance) -> State:
 
 def test_loaded_state_equals_a_replay(alliance: Alliance) -> None:
     _run(alliance)
-    sealer = alliance.sequencer.sealer
     with alliance.engine.connect() as connection:
+        sealer = alliance.sequencer.sealer_in(connection)
         loaded = projections.load_state(connection, sealer, store.head_size(connection)).state
     replayed = _replayed(alliance)
     assert loaded.size == replayed.size == 6
