@@ -325,8 +325,9 @@ def witness(
     the last checkpoint it cosigned (kept beside the key in region-NN.witness.state.json)."""
     from nodes.client import LocalClient
     from nodes.witness import WitnessNode
+    from ops.service import witness_state_file_name
 
-    state = key.parent / f"region-{region}.witness.state.json"
+    state = key.parent / witness_state_file_name(region)
     node = WitnessNode(region, PrivateKey.load(key), _trust(trust, key), state)
     emit(node.cosign(LocalClient(open_ledger(db)), datetime.now(UTC)).wire())
 

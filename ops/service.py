@@ -61,7 +61,10 @@ def initialize(url: str, keys: Path, config_path: Path | None, now: datetime) ->
     _write_new(keys / TRUST_FILE_NAME, trust_of(ledger.log_keys(), trust.log.vkey))
     client = LocalClient(ledger)
     for region in config.regions:
-        WitnessNode(region.code, ring.witnesses[region.code], trust).cosign(client, now)
+        # Each witness's state file starts at the genesis it cosigns here: from now on
+        # it never trusts the server's word for what it cosigned (no first-use trust).
+        state = keys / witness_state_file_name(region.code)
+        WitnessNode(region.code, ring.witnesses[region.code], trust, state).cosign(client, now)
     return {
         "seq": 0,
         "origin": config.origin,
@@ -69,6 +72,11 @@ def initialize(url: str, keys: Path, config_path: Path | None, now: datetime) ->
         "keys": str(keys),
         "trust": str(keys / TRUST_FILE_NAME),
     }
+
+
+def witness_state_file_name(region: str) -> str:
+    """Beside the witness key: what the region's witness last cosigned."""
+    return f"region-{region}.witness.state.json"
 
 
 def _write_new(path: Path, value: dict[str, Any]) -> None:
