@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,6 +77,7 @@ from schemas.limits import (
     PARALLEL_VERIFY_MIN_ENTRIES,
     QUEUE_DEPTH_MAX,
     RECORD_OVERHEAD_BYTES,
+    VERIFY_CHUNK_ENTRIES,
     VERIFY_WAIT_S,
     WAIT_DEADLINE_S,
 )
@@ -113,6 +115,10 @@ class Prepared:
     signatures_bytes: bytes  # JCS(signatures)
     entry_hash: bytes
     verified: frozenset[int]
+    # Signatures being checked in the verification worker (resolved before admission),
+    # and the error they ended in, if any.
+    pending: _Verification | None = None
+    refusal: AllianceError | None = None
     # Set once, by finish(), under the writer lock or by the submitting thread itself;
     # waiters block on the writer lock, never on this flag, so a bool is enough.
     done: bool = False
@@ -125,6 +131,29 @@ class Prepared:
     def finish(self, result: Appended | AllianceError) -> None:
         self.result = result
         self.done = True
+
+
+@dataclass(slots=True)
+class _Verification:
+    """The signatures of a chunk of prepared items, being checked in the worker."""
+
+    future: Future[list[verifying.Verdict]]
+    items: list[Prepared]
+    known: list[frozenset[int]]
+    resolved: bool = False
+
+    def resolve(self) -> None:
+        """Wait for the verdicts and give each item what _preverify() would have: its
+        verified signatures, or the error the serial check raises."""
+        if self.resolved:
+            return
+        verdicts = self.future.result(timeout=VERIFY_WAIT_S)
+        for item, verdict, verified in zip(self.items, verdicts, self.known, strict=True):
+            if verdict is None:
+                item.verified = verified
+            else:
+                item.refusal = verifying.error_of(verdict)
+        self.resolved = True
 
 
 Clock = Callable[[], datetime]
@@ -226,35 +255,46 @@ class Sequencer:
         keeps each one's code and tables in the CPU caches; a batch of at least
         PARALLEL_VERIFY_MIN_ENTRIES has half its signatures checked in a worker process
         meanwhile (ledger/verifying.py)."""
+        state = self._state
+        deferred = (
+            len(documents) >= PARALLEL_VERIFY_MIN_ENTRIES
+            and state is not None
+            and verifying.pool() is not None
+        )
         checked: list[Prepared | AllianceError] = []
+        chunk: list[Prepared] = []
         for document in documents:
             try:
-                checked.append(self._check(document))
+                item = self._check(document)
             except RejectedError as exc:
                 checked.append(exc)
-        passed = [item for item in checked if isinstance(item, Prepared)]
-        failed: dict[int, AllianceError] = {}
-        if len(passed) >= PARALLEL_VERIFY_MIN_ENTRIES and self._state is not None:
-            failed = self._preverify_in_parallel(self._state, passed)
-        else:
-            for item in passed:
-                try:
-                    self._preverify(item)
-                except RejectedError as exc:
-                    failed[id(item)] = exc
-        return [
-            failed.get(id(item), item) if isinstance(item, Prepared) else item for item in checked
-        ]
+                continue
+            checked.append(item)
+            if deferred:
+                chunk.append(item)
+                if len(chunk) == VERIFY_CHUNK_ENTRIES:
+                    self._defer(state, chunk)  # type: ignore[arg-type]
+                    chunk = []
+        if deferred:
+            if chunk:
+                self._defer(state, chunk)  # type: ignore[arg-type]
+            return checked
+        prepared: list[Prepared | AllianceError] = []
+        for entry in checked:
+            try:
+                prepared.append(
+                    entry if isinstance(entry, AllianceError) else self._preverify(entry)
+                )
+            except RejectedError as exc:
+                prepared.append(exc)
+        return prepared
 
-    def _preverify_in_parallel(
-        self, state: State, items: list[Prepared]
-    ) -> dict[int, AllianceError]:
-        """_preverify() of every item, the second half checked in a worker process
-        while this thread checks the first (ledger.verifying). Returns the errors by
-        id(item); an item's ``verified`` is set as _preverify() sets it."""
-        split = len(items) // 2
+    def _defer(self, state: State, items: list[Prepared]) -> None:
+        """Send ``items``' signatures (those under keys the state knows, as _preverify()
+        checks them) to the verification worker; admission waits for the verdicts, so
+        this thread goes on checking schemas and admitting meanwhile."""
         jobs, known = [], []
-        for item in items[split:]:
+        for item in items:
             indexes = [i for i, s in enumerate(item.signatures) if state.key(s["key"]) is not None]
             pairs = []
             for index in indexes:
@@ -264,22 +304,11 @@ class Sequencer:
             jobs.append((item.entry_bytes, pairs))
             known.append(frozenset(indexes))
         future = verifying.submit(jobs)
-        failed: dict[int, AllianceError] = {}
-        for item in items[:split] if future is not None else items:
-            try:
-                self._preverify(item)
-            except RejectedError as exc:
-                failed[id(item)] = exc
-        if future is None:
-            return failed
-        verdicts = future.result(timeout=VERIFY_WAIT_S)
-        # Checked in the worker: the same checks, the same error for each entry.
-        for item, verdict, verified in zip(items[split:], verdicts, known, strict=True):
-            if verdict is None:
-                item.verified = verified
-            else:
-                failed[id(item)] = verifying.error_of(verdict)
-        return failed
+        invariant(future is not None, "the verification worker went away")
+        assert future is not None
+        pending = _Verification(future, items, known)
+        for item in items:
+            item.pending = pending
 
     def warm_up(self) -> None:
         """Start the verification worker ahead of the first large batch."""
@@ -434,6 +463,11 @@ class Sequencer:
     ) -> list[StoredEntry]:
         entries: list[StoredEntry] = []
         for item in batch:
+            if item.pending is not None:
+                item.pending.resolve()  # the worker's verdicts on this item's chunk
+            if item.refusal is not None:
+                results.append((item, item.refusal))
+                continue
             known = existing.get(item.entry_id)
             if known is not None:
                 results.append((item, _duplicate(state, item, known)))

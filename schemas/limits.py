@@ -72,6 +72,9 @@ DEFAULT_AUTO_APPROVE_MAX_FEN = 50_000  # 500 元: above it a person looks
 # Parallel verification (ledger/verifying.py)
 # Below this, shipping a batch to the worker costs more than it saves.
 PARALLEL_VERIFY_MIN_ENTRIES = 512
+VERIFY_CHUNK_ENTRIES = (
+    512  # signatures sent to the worker at a time: admission starts after the first
+)
 VERIFY_WORKERS_MAX = 1  # the writer's thread verifies too: two cores, two verifiers
 VERIFY_WAIT_S = 120.0  # a worker that has not answered by then is a broken worker
 

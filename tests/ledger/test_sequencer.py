@@ -28,6 +28,7 @@ from schemas.errors import (
     SignatureError,
     UnknownPrincipalError,
 )
+from schemas.limits import PARALLEL_VERIFY_MIN_ENTRIES
 from signing.entry import sign_entry, submitted
 from signing.keys import PrivateKey
 from tests.conftest import Alliance
@@ -452,3 +453,24 @@ def test_rebuild_reports_identical_projections_after_many_entries(alliance: Alli
     # The sequencer goes on from the rebuilt tables.
     assert alliance.sequencer.submit(alliance.enroll_doc()).seq == before.head
     assert alliance.ledger.rebuild().identical is True
+
+
+def test_a_large_batch_verified_in_the_worker_refuses_exactly_the_bad_signature(
+    alliance: Alliance,
+) -> None:
+    """Batches of PARALLEL_VERIFY_MIN_ENTRIES or more have their signatures checked in a
+    worker process while this thread admits: a bad signature in the middle is refused with
+    the same error as the serial path, and only it."""
+    documents = [alliance.enroll_doc() for _ in range(PARALLEL_VERIFY_MIN_ENTRIES + 100)]
+    bad = 300
+    signature = documents[bad]["signatures"][0]["sig"]
+    documents[bad]["signatures"][0]["sig"] = ("A" if signature[0] != "A" else "B") + signature[1:]
+    head = snapshot(alliance.engine).head
+    results = alliance.sequencer.submit_many(documents)
+    assert isinstance(results[bad], SignatureError)
+    seqs = [getattr(result, "seq", None) for result in results]
+    assert seqs[:bad] == list(range(head, head + bad))
+    assert seqs[bad + 1 :] == list(range(head + bad, head + len(documents) - 1))
+    serial = alliance.sequencer.submit_many([documents[bad]])[0]
+    assert type(serial) is type(results[bad]) and str(serial) == str(results[bad])
+    check_log(alliance.engine)
