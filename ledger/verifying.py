@@ -16,6 +16,7 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from schemas import errors
 from schemas.errors import RejectedError
@@ -71,10 +72,25 @@ def pool() -> ProcessPoolExecutor | None:
         return _pool
 
 
+def reset() -> None:
+    """Drop a pool whose worker died or hung; the next large batch starts a new one."""
+    global _pool
+    with _lock:
+        broken, _pool = _pool, None
+    if broken is not None:
+        broken.shutdown(wait=False, cancel_futures=True)
+
+
 def submit(jobs: Sequence[Job]) -> Future[list[Verdict]] | None:
     """Start checking ``jobs`` in the worker; None when there is no worker."""
     executor = pool()
-    return None if executor is None else executor.submit(_verify_jobs, list(jobs))
+    if executor is None:
+        return None
+    try:
+        return executor.submit(_verify_jobs, list(jobs))
+    except (BrokenProcessPool, RuntimeError):  # its worker died: the caller checks itself
+        reset()
+        return None
 
 
 def warm_up() -> None:

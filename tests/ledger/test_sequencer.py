@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from ledger import merkle, projections, store
+from ledger import merkle, projections, store, verifying
 from ledger.app import Ledger
 from ledger.sequencer import Appended, replay
 from ledger.state import State
@@ -473,4 +473,19 @@ def test_a_large_batch_verified_in_the_worker_refuses_exactly_the_bad_signature(
     assert seqs[bad + 1 :] == list(range(head + bad, head + len(documents) - 1))
     serial = alliance.sequencer.submit_many([documents[bad]])[0]
     assert type(serial) is type(results[bad]) and str(serial) == str(results[bad])
+    check_log(alliance.engine)
+
+
+def test_a_dead_verification_worker_fails_no_batch(alliance: Alliance) -> None:
+    """If the worker process dies, admission checks the signatures itself."""
+    pool = verifying.pool()
+    assert pool is not None
+    verifying.warm_up()
+    for process in list(pool._processes.values()):  # kill the worker
+        process.kill()
+        process.join()
+    documents = [alliance.enroll_doc() for _ in range(PARALLEL_VERIFY_MIN_ENTRIES)]
+    head = snapshot(alliance.engine).head
+    results = alliance.sequencer.submit_many(documents)
+    assert [getattr(r, "seq", r) for r in results] == list(range(head, head + len(documents)))
     check_log(alliance.engine)
