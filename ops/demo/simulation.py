@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ledger.audit import AuditReport, audit_directory
+from ledger.export import TRUST_FILE
 from ledger.state import region_principal
 from ops.config import load_config
 from ops.demo.actors import Regulators, Traders
@@ -148,6 +149,9 @@ def simulate(
     report = audit_directory(out)
     if keys is not None:
         ledger.ring.save(keys)
+        # The trust root beside the keys, as `alliance init` leaves it, so a user can run
+        # any region's node or witness afterwards (`alliance witness --key …`).
+        (keys / TRUST_FILE).write_bytes((out / TRUST_FILE).read_bytes())
     summary = summarize(report, out, ledger.refused)
     summary.elapsed_s = time.perf_counter() - started
     return DemoOutcome(report, summary)

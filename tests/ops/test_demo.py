@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from ledger.audit import audit_directory
 from ledger.export import ENTRIES_FILE
 from ledger.rows import KeyRow
+from ops.cli import app
 from ops.demo import DemoOutcome, Schedule, run_demo, simulate, yuan
 from schemas.errors import AlreadyInitialisedError, ConfigError
 from signing.keys import PrivateKey, b64encode
@@ -148,3 +151,15 @@ def test_schedule_fits_any_length() -> None:
 )
 def test_yuan_formats_integer_fen(fen: int, text: str) -> None:
     assert yuan(fen) == text
+
+
+def test_a_region_witness_runs_from_the_demo_keys_alone(first: Run) -> None:
+    """The demo leaves trust.json beside the keys, so a region's witness (or node) can be
+    run afterwards with nothing but its key file."""
+    assert (first.keys / "trust.json").read_bytes() == (first.out / "trust.json").read_bytes()
+    key = first.keys / "region-31.witness.pem"
+    result = CliRunner().invoke(
+        app, ["witness", "--region", "31", "--key", str(key), "--db", first.db_url]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["region"] == "31"
