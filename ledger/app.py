@@ -22,6 +22,7 @@ from ledger import export as exporting
 from ledger import merkle, projections, store
 from ledger.db import make_engine
 from ledger.maintenance import unguarded
+from ledger.publish import signed_by
 from ledger.reads import Reads
 from ledger.schema import is_initialized, migrate
 from ledger.sequencer import Appended, Sequencer, lock_log, replay
@@ -41,7 +42,6 @@ from schemas.limits import CHECKPOINT_CANDIDATES_MAX, PROOF_TREE_SIZE_MAX, WAIT_
 from signing.checkpoint import (
     CosignatureVerifier,
     add_cosignatures,
-    open_checkpoint,
     verify_cosigned_checkpoint,
 )
 from signing.keys import PrivateKey, PublicKey, b64decode, b64encode
@@ -400,28 +400,19 @@ def _declared_keys(genesis_leaf: bytes) -> LogKeys:
 
 def operator_verifier(keys: LogKeys, note: str) -> NoteVerifier | None:
     """The declared operator key that signed ``note``, if one did."""
-    for verifier in keys.operators:
-        try:
-            open_checkpoint(note, verifier)
-        except AllianceError:
-            continue
-        return verifier
-    return None
+    signed = signed_by(note, keys.operators)
+    return None if signed is None else signed[0]
 
 
 def row_verifier(keys: LogKeys, stored: store.StoredCheckpoint) -> NoteVerifier | None:
     """operator_verifier() of a stored checkpoint row whose note also says what the row's
     columns say (size, root): a row pairing a genuine note with another size or root
-    is not a checkpoint of that size."""
-    verifier = operator_verifier(keys, stored.note)
-    if verifier is None:
+    is not a checkpoint of that size. (The origin is checked by opening the note: the
+    declared keys are named after it.)"""
+    signed = signed_by(stored.note, keys.operators)
+    if signed is None or (signed[1].size, signed[1].root) != (stored.size, stored.root):
         return None
-    checkpoint = open_checkpoint(stored.note, verifier)
-    if (checkpoint.size, checkpoint.root) != (stored.size, stored.root):
-        return None
-    if checkpoint.origin != keys.origin:
-        return None
-    return verifier
+    return signed[0]
 
 
 def _with_cosignatures(

@@ -30,7 +30,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select
 
 from ledger import merkle, projections, store
-from ledger.app import Ledger, LogKeys, operator_verifier
+from ledger.app import Ledger, LogKeys, operator_verifier, row_verifier
 from ledger.maintenance import unguarded
 from ledger.publish import publish
 from ledger.sequencer import lock_log
@@ -38,7 +38,7 @@ from ledger.state import State, admit, leaf_context
 from ledger.tables import Checkpoint, Cosignature, MerkleTile, MerkleTileNodes
 from schemas.errors import AllianceError, RejectedError, invariant
 from schemas.limits import FINDINGS_MAX
-from signing.checkpoint import add_cosignatures, open_checkpoint, verify_cosigned_checkpoint
+from signing.checkpoint import add_cosignatures, verify_cosigned_checkpoint
 
 DERIVED_LOG_TABLES = ("merkle_tiles", "merkle_tile_nodes", "checkpoints", "cosignatures")
 
@@ -156,12 +156,9 @@ def _check_checkpoints(connection: Connection, keys: LogKeys, report: Examinatio
     newest_valid = 0
     for row in connection.execute(select(Checkpoint).order_by(Checkpoint.size)):
         size = int(row.size)
-        verifier = operator_verifier(keys, row.note)
-        good = verifier is not None and size <= report.size
-        if good:
-            checkpoint = open_checkpoint(row.note, verifier)  # type: ignore[arg-type]
-            good = checkpoint.size == size and checkpoint.root == bytes(row.root)
-            good = good and merkle.root(size, reader) == checkpoint.root
+        stored = store.StoredCheckpoint(size, bytes(row.root), row.note, row.signed)
+        good = row_verifier(keys, stored) is not None and size <= report.size
+        good = good and merkle.root(size, reader) == stored.root
         if not good:
             report.bad_checkpoints.append(size)
             report.add("checkpoint", f"the checkpoint at size {size} does not verify", size)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -177,9 +177,15 @@ def load_state(connection: Connection, sealer: Sealer, log_size: int) -> Loaded:
 
 
 def _load_table(
-    connection: Connection, state: State, sealer: Sealer, name: str, table: Table, head: int
+    connection: Connection,
+    state: State,
+    sealer: Sealer,
+    name: str,
+    table: Table,
+    head: int | None,
 ) -> int:
-    """Load projection ``name`` into ``state``; returns how many rows failed their seal.
+    """Load projection ``name`` into ``state`` (the versions written before ``head``, or
+    all of them); returns how many rows failed their seal.
     Read through the driver's own cursor (plain tuples, fetched in C): at a million
     entries this loop runs for every stored row version."""
     row_type, keys = TABLES[name]
@@ -188,11 +194,9 @@ def _load_table(
     ok = sealer.checker(name)
     # Every column descending: the (keys…, version) index read backwards, no sort. The
     # only bound value is an int, so the statement is compiled with it inline.
-    query = (
-        select(table)
-        .where(table.c[VERSION] < head)
-        .order_by(*[table.c[key].desc() for key in keys], table.c[VERSION].desc())
-    )
+    query = select(table).order_by(*[table.c[key].desc() for key in keys], table.c[VERSION].desc())
+    if head is not None:
+        query = query.where(table.c[VERSION] < head)
     sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     forged = 0
@@ -253,24 +257,12 @@ def state_rows(state: State) -> dict[str, list[tuple[object, ...]]]:
 
 
 def read_sealed(connection: Connection, sealer: Sealer) -> dict[str, list[tuple[object, ...]]]:
-    """Like read_all(), from the newest version of each key whose seal verifies."""
-    result: dict[str, list[tuple[object, ...]]] = {}
+    """Like read_all(), from the newest version of each key whose seal verifies (what a
+    starting writer would load, every version included)."""
+    state = State()
     for name, table in PROJECTION_TABLES.items():
-        keys = TABLES[name][1]
-        width = len(FIELD_NAMES[name])
-        query = select(table).order_by(*[table.c[key] for key in keys], table.c[VERSION].desc())
-        rows: list[tuple[object, ...]] = []
-        current: tuple[object, ...] | None = None
-        for values in connection.execute(query):
-            fields, version, seal = tuple(values[:width]), int(values[width]), values[width + 1]
-            if not sealer.row_ok(name, fields, version, bytes(seal)):
-                continue
-            key = tuple(values[FIELD_NAMES[name].index(k)] for k in keys)
-            if key != current:
-                current = key
-                rows.append((*fields, version))
-        result[name] = sorted(rows, key=repr)
-    return result
+        _load_table(connection, state, sealer, name, table, None)
+    return state_rows(state)
 
 
 def count_forged(connection: Connection, sealer: Sealer) -> dict[str, int]:
@@ -303,7 +295,3 @@ def stored_row_count(connection: Connection) -> int:
         int(connection.execute(select(func.count()).select_from(table)).scalar() or 0)
         for table in PROJECTION_TABLES.values()
     )
-
-
-def table_names() -> Iterable[str]:
-    return SEALED_TABLES

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
 from ledger import merkle, projections, store, verifying
-from ledger.publish import publish
+from ledger.publish import publish, signed_by
 from ledger.seal import Sealer
 from ledger.state import (
     OPERATOR,
@@ -81,7 +81,6 @@ from schemas.limits import (
     VERIFY_WAIT_S,
     WAIT_DEADLINE_S,
 )
-from signing.checkpoint import open_checkpoint
 from signing.entry import verify_entry_signature
 from signing.keys import PrivateKey, b64encode
 from signing.note import NoteVerifier
@@ -667,17 +666,16 @@ def foreign_context(leaf: bytes, state: State, latest_logged: datetime) -> Conte
 def verify_checkpoint(state: State, note: str, size: int, root: bytes) -> None:
     """Raise TamperedError unless ``note`` is a checkpoint of ``size`` and ``root``
     signed by one of the operator keys the log declared."""
+    verifiers = []
     for key_id in sorted(state.current_keys.get(OPERATOR, set())):
         row = state.key(key_id)
         assert row is not None
-        verifier = NoteVerifier.from_public(state.origin, state.public_key(row))
-        try:
-            checkpoint = open_checkpoint(note, verifier)
-        except AllianceError:
-            continue
-        if checkpoint.size == size and checkpoint.root == root:
-            return
-    raise TamperedError(f"no checkpoint of size {size} with this root is signed by the operator")
+        verifiers.append(NoteVerifier.from_public(state.origin, state.public_key(row)))
+    signed = signed_by(note, verifiers)
+    if signed is None or (signed[1].size, signed[1].root) != (size, root):
+        raise TamperedError(
+            f"no checkpoint of size {size} with this root is signed by the operator"
+        )
 
 
 def _frontier_after(

@@ -187,15 +187,6 @@ def write_nodes(connection: Connection, nodes: Mapping[tuple[int, int], bytes]) 
     )
 
 
-def missing_nodes(
-    connection: Connection, nodes: Mapping[tuple[int, int], bytes]
-) -> dict[tuple[int, int], bytes]:
-    """The entries of ``nodes`` not stored yet (a writer catching up stores what another
-    left out)."""
-    stored = DbTiles(connection).read_nodes(list(nodes))
-    return {key: data for key, data in nodes.items() if key not in stored}
-
-
 def write_tiles(connection: Connection, tiles: Mapping[tuple[int, int], bytes]) -> None:
     """Insert new tiles and extend partial ones (the grow-only trigger checks prefixes)."""
     if not tiles:

@@ -4,7 +4,6 @@ Every one goes through the front door (ledger.app.Ledger) and the region nodes."
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,12 @@ from nodes.endorse import EndorseNode, Judge, NodeRules, no_opinion
 from nodes.witness import WitnessNode
 from ops.config import load_config
 from ops.world import EntryFactory, Keyring, genesis_submission
-from schemas.errors import AlreadyInitialisedError
+from schemas.errors import AlreadyInitialisedError, ConfigError
+from schemas.files import FileRefused, write_new
 from signing.keys import PrivateKey
 
 TRUST_FILE_NAME = "trust.json"
+TRUST_FILE_MODE = 0o644  # the trust root is public: every auditor and node reads it
 
 
 def trust_of(keys: LogKeys, operator_vkey: str) -> dict[str, Any]:
@@ -80,11 +81,15 @@ def witness_state_file_name(region: str) -> str:
 
 
 def _write_new(path: Path, value: dict[str, Any]) -> None:
-    """Create ``path`` exclusively (never through a planted link)."""
+    """Create ``path`` exclusively (schemas.files.write_new: never through a planted
+    link, never over an existing file)."""
     data = (json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode()
-    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
+    try:
+        write_new(path, data, TRUST_FILE_MODE)
+    except FileRefused as exc:
+        if exc.exists:
+            raise AlreadyInitialisedError(exc.reason) from exc
+        raise ConfigError(exc.reason) from exc
 
 
 def run_endorse(

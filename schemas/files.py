@@ -27,12 +27,13 @@ _FILE_TYPES = (
 
 class FileRefused(Exception):  # noqa: N818 (a refusal, worded by each caller)
     """``reason`` says why, in words fit for an error line; ``missing`` when the path
-    does not exist."""
+    does not exist, ``exists`` when a new file was to be created where one already is."""
 
-    def __init__(self, reason: str, *, missing: bool = False) -> None:
+    def __init__(self, reason: str, *, missing: bool = False, exists: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.missing = missing
+        self.exists = exists
 
 
 def file_type(mode: int) -> str:
@@ -90,6 +91,30 @@ def read_regular(path: str | Path, limit_bytes: int) -> bytes:
         return read_at_most(fd, limit_bytes + 1)
     finally:
         os.close(fd)
+
+
+def write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` with ``mode`` from the start, never through a planted link and
+    never over an existing file, and write ``data`` durably (fsync); on any failure the
+    half-written file is removed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, mode)
+    except FileExistsError as exc:
+        what = "a link" if path.is_symlink() else "a file"
+        raise FileRefused(f"{path} is already {what}", exists=True) from exc
+    except OSError as exc:
+        raise FileRefused(f"cannot create {path}: {_reason(exc)}") from exc
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException as exc:
+        path.unlink(missing_ok=True)  # O_EXCL made it ours
+        if isinstance(exc, OSError):
+            raise FileRefused(f"cannot write {path}: {_reason(exc)}") from exc
+        raise
 
 
 def _reason(exc: Exception) -> str:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.errors import KeyFileError, MalformedError, SignatureError
-from schemas.files import FileRefused, open_regular, read_at_most
+from schemas.files import FileRefused, open_regular, read_at_most, write_new
 from schemas.limits import CHECKED_PUBLIC_KEYS_CACHED, KEY_FILE_BYTES_MAX
 
 PUBLIC_KEY_SIZE = 32
@@ -232,26 +232,14 @@ class PrivateKey:
 
 
 def _write_new_file(path: Path, data: bytes) -> None:
-    """Create ``path`` (mode 0600 from the start, never a link followed) and write it
-    durably; on any failure the half-written file is removed."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    """Create the key file ``path`` (schemas.files.write_new: mode 0600 from the start,
+    never a link followed, never an existing file, removed again on any failure)."""
     try:
-        fd = os.open(path, flags, KEY_FILE_MODE)
-    except FileExistsError as exc:
-        what = "a link" if path.is_symlink() else "a file"
-        raise KeyFileError(f"{path} is already {what}; a key file is never overwritten") from exc
-    except OSError as exc:
-        raise KeyFileError(f"cannot create key file {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException as exc:
-        path.unlink(missing_ok=True)  # O_EXCL made it ours
-        if isinstance(exc, OSError):
-            raise KeyFileError(f"cannot write key file {path}: {exc.strerror}") from exc
-        raise
+        write_new(path, data, KEY_FILE_MODE)
+    except FileRefused as exc:
+        if exc.exists:
+            raise KeyFileError(f"{exc.reason}; a key file is never overwritten") from exc
+        raise KeyFileError(f"key file: {exc.reason}") from exc
 
 
 def fsync_key_folder(folder: Path) -> None:

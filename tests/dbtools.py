@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.engine import make_url
 
 from ledger import merkle, projections, store
@@ -208,6 +208,15 @@ def snapshot(engine: Engine) -> Snapshot:
 # --- raw rows, as an attacker with INSERT rights (but no key) writes them ----------------
 
 RAW_LOGGED = "2026-11-23T02:00:00.000000Z"  # START, as the writer formats a logged time
+
+
+def plant_cosignature(engine: Engine, size: int, witness: str, line: str | None = None) -> None:
+    """INSERT a cosignature row as someone with an INSERT grant would: by default a
+    garbage line under the witness's name, which verifies under no key."""
+    row = {"size": size, "witness": witness, "timestamp_s": 1}
+    row["line"] = line if line is not None else f"\u2014 {witness} AAAA\n"
+    with engine.begin() as connection:
+        connection.execute(text(insert_sql("cosignatures", list(row))), row)
 
 
 def insert_sql(table: str, columns: Sequence[str]) -> str:

@@ -40,7 +40,9 @@ from ops.demo.stage import (
 )
 from ops.demo.summary import Summary, print_summary, summarize
 from ops.report import print_audit
+from ops.service import TRUST_FILE_MODE
 from schemas.errors import ConfigError
+from schemas.files import write_new
 from schemas.limits import DEMO_MERCHANTS_MIN
 
 PIPED_WIDTH = 110  # the region table's width, when output is not a terminal
@@ -151,7 +153,7 @@ def simulate(
         ledger.ring.save(keys)
         # The trust root beside the keys, as `alliance init` leaves it, so a user can run
         # any region's node or witness afterwards (`alliance witness --key …`).
-        (keys / TRUST_FILE).write_bytes((out / TRUST_FILE).read_bytes())
+        write_new(keys / TRUST_FILE, (out / TRUST_FILE).read_bytes(), TRUST_FILE_MODE)
     summary = summarize(report, out, ledger.refused)
     summary.elapsed_s = time.perf_counter() - started
     return DemoOutcome(report, summary)

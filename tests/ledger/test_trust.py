@@ -31,7 +31,15 @@ from schemas.errors import (
 from signing.entry import submitted
 from signing.keys import PrivateKey
 from tests.conftest import Alliance
-from tests.dbtools import INSERT_ENTRY, RAW_LOGGED, check_log, entry_row, insert_sql, snapshot
+from tests.dbtools import (
+    INSERT_ENTRY,
+    RAW_LOGGED,
+    check_log,
+    entry_row,
+    insert_sql,
+    plant_cosignature,
+    snapshot,
+)
 from tests.ledger.builders import one_item_return
 
 
@@ -163,13 +171,7 @@ def test_a_garbage_cosignature_row_neither_shows_nor_stops_the_witness(alliance:
     alliance.sequencer.submit(alliance.enroll_doc())
     latest = alliance.ledger.signed_checkpoint()
     witness = alliance.ledger.log_keys().witnesses["31"].name
-    with alliance.engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO cosignatures (size, witness, timestamp_s, line) VALUES (:s, :w, 1, :l)"
-            ),
-            {"s": latest.size, "w": witness, "l": f"\u2014 {witness} AAAA\n"},
-        )
+    plant_cosignature(alliance.engine, latest.size, witness)
     alliance.cosign()  # every witness, 31 included, cosigns the same size for real
     assert alliance.ledger.signed_checkpoint().cosigned_by == ("31", "32", "33", "34")
     alliance.sequencer.submit(alliance.enroll_doc())
@@ -274,13 +276,7 @@ def test_repair_drops_only_the_garbage_line_beside_a_genuine_cosignature(
 ) -> None:
     latest = alliance.ledger.signed_checkpoint()
     witness = alliance.ledger.log_keys().witnesses["31"].name
-    with alliance.engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO cosignatures (size, witness, timestamp_s, line) VALUES (:s, :w, 1, :l)"
-            ),
-            {"s": latest.size, "w": witness, "l": f"\u2014 {witness} AAAA\n"},
-        )
+    plant_cosignature(alliance.engine, latest.size, witness)
     repair(_fresh(alliance), alliance.clock())
     assert alliance.ledger.signed_checkpoint().cosigned_by == ("31", "32", "33", "34")
     assert examine(_fresh(alliance)).ok
@@ -365,14 +361,7 @@ def test_planted_cosignature_rows_cannot_hide_a_witnesss_last_cosignature(
     for _ in range(20):
         alliance.sequencer.submit(alliance.enroll_doc())
         size = alliance.ledger.signed_checkpoint().size
-        with alliance.engine.begin() as connection:
-            connection.execute(
-                text(
-                    "INSERT INTO cosignatures (size, witness, timestamp_s, line) "
-                    "VALUES (:s, :w, 1, :l)"
-                ),
-                {"s": size, "w": witness, "l": f"\u2014 {witness} AAAA\n"},
-            )
+        plant_cosignature(alliance.engine, size, witness)
     found = alliance.ledger.last_cosigned("31")
     assert found is not None and found.size == cosigned.size
 

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from ledger.audit import Trust
 from nodes.client import LocalClient
@@ -27,7 +26,7 @@ from signing.checkpoint import (
 from signing.keys import PrivateKey
 from signing.note import NoteSignature, NoteSigner
 from tests.conftest import Alliance
-from tests.dbtools import snapshot
+from tests.dbtools import plant_cosignature, snapshot
 from tests.nodes.support import Hostile
 
 
@@ -114,13 +113,7 @@ def test_cosigns_once_per_size_with_a_consistency_check(alliance: Alliance) -> N
 
 
 def _plant_line(alliance: Alliance, size: int, line: str) -> None:
-    with alliance.engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO cosignatures (size, witness, timestamp_s, line) VALUES (:s, :w, 1, :l)"
-            ),
-            {"s": size, "w": _name(alliance), "l": line},
-        )
+    plant_cosignature(alliance.engine, size, _name(alliance), line)
 
 
 def test_a_garbage_row_at_the_next_size_does_not_stop_it(alliance: Alliance) -> None:
