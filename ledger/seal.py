@@ -42,45 +42,38 @@ class Sealer:
         (a staging copy, an older log) are not this log's."""
         return cls(operator.derive_secret(SEAL_LABEL + b"\n" + genesis_leaf_hash))
 
+    def sealer(self, table: str) -> Callable[[tuple[object, ...], int], bytes]:
+        """The seal of a row of ``table``: one function per table, with the per-call
+        work hoisted, since a batch seals several rows per entry and a start-up checks
+        every stored version."""
+        blake2b, key, size = hashlib.blake2b, self._secret, SEAL_SIZE
+        prefix = _ROW_PREFIX
+
+        def seal(values: tuple[object, ...], version: int) -> bytes:
+            # repr() of a tuple of str, int and None is unambiguous (quoted, escaped) and
+            # two to three times faster than JSON; only this writer ever reads it. Were a
+            # Python release to change it, seals would fail and the writer would replay
+            # the log instead of loading them: slower, never wrong. Keyed BLAKE2b is a
+            # MAC by design and costs one pass, about half an HMAC-SHA256 here.
+            message = prefix + repr((table, values, version)).encode("utf-8")
+            return blake2b(message, key=key, digest_size=size).digest()
+
+        return seal
+
     def row(self, table: str, values: Sequence[object], version: int) -> bytes:
-        # repr() of a tuple of str, int and None is unambiguous (quoted, escaped) and two
-        # to three times faster than JSON; it is only ever read by this writer. Were a
-        # Python release to change it, seals would fail and the writer would replay the
-        # log instead of loading them: slower, never wrong.
-        # Keyed BLAKE2b is a MAC by design (no HMAC construction needed) and costs one
-        # pass: about half an HMAC-SHA256 here, and a batch seals several rows per entry.
-        message = _ROW_PREFIX + repr((table, tuple(values), version)).encode("utf-8")
-        return hashlib.blake2b(message, key=self._secret, digest_size=SEAL_SIZE).digest()
+        return self.sealer(table)(tuple(values), version)
 
     def rows(
         self, table: str, rows: Iterable[tuple[tuple[object, ...], int]]
     ) -> list[tuple[object, ...]]:
-        """(values…, version, seal) for each (values, version): row() for a whole batch,
-        with the per-call work hoisted (a batch seals several rows per entry)."""
-        blake2b, key, size, prefix = hashlib.blake2b, self._secret, SEAL_SIZE, _ROW_PREFIX
-        return [
-            (
-                *values,
-                version,
-                blake2b(
-                    prefix + repr((table, values, version)).encode("utf-8"),
-                    key=key,
-                    digest_size=size,
-                ).digest(),
-            )
-            for values, version in rows
-        ]
+        """(values…, version, seal) for each (values, version) of ``table``."""
+        seal = self.sealer(table)
+        return [(*values, version, seal(values, version)) for values, version in rows]
 
     def checker(self, table: str) -> Callable[[tuple[object, ...], int, bytes], bool]:
-        """row_ok() for one table with the per-call work hoisted, for loading many rows."""
-        blake2b, key, size, prefix = hashlib.blake2b, self._secret, SEAL_SIZE, _ROW_PREFIX
-        compare = hmac.compare_digest
-
-        def ok(values: tuple[object, ...], version: int, seal: bytes) -> bool:
-            message = prefix + repr((table, values, version)).encode("utf-8")
-            return compare(blake2b(message, key=key, digest_size=size).digest(), seal)
-
-        return ok
+        """row_ok() for one table, for loading many rows."""
+        seal, compare = self.sealer(table), hmac.compare_digest
+        return lambda values, version, stored: compare(seal(values, version), stored)
 
     def row_ok(self, table: str, values: Sequence[object], version: int, seal: bytes) -> bool:
         return hmac.compare_digest(self.row(table, values, version), seal)
