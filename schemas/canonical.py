@@ -1,11 +1,38 @@
-"""Canonical bytes: RFC 8785 (JSON Canonicalization Scheme).
+r"""Canonical bytes: RFC 8785 (JSON Canonicalization Scheme).
 
 ``canonical()`` is the contract. For the values Alliance Ledger writes (objects whose keys
 are ASCII, strings, integers within the IEEE-754 safe range, booleans and null; never a
-float) the standard library's ``json.dumps`` with sorted keys produces the same bytes as
-RFC 8785, several times faster. ``canonical()`` takes that fast path only after checking
-the value is in that domain and falls back to the ``rfc8785`` package otherwise;
-tests/schemas/test_canonical.py proves the two byte-identical with hypothesis.
+float) ``orjson`` with sorted keys produces the same bytes as RFC 8785, far faster than the
+``rfc8785`` package. ``canonical()`` takes that fast path only after ``_fast_path_ok()``
+has checked the value is in that domain and falls back to the ``rfc8785`` package
+otherwise; tests/schemas/test_canonical.py checks the two byte-identical with hypothesis
+and on every Unicode scalar value.
+
+Why orjson equals RFC 8785 on the domain (exact ``dict`` with exact ASCII ``str`` keys,
+exact ``list`` or ``tuple``, exact ``str``, ``int`` within ±(2^53-1), ``True``, ``False``,
+``None``; at most NESTING_DEPTH_MAX deep):
+
+- Strings (RFC 8785 §3.2.2.2): both write UTF-8 and escape exactly ``"``, ``\`` and
+  U+0000–U+001F, the latter as ``\b \t \n \f \r`` or else ``\u00xx`` in lowercase hex;
+  everything else (``/``, U+007F, U+2028/U+2029, non-BMP characters) is written as is.
+- Lone surrogates (a Python ``str`` can hold them, from ``"\ud800"`` in JSON text) have
+  no UTF-8 form: orjson raises ``JSONEncodeError``, ``rfc8785`` ``CanonicalizationError``
+  (or ``UnicodeEncodeError`` while sorting keys); ``canonical()`` turns each into a
+  MalformedError, so neither path yields bytes for them.
+- Key order (§3.2.3): RFC 8785 sorts by UTF-16 code units, orjson by UTF-8 bytes, i.e. by
+  code points. The two disagree only between a non-BMP character and one in
+  U+E000–U+FFFF, so they agree on ASCII keys; other keys take the ``rfc8785`` path.
+- Integers (§3.2.2.3): within ±(2^53-1) an integer is its own shortest double form, the
+  plain decimal digits both write. Floats, which orjson would format its own way (and
+  NaN as ``null``), never get there: ``_fast_path_ok()`` refuses them and integers
+  beyond the safe range, and OPT_STRICT_INTEGER refuses the latter again in orjson.
+- ``true``, ``false``, ``null`` alike; exact tuples are arrays in both. orjson's own
+  nesting limit (254) lies far beyond NESTING_DEPTH_MAX.
+- Subclasses of ``str``, ``int``, ``dict``, ``list`` and ``tuple`` (enums, OrderedDict,
+  namedtuple) and ``str`` subclass keys are not in the domain: orjson reads some through
+  the C structures, ignoring overridden methods, and refuses others (namedtuple, subclass
+  keys), so they take the ``rfc8785`` path. OPT_PASSTHROUGH_* makes orjson refuse rather
+  than guess at subclasses, dataclasses and datetimes if one ever reaches it.
 """
 
 from __future__ import annotations
@@ -14,6 +41,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import rfc8785
 
 from schemas.errors import MalformedError
@@ -23,23 +51,25 @@ from schemas.limits import NESTING_DEPTH_MAX, QUOTED_TEXT_MAX
 # so an integer beyond it would not round-trip through a conforming verifier.
 SAFE_INTEGER_MAX = 2**53 - 1
 
-# No circular-reference tracking (a dict of ids per call, half the encoding time): the
-# encoder only sees values _fast_path_ok() accepted, and a cycle never gets past its
-# nesting limit.
-_encoder = json.JSONEncoder(
-    ensure_ascii=False,
-    allow_nan=False,
-    sort_keys=True,
-    separators=(",", ":"),
-    check_circular=False,
+# Sorted keys; the rest only narrow what orjson accepts (none changes a byte of output in
+# the domain): integers beyond ±(2^53-1), and subclasses, dataclasses and datetimes,
+# which orjson would otherwise serialize in a form of its own, raise JSONEncodeError.
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_STRICT_INTEGER
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
 )
 
 
 def _fast_path_ok(value: Any, depth: int) -> bool:
-    """True when stdlib JSON output equals RFC 8785 output for ``value``.
+    """True when orjson output equals RFC 8785 output for ``value`` (the domain in the
+    module docstring).
 
     Raises MalformedError for values no entry may contain (floats, unsafe integers,
-    excessive nesting), so a wrong value never reaches the slow path either.
+    excessive nesting, non-string keys), so a wrong value never reaches the slow path
+    either.
 
     Every entry passes through here several times, so the common exact types (str,
     dict, list, int) are dispatched on ``type()`` first; any other value, subclasses
@@ -60,15 +90,22 @@ def _fast_path_ok(value: Any, depth: int) -> bool:
 
 def _dict_ok(value: dict[Any, Any], depth: int) -> bool:
     ok = True
-    # A string member is fine unless it sits below the nesting limit (checked above).
-    strings_ok = depth < NESTING_DEPTH_MAX
+    # A string or safe integer member is fine unless it sits below the nesting limit
+    # (checked above): those, most members, are checked here without a call.
+    scalars_ok = depth < NESTING_DEPTH_MAX
     for key, item in value.items():
-        if not isinstance(key, str):
-            raise MalformedError("object keys must be strings")
-        # Key order: RFC 8785 sorts by UTF-16 code units, Python by code points;
-        # the two agree on ASCII.
-        ok = ok and key.isascii()
-        if strings_ok and type(item) is str:
+        if type(key) is not str:
+            if not isinstance(key, str):
+                raise MalformedError("object keys must be strings")
+            ok = False  # orjson refuses str subclass keys
+        elif ok:
+            # Key order: RFC 8785 sorts by UTF-16 code units, orjson by code points; the
+            # two agree on ASCII.
+            ok = key.isascii()
+        kind = type(item)
+        if scalars_ok and (
+            kind is str or (kind is int and -SAFE_INTEGER_MAX <= item <= SAFE_INTEGER_MAX)
+        ):
             continue
         ok = _fast_path_ok(item, depth + 1) and ok
     return ok
@@ -86,18 +123,23 @@ def _int_ok(value: int) -> bool:
 
 
 def _other_ok(value: Any, depth: int) -> bool:
+    """Everything but exact str, dict, list and int. Subclasses (StrEnum, IntEnum,
+    OrderedDict, namedtuple…) are checked like their base type but take the rfc8785 path:
+    orjson serializes them through the base type's C structures or refuses them."""
+    if value is None or isinstance(value, bool):  # bool cannot be subclassed
+        return True
     if isinstance(value, str):
-        return True
-    if value is None or isinstance(value, bool):
-        return True
+        return False
     if isinstance(value, int):
-        return _int_ok(value)
+        _int_ok(value)  # for its refusal
+        return False
     if isinstance(value, float):
         raise MalformedError("floats are not allowed: money is integer fen")
     if isinstance(value, list | tuple):
-        return _items_ok(value, depth)
+        return _items_ok(value, depth) and type(value) is tuple
     if isinstance(value, dict):
-        return _dict_ok(value, depth)
+        _dict_ok(value, depth)  # for its refusals
+        return False
     raise MalformedError(f"value of type {type(value).__name__} is not JSON")
 
 
@@ -105,9 +147,9 @@ def canonical(value: Any) -> bytes:
     """RFC 8785 canonical bytes of a JSON value."""
     try:
         if _fast_path_ok(value, 0):
-            return _encoder.encode(value).encode("utf-8")
+            return canonical_validated(value)
         return bytes(rfc8785.dumps(value))
-    except UnicodeEncodeError as exc:
+    except UnicodeEncodeError as exc:  # rfc8785 sorting keys that hold lone surrogates
         raise MalformedError("strings must be valid Unicode (no lone surrogates)") from exc
     except rfc8785.CanonicalizationError as exc:
         raise MalformedError(f"not canonicalizable: {exc}") from exc
@@ -125,7 +167,7 @@ def canonical_object(members: Mapping[str, bytes]) -> bytes:
     for key in sorted(members):
         if not key.isascii():
             raise MalformedError("canonical_object takes ASCII keys only")
-        parts.append(_encoder.encode(key).encode("ascii") + b":" + members[key])
+        parts.append(canonical_validated(key) + b":" + members[key])
     return b"{" + b",".join(parts) + b"}"
 
 
@@ -136,14 +178,18 @@ def canonical_text(value: Any) -> str:
 
 def canonical_validated(value: Any) -> bytes:
     """RFC 8785 bytes of a value that already passed the strict wire models
-    (schemas.entry, schemas.bodies): those admit only ASCII keys, strings, booleans,
-    null and integers bounded within the safe range, which is the fast path's domain,
-    so the domain walk is skipped. tests/schemas/test_canonical.py checks this against
-    the rfc8785 package for entries of every kind."""
+    (schemas.entry, schemas.bodies) as parsed by parse_json(): those admit only exact
+    dicts with ASCII keys, lists, strings, booleans, null and integers bounded within the
+    safe range, which is the fast path's domain, so the domain walk is skipped.
+    tests/schemas/test_canonical.py checks this against the rfc8785 package.
+
+    orjson still refuses lone surrogates, unsafe integers, non-string keys and
+    subclasses (MalformedError). It does not refuse floats (written in orjson's own
+    form, NaN as null), enums or UUIDs: keeping those out is the models' job."""
     try:
-        return _encoder.encode(value).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise MalformedError("strings must be valid Unicode (no lone surrogates)") from exc
+        return orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        raise MalformedError(f"not canonicalizable: {exc}") from exc
 
 
 def canonical_reference(value: Any) -> bytes:
