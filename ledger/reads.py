@@ -3,9 +3,10 @@ nodes' hints): the newest version of each projection row, no seal check (readers
 nothing; the writer and the nodes verify what they build on).
 
 Each read is plain SQL over ``ledger.projections.current(name)`` (the newest version of
-each row) with joins over the child tables: no JSON is parsed and no LIKE is used. The
-results are the frozen rows of ledger.rows (or small frozen views of them), equal to what
-the writer's in-memory State holds for the same log size.
+each row) with joins over the child tables, and over the ``postings`` view derived from
+the obligations (``POSTINGS``): no JSON is parsed and no LIKE is used. The results are
+the frozen rows of ledger.rows (or small frozen views of them), equal to what the
+writer's in-memory State holds for the same log size.
 """
 
 from __future__ import annotations
@@ -15,7 +16,25 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, Select, and_, case, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Select,
+    Text,
+    and_,
+    case,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    table,
+    true,
+    union_all,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import DDL
 
 from ledger.kinds.credit import credit_row
 from ledger.kinds.money import OBLIGATION_STATUSES, PAYABLE, PENDING, RECEIVABLE
@@ -32,6 +51,58 @@ from ledger.rows import (
 from schemas.bodies import PolicyModel
 from schemas.entry import format_utc
 from schemas.errors import NotFoundError, TamperedError
+
+# The double-entry view (DESIGN §5), created by the migrations on both backends: two
+# postings per obligation, derived in SQL exactly as ledger.kinds.money.postings_of
+# derives them in Python (the debtor's payable -amount, the creditor's receivable
+# +amount, under the source seq). It reads the newest version of each obligation, as
+# every read does, never the creating one (version == seq): a batch stores only the last
+# version of a row it changed twice, and a rebuild stores only the current rows, so the
+# creating version need not be stored at all. The fields it reads never change between
+# versions, so a status change never adds or alters a posting. Nothing stores postings:
+# the view takes no writes on either backend (PostgreSQL updates no view with a join).
+POSTINGS = table(
+    "postings",
+    column("seq", BigInteger),
+    column("account", Text),
+    column("amount_fen", BigInteger),
+)
+_DEBIT, _CREDIT = -1, 1  # the sign of each side's amount
+
+
+def postings_view() -> Select[Any]:
+    """The SELECT behind the ``postings`` view: (seq, account, amount_fen), two rows per
+    obligation. One SELECT over the obligations joined to the two sides, not a UNION
+    ALL of two SELECTs: both planners then push a reader's restriction on the
+    obligations (by seq, debtor or creditor) into the view and use their indexes. A
+    UNION ALL was read whole on every call (measured at 100k obligations on PostgreSQL:
+    0.2 s for a member's balances, up to a minute with the per-obligation check,
+    against 4 ms in this form)."""
+    obligations = PROJECTION_TABLES["obligations"]
+    sides = union_all(
+        select(literal(_DEBIT).label("sign")), select(literal(_CREDIT).label("sign"))
+    ).subquery("sides")
+    debit = sides.c.sign == _DEBIT
+    account = case(
+        (debit, obligations.c.debtor + f":{PAYABLE}"),
+        else_=obligations.c.creditor + f":{RECEIVABLE}",
+    )
+    return (
+        current("obligations")
+        .with_only_columns(
+            obligations.c.seq,
+            account.label("account"),
+            (sides.c.sign * obligations.c.amount_fen).label("amount_fen"),
+        )
+        .select_from(obligations.join(sides, true()))
+    )
+
+
+def create_postings_view(dialect: Dialect) -> DDL:
+    """The DDL of the ``postings`` view for ``dialect``: the constants are inline (a view
+    takes no parameters), and DDL, unlike text(), reads no ``:name`` in them as one."""
+    query = postings_view().compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return DDL(f"CREATE VIEW {POSTINGS.name} AS {query}")  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +134,38 @@ def _one(connection: Connection, name: str, *where: Any) -> Any:
     if len(rows) > 1:  # two newest versions of one key: only a planted row does that
         raise TamperedError(f"{name}: a key matched {len(rows)} rows: run `alliance doctor`")
     return rows[0] if rows else None
+
+
+def _balances(member: str) -> Select[Any]:
+    """(status, payable_fen, receivable_fen, unbalanced obligations) of ``member`` per
+    obligation status, summed per obligation first so each one's postings are checked.
+    The obligations are picked by debtor and creditor (indexed) and the view joined on
+    their seq: filtering the view's computed accounts instead reads every obligation."""
+    table = PROJECTION_TABLES["obligations"]
+    party = or_(table.c.debtor == member, table.c.creditor == member)
+    obligations = current("obligations").where(party).subquery()
+    account, amount = POSTINGS.c.account, POSTINGS.c.amount_fen
+    owed = case((account == f"{member}:{PAYABLE}", -amount), else_=0)
+    owing = case((account == f"{member}:{RECEIVABLE}", amount), else_=0)
+    per_obligation = (
+        select(
+            obligations.c.status,
+            func.sum(owed).label("owed"),
+            func.sum(owing).label("owing"),
+            func.count().label("postings"),
+            func.sum(amount).label("net"),
+        )
+        .select_from(obligations.join(POSTINGS, POSTINGS.c.seq == obligations.c.seq))
+        .group_by(obligations.c.seq, obligations.c.status)
+        .subquery()
+    )
+    unbalanced = or_(per_obligation.c.postings != 2, per_obligation.c.net != 0)
+    return select(
+        per_obligation.c.status,
+        func.sum(per_obligation.c.owed),
+        func.sum(per_obligation.c.owing),
+        func.sum(case((unbalanced, 1), else_=0)),
+    ).group_by(per_obligation.c.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,26 +214,19 @@ class Reads:
 
     def balances(self, member: str) -> dict[str, tuple[int, int]]:
         """Per obligation status, (payable_fen, receivable_fen) of the member: what it
-        owes and is owed, both positive, from its postings joined to their obligations'
-        status (postings are never reversed; a void obligation's postings show under
-        "void"). Every status is present, with (0, 0) when the member has none."""
-        postings = current("postings").subquery()
-        obligations = current("obligations").subquery()
-        payable = f"{member}:{PAYABLE}"
-        receivable = f"{member}:{RECEIVABLE}"
-        query = (
-            select(
-                obligations.c.status,
-                func.sum(case((postings.c.account == payable, -postings.c.amount_fen), else_=0)),
-                func.sum(case((postings.c.account == receivable, postings.c.amount_fen), else_=0)),
-            )
-            .select_from(postings.join(obligations, obligations.c.seq == postings.c.seq))
-            .where(postings.c.account.in_([payable, receivable]))
-            .group_by(obligations.c.status)
-        )
+        owes and is owed, both positive, from its postings (the ``postings`` view)
+        joined to their obligations' status (postings are never reversed; a void
+        obligation's postings show under "void"). Every status is present, with (0, 0)
+        when the member has none. Every obligation counted must show exactly two
+        postings summing to zero, or TamperedError: a check as cheap as the sums."""
         result = dict.fromkeys(OBLIGATION_STATUSES, (0, 0))
         with self.engine.connect() as connection:
-            for status, owed, owing in connection.execute(query):
+            for status, owed, owing, unbalanced in connection.execute(_balances(member)):
+                if unbalanced:
+                    raise TamperedError(
+                        f"{unbalanced} obligation(s) of {member} ({status}) show postings "
+                        "that are not two summing to zero: run `alliance doctor`"
+                    )
                 result[str(status)] = (int(owed), int(owing))
         return result
 

@@ -145,7 +145,11 @@ class ObligationRow:
 
 @dataclass(frozen=True, slots=True)
 class PostingRow:
-    """Double entry: per source seq the postings sum to zero."""
+    """Double entry: one side of an obligation (per source seq the two sum to zero).
+
+    Not a stored projection: postings are a pure function of their obligation
+    (ledger.kinds.money.postings_of), and the database derives the same rows in the
+    ``postings`` view (ledger.reads.POSTINGS)."""
 
     seq: int
     account: str  # "<member>:payable" | "<member>:receivable"
@@ -208,7 +212,6 @@ Row = (
     | EndorsementDueRow
     | EndorsementRow
     | ObligationRow
-    | PostingRow
     | CaseRow
     | DisputeRow
     | PenaltyRow
@@ -229,7 +232,6 @@ TABLES: dict[str, tuple[type, tuple[str, ...]]] = {
     "endorsement_dues": (EndorsementDueRow, ("target", "region")),
     "endorsements": (EndorsementRow, ("target", "region")),
     "obligations": (ObligationRow, ("seq",)),
-    "postings": (PostingRow, ("seq", "account")),
     "cases": (CaseRow, ("fund", "case")),
     "disputes": (DisputeRow, ("seq",)),
     "penalties": (PenaltyRow, ("seq",)),

@@ -33,7 +33,6 @@ from ledger.rows import (
     MetaRow,
     ObligationRow,
     PenaltyRow,
-    PostingRow,
     ReceiptRow,
     RegionRow,
     ReturnRow,
@@ -190,7 +189,6 @@ class State:
     )
     endorsements: Table[EndorsementRow] = field(default_factory=lambda: _table("endorsements"))
     obligations: Table[ObligationRow] = field(default_factory=lambda: _table("obligations"))
-    postings: Table[PostingRow] = field(default_factory=lambda: _table("postings"))
     cases: Table[CaseRow] = field(default_factory=lambda: _table("cases"))
     disputes: Table[DisputeRow] = field(default_factory=lambda: _table("disputes"))
     penalties: Table[PenaltyRow] = field(default_factory=lambda: _table("penalties"))

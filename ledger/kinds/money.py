@@ -2,16 +2,19 @@
 
 Every financial entry (`return.recorded` between two members, `advance.paid`) creates one
 obligation keyed by its own seq, an endorsable awaiting a decision from each region it
-touches, and two postings.
+touches, and so two postings.
 
-Voiding and postings. Postings are written once, by the entry that creates the
-obligation, and are never changed or reversed: per source seq they sum to zero
-(``f"{debtor}:payable"`` = -amount, ``f"{creditor}:receivable"`` = +amount), checked with
-``invariant()`` when written. Whether a posting counts is decided by its obligation's
-status, never by extra postings: balance views join ``postings`` to ``obligations`` on
-``seq`` and drop void obligations (netting takes only ``effective`` ones). So a rejection
-or an upheld dispute changes one obligation row and nothing else, every per-entry sum
-stays zero, and a rebuild from the log gives the same rows.
+Voiding and postings. Postings are not stored: they are a pure function of the
+obligation (``postings_of``: ``f"{debtor}:payable"`` = -amount,
+``f"{creditor}:receivable"`` = +amount, under the source seq), built from the fields an
+obligation never changes, so they are never changed or reversed and per source seq they
+sum to zero (checked with ``invariant()`` when the obligation is written and whenever
+they are derived). The database derives the same two rows per obligation in the
+``postings`` view (ledger.reads.POSTINGS). Whether a posting counts is decided by its
+obligation's status, never by extra postings: balance views join ``postings`` to
+``obligations`` on ``seq`` and drop void obligations (netting takes only ``effective``
+ones). So a rejection or an upheld dispute changes one obligation row and nothing else,
+every per-entry sum stays zero, and a rebuild from the log gives the same rows.
 
 Obligation lifecycle kept here: ``pending`` until every region approved, then
 ``effective``; ``void`` as soon as one region rejects or a dispute is upheld (void is
@@ -130,21 +133,29 @@ def _endorsable(seq: int, kind: str, regions: set[str]) -> list[Row]:
     return rows
 
 
-def _obligation(ctx: Context, kind: str, debtor: str, creditor: str, amount: int) -> list[Row]:
-    """The obligation and its two postings, which sum to zero."""
-    postings = [
-        PostingRow(ctx.seq, f"{debtor}:{PAYABLE}", -amount),
-        PostingRow(ctx.seq, f"{creditor}:{RECEIVABLE}", amount),
-    ]
+def postings_of(obligation: ObligationRow) -> tuple[PostingRow, PostingRow]:
+    """The obligation's two postings: its debtor's payable -amount and its creditor's
+    receivable +amount, under its source seq. They depend only on fields no later
+    version of the obligation changes, so every version gives the same two; the
+    ``postings`` view (ledger.reads.POSTINGS) derives the same rows in SQL."""
+    seq, amount = obligation.seq, obligation.amount_fen
+    payable = PostingRow(seq, f"{obligation.debtor}:{PAYABLE}", -amount)
+    receivable = PostingRow(seq, f"{obligation.creditor}:{RECEIVABLE}", amount)
     invariant(
-        sum(posting.amount_fen for posting in postings) == 0,
-        f"postings of seq {ctx.seq} do not sum to zero",
+        payable.amount_fen + receivable.amount_fen == 0,
+        f"postings of seq {seq} do not sum to zero",
     )
+    return payable, receivable
+
+
+def _obligation(ctx: Context, kind: str, debtor: str, creditor: str, amount: int) -> list[Row]:
+    """The obligation, whose two postings (derived, not stored) sum to zero."""
     invariant(debtor != creditor, f"obligation of seq {ctx.seq} owed to its own debtor")
     obligation = ObligationRow(
         ctx.seq, kind, debtor, creditor, amount, PENDING, None, ctx.logged_text
     )
-    return [obligation, *postings]
+    postings_of(obligation)  # the double-entry check, when the obligation is written
+    return [obligation]
 
 
 # --- return.recorded ---------------------------------------------------------------------

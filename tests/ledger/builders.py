@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ledger.kinds.money import postings_of
 from ledger.rows import ObligationRow, PostingRow, ReceiptRow
 from ledger.state import State, admit, make_context
 from ops.world import ReturnItem, entry_time, receipt_wire
@@ -165,11 +166,9 @@ def obligation(world: World, seq: int) -> ObligationRow:
 
 
 def postings_by_seq(state: State) -> dict[int, list[PostingRow]]:
-    result: dict[int, list[PostingRow]] = {}
-    for row in state.postings.rows():
-        assert isinstance(row, PostingRow)
-        result.setdefault(row.seq, []).append(row)
-    return result
+    """The postings of every obligation of ``state``, by source seq (derived, as the
+    ``postings`` view derives them: they are not stored)."""
+    return {row.seq: list(postings_of(row)) for row in state.obligations.rows()}
 
 
 def receipt(state: State, merchant: str, number: str, store: str = "S1") -> ReceiptRow | None:

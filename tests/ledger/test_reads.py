@@ -8,13 +8,20 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import Connection, func, or_, select, text
+from sqlalchemy.exc import DBAPIError
 
+from ledger import projections
 from ledger.kinds.credit import credit_as_of
-from ledger.reads import MemberView, Reads
+from ledger.kinds.money import postings_of
+from ledger.maintenance import unguarded
+from ledger.projections import FIELD_NAMES, PROJECTION_TABLES
+from ledger.reads import POSTINGS, MemberView, Reads
 from ledger.rows import ObligationRow
 from ledger.state import State
 from nodes.endorse import awaiting_region
 from ops.world import entry_time, member_body
+from schemas.errors import TamperedError
 from tests.conftest import Alliance
 from tests.ledger.builders import one_item_return
 
@@ -165,14 +172,14 @@ def test_obligations_of_a_member_by_status(busy: tuple[Busy, State, Reads]) -> N
 
 
 def _balances(state: State, member: str) -> dict[str, tuple[int, int]]:
-    status: dict[int, str] = {o.seq: o.status for o in state.obligations.rows()}
     result = dict.fromkeys(STATUSES, (0, 0))
-    for posting in state.postings.rows():
-        owed, owing = result[status[posting.seq]]
-        if posting.account == f"{member}:payable":
-            result[status[posting.seq]] = (owed - posting.amount_fen, owing)
-        elif posting.account == f"{member}:receivable":
-            result[status[posting.seq]] = (owed, owing + posting.amount_fen)
+    for obligation in state.obligations.rows():
+        for posting in postings_of(obligation):
+            owed, owing = result[obligation.status]
+            if posting.account == f"{member}:payable":
+                result[obligation.status] = (owed - posting.amount_fen, owing)
+            elif posting.account == f"{member}:receivable":
+                result[obligation.status] = (owed, owing + posting.amount_fen)
     return result
 
 
@@ -187,6 +194,147 @@ def test_balances_per_status_match_the_postings(busy: tuple[Busy, State, Reads])
         "void": (7_000, 0),
     }
     assert reads.balances(scenario.fund)["effective"] == (0, 9_000)
+
+
+def _view(connection: Connection) -> list[tuple[int, str, int]]:
+    """The rows of the ``postings`` view, sorted."""
+    rows = connection.execute(select(POSTINGS.c.seq, POSTINGS.c.account, POSTINGS.c.amount_fen))
+    return sorted((int(seq), str(account), int(amount)) for seq, account, amount in rows)
+
+
+def _derived(state: State) -> list[tuple[int, str, int]]:
+    """The postings of the state's obligations, as postings_of derives them, sorted."""
+    return sorted(
+        (posting.seq, posting.account, posting.amount_fen)
+        for obligation in state.obligations.rows()
+        for posting in postings_of(obligation)
+    )
+
+
+def _unbalanced(connection: Connection) -> list[tuple[int, int, int]]:
+    """(seq, rows, sum) of each seq of the view without exactly two postings summing to 0."""
+    query = (
+        select(POSTINGS.c.seq, func.count(), func.sum(POSTINGS.c.amount_fen))
+        .group_by(POSTINGS.c.seq)
+        .having(or_(func.count() != 2, func.sum(POSTINGS.c.amount_fen) != 0))
+    )
+    return [(int(seq), int(count), int(total)) for seq, count, total in connection.execute(query)]
+
+
+def _versions(connection: Connection) -> dict[int, list[int]]:
+    """The stored versions of each obligation, oldest first."""
+    table = PROJECTION_TABLES["obligations"]
+    query = select(table.c.seq, table.c.version).order_by(table.c.seq, table.c.version)
+    versions: dict[int, list[int]] = {}
+    for seq, version in connection.execute(query):
+        versions.setdefault(int(seq), []).append(int(version))
+    return versions
+
+
+def test_the_postings_view_has_two_balanced_rows_per_obligation(
+    alliance: Alliance, busy: tuple[Busy, State, Reads]
+) -> None:
+    """Obligations whose status changed have several stored versions; the view still
+    shows exactly their two postings, as postings_of derives them."""
+    scenario, state, _ = busy
+    with alliance.engine.connect() as connection:
+        versions = _versions(connection)
+        view = _view(connection)
+        assert _unbalanced(connection) == []
+    changed = [scenario.returns[0], scenario.returns[1], scenario.returns[3], scenario.advance]
+    assert all(versions[seq][0] == seq and len(versions[seq]) > 1 for seq in changed)
+    assert view == _derived(state)
+    assert len(view) == 2 * len(state.obligations) == 2 * 5  # R-5 is the seller's own
+
+
+def test_the_postings_view_needs_no_creating_version(
+    alliance: Alliance, busy: tuple[Busy, State, Reads]
+) -> None:
+    """Rewritten as `alliance rebuild` does, each obligation is stored once, at its
+    newest version: the view (and the balances) are unchanged."""
+    scenario, state, reads = busy
+    members = (scenario.seller, scenario.buyer, scenario.fund)
+    before = {member: reads.balances(member) for member in members}
+    with (
+        alliance.engine.begin() as connection,
+        unguarded(connection, projections.SEALED_TABLES),
+    ):
+        projections.clear(connection)
+        projections.write_all(connection, state, alliance.sequencer.sealer)
+    with alliance.engine.connect() as connection:
+        versions = _versions(connection)
+        assert _view(connection) == _derived(state)
+        assert _unbalanced(connection) == []
+    newest = {row.seq: state.obligations.versions[(row.seq,)] for row in state.obligations.rows()}
+    assert versions == {seq: [version] for seq, version in newest.items()}
+    assert scenario.returns[1] in versions
+    assert newest[scenario.returns[1]] != scenario.returns[1]  # rejected: no version == seq
+    assert {member: reads.balances(member) for member in members} == before
+
+
+def test_the_postings_view_of_an_obligation_changed_in_its_own_batch(alliance: Alliance) -> None:
+    """A return and its rejection in one batch: the batch stores the obligation at the
+    rejection's seq only, never at its own; the view still shows its two postings."""
+    seller = _enrol(alliance, "31", stores=[("S1", "310101")])
+    buyer = _enrol(alliance, "32", stores=[("S1", "320101")])
+    purchased = entry_time(alliance.clock() - timedelta(days=1))
+    body = one_item_return(seller, purchased, number="R-1", refund_fen=700, accepted_store="S1")
+    seq = alliance.ledger.size()
+    reject = {"targets": [seq], "decision": "reject", "reason": "not ours"}
+    documents = [
+        alliance.factory.signed(alliance.ring, "return.recorded", buyer, body, alliance.clock()),
+        alliance.factory.signed(
+            alliance.ring, "endorsement", "region:32", reject, alliance.clock()
+        ),
+    ]
+    results = alliance.ledger.submit_many(documents)
+    assert [getattr(result, "seq", result) for result in results] == [seq, seq + 1]
+    with alliance.engine.connect() as connection:
+        assert _versions(connection) == {seq: [seq + 1]}
+        assert _view(connection) == [
+            (seq, f"{seller}:payable", -700),
+            (seq, f"{buyer}:receivable", 700),
+        ]
+    assert alliance.ledger.reads().balances(buyer)["void"] == (0, 700)
+
+
+def test_the_postings_view_refuses_writes(
+    alliance: Alliance, busy: tuple[Busy, State, Reads]
+) -> None:
+    """Nothing stores postings: the view takes no INSERT, UPDATE or DELETE (a UNION ALL
+    view is not updatable on PostgreSQL, and no SQLite view is)."""
+    scenario, state, _ = busy
+    seq = scenario.returns[0]
+    for sql in (
+        f"INSERT INTO postings (seq, account, amount_fen) VALUES ({seq}, 'planted', 1)",
+        f"UPDATE postings SET amount_fen = 0 WHERE seq = {seq}",
+        f"DELETE FROM postings WHERE seq = {seq}",
+    ):
+        with pytest.raises(DBAPIError, match="view"), alliance.engine.begin() as connection:
+            connection.execute(text(sql))
+    with alliance.engine.connect() as connection:
+        assert _view(connection) == _derived(state)
+
+
+def test_balances_refuse_an_obligation_shown_twice(
+    alliance: Alliance, busy: tuple[Busy, State, Reads]
+) -> None:
+    """A planted copy of an obligation's newest version (INSERT rights, no key) makes
+    four postings of one seq: balances name the tampering instead of counting it twice."""
+    scenario, state, reads = busy
+    table = PROJECTION_TABLES["obligations"]
+    seq = scenario.returns[0]
+    row = state.obligations.get(seq)
+    assert row is not None
+    version = state.obligations.versions[(seq,)]
+    with alliance.engine.begin() as connection:
+        values = {field: getattr(row, field) for field in FIELD_NAMES["obligations"]}
+        connection.execute(table.insert().values(**values, version=version, seal=bytes(32)))
+    with alliance.engine.connect() as connection:
+        assert _unbalanced(connection) == [(seq, 4, 0)]
+    with pytest.raises(TamperedError, match="alliance doctor"):
+        reads.balances(scenario.buyer)
+    assert reads.balances(scenario.fund)["effective"] == (0, 9_000)  # not a party to it
 
 
 def test_awaiting_matches_the_nodes_state(busy: tuple[Busy, State, Reads]) -> None:
