@@ -1,1 +1,3 @@
-"""`alliance bench`: the append benchmark (``append``) and the proof benchmark (``proofs``)."""
+"""`alliance bench`: append throughput (``append``), proof latency (``proofs``) and the
+writer's memory (``memory``); each report carries the machine and date it ran on
+(``machine``)."""

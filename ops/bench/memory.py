@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import platform
 import random
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 
 from ops.bench.append import (
     BATCH_SIZE,
@@ -35,6 +32,7 @@ from ops.bench.append import (
     _return_body,
     _start_log,
 )
+from ops.bench.machine import machine
 from schemas.errors import ConfigError
 from schemas.limits import (
     BENCH_MEMORY_CHUNK_ENTRIES,
@@ -69,20 +67,10 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def bench_memory(db: str | None, entries: int = 1_000_000) -> dict[str, object]:
     if not 1 <= entries <= BENCH_MEMORY_ENTRIES_MAX:
         raise ConfigError(f"entries must be within 1..{BENCH_MEMORY_ENTRIES_MAX}")
+    host = machine()
     with _fresh_database(db) as (backend, engine):
         fixture = _start_log(engine)
         merchants = _enrol_merchants(fixture, RETURN_MERCHANTS)
@@ -127,6 +115,5 @@ def bench_memory(db: str | None, entries: int = 1_000_000) -> dict[str, object]:
         "writer_rss_mb": round(writer_rss_mb, 1),
         "restart_submit_s": round(float(child["seconds"]), 2),
         "restart_peak_rss_mb": round(float(child["peak_rss_mb"]), 1),
-        "machine": f"{os.cpu_count()} cores, {_cpu_model()}",
-        "date": datetime.now(UTC).date().isoformat(),
+        "machine": host,
     }

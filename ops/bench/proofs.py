@@ -52,6 +52,7 @@ from ledger.merkle import (
     verify_inclusion,
 )
 from ledger.merkle import tree as merkle_tree
+from ops.bench.machine import machine
 from schemas.errors import VerificationError
 from schemas.limits import BATCH_SIZE_MAX, BENCH_VERIFY_SAMPLES
 
@@ -203,6 +204,7 @@ def bench_proofs(
     if entries < 2 or samples < 1:
         raise ValueError("need at least 2 entries and 1 sample")
     baseline_entries = entries if pymerkle_entries is None else min(pymerkle_entries, entries)
+    host = machine()
     gc.collect()
     gc.disable()
     try:
@@ -240,4 +242,5 @@ def bench_proofs(
         "tiles": len(tiles.tiles),
         "node_blobs": len(tiles.nodes),
         "verified_proofs": verified,
+        "machine": host,
     }
