@@ -25,7 +25,7 @@ def _tables() -> None:
         sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("entry_id", sa.String(36), nullable=False, unique=True),
         sa.Column("entry_hash", sa.LargeBinary, nullable=False),
-        sa.Column("kind", sa.String(32), nullable=False, index=True),
+        sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("signer", sa.String(32), nullable=False, index=True),
         sa.Column("logged", sa.String(40), nullable=False),
         sa.Column("leaf", sa.LargeBinary, nullable=False),
