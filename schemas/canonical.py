@@ -38,7 +38,6 @@ exact ``list`` or ``tuple``, exact ``str``, ``int`` within ±(2^53-1), ``True``,
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -153,22 +152,6 @@ def canonical(value: Any) -> bytes:
         raise MalformedError("strings must be valid Unicode (no lone surrogates)") from exc
     except rfc8785.CanonicalizationError as exc:
         raise MalformedError(f"not canonicalizable: {exc}") from exc
-
-
-def canonical_object(members: Mapping[str, bytes]) -> bytes:
-    """RFC 8785 bytes of a JSON object, given the canonical bytes of each member's value.
-
-    JCS writes an object as its members sorted by key, each value in its own canonical
-    form, so ``canonical_object({k: canonical(v), …}) == canonical({k: v, …})`` whenever
-    the keys are ASCII (sorted alike by UTF-16 code units and by code points). A caller
-    that already holds a member's canonical bytes (the sequencer: an entry's) builds the
-    enclosing object without serializing that member again."""
-    parts = []
-    for key in sorted(members):
-        if not key.isascii():
-            raise MalformedError("canonical_object takes ASCII keys only")
-        parts.append(canonical_validated(key) + b":" + members[key])
-    return b"{" + b",".join(parts) + b"}"
 
 
 def canonical_text(value: Any) -> str:

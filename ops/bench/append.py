@@ -27,7 +27,7 @@ reference RFC 8785 bytes of their records, the checkpoint root equal to the tile
 ``kind="member"``: ``member.enrolled`` entries signed by region:31 (log-level rules:
 signer, key registry, USCC, stores). ``kind="return"``: a few hundred merchants are
 enrolled first (not timed), then ``return.recorded`` entries with the full money rules
-(stores, return window, categories, receipt totals, obligation and postings).
+(stores, return window, categories, receipt totals, obligation, endorsable).
 
 The database is always a fresh one: a SQLite file in a temporary folder (next to the
 given SQLite file's folder when ``db`` names one), or a new schema ``bench_<random>`` in

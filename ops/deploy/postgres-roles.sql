@@ -19,8 +19,10 @@ GRANT SELECT, INSERT, UPDATE ON merkle_tiles TO alliance_app;
 -- the triggers inside their own transaction; the application role never can.
 GRANT SELECT, INSERT ON
   meta, regions, principal_keys, members, exclusions, stores, receipts, receipt_returns,
-  endorsables, endorsement_dues, endorsements, obligations, postings, cases, disputes,
+  endorsables, endorsement_dues, endorsements, obligations, cases, disputes,
   penalties, credit, projection_heads
   TO alliance_app;
+-- postings is a view over obligations (DESIGN 5's double-entry view): read only.
+GRANT SELECT ON postings TO alliance_app;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO alliance_reader;

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from schemas.canonical import (
     SAFE_INTEGER_MAX,
     canonical,
-    canonical_object,
     canonical_reference,
     canonical_validated,
     parse_json,
@@ -199,14 +198,6 @@ def test_canonical_refuses_exactly_what_rfc8785_refuses(value: Any) -> None:
 def test_canonical_objects_with_any_keys_equal_rfc8785(value: dict[str, Any]) -> None:
     assume(depth(value) <= NESTING_DEPTH_MAX)
     assert canonical(value) == bytes(rfc8785.dumps(value))
-
-
-@FEWER
-@given(st.dictionaries(ascii_keys, json_values, max_size=5))
-def test_canonical_object_equals_canonical(value: dict[str, Any]) -> None:
-    assume(depth(value) < NESTING_DEPTH_MAX)
-    members = {key: canonical(item) for key, item in value.items()}
-    assert canonical_object(members) == canonical(value)
 
 
 @FEWER
