@@ -72,21 +72,35 @@ class StoreRow:
 @dataclass(frozen=True, slots=True)
 class ReceiptRow:
     """Refunds that count against one receipt: those of its *live* returns (see
-    ReturnRow). ``number`` is normalised (schemas.identifiers.normalise_receipt_number).
+    ReturnRow). ``ref`` is the receipt's hashed identifier (schemas.identifiers.receipt_ref).
 
-    The first live return fixes ``amount_fen`` and ``purchased``; later returns must
-    agree while any live return remains. When none remains (every return on it was
-    rejected or voided) the receipt is free again: ``returns`` and ``refunded_fen`` are 0
-    and ``amount_fen`` / ``purchased`` are None, so a squatter's refused claim cannot
-    fix the receipt for the genuine one."""
+    The first live return fixes ``amount_fen`` and ``purchased`` (a local date); later
+    returns must agree while any live return remains. When none remains (every return on
+    it was rejected or voided) the receipt is free again: ``returns`` and
+    ``refunded_fen`` are 0 and ``amount_fen`` / ``purchased`` are None, so a squatter's
+    refused claim cannot fix the receipt for the genuine one."""
 
     merchant: str
     store: str
-    number: str
+    ref: str
     amount_fen: int | None
     purchased: str | None
     refunded_fen: int  # the sum of the live returns' refunds
     returns: int  # the number of live returns
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLineRow:
+    """One line of a receipt: the units its live returns took back. As for the receipt,
+    the first live return fixes ``line_qty`` (the units the line sold); a line with no
+    live return is free again (``line_qty`` None, ``returned_qty`` 0)."""
+
+    merchant: str
+    store: str
+    ref: str
+    line: int
+    line_qty: int | None
+    returned_qty: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +112,19 @@ class ReturnRow:
     seq: int
     merchant: str
     store: str
-    number: str  # normalised, as in ReceiptRow
+    ref: str
     refund_fen: int
     status: str  # live | void
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnLineRow:
+    """The units a return took back from one receipt line (written with the return, never
+    changed): voiding the return gives them back to the line."""
+
+    seq: int
+    line: int
+    qty: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +158,14 @@ class ObligationRow:
     """A debt created by a financial entry (source seq)."""
 
     seq: int
-    kind: str  # return | advance
+    kind: str  # return | advance | reversal
     debtor: str
     creditor: str
     amount_fen: int
     status: str  # pending | effective | held | void
     dispute_seq: int | None
     logged: str
+    effective: str | None  # logged time at which it first became effective (disputes count from it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +183,13 @@ class PostingRow:
 
 @dataclass(frozen=True, slots=True)
 class CaseRow:
-    """An advance-fund case, so the same case is never claimed twice."""
+    """An advance case, unique per liable merchant across the alliance: one loss is
+    recovered once, whichever fund or platform paid it."""
 
-    fund: str
+    liable: str
     case: str
     seq: int
+    payer: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +234,9 @@ Row = (
     | ExclusionRow
     | StoreRow
     | ReceiptRow
+    | ReceiptLineRow
     | ReturnRow
+    | ReturnLineRow
     | EndorsableRow
     | EndorsementDueRow
     | EndorsementRow
@@ -226,13 +255,15 @@ TABLES: dict[str, tuple[type, tuple[str, ...]]] = {
     "members": (MemberRow, ("id",)),
     "exclusions": (ExclusionRow, ("member", "category")),
     "stores": (StoreRow, ("member", "store_id")),
-    "receipts": (ReceiptRow, ("merchant", "store", "number")),
+    "receipts": (ReceiptRow, ("merchant", "store", "ref")),
+    "receipt_lines": (ReceiptLineRow, ("merchant", "store", "ref", "line")),
     "receipt_returns": (ReturnRow, ("seq",)),
+    "return_lines": (ReturnLineRow, ("seq", "line")),
     "endorsables": (EndorsableRow, ("target",)),
     "endorsement_dues": (EndorsementDueRow, ("target", "region")),
     "endorsements": (EndorsementRow, ("target", "region")),
     "obligations": (ObligationRow, ("seq",)),
-    "cases": (CaseRow, ("fund", "case")),
+    "cases": (CaseRow, ("liable", "case")),
     "disputes": (DisputeRow, ("seq",)),
     "penalties": (PenaltyRow, ("seq",)),
     "credit": (CreditRow, ("member",)),

@@ -33,8 +33,10 @@ from ledger.rows import (
     MetaRow,
     ObligationRow,
     PenaltyRow,
+    ReceiptLineRow,
     ReceiptRow,
     RegionRow,
+    ReturnLineRow,
     ReturnRow,
     Row,
     StoreRow,
@@ -95,17 +97,23 @@ class KindSpec:
     handler: Handler
     signers: SignerRule
     body_type: type[WireModel]
+    # The statuses a signing member may have (most kinds: active only).
+    signer_statuses: frozenset[str] = frozenset({"active"})
 
 
 KINDS: dict[str, KindSpec] = {}
 
 
 def register(
-    kind: str, body: type[WireModel], signers: SignerRule | None = None
+    kind: str,
+    body: type[WireModel],
+    signers: SignerRule | None = None,
+    signer_statuses: frozenset[str] = frozenset({"active"}),
 ) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         invariant(kind not in KINDS, f"kind {kind} registered twice")
-        KINDS[kind] = KindSpec(handler, signers or (lambda _state, ctx: [ctx.signer]), body)
+        rule = signers or (lambda _state, ctx: [ctx.signer])
+        KINDS[kind] = KindSpec(handler, rule, body, signer_statuses)
         return handler
 
     return decorate
@@ -182,7 +190,9 @@ class State:
     exclusions: Table[ExclusionRow] = field(default_factory=lambda: _table("exclusions"))
     stores: Table[StoreRow] = field(default_factory=lambda: _table("stores"))
     receipts: Table[ReceiptRow] = field(default_factory=lambda: _table("receipts"))
+    receipt_lines: Table[ReceiptLineRow] = field(default_factory=lambda: _table("receipt_lines"))
     receipt_returns: Table[ReturnRow] = field(default_factory=lambda: _table("receipt_returns"))
+    return_lines: Table[ReturnLineRow] = field(default_factory=lambda: _table("return_lines"))
     endorsables: Table[EndorsableRow] = field(default_factory=lambda: _table("endorsables"))
     endorsement_dues: Table[EndorsementDueRow] = field(
         default_factory=lambda: _table("endorsement_dues")
@@ -196,6 +206,7 @@ class State:
     # Secondary indexes, derived from the rows by _index().
     current_keys: dict[str, set[str]] = field(default_factory=dict)
     member_penalties: dict[str, list[int]] = field(default_factory=dict)
+    lines_of_return: dict[int, list[int]] = field(default_factory=dict)  # seq -> receipt lines
     _policy_cache: tuple[int, PolicyModel] | None = field(default=None, compare=False)
     # Decoded keys by (key id, pub), each checked against its id once (public_key()).
     _public_keys: dict[tuple[str, str], PublicKey] = field(
@@ -280,6 +291,8 @@ class State:
                 keys.discard(new.key_id)
         elif old is None and isinstance(new, PenaltyRow):
             self.member_penalties.setdefault(new.member, []).append(new.seq)
+        elif old is None and isinstance(new, ReturnLineRow):
+            self.lines_of_return.setdefault(new.seq, []).append(new.line)
 
     def forget_changes(self) -> None:
         """Forget which rows changed: they are already stored."""
@@ -303,7 +316,7 @@ def _table(name: str) -> Table[Any]:
 
 _TABLE_OF: dict[type, str] = {row_type: name for name, (row_type, _) in TABLES.items()}
 # Row types that feed a secondary index (State._index).
-_INDEXED = frozenset({KeyRow, PenaltyRow})
+_INDEXED = frozenset({KeyRow, PenaltyRow, ReturnLineRow})
 
 
 # --- admission ----------------------------------------------------------------------------
@@ -354,7 +367,7 @@ def admit(state: State, ctx: Context, *, verified: frozenset[int] = frozenset())
         raise PolicyError(f"entries of kind {ctx.kind} are not accepted yet", field="kind")
     _check_position(state, ctx)
     _check_time(state, ctx)
-    _check_signer_active(state, ctx)
+    _check_signer_active(state, ctx, spec.signer_statuses)
     _check_signatures(state, ctx, spec.signers(state, ctx), verified)
     invariant(isinstance(ctx.body, spec.body_type), f"{ctx.kind} body of the wrong type")
     rows = spec.handler(state, ctx, ctx.body)
@@ -382,7 +395,7 @@ def _check_time(state: State, ctx: Context) -> None:
         )
 
 
-def _check_signer_active(state: State, ctx: Context) -> None:
+def _check_signer_active(state: State, ctx: Context, statuses: frozenset[str]) -> None:
     signer = ctx.signer
     if signer == OPERATOR or ctx.kind == "region.genesis":
         return
@@ -393,7 +406,7 @@ def _check_signer_active(state: State, ctx: Context) -> None:
     member = state.member(signer)
     if member is None:
         raise UnknownPrincipalError(f"{signer} is not an enrolled member", field="signer")
-    if member.status != "active":
+    if member.status not in statuses:
         raise UnknownPrincipalError(
             f"member {signer} is {member.status} and cannot submit", field="signer"
         )

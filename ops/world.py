@@ -8,18 +8,19 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from ledger.calendar import LOCAL
 from ledger.db import make_engine
 from ledger.state import OPERATOR, region_principal
 from ops.config import AllianceConfig
 from schemas.errors import KeyFileError, invariant
-from schemas.identifiers import make_uscc
+from schemas.identifiers import make_uscc, receipt_ref
 from signing.entry import submitted
 from signing.keys import (
     KEY_FOLDER_MODE,
@@ -29,7 +30,7 @@ from signing.keys import (
     witness_file_name,
 )
 
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+SHANGHAI = LOCAL  # ledger.calendar: UTC+8, no daylight saving since 1991
 
 
 def witness_name(origin: str, code: str) -> str:
@@ -178,37 +179,61 @@ def numbered_stores(region: str, count: int) -> list[tuple[str, str]]:
 
 
 class ReturnItem(NamedTuple):
-    """One returned line of a receipt."""
+    """One returned line of a receipt. ``line`` 0 numbers the items 1, 2, … in order, and
+    ``line_qty`` 0 says the line sold exactly the units returned."""
 
     sku: str
     category: str
     qty: int
     refund_fen: int
+    line: int = 0
+    line_qty: int = 0
+
+
+def local_day(moment: str | datetime) -> str:
+    """The Asia/Shanghai date (YYYY-MM-DD) of an entry-style time or an aware datetime;
+    a date passes through."""
+    if isinstance(moment, str) and len(moment) == len("2026-01-01"):
+        return moment
+    when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return when.astimezone(SHANGHAI).date().isoformat()
 
 
 def receipt_wire(
-    merchant: str, store: str, number: str, purchased: str, amount_fen: int
+    merchant: str, store: str, number: str, purchased: str | datetime, amount_fen: int
 ) -> dict[str, Any]:
-    """The receipt of a `return.recorded` body; ``purchased`` is an entry-style time."""
+    """The receipt of a `return.recorded` body, by its ``ref`` (the number itself never
+    leaves the till); ``purchased`` is a local date, an entry-style time or a datetime."""
     return {
         "merchant": merchant,
         "store": store,
-        "number": number,
-        "purchased": purchased,
+        "ref": receipt_ref(merchant, store, number),
+        "purchased": local_day(purchased),
         "amount_fen": amount_fen,
     }
 
 
 def return_body(
-    receipt: dict[str, Any], accepted_store: str, items: Sequence[ReturnItem]
+    receipt: dict[str, Any],
+    accepted_store: str,
+    items: Sequence[ReturnItem],
+    accepted: str | datetime,
 ) -> dict[str, Any]:
     """A `return.recorded` body: the receipt (``receipt_wire``), the store that took the
-    goods back, and the items; the refund is the sum of the items' refunds."""
+    goods back, when it refunded the consumer, and the items; the refund is the sum of
+    the items' refunds."""
+    wire_items = []
+    for number, item in enumerate(items, start=1):
+        wire = item._asdict()
+        wire["line"] = item.line or number
+        wire["line_qty"] = item.line_qty or item.qty
+        wire_items.append(wire)
     return {
         "receipt": receipt,
         "accepted_store": accepted_store,
+        "accepted": accepted if isinstance(accepted, str) else entry_time(accepted),
         "refund_fen": sum(item.refund_fen for item in items),
-        "items": [item._asdict() for item in items],
+        "items": wire_items,
     }
 
 

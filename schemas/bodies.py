@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, Field, StringConstraints, ValidationError
 
 from schemas.entry import PRINTABLE_TEXT_PATTERN, KeyModel, Rfc3339, WireModel, first_error
 from schemas.errors import MalformedError
 from schemas.limits import (
     AMOUNT_FEN_MAX,
+    CALENDAR_DATES_MAX,
     ENDORSEMENT_TARGETS_MAX,
     EVIDENCE_SEQS_MAX,
     ID_LENGTH_MAX,
     ITEMS_PER_RETURN_MAX,
     KEYS_PER_PRINCIPAL_MAX,
+    LINE_QTY_MAX,
+    RECEIPT_LINES_MAX,
     REGIONS_MAX,
     STORES_PER_MEMBER_MAX,
     TEXT_LENGTH_MAX,
@@ -38,6 +42,24 @@ Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 Fen = Annotated[int, Field(ge=1, le=AMOUNT_FEN_MAX)]
 Seq = Annotated[int, Field(ge=0, le=AMOUNT_FEN_MAX)]  # bounded: RFC 8785 safe integers
 KeyList = Annotated[list[KeyModel], Field(min_length=1, max_length=KEYS_PER_PRINCIPAL_MAX)]
+# A code from one of the policy's lists (a slug: never free text, DESIGN §3a).
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,48}$")]
+# SHA-256 of something kept off the log (a case file, a note), as lowercase hex.
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+# base64url, unpadded, of SHA-256 (schemas.identifiers.receipt_ref): 43 characters.
+ReceiptRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
+
+
+def _calendar_date(text: str) -> str:
+    """A YYYY-MM-DD that names a real day (the pattern alone admits 2026-02-31)."""
+    date.fromisoformat(text)  # ValueError becomes the model's validation error
+    return text
+
+
+# A local calendar date (Asia/Shanghai), YYYY-MM-DD.
+LocalDate = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(_calendar_date)
+]
 
 
 # --- genesis and policy -----------------------------------------------------------------
@@ -78,6 +100,28 @@ class GradeThresholdsModel(WireModel):
     D: Annotated[int, Field(ge=1, le=100_000)]
 
 
+class CalendarModel(WireModel):
+    """Days off (民法典 art. 203: a period whose last day is a statutory day off ends on
+    the next working day; reconciliation's due dates count working days). A day is off
+    when it is listed in ``holidays``, or falls on one of ``rest_weekdays`` (ISO: 1 =
+    Monday … 7 = Sunday) and is not a listed make-up ``workdays`` day (调休)."""
+
+    rest_weekdays: Annotated[list[Annotated[int, Field(ge=1, le=7)]], Field(max_length=7)]
+    holidays: Annotated[list[LocalDate], Field(max_length=CALENDAR_DATES_MAX)]
+    workdays: Annotated[list[LocalDate], Field(max_length=CALENDAR_DATES_MAX)]
+
+
+# Who may advance payment first on which legal basis (消法 arts. 43/44, 民法典 art. 524,
+# a fund's own agreement): a basis code -> the member kinds that may cite it.
+PayerKind = Literal["fund", "platform"]
+DEFAULT_ADVANCE_BASES: dict[str, list[PayerKind]] = {
+    "consumer_law_43": ["platform"],  # 展销会举办者、柜台出租者
+    "consumer_law_44": ["platform"],  # 网络交易平台
+    "civil_code_524": ["fund"],  # a pooled fund paying for the debtor
+    "fund_agreement": ["fund"],
+}
+
+
 class PolicyModel(WireModel):
     return_days_min: Annotated[int, Field(ge=7, le=365)]
     excluded_categories: Annotated[list[Category], Field(max_length=256)]
@@ -89,6 +133,12 @@ class PolicyModel(WireModel):
     grades: GradeThresholdsModel
     rules: dict[Ident, PenaltyRuleModel]
     zones: Annotated[list[ZoneModel], Field(max_length=16)]
+    # How long after refunding a consumer (`accepted`) a till may still log the return.
+    recording_lag_days: Annotated[int, Field(ge=0, le=30)] = 3
+    calendar: CalendarModel | None = None
+    advance_bases: dict[Code, list[PayerKind]] = Field(
+        default_factory=lambda: {code: list(kinds) for code, kinds in DEFAULT_ADVANCE_BASES.items()}
+    )
 
 
 class GenesisBody(WireModel):
@@ -140,23 +190,29 @@ class MemberKeysBody(WireModel):
 
 
 class ReceiptModel(WireModel):
+    """The receipt by its ``ref`` (schemas.identifiers.receipt_ref), never its number:
+    the number, store and time together could single out a consumer (PIPL art. 4)."""
+
     merchant: Uscc
     store: Ident
-    number: Ident
-    purchased: Rfc3339
+    ref: ReceiptRef
+    purchased: LocalDate
     amount_fen: Fen
 
 
 class ItemModel(WireModel):
     sku: Ident
     category: Category
-    qty: Annotated[int, Field(ge=1, le=100_000)]
+    qty: Annotated[int, Field(ge=1, le=LINE_QTY_MAX)]
     refund_fen: Fen
+    line: Annotated[int, Field(ge=1, le=RECEIPT_LINES_MAX)]  # the receipt's line
+    line_qty: Annotated[int, Field(ge=1, le=LINE_QTY_MAX)]  # the quantity that line sold
 
 
 class ReturnBody(WireModel):
     receipt: ReceiptModel
     accepted_store: Ident
+    accepted: Rfc3339  # when the consumer was refunded: the return window is judged here
     refund_fen: Fen
     items: Annotated[list[ItemModel], Field(min_length=1, max_length=ITEMS_PER_RETURN_MAX)]
 
@@ -164,8 +220,10 @@ class ReturnBody(WireModel):
 class AdvanceBody(WireModel):
     liable: Uscc
     case: Ident
-    basis: Text
+    basis: Code  # one of policy.advance_bases
     amount_fen: Fen
+    evidence_hash: Sha256Hex  # SHA-256 of the case file, kept off the log
+    complaint_hash: Sha256Hex | None = None  # SHA-256 of the 12315 case id, if any
 
 
 class DisputeBody(WireModel):
@@ -175,7 +233,8 @@ class DisputeBody(WireModel):
 
 class DisputeResolvedBody(WireModel):
     dispute: Seq
-    outcome: Literal["upheld", "dismissed"]
+    outcome: Literal["upheld", "partly", "dismissed"]
+    amount_fen: Fen | None = None  # partly: the part of the claim that no longer stands
 
 
 class EndorsementBody(WireModel):

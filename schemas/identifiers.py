@@ -12,6 +12,8 @@ verdict.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import unicodedata
 
 from stdnum import exceptions as stdnum_exceptions
@@ -103,3 +105,19 @@ def normalise_receipt_number(text: str) -> str:
     """
     folded = unicodedata.normalize("NFKC", text).casefold()
     return unicodedata.normalize("NFKC", folded).strip()
+
+
+RECEIPT_REF_PREFIX = b"alliance-ledger/v1/receipt\n"
+
+
+def receipt_ref(merchant: str, store: str, number: str) -> str:
+    """A receipt's identifier on the log (DESIGN §3a): base64url, unpadded, of
+    SHA-256("alliance-ledger/v1/receipt\\n" ‖ merchant ‖ "\\n" ‖ store ‖ "\\n" ‖ number
+    normalised by normalise_receipt_number()), UTF-8. The seller and the accepting
+    store both hold the paper receipt, so both compute it; the log never sees the number,
+    which with the store and the time could single out a consumer (PIPL art. 4)."""
+    message = RECEIPT_REF_PREFIX + "\n".join(
+        (merchant, store, normalise_receipt_number(number))
+    ).encode("utf-8")
+    digest = hashlib.sha256(message).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

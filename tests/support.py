@@ -47,6 +47,13 @@ class World:
         entry = self.factory.entry(kind, signer, body, self.now + timedelta(**time))
         return submitted(entry, self.ring.keys[signer])
 
+    def sign_by(
+        self, kind: str, signers: list[str], body: dict[str, Any], **time: float
+    ) -> dict[str, Any]:
+        """A `submitted` by ``signers[0]`` that every one of ``signers`` signed."""
+        entry = self.factory.entry(kind, signers[0], body, self.now + timedelta(**time))
+        return submitted(entry, *[self.ring.keys[signer] for signer in signers])
+
     def submit(self, sub: dict[str, Any]) -> int:
         """Admit ``sub`` at the next seq; raises the rule's RejectedError."""
         seq = self.state.size

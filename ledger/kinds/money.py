@@ -39,8 +39,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
+from ledger.calendar import local_date, period_end
 from ledger.kinds.credit import compute_credit
 from ledger.rows import (
     CaseRow,
@@ -51,9 +52,12 @@ from ledger.rows import (
     MemberRow,
     ObligationRow,
     PostingRow,
+    ReceiptLineRow,
     ReceiptRow,
+    ReturnLineRow,
     ReturnRow,
     Row,
+    StoreRow,
 )
 from ledger.state import Context, State, days_between, region_principal, register
 from schemas.bodies import (
@@ -67,13 +71,14 @@ from schemas.bodies import (
 )
 from schemas.entry import parse_time
 from schemas.errors import PolicyError, invariant
-from schemas.identifiers import normalise_receipt_number
+from schemas.identifiers import division_region
 
 RETURN = "return"
 ADVANCE = "advance"
 MERCHANT = "merchant"
 FUNDER_KINDS = frozenset({"fund", "platform"})
 ACTIVE = "active"
+SUSPENDED = "suspended"
 REGION_PREFIX = "region:"
 
 # Obligation statuses.
@@ -92,7 +97,10 @@ REJECT = "reject"
 # Dispute statuses; the resolved ones are the `dispute.resolved` outcomes.
 OPEN = "open"
 UPHELD = "upheld"
+PARTLY = "partly"
 DISMISSED = "dismissed"
+# The obligation a partly upheld dispute creates: creditor owes the debtor that part back.
+REVERSAL = "reversal"
 
 PAYABLE = "payable"
 RECEIVABLE = "receivable"
@@ -120,10 +128,24 @@ def _active_merchant(state: State, member_id: str, role: str, field: str) -> Mem
     return member
 
 
-def _check_store(state: State, member: MemberRow, store: str, role: str, field: str) -> None:
-    """Stores are active exactly when their member is: only membership is checked."""
-    if state.stores.get(member.id, store) is None:
+def _store(state: State, member: MemberRow, store: str, role: str, field: str) -> StoreRow:
+    """The member's store (stores are active exactly when their member is)."""
+    row = state.stores.get(member.id, store)
+    if row is None:
         raise PolicyError(f"store {store} is not a store of {role} {member.id}", field=field)
+    return row
+
+
+def _province(state: State, store: StoreRow, field: str) -> str:
+    """The region of the province a store lies in (its division's first two digits):
+    the store, not its member's home region, decides local lists and endorsements."""
+    code = division_region(store.division)
+    if state.region(code) is None:
+        raise PolicyError(
+            f"store {store.store_id} lies in province {code}, which is no region of this log",
+            field=field,
+        )
+    return code
 
 
 def _endorsable(seq: int, kind: str, regions: set[str]) -> list[Row]:
@@ -148,41 +170,70 @@ def postings_of(obligation: ObligationRow) -> tuple[PostingRow, PostingRow]:
     return payable, receivable
 
 
-def _obligation(ctx: Context, kind: str, debtor: str, creditor: str, amount: int) -> list[Row]:
+def _obligation(ctx: Context, kind: str, debtor: str, creditor: str, amount: int) -> ObligationRow:
     """The obligation, whose two postings (derived, not stored) sum to zero."""
     invariant(debtor != creditor, f"obligation of seq {ctx.seq} owed to its own debtor")
     obligation = ObligationRow(
-        ctx.seq, kind, debtor, creditor, amount, PENDING, None, ctx.logged_text
+        ctx.seq, kind, debtor, creditor, amount, PENDING, None, ctx.logged_text, None
     )
     postings_of(obligation)  # the double-entry check, when the obligation is written
-    return [obligation]
+    return obligation
 
 
 # --- return.recorded ---------------------------------------------------------------------
 
 
-def _check_window(ctx: Context, receipt: ReceiptModel, seller: MemberRow) -> None:
-    """The purchase lies in the past and inside the seller's committed return window."""
-    purchased = parse_time(receipt.purchased, field="body.receipt.purchased")
-    if purchased > ctx.time:
+def _check_accepted(state: State, ctx: Context, body: ReturnBody) -> datetime:
+    """When the consumer was refunded: not after the entry, and within the policy's
+    recording lag before it (an offline till uploads at night, not a week later)."""
+    accepted = parse_time(body.accepted, field="body.accepted")
+    if accepted > ctx.time:
         raise PolicyError(
-            f"receipt purchased {receipt.purchased} is after the return time {ctx.entry['time']}",
-            field="body.receipt.purchased",
+            f"accepted {body.accepted} is after the entry time {ctx.entry['time']}",
+            field="body.accepted",
         )
-    if ctx.time - purchased > timedelta(days=seller.return_days):
+    lag_days = state.policy.recording_lag_days
+    if ctx.time - accepted > timedelta(days=lag_days):
+        raise PolicyError(
+            f"a return accepted {body.accepted} had to be logged within {lag_days} days; "
+            f"the entry time is {ctx.entry['time']}",
+            field="body.accepted",
+        )
+    return accepted
+
+
+def _check_window(
+    state: State, receipt: ReceiptModel, seller: MemberRow, accepted: datetime
+) -> None:
+    """The consumer was refunded within the seller's committed window: the purchase day
+    does not count, and the window ends at 24:00 local on purchase date + return_days,
+    or on the next working day if that day is off (民法典 arts. 201, 203)."""
+    purchased = date.fromisoformat(receipt.purchased)
+    where = "body.receipt.purchased"
+    if purchased > local_date(accepted):
+        raise PolicyError(
+            f"receipt purchased {receipt.purchased} is after the refund on "
+            f"{local_date(accepted).isoformat()}",
+            field=where,
+        )
+    end = period_end(purchased, seller.return_days, state.policy.calendar)
+    if accepted >= end:
+        last_day = (end - timedelta(days=1)).date().isoformat()
         raise PolicyError(
             f"purchase of {receipt.purchased} is outside seller {seller.id}'s "
-            f"{seller.return_days}-day return window at {ctx.entry['time']}",
-            field="body.receipt.purchased",
+            f"{seller.return_days}-day return window, which ended at 24:00 on {last_day}",
+            field=where,
         )
 
 
-def _check_categories(state: State, seller: MemberRow, items: list[ItemModel]) -> None:
+def _check_categories(
+    state: State, seller: MemberRow, province: str, items: list[ItemModel]
+) -> None:
     """No statutory exclusion, no category the seller excluded, no local negative list of
-    the seller's region."""
+    the province the selling store lies in."""
     policy = state.policy
     statutory = set(policy.excluded_categories)
-    local = set(policy.local_excluded_categories.get(seller.region, []))
+    local = set(policy.local_excluded_categories.get(province, []))
     for index, item in enumerate(items):
         where = f"body.items.{index}.category"
         if item.category in statutory:
@@ -199,7 +250,7 @@ def _check_categories(state: State, seller: MemberRow, items: list[ItemModel]) -
             )
         if item.category in local:
             raise PolicyError(
-                f"item {item.sku}: category {item.category} is on region {seller.region}'s "
+                f"item {item.sku}: category {item.category} is on region {province}'s "
                 "local negative list",
                 field=where,
             )
@@ -227,7 +278,7 @@ def _receipt_after(state: State, ctx: Context, body: ReturnBody) -> list[Row]:
     this return states its amount and purchase time afresh."""
     _check_refund(body)
     receipt = body.receipt
-    key = (receipt.merchant, receipt.store, normalise_receipt_number(receipt.number))
+    key = (receipt.merchant, receipt.store, receipt.ref)
     returned = ReturnRow(ctx.seq, *key, body.refund_fen, LIVE)
     row = state.receipts.get(*key)
     if row is None or row.returns == 0:
@@ -235,19 +286,19 @@ def _receipt_after(state: State, ctx: Context, body: ReturnBody) -> list[Row]:
         return [fresh, returned]
     if row.purchased != receipt.purchased:
         raise PolicyError(
-            f"receipt {receipt.number} was first recorded as purchased {row.purchased}, "
+            f"receipt {receipt.ref} was first recorded as purchased {row.purchased}, "
             f"not {receipt.purchased}",
             field="body.receipt.purchased",
         )
     if row.amount_fen != receipt.amount_fen:
         raise PolicyError(
-            f"receipt {receipt.number} was first recorded with amount {row.amount_fen} fen, "
+            f"receipt {receipt.ref} was first recorded with amount {row.amount_fen} fen, "
             f"not {receipt.amount_fen}",
             field="body.receipt.amount_fen",
         )
     if row.refunded_fen + body.refund_fen > receipt.amount_fen:
         raise PolicyError(
-            f"receipt {receipt.number} already refunded {row.refunded_fen} of "
+            f"receipt {receipt.ref} already refunded {row.refunded_fen} of "
             f"{receipt.amount_fen} fen: {body.refund_fen} more exceeds it",
             field="body.refund_fen",
         )
@@ -255,19 +306,60 @@ def _receipt_after(state: State, ctx: Context, body: ReturnBody) -> list[Row]:
     return [counted, returned]
 
 
+def _lines_after(
+    state: State, ctx: Context, key: tuple[str, str, str], items: list[ItemModel]
+) -> list[Row]:
+    """Each item's receipt line with this return's units counted, never beyond what the
+    line sold; the first live recording of a line fixes ``line_qty``. Returns the line
+    rows and this return's ReturnLineRows."""
+    seen: set[int] = set()
+    rows: list[Row] = []
+    for index, item in enumerate(items):
+        where = f"body.items.{index}"
+        if item.line in seen:
+            raise PolicyError(f"receipt line {item.line} is listed twice", field=f"{where}.line")
+        seen.add(item.line)
+        if item.qty > item.line_qty:
+            raise PolicyError(
+                f"item {item.sku}: {item.qty} units returned from line {item.line}, "
+                f"which sold {item.line_qty}",
+                field=f"{where}.qty",
+            )
+        line = state.receipt_lines.get(*key, item.line)
+        if line is None or line.returned_qty == 0:
+            rows.append(ReceiptLineRow(*key, item.line, item.line_qty, item.qty))
+        elif line.line_qty != item.line_qty:
+            raise PolicyError(
+                f"line {item.line} of receipt {key[2]} was first recorded with "
+                f"{line.line_qty} units, not {item.line_qty}",
+                field=f"{where}.line_qty",
+            )
+        elif line.line_qty is not None and line.returned_qty + item.qty > line.line_qty:
+            raise PolicyError(
+                f"line {item.line} of receipt {key[2]} already had {line.returned_qty} of "
+                f"{line.line_qty} units returned: {item.qty} more exceeds it",
+                field=f"{where}.qty",
+            )
+        else:
+            rows.append(replace(line, returned_qty=line.returned_qty + item.qty))
+        rows.append(ReturnLineRow(ctx.seq, item.line, item.qty))
+    return rows
+
+
 def _void_returns(state: State, targets: Iterable[int]) -> list[Row]:
     """Void the live returns among ``targets`` (a region rejected them, or an upheld
-    dispute voided their obligation) and take their refunds off their receipts; a
-    receipt left with no live return is free again. Several targets may share a receipt:
-    the handler's rows are applied only after it returns, so the receipts are updated
-    here, in order."""
+    dispute voided their obligation) and give their refunds and units back to their
+    receipts and lines; a receipt or line left with no live return is free again. Several
+    targets may share a receipt: the handler's rows are applied only after it returns, so
+    the receipts and lines are updated here, in order."""
     receipts: dict[tuple[str, str, str], ReceiptRow] = {}
+    lines: dict[tuple[str, str, str, int], ReceiptLineRow] = {}
     rows: list[Row] = []
     for target in targets:
         returned = state.receipt_returns.get(target)
         if returned is None or returned.status != LIVE:
             continue  # not a return, or voided already (rejection and upheld dispute)
-        key = (returned.merchant, returned.store, returned.number)
+        key = (returned.merchant, returned.store, returned.ref)
         receipt = receipts.get(key) or state.receipts.get(*key)
         invariant(
             receipt is not None
@@ -285,24 +377,46 @@ def _void_returns(state: State, targets: Iterable[int]) -> list[Row]:
                 refunded_fen=receipt.refunded_fen - returned.refund_fen,
                 returns=receipt.returns - 1,
             )
+        for number in state.lines_of_return.get(target, []):
+            taken = state.return_lines.get(target, number)
+            line_key = (*key, number)
+            line = lines.get(line_key) or state.receipt_lines.get(*line_key)
+            invariant(
+                taken is not None and line is not None and line.returned_qty >= taken.qty,
+                f"return {target} took units from line {number} that its receipt does not count",
+            )
+            assert taken is not None and line is not None
+            remaining = line.returned_qty - taken.qty
+            lines[line_key] = replace(
+                line, returned_qty=remaining, line_qty=line.line_qty if remaining else None
+            )
         rows.append(replace(returned, status=VOID))
-    return [*rows, *receipts.values()]
+    return [*rows, *receipts.values(), *lines.values()]
 
 
 @register("return.recorded", ReturnBody)
 def return_recorded(state: State, ctx: Context, body: ReturnBody) -> list[Row]:
     """Merchant B refunded, at its store, goods merchant A sold: A owes B the refund
-    (nothing if A = B), once each region touched has approved."""
+    (nothing if A = B), once the regions of the selling and the accepting store have
+    approved. Exclusions bind billing, not generosity: a member taking back its own
+    goods is never refused for their category (it is still logged and counted)."""
     acceptor = _signing_member(state, ctx, frozenset({MERCHANT}), "the accepting merchant")
-    _check_store(state, acceptor, body.accepted_store, "accepting merchant", "body.accepted_store")
+    accepting = _store(
+        state, acceptor, body.accepted_store, "accepting merchant", "body.accepted_store"
+    )
     seller = _active_merchant(state, body.receipt.merchant, "seller", "body.receipt.merchant")
-    _check_store(state, seller, body.receipt.store, "seller", "body.receipt.store")
-    _check_window(ctx, body.receipt, seller)
-    _check_categories(state, seller, body.items)
-    rows = _receipt_after(state, ctx, body)
-    rows += _endorsable(ctx.seq, RETURN, {seller.region, acceptor.region})
+    selling = _store(state, seller, body.receipt.store, "seller", "body.receipt.store")
+    sold_in = _province(state, selling, "body.receipt.store")
+    accepted_in = _province(state, accepting, "body.accepted_store")
+    accepted = _check_accepted(state, ctx, body)
+    _check_window(state, body.receipt, seller, accepted)
     if seller.id != acceptor.id:
-        rows += _obligation(ctx, RETURN, seller.id, acceptor.id, body.refund_fen)
+        _check_categories(state, seller, sold_in, body.items)
+    rows = _receipt_after(state, ctx, body)
+    rows += _lines_after(state, ctx, (seller.id, body.receipt.store, body.receipt.ref), body.items)
+    rows += _endorsable(ctx.seq, RETURN, {sold_in, accepted_in})
+    if seller.id != acceptor.id:
+        rows.append(_obligation(ctx, RETURN, seller.id, acceptor.id, body.refund_fen))
     return rows
 
 
@@ -312,21 +426,37 @@ def return_recorded(state: State, ctx: Context, body: ReturnBody) -> list[Row]:
 @register("advance.paid", AdvanceBody)
 def advance_paid(state: State, ctx: Context, body: AdvanceBody) -> list[Row]:
     """A fund or platform paid a consumer first (先行垫付) and recovers from the liable
-    merchant (消法 Art. 43/44); a case is claimed once per fund."""
-    fund = _signing_member(state, ctx, FUNDER_KINDS, "the fund or platform that paid")
-    liable = _active_merchant(state, body.liable, "liable merchant", "body.liable")
-    if liable.id == fund.id:
-        raise PolicyError("the liable merchant cannot be the fund itself", field="body.liable")
-    case = state.cases.get(fund.id, body.case)
-    if isinstance(case, CaseRow):
+    merchant, on a legal basis its kind may cite (policy.advance_bases). Recovery does
+    not need the merchant active: a suspended or absconded merchant is exactly when it
+    matters. A case is recovered once per liable merchant, whoever paid it."""
+    payer = _signing_member(state, ctx, FUNDER_KINDS, "the fund or platform that paid")
+    liable = state.member(body.liable)
+    if liable is None:
+        raise PolicyError(f"liable {body.liable} is not an enrolled member", field="body.liable")
+    if liable.kind != MERCHANT:
         raise PolicyError(
-            f"case {body.case} of {fund.id} was already claimed at seq {case.seq}",
+            f"liable {body.liable} is a {liable.kind}, not a merchant", field="body.liable"
+        )
+    kinds = state.policy.advance_bases.get(body.basis)
+    if kinds is None:
+        known = ", ".join(sorted(state.policy.advance_bases))
+        raise PolicyError(f"basis {body.basis} is not one of {known}", field="body.basis")
+    if payer.kind not in kinds:
+        raise PolicyError(
+            f"a {payer.kind} cannot advance on basis {body.basis} (it is for {' or '.join(kinds)})",
+            field="body.basis",
+        )
+    case = state.cases.get(liable.id, body.case)
+    if case is not None:
+        raise PolicyError(
+            f"case {body.case} against {liable.id} was already claimed at seq {case.seq} "
+            f"by {case.payer}",
             field="body.case",
         )
     return [
-        CaseRow(fund.id, body.case, ctx.seq),
-        *_endorsable(ctx.seq, ADVANCE, {liable.region, fund.region}),
-        *_obligation(ctx, ADVANCE, liable.id, fund.id, body.amount_fen),
+        CaseRow(liable.id, body.case, ctx.seq, payer.id),
+        *_endorsable(ctx.seq, ADVANCE, {liable.region, payer.region}),
+        _obligation(ctx, ADVANCE, liable.id, payer.id, body.amount_fen),
     ]
 
 
@@ -381,6 +511,15 @@ def _decided(state: State, row: EndorsableRow, region: str, decision: str) -> En
     return row
 
 
+def _with_status(obligation: ObligationRow, status: str, ctx: Context) -> ObligationRow:
+    """The obligation in ``status``; the first time it is effective is remembered (the
+    dispute period runs from it)."""
+    effective = obligation.effective
+    if status == EFFECTIVE and effective is None:
+        effective = ctx.logged_text
+    return replace(obligation, status=status, effective=effective)
+
+
 def _after_endorsement(obligation: ObligationRow, endorsable_status: str) -> str:
     """A rejection voids (even a held obligation); full approval makes a pending one
     effective; an open dispute keeps holding an approved one."""
@@ -409,7 +548,7 @@ def endorsement(state: State, ctx: Context, body: EndorsementBody) -> list[Row]:
             continue
         status = _after_endorsement(obligation, row.status)
         if status != obligation.status:
-            rows.append(replace(obligation, status=status))
+            rows.append(_with_status(obligation, status, ctx))
         if row.kind == RETURN and row.status == APPROVED and status != VOID:
             honoured[obligation.debtor] += 1
     for seller in sorted(honoured):
@@ -434,6 +573,11 @@ def _disputable(state: State, ctx: Context, target: int) -> ObligationRow:
             f"only the debtor {obligation.debtor} may dispute the claim of seq {target}",
             field="signer",
         )
+    if obligation.kind == REVERSAL:
+        raise PolicyError(
+            f"seq {target} is a dispute's own reversal; it cannot be disputed",
+            field="body.target",
+        )
     if obligation.status == VOID:
         raise PolicyError(f"the obligation of seq {target} is void", field="body.target")
     if obligation.dispute_seq is not None:
@@ -444,15 +588,19 @@ def _disputable(state: State, ctx: Context, target: int) -> ObligationRow:
     return obligation
 
 
-@register("claim.disputed", DisputeBody)
+@register("claim.disputed", DisputeBody, signer_statuses=frozenset({ACTIVE, SUSPENDED}))
 def claim_disputed(state: State, ctx: Context, body: DisputeBody) -> list[Row]:
-    """The debtor contests a claim within policy.dispute_days of its logging; the
-    obligation is held out of netting until the debtor's region resolves it."""
+    """The debtor (active or suspended: a suspension takes no right of defence) contests
+    a claim before it settles: at any time while its regions decide, and within
+    policy.dispute_days of its becoming effective. The obligation is held out of netting
+    until the debtor's region resolves it."""
     obligation = _disputable(state, ctx, body.target)
     limit = state.policy.dispute_days
-    if days_between(parse_time(obligation.logged), ctx.logged) > limit:
+    if obligation.effective is not None and (
+        days_between(parse_time(obligation.effective), ctx.logged) > limit
+    ):
         raise PolicyError(
-            f"the claim of seq {body.target} was logged {obligation.logged}: the "
+            f"the claim of seq {body.target} became effective {obligation.effective}: the "
             f"{limit}-day dispute period is over",
             field="body.target",
         )
@@ -482,10 +630,58 @@ def _open_dispute(state: State, ctx: Context, seq: int) -> DisputeRow:
     return dispute
 
 
-@register("dispute.resolved", DisputeResolvedBody)
+def _resolving_regions(state: State, ctx: Context) -> list[str]:
+    """Who signs a resolution: the debtor's region and, when the creditor belongs to
+    another region, that region too, so no region judges alone for its own merchants.
+    (An unknown dispute needs only its signer here; the handler refuses it.)"""
+    body = ctx.body
+    dispute = state.disputes.get(body.dispute) if isinstance(body, DisputeResolvedBody) else None
+    obligation = state.obligations.get(dispute.target) if dispute is not None else None
+    if obligation is None:
+        return [ctx.signer]
+    regions = []
+    for member_id in (obligation.debtor, obligation.creditor):
+        member = state.member(member_id)
+        if member is not None and region_principal(member.region) not in regions:
+            regions.append(region_principal(member.region))
+    return regions
+
+
+def _outcome_status(
+    body: DisputeResolvedBody, obligation: ObligationRow, endorsable: EndorsableRow
+) -> str:
+    """The obligation's status after the outcome; refuses an amount that does not fit."""
+    if body.outcome != PARTLY:
+        if body.amount_fen is not None:
+            raise PolicyError(
+                f"amount_fen is given only with outcome partly, not {body.outcome}",
+                field="body.amount_fen",
+            )
+        if body.outcome == UPHELD:
+            return VOID
+        return {APPROVED: EFFECTIVE, REJECTED: VOID}.get(endorsable.status, PENDING)
+    if body.amount_fen is None or body.amount_fen >= obligation.amount_fen:
+        raise PolicyError(
+            f"a partly upheld dispute states the part that no longer stands, below the "
+            f"claim's {obligation.amount_fen} fen",
+            field="body.amount_fen",
+        )
+    if endorsable.status != APPROVED:
+        raise PolicyError(
+            f"the claim of seq {obligation.seq} is {endorsable.status}: it can be upheld "
+            "in part only once every region has approved it",
+            field="body.outcome",
+        )
+    return EFFECTIVE
+
+
+@register("dispute.resolved", DisputeResolvedBody, signers=_resolving_regions)
 def dispute_resolved(state: State, ctx: Context, body: DisputeResolvedBody) -> list[Row]:
-    """The debtor's region decides: upheld voids the obligation for good; dismissed
-    returns it to what the endorsements say."""
+    """The debtor's region decides, with the creditor's region when it is another:
+    upheld voids the obligation for good; partly keeps it and adds a reversal obligation
+    (creditor owes the debtor ``amount_fen``; postings are never rewritten); dismissed
+    returns it to what the endorsements say. Settled claims (reconciliation) are the
+    next step's: see docs/PROTOCOL.md."""
     dispute = _open_dispute(state, ctx, body.dispute)
     obligation = state.obligations.get(dispute.target)
     endorsable = state.endorsables.get(dispute.target)
@@ -494,14 +690,16 @@ def dispute_resolved(state: State, ctx: Context, body: DisputeResolvedBody) -> l
         f"dispute {dispute.seq} targets seq {dispute.target} without obligation",
     )
     assert isinstance(obligation, ObligationRow) and isinstance(endorsable, EndorsableRow)
-    if body.outcome == UPHELD:
-        status = VOID
-    else:
-        status = {APPROVED: EFFECTIVE, REJECTED: VOID}.get(endorsable.status, PENDING)
+    status = _outcome_status(body, obligation, endorsable)
     rows: list[Row] = [
         replace(dispute, status=body.outcome, resolved_seq=ctx.seq),
-        replace(obligation, status=status),
+        _with_status(obligation, status, ctx),
     ]
+    if body.outcome == PARTLY and body.amount_fen is not None:
+        reversal = _obligation(
+            ctx, REVERSAL, obligation.creditor, obligation.debtor, body.amount_fen
+        )
+        rows.append(_with_status(reversal, EFFECTIVE, ctx))
     if body.outcome == UPHELD and obligation.kind == RETURN:
         rows += _void_returns(state, [obligation.seq])
         if endorsable.status == APPROVED:

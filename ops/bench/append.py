@@ -266,7 +266,7 @@ def _return_body(rng: random.Random, seller: str, number: str) -> dict[str, Any]
         ReturnItem(f"SKU{n}", rng.choice(RETURN_CATEGORIES), 1, fen)
         for n, fen in enumerate(refunds)
     ]
-    return return_body(receipt, accepted_store, items)
+    return return_body(receipt, accepted_store, items, accepted=BENCH_NOW)
 
 
 def _return_submissions(fixture: Fixture, count: int) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ advances, disputes), and the bad submissions the log must refuse."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -27,13 +28,15 @@ RETURNS_PER_MERCHANT = 4  # 200 merchants: 800 returns a day
 RETURNS_PER_PLANT = 200  # one fabricated receipt per this many returns
 MERCHANTS_PER_ADVANCE = 40
 MERCHANTS_PER_DISPUTE = 60
+# Past the window even when its last day falls on a long run of days off (art. 203).
+OUTSIDE_WINDOW_EXTRA_DAYS = 12
 UPHELD_EVERY = 3  # dispute 0, 3, 6 … is upheld, the others dismissed
 FUND_ADVANCE_SHARE = 0.6  # of advances, paid by the zone fund (else by a platform)
 OVER_REFUND_FEN = 5_000
 FABRICATED = "虚构退货：卖方门店收银系统无此笔销售（监管核查）"
 NO_COMPLAINT = "先行垫付依据不足：12315平台无对应投诉记录"
-FUND_BASIS = "消法第四十四条：示范区共筹先行垫付资金先行赔付，向经营者追偿"
-PLATFORM_BASIS = "消法第四十四条：平台先行赔付，向平台内经营者追偿"
+FUND_BASIS = "civil_code_524"  # the zone's pooled fund pays for the merchant (民法典 524)
+PLATFORM_BASIS = "consumer_law_44"  # a platform pays first (消法 44)
 RETURN_DISPUTES = (
     "退货商品非本店售出：小票编号与本店销售记录不符",
     "退回商品已使用且影响二次销售，不符合无理由退货条件",
@@ -135,11 +138,32 @@ class Regulators:
             if dispute.filed_day >= day:
                 remaining.append(dispute)
                 continue
-            outcome = "upheld" if dispute.ordinal % UPHELD_EVERY == 0 else "dismissed"
-            body = {"dispute": dispute.seq, "outcome": outcome}
-            signer = region_principal(dispute.debtor.region)
-            self.ledger.submit_one("dispute.resolved", signer, body)
+            self.resolve(dispute)
         self.books.open_disputes = remaining
+
+    def resolve(self, dispute: OpenDispute) -> None:
+        """Upheld every UPHELD_EVERY-th, upheld in part (half) the next one when its regions
+        have approved the claim, else dismissed; signed by the debtor's region and, when
+        the creditor's region is another, by that one too."""
+        state = self.ledger.sequencer.state()
+        row = state.disputes.get(dispute.seq)
+        invariant(row is not None, f"demo: dispute {dispute.seq} is not logged")
+        assert row is not None
+        obligation = state.obligations.get(row.target)
+        endorsable = state.endorsables.get(row.target)
+        assert obligation is not None and endorsable is not None
+        body: dict[str, Any] = {"dispute": dispute.seq, "outcome": "dismissed"}
+        if dispute.ordinal % UPHELD_EVERY == 0:
+            body["outcome"] = "upheld"
+        elif dispute.ordinal % UPHELD_EVERY == 1 and endorsable.status == "approved":
+            body.update(outcome="partly", amount_fen=max(1, obligation.amount_fen // 2))
+        signers = [region_principal(dispute.debtor.region)]
+        creditor = self.world.member(obligation.creditor)
+        if region_principal(creditor.region) not in signers:
+            signers.append(region_principal(creditor.region))
+        entry = self.ledger.factory.entry("dispute.resolved", signers[0], body, self.world.now)
+        keys = [self.ledger.ring.keys[signer] for signer in signers]
+        self.ledger.sequencer.submit(submitted(entry, *keys))
 
     def credit(self, day: int) -> None:
         """On the penalty day: a false-claim listing, and a watch listing of the member
@@ -257,11 +281,14 @@ class Traders:
             ]
         )
         prefix = "SFQ" if use_fund else f"PT{population.platforms.index(funder) + 1}"
+        case = f"{prefix}-{world.now:%Y%m%d}-{len(self.books.cases) + 1:05d}"
         body = {
             "liable": liable.id,
-            "case": f"{prefix}-{world.now:%Y%m%d}-{len(self.books.cases) + 1:05d}",
+            "case": case,
             "basis": FUND_BASIS if use_fund else PLATFORM_BASIS,
             "amount_fen": rng.randint(50, 3_000) * FEN_PER_YUAN,
+            # The case file stays with the payer; the log holds its hash.
+            "evidence_hash": hashlib.sha256(f"case file {case}".encode()).hexdigest(),
         }
         document = self.ledger.signed("advance.paid", funder.id, body)
         self.books.cases.append({"funder": funder.id, **body})
@@ -330,8 +357,8 @@ class BadSubmissions:
     def outside_window(self) -> Planned:
         now = self.world.now
         seller, acceptor = self.maker.pair(self.world.suspended)
-        late = now - timedelta(days=seller.return_days + 2)
-        sale = self.maker.refund(self.maker.receipt(seller, now, late), acceptor)
+        late = now - timedelta(days=seller.return_days + OUTSIDE_WINDOW_EXTRA_DAYS)
+        sale = self.maker.refund(self.maker.receipt(seller, now, late), acceptor, now)
         return self._refused("return.recorded", acceptor.id, sale.body, OUTSIDE_WINDOW)
 
     def over_refund(self) -> Planned:
@@ -349,24 +376,24 @@ class BadSubmissions:
         for sale in self.world.books.full_refunds:
             if sale.seller.id in suspended or sale.acceptor.id in suspended:
                 continue
-            again = self.maker.refund(sale.receipt, sale.acceptor, full=True)
+            again = self.maker.refund(sale.receipt, sale.acceptor, self.world.now, full=True)
             return self._refused("return.recorded", sale.acceptor.id, again.body, REFUND_AGAIN)
         return None
 
     def excluded_category(self) -> Planned:
-        """Goods on the seller's region's local negative list (or a statutory exclusion)."""
-        seller, acceptor = self.maker.pair(self.world.suspended)
+        """Goods excluded from no-reason returns by law, billed to another member (a
+        member taking back its own goods may be more generous than the floor)."""
+        seller, acceptor = self.maker.cross_pair(self.world.suspended)
         policy = self.world.ledger.config.policy
-        negative = (
-            policy["local_excluded_categories"].get(seller.region) or policy["excluded_categories"]
-        )
-        receipt = self.maker.receipt(seller, self.world.now, category=str(negative[0]))
-        sale = self.maker.refund(receipt, acceptor, full=True)
+        category = str(policy["excluded_categories"][0])
+        receipt = self.maker.receipt(seller, self.world.now, category=category)
+        sale = self.maker.refund(receipt, acceptor, self.world.now, full=True)
         return self._refused("return.recorded", acceptor.id, sale.body, EXCLUDED)
 
     def by_suspended(self) -> Planned:
         member = self.world.suspend_member
-        sale = self.maker.refund(self.maker.receipt(member, self.world.now), member)
+        now = self.world.now
+        sale = self.maker.refund(self.maker.receipt(member, now), member, now)
         return self._refused("return.recorded", member.id, sale.body, SUSPENDED)
 
     def with_old_key(self) -> Planned:
@@ -374,7 +401,8 @@ class BadSubmissions:
         member, old = self.world.keys_member, self.world.retired_key
         invariant(old is not None, "demo: the old key is used only after a rotation")
         assert old is not None
-        sale = self.maker.refund(self.maker.receipt(member, self.world.now), member)
+        now = self.world.now
+        sale = self.maker.refund(self.maker.receipt(member, now), member, now)
         entry = self.world.ledger.factory.entry(
             "return.recorded", member.id, sale.body, self.world.now
         )

@@ -13,14 +13,17 @@ from typing import Any
 from ops.demo.population import Member, Population, Store
 from ops.world import ReturnItem, entry_time, receipt_wire, return_body
 from schemas.errors import ConfigError
-from schemas.limits import DEMO_PAIR_TRIES_MAX
+from schemas.limits import DEMO_ENTRY_DELAY_MAX_S, DEMO_PAIR_TRIES_MAX
 
 BRAND_RETURN_SHARE = 0.55  # returns refunded by a franchisee for a brand peer's sale
 CROSS_REGION_IN_BRAND = 0.45  # of those, the peer is in another region: ~25 % overall
 FULL_REFUND_SHARE = 0.7
 PRICE_SKEW = 4  # price = low + (high - low) * U**4: the mean is a fifth of the range
 PRICE_STEP_FEN, PRICE_ENDING_FEN = 1_000, 900  # shelf prices like ¥129.00, ¥2,399.00
-MIN_PURCHASE_AGE = timedelta(hours=1)
+MIN_PURCHASE_AGE = timedelta(hours=3)
+# A till signs up to DEMO_ENTRY_DELAY_MAX_S before the log sees it, and refunded the
+# consumer (`accepted`) up to an hour before signing.
+ACCEPTED_BEFORE_MAX = timedelta(seconds=DEMO_ENTRY_DELAY_MAX_S) + timedelta(hours=1)
 OPEN_MINUTE, CLOSE_MINUTE = 9 * 60, 21 * 60  # shops' opening hours, for purchase times
 
 
@@ -66,14 +69,22 @@ class Sale:
 
 
 def sale_body(
-    receipt: Receipt, store: Store, returned: Sequence[tuple[Line, int]]
+    receipt: Receipt, store: Store, returned: Sequence[tuple[Line, int]], accepted: datetime
 ) -> dict[str, Any]:
     """The `return.recorded` body of ``returned`` (lines and quantities) of ``receipt``,
-    taken back at ``store``."""
+    taken back at ``store`` at ``accepted``; each item names its receipt line."""
     items = [
-        ReturnItem(line.sku, line.category, qty, qty * line.unit_fen) for line, qty in returned
+        ReturnItem(
+            line.sku,
+            line.category,
+            qty,
+            qty * line.unit_fen,
+            line=receipt.lines.index(line) + 1,
+            line_qty=line.qty,
+        )
+        for line, qty in returned
     ]
-    return return_body(receipt.wire(), store.id, items)
+    return return_body(receipt.wire(), store.id, items, accepted)
 
 
 class ReturnMaker:
@@ -138,7 +149,9 @@ class ReturnMaker:
         skewed = low + int((high - low) * self.rng.random() ** PRICE_SKEW)
         return skewed // PRICE_STEP_FEN * PRICE_STEP_FEN + PRICE_ENDING_FEN
 
-    def refund(self, receipt: Receipt, acceptor: Member, *, full: bool | None = None) -> Sale:
+    def refund(
+        self, receipt: Receipt, acceptor: Member, now: datetime, *, full: bool | None = None
+    ) -> Sale:
         lines = receipt.lines
         if full is None:
             full = self.rng.random() < FULL_REFUND_SHARE
@@ -148,16 +161,27 @@ class ReturnMaker:
             chosen = self.rng.sample(lines, self.rng.randint(1, len(lines)))
             returned = [(line, self.rng.randint(1, line.qty)) for line in chosen]
         store = self.rng.choice(acceptor.stores)
-        return Sale(receipt.seller, acceptor, receipt, sale_body(receipt, store, returned))
+        before = timedelta(seconds=DEMO_ENTRY_DELAY_MAX_S + self.rng.randint(60, 3600))
+        accepted = max(now - before, receipt.purchased + timedelta(minutes=30))
+        body = sale_body(receipt, store, returned, accepted)
+        return Sale(receipt.seller, acceptor, receipt, body)
 
     def make(self, moment: datetime, idle: Collection[str]) -> Sale:
         seller, acceptor = self.pair(idle)
-        return self.refund(self.receipt(seller, moment), acceptor)
+        return self.refund(self.receipt(seller, moment), acceptor, moment)
+
+    def cross_pair(self, idle: Collection[str]) -> tuple[Member, Member]:
+        """(seller, acceptor), two franchisees of one brand."""
+        for _ in range(DEMO_PAIR_TRIES_MAX):
+            seller, acceptor = self.pair(idle)
+            if seller.id != acceptor.id:
+                return seller, acceptor
+        raise ConfigError("the population has no two franchisees of one brand")
 
     def cross_member(self, moment: datetime, idle: Collection[str]) -> Sale:
         """A return between two franchisees (for a fabricated receipt)."""
         for _ in range(DEMO_PAIR_TRIES_MAX):
             seller, acceptor = self.pair(idle)
             if seller.id != acceptor.id:
-                return self.refund(self.receipt(seller, moment), acceptor, full=True)
+                return self.refund(self.receipt(seller, moment), acceptor, moment, full=True)
         raise ConfigError("the population has no two franchisees of one brand")

@@ -260,3 +260,7 @@ class World:
 
     def merchant(self, member_id: str) -> Member:
         return next(m for m in self.population.merchants if m.id == member_id)
+
+    def member(self, member_id: str) -> Member:
+        """Any member: a merchant, the fund or a platform."""
+        return next(m for m in self.population.members if m.id == member_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from ops.world import ReturnItem, entry_time, receipt_wire
 from ops.world import return_body as world_return_body
 from schemas.entry import format_utc
 from schemas.errors import RejectedError
-from schemas.identifiers import normalise_receipt_number
+from schemas.identifiers import receipt_ref
 from tests.support import World
 
 
@@ -45,6 +46,9 @@ class LedgerWorld(World):
         return f"region:{row.region}"
 
 
+LINE_QTY = 100  # units each receipt line of return_body() sold
+
+
 def days_ago(world: World, days: float) -> str:
     """An RFC 3339 entry-style time ``days`` before the world's clock."""
     return entry_time(world.now - timedelta(days=days))
@@ -62,16 +66,20 @@ def return_body(
     purchased_days_ago: float = 2,
     categories: tuple[str, ...] = ("apparel",),
     purchased: str | None = None,
+    accepted: datetime | str | None = None,
 ) -> dict[str, Any]:
-    """A `return.recorded` body; the refund is split evenly over ``categories``."""
+    """A `return.recorded` body, refunded at the world's clock unless ``accepted`` says
+    otherwise; the refund is split evenly over ``categories`` (one receipt line each)."""
     share, rest = divmod(refund_fen, len(categories))
+    # Each category is one receipt line that sold LINE_QTY units: repeated partial
+    # returns of a receipt never run into the line limit unless a test means them to.
     items = [
-        ReturnItem(f"SKU{i}", category, 1, share + (rest if i == 0 else 0))
+        ReturnItem(f"SKU{i}", category, 1, share + (rest if i == 0 else 0), i + 1, LINE_QTY)
         for i, category in enumerate(categories)
     ]
     when = purchased or days_ago(world, purchased_days_ago)
     receipt = receipt_wire(seller, store, number, when, amount_fen)
-    return world_return_body(receipt, accepted_store, items)
+    return world_return_body(receipt, accepted_store, items, accepted or world.now)
 
 
 def one_item_return(
@@ -85,20 +93,28 @@ def one_item_return(
     accepted_store: str = "S1",
     sku: str = "SKU1",
     category: str = "apparel",
+    accepted: datetime | str | None = None,
 ) -> dict[str, Any]:
     """A `return.recorded` body of one returned item, refunded ``refund_fen``;
-    ``purchased`` is an entry-style time."""
+    ``purchased`` is an entry-style time or a local date; ``accepted`` defaults to the
+    purchase time plus a day."""
     receipt = receipt_wire(seller, store, number, purchased, amount_fen)
     item = ReturnItem(sku, category, 1, refund_fen)
-    return world_return_body(receipt, accepted_store, [item])
+    if accepted is None:
+        accepted = entry_time(datetime.fromisoformat(purchased) + timedelta(days=1))
+    return world_return_body(receipt, accepted_store, [item], accepted)
 
 
-def advance_body(liable: str, case: str = "CASE-1", amount_fen: int = 50_000) -> dict[str, Any]:
+def advance_body(
+    liable: str, case: str = "CASE-1", amount_fen: int = 50_000, basis: str = "civil_code_524"
+) -> dict[str, Any]:
+    """An `advance.paid` body (the default basis is a pooled fund's, 民法典 524)."""
     return {
         "liable": liable,
         "case": case,
-        "basis": "消法第44条 先行赔付",
+        "basis": basis,
         "amount_fen": amount_fen,
+        "evidence_hash": hashlib.sha256(f"case file {case}".encode()).hexdigest(),
     }
 
 
@@ -172,8 +188,8 @@ def postings_by_seq(state: State) -> dict[int, list[PostingRow]]:
 
 
 def receipt(state: State, merchant: str, number: str, store: str = "S1") -> ReceiptRow | None:
-    """The receipt row of ``number`` as written on the wire (the key is normalised)."""
-    return state.receipts.get(merchant, store, normalise_receipt_number(number))
+    """The receipt row of paper receipt ``number`` (the log keys it by its ref)."""
+    return state.receipts.get(merchant, store, receipt_ref(merchant, store, number))
 
 
 def due_regions(state: State, target: int) -> list[str]:

@@ -22,7 +22,9 @@ from ledger.state import State
 from nodes.endorse import awaiting_region
 from ops.world import entry_time, member_body
 from schemas.errors import TamperedError
+from signing.entry import submitted
 from tests.conftest import Alliance
+from tests.ledger.builders import advance_body as builders_advance
 from tests.ledger.builders import one_item_return
 
 REGIONS = ("31", "32", "33", "34")
@@ -43,10 +45,13 @@ class Busy:
     open_dispute: int
 
 
-def _submit(alliance: Alliance, kind: str, signer: str, body: dict[str, Any]) -> int:
+def _submit(
+    alliance: Alliance, kind: str, signer: str, body: dict[str, Any], *cosigners: str
+) -> int:
     alliance.ring.ensure(signer)
-    signed = alliance.factory.signed(alliance.ring, kind, signer, body, alliance.clock())
-    return alliance.sequencer.submit(signed).seq
+    entry = alliance.factory.entry(kind, signer, body, alliance.clock())
+    keys = [alliance.ring.keys[name] for name in (signer, *cosigners)]
+    return alliance.sequencer.submit(submitted(entry, *keys)).seq
 
 
 def _enrol(alliance: Alliance, region: str, **fields: Any) -> str:
@@ -86,14 +91,15 @@ def _busy(alliance: Alliance) -> Busy:
         _return(alliance, seller, buyer, "R-4", 2_000, "S1"),
         _return(alliance, seller, seller, "R-5", 1_000, "S2"),
     ]
-    advance_body = {"liable": seller, "case": "C-1", "basis": "消法第44条", "amount_fen": 9_000}
+    advance_body = builders_advance(seller, "C-1", 9_000)
     advance = _submit(alliance, "advance.paid", fund, advance_body)
     _endorse(alliance, "31", [*returns[:3], returns[4], advance], "approve")
     _endorse(alliance, "33", [advance], "approve")
     _endorse(alliance, "32", returns[:1], "approve")
     _endorse(alliance, "32", returns[1:2], "reject")
     upheld = _submit(alliance, "claim.disputed", seller, {"target": returns[2], "reason": "no"})
-    _submit(alliance, "dispute.resolved", "region:31", {"dispute": upheld, "outcome": "upheld"})
+    upheld_body = {"dispute": upheld, "outcome": "upheld"}
+    _submit(alliance, "dispute.resolved", "region:31", upheld_body, "region:32")
     open_dispute = _submit(
         alliance, "claim.disputed", seller, {"target": returns[3], "reason": "no"}
     )
@@ -355,7 +361,7 @@ def test_reads_follow_new_versions(alliance: Alliance, busy: tuple[Busy, State, 
     _endorse(alliance, "31", [held], "approve")
     _endorse(alliance, "32", scenario.returns[2:4], "approve")
     body = {"dispute": scenario.open_dispute, "outcome": "dismissed"}
-    _submit(alliance, "dispute.resolved", "region:31", body)
+    _submit(alliance, "dispute.resolved", "region:31", body, "region:32")
     state = alliance.ledger.state()
     for region in REGIONS:
         assert reads.awaiting(region) == awaiting_region(state, region) == []

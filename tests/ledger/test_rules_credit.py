@@ -308,16 +308,20 @@ def test_upheld_dispute_takes_the_return_back(world: LedgerWorld, pair: tuple[st
         world.submit(world.sign("claim.disputed", seller, body))
     disputes = {after: world.state.size - 2, before: world.state.size - 1}
     world.submit(
-        world.sign(
-            "dispute.resolved", "region:31", {"dispute": disputes[before], "outcome": "upheld"}
+        world.sign_by(
+            "dispute.resolved",
+            ["region:31", "region:32"],  # the debtor's region and the creditor's
+            {"dispute": disputes[before], "outcome": "upheld"},
         )
     )
     endorse(world, "31", [after, before])
     endorse(world, "32", [after, before])
     assert credit(world, seller).returns_honoured == 1  # `before` was voided first
     world.submit(
-        world.sign(
-            "dispute.resolved", "region:31", {"dispute": disputes[after], "outcome": "upheld"}
+        world.sign_by(
+            "dispute.resolved",
+            ["region:31", "region:32"],  # the debtor's region and the creditor's
+            {"dispute": disputes[after], "outcome": "upheld"},
         )
     )
     assert credit(world, seller).returns_honoured == 0

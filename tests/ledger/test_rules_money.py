@@ -22,8 +22,8 @@ from ledger.rows import (
     ReceiptRow,
     ReturnRow,
 )
-from schemas.errors import PolicyError, UnknownPrincipalError
-from schemas.identifiers import normalise_receipt_number
+from schemas.errors import PolicyError, SignatureError, UnknownPrincipalError
+from schemas.identifiers import normalise_receipt_number, receipt_ref
 from tests.ledger.builders import (
     LedgerWorld,
     advance_body,
@@ -73,7 +73,7 @@ def sign_return(al: Alliance, signer: str | None = None, **fields: object) -> di
 
 
 def record_advance(al: Alliance, case: str = "CASE-1", amount_fen: int = 50_000) -> int:
-    body = advance_body(al.seller, case, amount_fen)
+    body = advance_body(al.seller, case, amount_fen, basis="civil_code_524")
     return al.world.submit(al.world.sign("advance.paid", al.fund, body))
 
 
@@ -82,9 +82,29 @@ def dispute(al: Alliance, target: int, signer: str | None = None) -> int:
     return al.world.submit(al.world.sign("claim.disputed", signer or al.seller, body))
 
 
-def resolve(al: Alliance, dispute_seq: int, outcome: str, region: str = "31") -> int:
-    body = {"dispute": dispute_seq, "outcome": outcome}
-    return al.world.submit(al.world.sign("dispute.resolved", f"region:{region}", body))
+def resolve(
+    al: Alliance, dispute_seq: int, outcome: str, region: str = "31", **fields: object
+) -> int:
+    """The debtor's region (``region``) resolves, co-signed by the creditor's region when
+    it is another one."""
+    return al.world.submit(sign_resolution(al, dispute_seq, outcome, region, **fields))
+
+
+def sign_resolution(
+    al: Alliance, dispute_seq: int, outcome: str, region: str = "31", **fields: object
+) -> dict[str, object]:
+    body = {"dispute": dispute_seq, "outcome": outcome, **fields}
+    state = al.world.state
+    row = state.disputes.get(dispute_seq)
+    signers = [f"region:{region}"]
+    if row is not None:
+        claim = state.obligations.get(row.target)
+        assert claim is not None
+        creditor = state.member(claim.creditor)
+        assert creditor is not None
+        if f"region:{creditor.region}" not in signers:
+            signers.append(f"region:{creditor.region}")
+    return al.world.sign_by("dispute.resolved", signers, body)
 
 
 # --- return.recorded: the happy paths ------------------------------------------------------
@@ -93,17 +113,16 @@ def resolve(al: Alliance, dispute_seq: int, outcome: str, region: str = "31") ->
 def test_cross_region_return_creates_obligation_postings_and_endorsable(al: Alliance) -> None:
     seq = record_return(al, refund_fen=6_000)
     state = al.world.state
-    row = state.receipts.get(al.seller, "S1", "r-0001")  # the number is stored normalised
+    ref = receipt_ref(al.seller, "S1", "R-0001")  # the log holds the ref, never the number
+    row = state.receipts.get(al.seller, "S1", ref)
     assert isinstance(row, ReceiptRow)
     assert (row.amount_fen, row.refunded_fen, row.returns) == (10_000, 6_000, 1)
-    assert state.receipt_returns.get(seq) == ReturnRow(
-        seq, al.seller, "S1", "r-0001", 6_000, "live"
-    )
+    assert state.receipt_returns.get(seq) == ReturnRow(seq, al.seller, "S1", ref, 6_000, "live")
     assert state.endorsables.get(seq) == EndorsableRow(seq, "return", "pending")
     assert state.endorsement_dues.get(seq, "31") == EndorsementDueRow(seq, "31")
     assert due_regions(state, seq) == ["31", "32"]
     assert obligation(al.world, seq) == ObligationRow(
-        seq, "return", al.seller, al.buyer, 6_000, "pending", None, state.last_logged or ""
+        seq, "return", al.seller, al.buyer, 6_000, "pending", None, state.last_logged or "", None
     )
     assert sorted(postings_by_seq(state)[seq], key=lambda p: p.amount_fen) == [
         PostingRow(seq, f"{al.seller}:payable", -6_000),
@@ -191,12 +210,15 @@ def test_receipt_store_must_be_the_sellers(al: Alliance) -> None:
 
 def test_purchase_in_the_future_is_refused(al: Alliance) -> None:
     sub = sign_return(al, purchased_days_ago=-1)
-    refused(al.world, sub, PolicyError, "after the return time")
+    error = refused(al.world, sub, PolicyError, "after the refund on")
+    assert error.field == "body.receipt.purchased"
 
 
 def test_purchase_outside_the_sellers_window_is_refused(al: Alliance) -> None:
-    sub = sign_return(al, purchased_days_ago=7.5)
-    error = refused(al.world, sub, PolicyError, "7-day return window")
+    # Bought Friday 2026-11-13: the window's last day is Friday 11-20, which is a working
+    # day, so it ended at 24:00 that day; the refund is on Monday 11-23.
+    sub = sign_return(al, purchased="2026-11-13")
+    error = refused(al.world, sub, PolicyError, "7-day return window", "24:00 on 2026-11-20")
     assert error.field == "body.receipt.purchased"
 
 
@@ -262,9 +284,8 @@ def test_rejected_squatter_return_frees_the_receipt_for_the_real_one(al: Allianc
     refused(al.world, sub, PolicyError, "first recorded with amount 1 fen")  # still pending
     endorse(al.world, "31", [squat], "reject")
     state = al.world.state
-    assert receipt(state, al.seller, "R-0001") == ReceiptRow(
-        al.seller, "S1", "r-0001", None, None, 0, 0
-    )
+    ref = receipt_ref(al.seller, "S1", "R-0001")
+    assert receipt(state, al.seller, "R-0001") == ReceiptRow(al.seller, "S1", ref, None, None, 0, 0)
     assert state.receipt_returns.get(squat).status == "void"
     seq = al.world.submit(sub)
     row = receipt(state, al.seller, "R-0001")
@@ -339,8 +360,9 @@ def test_batch_rejection_of_two_returns_on_one_receipt_frees_it(al: Alliance) ->
     first = record_return(al, refund_fen=6_000)
     second = record_return(al, refund_fen=4_000)
     endorse(al.world, "32", [first, second], "reject")
+    ref = receipt_ref(al.seller, "S1", "R-0001")
     assert receipt(al.world.state, al.seller, "R-0001") == ReceiptRow(
-        al.seller, "S1", "r-0001", None, None, 0, 0
+        al.seller, "S1", ref, None, None, 0, 0
     )
 
 
@@ -352,7 +374,9 @@ def test_case_variants_of_a_number_are_one_receipt(al: Alliance) -> None:
     record_return(al, number="rec-001", refund_fen=4_000)
     sub = sign_return(al, number="REC-001", refund_fen=1)
     refused(al.world, sub, PolicyError, "already refunded 10000")
-    assert [row.number for row in al.world.state.receipts.rows()] == ["rec-001"]
+    assert [row.ref for row in al.world.state.receipts.rows()] == [
+        receipt_ref(al.seller, "S1", "rec-001")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -383,7 +407,7 @@ def test_receipt_number_normalisation_is_idempotent(text: str) -> None:
 def test_advance_creates_obligation_from_merchant_to_fund(al: Alliance) -> None:
     seq = record_advance(al)
     state = al.world.state
-    assert state.cases.get(al.fund, "CASE-1") == CaseRow(al.fund, "CASE-1", seq)
+    assert state.cases.get(al.seller, "CASE-1") == CaseRow(al.seller, "CASE-1", seq, al.fund)
     assert due_regions(state, seq) == ["31"]
     row = obligation(al.world, seq)
     assert (row.kind, row.debtor, row.creditor, row.amount_fen) == (
@@ -392,7 +416,7 @@ def test_advance_creates_obligation_from_merchant_to_fund(al: Alliance) -> None:
         al.fund,
         50_000,
     )
-    body = advance_body(al.buyer, "CASE-9")
+    body = advance_body(al.buyer, "CASE-9", basis="consumer_law_44")
     seq = al.world.submit(al.world.sign("advance.paid", al.platform, body))
     assert due_regions(state, seq) == ["32", "33"]
 
@@ -412,11 +436,14 @@ def test_advance_liable_must_be_an_enrolled_merchant(al: Alliance, liable: str, 
     assert refused(al.world, sub, PolicyError, words).field == "body.liable"
 
 
-def test_advance_liable_must_be_active(al: Alliance) -> None:
+@pytest.mark.parametrize("status", ["member.suspended", "member.withdrawn"])
+def test_advance_recovers_from_a_suspended_or_withdrawn_merchant(al: Alliance, status: str) -> None:
+    """Recovery matters most when the merchant was suspended or absconded."""
     body = {"member": al.seller, "reason": "left"}
-    al.world.submit(al.world.sign("member.withdrawn", "region:31", body))
-    sub = al.world.sign("advance.paid", al.fund, advance_body(al.seller))
-    refused(al.world, sub, PolicyError, "withdrawn")
+    al.world.submit(al.world.sign(status, "region:31", body))
+    seq = record_advance(al)
+    claim = obligation(al.world, seq)
+    assert (claim.debtor, claim.creditor, claim.status) == (al.seller, al.fund, "pending")
 
 
 def test_advance_case_is_claimed_once(al: Alliance) -> None:
@@ -589,17 +616,34 @@ def test_claim_is_disputed_once(al: Alliance) -> None:
     refused(al.world, sub, PolicyError, f"already disputed at seq {first}")
 
 
-def test_dispute_after_the_dispute_period_is_refused(al: Alliance) -> None:
+def _effective_return(al: Alliance) -> int:
     seq = record_return(al)
-    al.world.tick(days=30)
+    endorse(al.world, "31", [seq])
+    endorse(al.world, "32", [seq])
+    assert obligation(al.world, seq).effective == al.world.state.last_logged
+    return seq
+
+
+def test_dispute_after_the_dispute_period_is_refused(al: Alliance) -> None:
+    seq = _effective_return(al)
+    al.world.tick(days=7)
     al.world.tick(seconds=1)
     sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "late"})
-    refused(al.world, sub, PolicyError, "30-day dispute period is over")
+    error = refused(al.world, sub, PolicyError, "7-day dispute period is over", "became effective")
+    assert error.field == "body.target"
 
 
 def test_dispute_on_the_last_day_is_admitted(al: Alliance) -> None:
+    seq = _effective_return(al)
+    al.world.tick(days=7)
+    assert dispute(al, seq) > seq
+
+
+def test_a_claim_still_awaiting_its_regions_may_be_disputed_any_time(al: Alliance) -> None:
+    """The period runs from effectiveness: a claim pending for weeks is still open to it."""
     seq = record_return(al)
     al.world.tick(days=30)
+    assert obligation(al.world, seq).effective is None
     assert dispute(al, seq) > seq
 
 
@@ -611,18 +655,38 @@ def test_resolution_must_name_a_dispute(al: Alliance) -> None:
 
 def test_resolution_is_by_the_debtors_region(al: Alliance) -> None:
     dispute_seq = dispute(al, record_return(al))
-    for signer in ("region:32", al.seller):
-        body = {"dispute": dispute_seq, "outcome": "upheld"}
-        sub = al.world.sign("dispute.resolved", signer, body)
-        refused(al.world, sub, PolicyError, "debtor's region region:31")
+    body = {"dispute": dispute_seq, "outcome": "upheld"}
+    sub = al.world.sign_by("dispute.resolved", ["region:32", "region:31"], body)
+    error = refused(al.world, sub, PolicyError, "debtor's region region:31")
+    assert error.field == "signer"
+
+
+def test_resolution_needs_the_creditors_region_too(al: Alliance) -> None:
+    """The seller (31) owes the buyer (32): region 31 alone may not judge for its own."""
+    dispute_seq = dispute(al, record_return(al))
+    body = {"dispute": dispute_seq, "outcome": "upheld"}
+    sub = al.world.sign("dispute.resolved", "region:31", body)
+    error = refused(al.world, sub, SignatureError, "must also be signed by region:32")
+    assert error.field == "signatures"
+
+
+def test_a_dispute_within_one_region_is_resolved_by_it_alone(al: Alliance) -> None:
+    seq = al.world.submit(al.world.sign("return.recorded", al.neighbour, _neighbour_return(al)))
+    dispute_seq = dispute(al, seq)
+    body = {"dispute": dispute_seq, "outcome": "dismissed"}
+    al.world.submit(al.world.sign("dispute.resolved", "region:31", body))
+    assert al.world.state.disputes.get(dispute_seq).status == "dismissed"
+
+
+def _neighbour_return(al: Alliance) -> dict[str, object]:
+    """The seller's goods, refunded by its region-31 neighbour at store N1."""
+    return return_body(al.world, al.seller, accepted_store="N1", number="R-N")
 
 
 def test_dispute_is_resolved_once(al: Alliance) -> None:
     dispute_seq = dispute(al, record_return(al))
     resolve(al, dispute_seq, "dismissed")
-    sub = al.world.sign(
-        "dispute.resolved", "region:31", {"dispute": dispute_seq, "outcome": "upheld"}
-    )
+    sub = sign_resolution(al, dispute_seq, "upheld")
     refused(al.world, sub, PolicyError, "already resolved (dismissed)")
 
 
@@ -710,9 +774,19 @@ def test_exclusions_are_one_row_per_category(al: Alliance) -> None:
     refused(al.world, sub, PolicyError, "category shoes is excluded by seller")
 
 
-def test_suspended_debtor_cannot_dispute(al: Alliance) -> None:
+def test_suspended_debtor_can_still_dispute(al: Alliance) -> None:
+    """A suspension takes no right of defence away."""
     seq = record_return(al)
     body = {"member": al.seller, "reason": "inspection"}
     al.world.submit(al.world.sign("member.suspended", "region:31", body))
+    dispute_seq = dispute(al, seq)
+    assert obligation(al.world, seq).status == "held"
+    assert al.world.state.disputes.get(dispute_seq).status == "open"
+
+
+def test_withdrawn_debtor_cannot_dispute(al: Alliance) -> None:
+    seq = record_return(al)
+    body = {"member": al.seller, "reason": "left"}
+    al.world.submit(al.world.sign("member.withdrawn", "region:31", body))
     sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "no"})
-    refused(al.world, sub, UnknownPrincipalError, "suspended")
+    refused(al.world, sub, UnknownPrincipalError, "withdrawn")

@@ -25,7 +25,7 @@ from ledger.kinds.money import postings_of
 from ledger.rows import EndorsableRow, ObligationRow, ReceiptRow
 from schemas.canonical import canonical
 from schemas.errors import RejectedError
-from schemas.identifiers import normalise_receipt_number
+from schemas.identifiers import receipt_ref
 from signing.entry import verify_entry_signature
 from signing.keys import PublicKey
 from tests.ledger.builders import LedgerWorld, advance_body, return_body, snapshot
@@ -102,7 +102,9 @@ class AllianceMachine(RuleBasedStateMachine):
         if reuse:
             # A later return on a known receipt must repeat its purchase time.
             known = self.world.state.receipts.get(
-                self.merchants[seller], "S1", normalise_receipt_number(f"R-{self.receipts:05d}")
+                self.merchants[seller],
+                "S1",
+                receipt_ref(self.merchants[seller], "S1", f"R-{self.receipts:05d}"),
             )
             if known is not None and known.purchased is not None:
                 body["receipt"]["purchased"] = known.purchased
@@ -185,11 +187,11 @@ class AllianceMachine(RuleBasedStateMachine):
         live: dict[tuple[str, str, str], list[int]] = {}
         for returned in self.world.state.receipt_returns.rows():
             if returned.status == "live":
-                key = (returned.merchant, returned.store, returned.number)
+                key = (returned.merchant, returned.store, returned.ref)
                 live.setdefault(key, []).append(returned.refund_fen)
         for row in self.world.state.receipts.rows():
             assert isinstance(row, ReceiptRow)
-            refunds = live.get((row.merchant, row.store, row.number), [])
+            refunds = live.get((row.merchant, row.store, row.ref), [])
             assert (row.refunded_fen, row.returns) == (sum(refunds), len(refunds))
             if refunds:
                 assert row.amount_fen is not None

@@ -91,7 +91,7 @@ def test_planted_key_and_reset_receipt_are_not_trusted(alliance: Alliance) -> No
     receipt = {
         "merchant": seller,
         "store": "S1",
-        "number": "R-1",
+        "ref": signed["entry"]["body"]["receipt"]["ref"],
         "amount_fen": 10_000,
         "purchased": signed["entry"]["body"]["receipt"]["purchased"],
         "refunded_fen": 0,

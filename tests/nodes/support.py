@@ -31,7 +31,7 @@ def record_return(alliance: Alliance, seller: str, buyer: str, refund_fen: int, 
     at its store S1; returns its seq."""
     now = alliance.clock()
     receipt = receipt_wire(seller, "S1", number, entry_time(now - timedelta(days=1)), 100_000)
-    body = return_body(receipt, "S1", [ReturnItem("SKU1", "apparel", 1, refund_fen)])
+    body = return_body(receipt, "S1", [ReturnItem("SKU1", "apparel", 1, refund_fen)], now)
     signed = alliance.factory.signed(alliance.ring, "return.recorded", buyer, body, now)
     return alliance.ledger.submit(signed).seq
 

@@ -339,7 +339,7 @@ def _cross_region_return(cli: Cli, refund_fen: int) -> int:
     cli.submit(enroll_doc(ring, factory, seller, now, "31"))
     cli.submit(enroll_doc(ring, factory, buyer, now, "32"))
     receipt = receipt_wire(seller, "S1", "R-1", entry_time(now - timedelta(days=1)), 10_000)
-    body = return_body(receipt, "S1", [ReturnItem("SKU1", "apparel", 1, refund_fen)])
+    body = return_body(receipt, "S1", [ReturnItem("SKU1", "apparel", 1, refund_fen)], now)
     return int(cli.submit(factory.signed(ring, "return.recorded", buyer, body, now))["seq"])
 
 

@@ -140,11 +140,6 @@ TEXT_FIELDS: list[tuple[str, dict[str, Any], Callable[[dict[str, Any], str], Non
         {"targets": [1], "decision": "reject", "reason": "late"},
         lambda body, text: body.__setitem__("reason", text),
     ),
-    (
-        "advance.paid",
-        {"liable": "91310000MA1FL0000X", "case": "C-1", "basis": "law", "amount_fen": 5},
-        lambda body, text: body.__setitem__("basis", text),
-    ),
 ]
 
 
