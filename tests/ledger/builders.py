@@ -12,6 +12,7 @@ import pytest
 from ledger.kinds.money import postings_of
 from ledger.rows import ObligationRow, PostingRow, ReceiptRow
 from ledger.state import State, admit, make_context
+from ops.config import AllianceConfig
 from ops.world import ReturnItem, entry_time, receipt_wire
 from ops.world import return_body as world_return_body
 from schemas.entry import format_utc
@@ -23,9 +24,9 @@ from tests.support import World
 class LedgerWorld(World):
     """A World that keeps every admitted submission, so tests can replay the log."""
 
-    def __init__(self, seed: int = 1) -> None:
+    def __init__(self, seed: int = 1, config: AllianceConfig | None = None) -> None:
         self.log: list[tuple[datetime, dict[str, Any]]] = []
-        super().__init__(seed)
+        super().__init__(seed, config)
 
     def submit(self, sub: dict[str, Any]) -> int:
         seq = super().submit(sub)
