@@ -122,6 +122,40 @@ DEFAULT_ADVANCE_BASES: dict[str, list[PayerKind]] = {
 }
 
 
+# The codes a free-text reason became (DESIGN §3a: no consumer data in the log): what
+# each purpose may say, in the policy so that the regions can extend the lists.
+DEFAULT_REASONS: dict[str, list[str]] = {
+    "dispute": [
+        "not_our_sale",
+        "goods_not_returned",
+        "goods_used",
+        "amount_wrong",
+        "outside_window",
+        "excluded_goods",
+        "already_refunded",
+        "settled_with_consumer",
+        "no_consumer_complaint",
+        "not_liable",
+    ],
+    "rejection": [
+        "receipt_not_genuine",
+        "outside_window",
+        "excluded_goods",
+        "not_in_network",
+        "no_consumer_complaint",
+        "duplicate_claim",
+        "evidence_insufficient",
+        "rejected_by_region",
+    ],
+}
+ReasonList = Annotated[list[Code], Field(max_length=256)]
+
+
+class ReasonsModel(WireModel):
+    dispute: ReasonList = Field(default_factory=lambda: list(DEFAULT_REASONS["dispute"]))
+    rejection: ReasonList = Field(default_factory=lambda: list(DEFAULT_REASONS["rejection"]))
+
+
 class PolicyModel(WireModel):
     return_days_min: Annotated[int, Field(ge=7, le=365)]
     excluded_categories: Annotated[list[Category], Field(max_length=256)]
@@ -136,6 +170,7 @@ class PolicyModel(WireModel):
     # How long after refunding a consumer (`accepted`) a till may still log the return.
     recording_lag_days: Annotated[int, Field(ge=0, le=30)] = 3
     calendar: CalendarModel | None = None
+    reasons: ReasonsModel = Field(default_factory=ReasonsModel)
     advance_bases: dict[Code, list[PayerKind]] = Field(
         default_factory=lambda: {code: list(kinds) for code, kinds in DEFAULT_ADVANCE_BASES.items()}
     )
@@ -228,7 +263,8 @@ class AdvanceBody(WireModel):
 
 class DisputeBody(WireModel):
     target: Seq
-    reason: Text
+    reason: Code  # one of policy.reasons.dispute
+    note_hash: Sha256Hex | None = None  # SHA-256 of a note kept off the log (deletable)
 
 
 class DisputeResolvedBody(WireModel):
@@ -240,7 +276,9 @@ class DisputeResolvedBody(WireModel):
 class EndorsementBody(WireModel):
     targets: Annotated[list[Seq], Field(min_length=1, max_length=ENDORSEMENT_TARGETS_MAX)]
     decision: Literal["approve", "reject"]
-    reason: TextOrEmpty
+    # A rejection's code (policy.reasons.rejection); an approval's is empty.
+    reason: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{0,48}$")]
+    note_hash: Sha256Hex | None = None
 
 
 class SettlementConfirmedBody(WireModel):

@@ -463,13 +463,25 @@ def advance_paid(state: State, ctx: Context, body: AdvanceBody) -> list[Row]:
 # --- endorsement -------------------------------------------------------------------------
 
 
-def _endorsing_region(ctx: Context, body: EndorsementBody) -> str:
+def _check_reason(codes: list[str], reason: str, purpose: str) -> None:
+    """A reason is a code of the policy's list for its purpose, never free text."""
+    if reason not in codes:
+        raise PolicyError(
+            f"{purpose} reason {reason} is not one of {', '.join(codes)}", field="body.reason"
+        )
+
+
+def _endorsing_region(state: State, ctx: Context, body: EndorsementBody) -> str:
     if not ctx.signer.startswith(REGION_PREFIX):
         raise PolicyError(f"endorsements are signed by a region, not {ctx.signer}", field="signer")
     if len(set(body.targets)) != len(body.targets):
         raise PolicyError("a target seq is listed twice", field="body.targets")
-    if body.decision == REJECT and not body.reason.strip():
+    if body.decision == REJECT and not body.reason:
         raise PolicyError("a rejection must state its reason", field="body.reason")
+    if body.decision == REJECT:
+        _check_reason(state.policy.reasons.rejection, body.reason, "rejection")
+    elif body.reason:
+        raise PolicyError("an approval states no reason", field="body.reason")
     return ctx.signer.removeprefix(REGION_PREFIX)
 
 
@@ -534,7 +546,7 @@ def _after_endorsement(obligation: ObligationRow, endorsable_status: str) -> str
 def endorsement(state: State, ctx: Context, body: EndorsementBody) -> list[Row]:
     """A region approves or rejects, in one batch, entries touching it. Every target is
     checked before any row is produced, so one bad target refuses the whole batch."""
-    region = _endorsing_region(ctx, body)
+    region = _endorsing_region(state, ctx, body)
     decided = [
         _decided(state, _awaiting(state, target, region, index), region, body.decision)
         for index, target in enumerate(body.targets)
@@ -595,6 +607,7 @@ def claim_disputed(state: State, ctx: Context, body: DisputeBody) -> list[Row]:
     policy.dispute_days of its becoming effective. The obligation is held out of netting
     until the debtor's region resolves it."""
     obligation = _disputable(state, ctx, body.target)
+    _check_reason(state.policy.reasons.dispute, body.reason, "dispute")
     limit = state.policy.dispute_days
     if obligation.effective is not None and (
         days_between(parse_time(obligation.effective), ctx.logged) > limit

@@ -33,16 +33,16 @@ OUTSIDE_WINDOW_EXTRA_DAYS = 12
 UPHELD_EVERY = 3  # dispute 0, 3, 6 … is upheld, the others dismissed
 FUND_ADVANCE_SHARE = 0.6  # of advances, paid by the zone fund (else by a platform)
 OVER_REFUND_FEN = 5_000
-FABRICATED = "虚构退货：卖方门店收银系统无此笔销售（监管核查）"
-NO_COMPLAINT = "先行垫付依据不足：12315平台无对应投诉记录"
+FABRICATED = "receipt_not_genuine"  # 虚构退货：卖方收银系统无此笔销售（监管核查）
+NO_COMPLAINT = "no_consumer_complaint"  # 先行垫付依据不足：12315 无对应投诉
 FUND_BASIS = "civil_code_524"  # the zone's pooled fund pays for the merchant (民法典 524)
 PLATFORM_BASIS = "consumer_law_44"  # a platform pays first (消法 44)
 RETURN_DISPUTES = (
-    "退货商品非本店售出：小票编号与本店销售记录不符",
-    "退回商品已使用且影响二次销售，不符合无理由退货条件",
-    "该商品已由本店直接办理退款，属重复追偿",
+    "not_our_sale",  # 退货商品非本店售出：小票与本店销售记录不符
+    "goods_used",  # 已使用且影响二次销售，不符合无理由退货条件
+    "already_refunded",  # 已由本店直接办理退款，属重复追偿
 )
-ADVANCE_DISPUTE = "消费者已与本店和解并退款，先行垫付无需追偿"
+ADVANCE_DISPUTE = "settled_with_consumer"  # 消费者已与本店和解并退款
 SUSPEND_REASON = "门店停业整改，暂停履行线下无理由退货承诺"
 REINSTATE_REASON = "整改完成，经现场核查恢复承诺"
 RESTORE_REASON = "逾期结算款项已全部结清，依申请予以信用修复"

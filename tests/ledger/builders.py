@@ -128,7 +128,7 @@ def endorsement(
 
 
 def endorse(world: World, region: str, targets: list[int], decision: str = "approve") -> int:
-    reason = "checked" if decision == "approve" else "receipt not genuine"
+    reason = "" if decision == "approve" else "receipt_not_genuine"
     return world.submit(endorsement(world, f"region:{region}", targets, decision, reason))
 
 

@@ -74,7 +74,11 @@ def _return(
 
 
 def _endorse(alliance: Alliance, region: str, targets: list[int], decision: str) -> None:
-    body = {"targets": targets, "decision": decision, "reason": "checked"}
+    body = {
+        "targets": targets,
+        "decision": decision,
+        "reason": "" if decision == "approve" else "receipt_not_genuine",
+    }
     _submit(alliance, "endorsement", f"region:{region}", body)
 
 
@@ -97,11 +101,13 @@ def _busy(alliance: Alliance) -> Busy:
     _endorse(alliance, "33", [advance], "approve")
     _endorse(alliance, "32", returns[:1], "approve")
     _endorse(alliance, "32", returns[1:2], "reject")
-    upheld = _submit(alliance, "claim.disputed", seller, {"target": returns[2], "reason": "no"})
+    upheld = _submit(
+        alliance, "claim.disputed", seller, {"target": returns[2], "reason": "not_our_sale"}
+    )
     upheld_body = {"dispute": upheld, "outcome": "upheld"}
     _submit(alliance, "dispute.resolved", "region:31", upheld_body, "region:32")
     open_dispute = _submit(
-        alliance, "claim.disputed", seller, {"target": returns[3], "reason": "no"}
+        alliance, "claim.disputed", seller, {"target": returns[3], "reason": "not_our_sale"}
     )
     alliance.clock.advance(days=1)
     penalty = {
@@ -286,7 +292,7 @@ def test_the_postings_view_of_an_obligation_changed_in_its_own_batch(alliance: A
     purchased = entry_time(alliance.clock() - timedelta(days=1))
     body = one_item_return(seller, purchased, number="R-1", refund_fen=700, accepted_store="S1")
     seq = alliance.ledger.size()
-    reject = {"targets": [seq], "decision": "reject", "reason": "not ours"}
+    reject = {"targets": [seq], "decision": "reject", "reason": "receipt_not_genuine"}
     documents = [
         alliance.factory.signed(alliance.ring, "return.recorded", buyer, body, alliance.clock()),
         alliance.factory.signed(

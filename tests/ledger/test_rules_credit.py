@@ -304,7 +304,7 @@ def test_upheld_dispute_takes_the_return_back(world: LedgerWorld, pair: tuple[st
     after = _return(world, seller, buyer, "R-1")
     before = _return(world, seller, buyer, "R-2")
     for seq in (after, before):
-        body = {"target": seq, "reason": "not our receipt"}
+        body = {"target": seq, "reason": "not_our_sale"}
         world.submit(world.sign("claim.disputed", seller, body))
     disputes = {after: world.state.size - 2, before: world.state.size - 1}
     world.submit(

@@ -22,7 +22,7 @@ from ledger.rows import (
     ReceiptRow,
     ReturnRow,
 )
-from schemas.errors import PolicyError, SignatureError, UnknownPrincipalError
+from schemas.errors import MalformedError, PolicyError, SignatureError, UnknownPrincipalError
 from schemas.identifiers import normalise_receipt_number, receipt_ref
 from tests.ledger.builders import (
     LedgerWorld,
@@ -78,7 +78,7 @@ def record_advance(al: Alliance, case: str = "CASE-1", amount_fen: int = 50_000)
 
 
 def dispute(al: Alliance, target: int, signer: str | None = None) -> int:
-    body = {"target": target, "reason": "goods were not bought at our store"}
+    body = {"target": target, "reason": "not_our_sale"}
     return al.world.submit(al.world.sign("claim.disputed", signer or al.seller, body))
 
 
@@ -507,11 +507,34 @@ def test_duplicate_targets_are_refused(al: Alliance) -> None:
     refused(al.world, sub, PolicyError, "listed twice")
 
 
-@pytest.mark.parametrize("reason", ["", "   "])
-def test_rejection_needs_a_reason(al: Alliance, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("decision", "reason", "words"),
+    [
+        ("reject", "", "must state its reason"),
+        ("reject", "changed_our_mind", "rejection reason changed_our_mind is not one of"),
+        ("approve", "receipt_not_genuine", "an approval states no reason"),
+    ],
+)
+def test_a_reason_is_a_code_of_the_policy(
+    al: Alliance, decision: str, reason: str, words: str
+) -> None:
     seq = record_return(al)
-    sub = endorsement(al.world, "region:31", [seq], "reject", reason)
-    assert refused(al.world, sub, PolicyError, "reason").field == "body.reason"
+    sub = endorsement(al.world, "region:31", [seq], decision, reason)
+    assert refused(al.world, sub, PolicyError, words).field == "body.reason"
+
+
+def test_free_text_is_no_reason(al: Alliance) -> None:
+    """Free text could carry a consumer's name into a log that can never be erased."""
+    seq = record_return(al)
+    sub = endorsement(al.world, "region:31", [seq], "reject", "张三 said no")
+    assert refused(al.world, sub, MalformedError).field == "body.reason"
+    body = {"target": seq, "reason": "the buyer 张三 lied"}
+    sub = al.world.sign("claim.disputed", al.seller, body)
+    assert refused(al.world, sub, MalformedError).field == "body.reason"
+    body = {"target": seq, "reason": "goods_stolen"}
+    sub = al.world.sign("claim.disputed", al.seller, body)
+    error = refused(al.world, sub, PolicyError, "dispute reason goods_stolen is not one of")
+    assert error.field == "body.reason"
 
 
 def test_target_must_await_endorsement(al: Alliance) -> None:
@@ -530,7 +553,7 @@ def test_target_must_touch_the_region(al: Alliance) -> None:
 def test_region_decides_once(al: Alliance) -> None:
     seq = record_return(al)
     endorse(al.world, "31", [seq])
-    sub = endorsement(al.world, "region:31", [seq], "reject", "changed our mind")
+    sub = endorsement(al.world, "region:31", [seq], "reject", "evidence_insufficient")
     refused(al.world, sub, PolicyError, "already decided")
 
 
@@ -587,14 +610,16 @@ def test_dispute_target_must_be_an_obligation(al: Alliance) -> None:
     body = return_body(al.world, al.seller, accepted_store="S2")
     own = al.world.submit(al.world.sign("return.recorded", al.seller, body))
     for target in (own, 1, 999):
-        sub = al.world.sign("claim.disputed", al.seller, {"target": target, "reason": "no"})
+        sub = al.world.sign(
+            "claim.disputed", al.seller, {"target": target, "reason": "not_our_sale"}
+        )
         refused(al.world, sub, PolicyError, f"seq {target} is not an obligation")
 
 
 def test_only_the_debtor_may_dispute(al: Alliance) -> None:
     seq = record_return(al)
     for signer in (al.buyer, al.neighbour, "region:31"):
-        sub = al.world.sign("claim.disputed", signer, {"target": seq, "reason": "no"})
+        sub = al.world.sign("claim.disputed", signer, {"target": seq, "reason": "not_our_sale"})
         error = refused(al.world, sub, PolicyError, f"only the debtor {al.seller}")
         assert error.field == "signer"
 
@@ -602,17 +627,17 @@ def test_only_the_debtor_may_dispute(al: Alliance) -> None:
 def test_void_obligation_cannot_be_disputed(al: Alliance) -> None:
     seq = record_return(al)
     endorse(al.world, "31", [seq], "reject")
-    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "no"})
+    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "not_our_sale"})
     refused(al.world, sub, PolicyError, "is void")
 
 
 def test_claim_is_disputed_once(al: Alliance) -> None:
     seq = record_return(al)
     first = dispute(al, seq)
-    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "again"})
+    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "not_our_sale"})
     refused(al.world, sub, PolicyError, f"already disputed at seq {first}")
     resolve(al, first, "dismissed")
-    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "again"})
+    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "not_our_sale"})
     refused(al.world, sub, PolicyError, f"already disputed at seq {first}")
 
 
@@ -628,7 +653,7 @@ def test_dispute_after_the_dispute_period_is_refused(al: Alliance) -> None:
     seq = _effective_return(al)
     al.world.tick(days=7)
     al.world.tick(seconds=1)
-    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "late"})
+    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "not_our_sale"})
     error = refused(al.world, sub, PolicyError, "7-day dispute period is over", "became effective")
     assert error.field == "body.target"
 
@@ -788,5 +813,5 @@ def test_withdrawn_debtor_cannot_dispute(al: Alliance) -> None:
     seq = record_return(al)
     body = {"member": al.seller, "reason": "left"}
     al.world.submit(al.world.sign("member.withdrawn", "region:31", body))
-    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "no"})
+    sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "not_our_sale"})
     refused(al.world, sub, UnknownPrincipalError, "withdrawn")

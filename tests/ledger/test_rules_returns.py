@@ -365,14 +365,16 @@ def test_a_partly_upheld_dispute_adds_a_reversal(
 ) -> None:
     seller, buyer = members
     seq = approved_return(world, seller, buyer, 6_000)
-    dispute = world.submit(world.sign("claim.disputed", seller, {"target": seq, "reason": "x"}))
+    dispute = world.submit(
+        world.sign("claim.disputed", seller, {"target": seq, "reason": "not_our_sale"})
+    )
     resolved = world.submit(resolution(world, dispute, "partly", amount_fen=2_500))
     claim, reversal = obligation(world, seq), obligation(world, resolved)
     assert (claim.status, claim.amount_fen) == ("effective", 6_000)  # never rewritten
     assert (reversal.kind, reversal.debtor, reversal.creditor) == ("reversal", buyer, seller)
     assert (reversal.amount_fen, reversal.status) == (2_500, "effective")
     assert world.state.disputes.get(dispute).status == "partly"
-    sub = world.sign("claim.disputed", buyer, {"target": resolved, "reason": "x"})
+    sub = world.sign("claim.disputed", buyer, {"target": resolved, "reason": "not_our_sale"})
     refused(world, sub, PolicyError, "reversal")
 
 
@@ -394,7 +396,9 @@ def test_an_amount_only_for_a_partial_outcome(
 ) -> None:
     seller, buyer = members
     seq = approved_return(world, seller, buyer, 6_000)
-    dispute = world.submit(world.sign("claim.disputed", seller, {"target": seq, "reason": "x"}))
+    dispute = world.submit(
+        world.sign("claim.disputed", seller, {"target": seq, "reason": "not_our_sale"})
+    )
     error = refused(world, resolution(world, dispute, outcome, **fields), PolicyError, *words)
     assert error.field == field
 
@@ -404,7 +408,9 @@ def test_a_claim_not_yet_approved_is_not_upheld_in_part(
 ) -> None:
     seller, buyer = members
     seq = world.submit(signed_return(world, seller, buyer, refund_fen=6_000))
-    dispute = world.submit(world.sign("claim.disputed", seller, {"target": seq, "reason": "x"}))
+    dispute = world.submit(
+        world.sign("claim.disputed", seller, {"target": seq, "reason": "not_our_sale"})
+    )
     sub = resolution(world, dispute, "partly", amount_fen=1_000)
     assert refused(world, sub, PolicyError, "is pending").field == "body.outcome"
 

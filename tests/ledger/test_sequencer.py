@@ -419,7 +419,7 @@ def _grow_varied_log(alliance: Alliance) -> None:
             ring,
             "endorsement",
             f"region:{code}",
-            {"targets": [target], "decision": "approve", "reason": "checked"},
+            {"targets": [target], "decision": "approve", "reason": ""},
             now,
         )
         for code in ("31", "32")

@@ -122,7 +122,7 @@ class AllianceMachine(RuleBasedStateMachine):
         body = {
             "targets": [target],
             "decision": "approve" if approve else "reject",
-            "reason": "" if approve else "receipt not found",
+            "reason": "" if approve else "receipt_not_genuine",
         }
         self._try(self.world.sign("endorsement", f"region:{region}", body))
 
@@ -135,7 +135,7 @@ class AllianceMachine(RuleBasedStateMachine):
         signer = target.debtor if by_debtor else target.creditor
         if signer == self.fund:
             signer = self.merchants[0]
-        body = {"target": target.seq, "reason": "goods were not ours"}
+        body = {"target": target.seq, "reason": "not_our_sale"}
         self._try(self.world.sign("claim.disputed", signer, body))
 
     @precondition(lambda self: bool(self.world.state.disputes))

@@ -134,11 +134,11 @@ def test_a_person_rejects_with_a_reason(alliance: Alliance, tmp_path: Path) -> N
     client = LocalClient(alliance.ledger)
     node = _node(alliance, "31", tmp_path, NodeRules(auto_approve_max_fen=0))
     assert node.run(client, alliance.clock()).queued == [seq]
-    decided = node.review(client, alliance.clock(), [], [seq], "no_receipt")
+    decided = node.review(client, alliance.clock(), [], [seq], "receipt_not_genuine")
     assert (decided.approved, decided.rejected) == (0, 1)
     start = alliance.ledger.size() - 1
     assert decisions(alliance.ledger, start) == [
-        ("region:31", {"targets": [seq], "decision": "reject", "reason": "no_receipt"})
+        ("region:31", {"targets": [seq], "decision": "reject", "reason": "receipt_not_genuine"})
     ]
     assert _status(alliance, seq) == "rejected"
     assert _queued_on_disk(tmp_path, "31") == []
@@ -176,7 +176,7 @@ def test_the_queue_holds_only_what_still_awaits_a_person(
     region_32 = _node(alliance, "32", tmp_path)
 
     def reject_first(item: Awaiting) -> Decision | None:
-        return Decision(False, "forged_receipt") if item.target == first else None
+        return Decision(False, "duplicate_claim") if item.target == first else None
 
     assert region_32.run(client, alliance.clock(), reject_first).rejected == 1
     assert _status(alliance, first) == "rejected"

@@ -135,11 +135,6 @@ TEXT_FIELDS: list[tuple[str, dict[str, Any], Callable[[dict[str, Any], str], Non
         {"member": "91310000MA1FL0000X", "reason": "audit"},
         lambda body, text: body.__setitem__("reason", text),
     ),
-    (
-        "endorsement",
-        {"targets": [1], "decision": "reject", "reason": "late"},
-        lambda body, text: body.__setitem__("reason", text),
-    ),
 ]
 
 
