@@ -89,6 +89,9 @@ Handler = Callable[["State", Context, Any], list[Row]]
 SignerRule = Callable[["State", Context], list[str]]
 
 
+ACTIVE_SIGNERS = frozenset({"active"})
+
+
 @dataclass(frozen=True, slots=True)
 class KindSpec:
     """How one kind is judged: its body type, who must sign it, and what it does to the
@@ -98,7 +101,7 @@ class KindSpec:
     signers: SignerRule
     body_type: type[WireModel]
     # The statuses a signing member may have (most kinds: active only).
-    signer_statuses: frozenset[str] = frozenset({"active"})
+    signer_statuses: frozenset[str] = ACTIVE_SIGNERS
 
 
 KINDS: dict[str, KindSpec] = {}
@@ -108,7 +111,7 @@ def register(
     kind: str,
     body: type[WireModel],
     signers: SignerRule | None = None,
-    signer_statuses: frozenset[str] = frozenset({"active"}),
+    signer_statuses: frozenset[str] = ACTIVE_SIGNERS,
 ) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         invariant(kind not in KINDS, f"kind {kind} registered twice")

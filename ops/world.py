@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from ledger.calendar import LOCAL
+from ledger.calendar import LOCAL, local_date
 from ledger.db import make_engine
 from ledger.state import OPERATOR, region_principal
 from ops.config import AllianceConfig
@@ -196,7 +196,7 @@ def local_day(moment: str | datetime) -> str:
     if isinstance(moment, str) and len(moment) == len("2026-01-01"):
         return moment
     when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-    return when.astimezone(SHANGHAI).date().isoformat()
+    return local_date(when).isoformat()
 
 
 def receipt_wire(

@@ -209,11 +209,12 @@ def _check_window(
     does not count, and the window ends at 24:00 local on purchase date + return_days,
     or on the next working day if that day is off (民法典 arts. 201, 203)."""
     purchased = date.fromisoformat(receipt.purchased)
+    refunded_on = local_date(accepted)
     where = "body.receipt.purchased"
-    if purchased > local_date(accepted):
+    if purchased > refunded_on:
         raise PolicyError(
             f"receipt purchased {receipt.purchased} is after the refund on "
-            f"{local_date(accepted).isoformat()}",
+            f"{refunded_on.isoformat()}",
             field=where,
         )
     end = period_end(purchased, seller.return_days, state.policy.calendar)

@@ -180,8 +180,5 @@ class ReturnMaker:
 
     def cross_member(self, moment: datetime, idle: Collection[str]) -> Sale:
         """A return between two franchisees (for a fabricated receipt)."""
-        for _ in range(DEMO_PAIR_TRIES_MAX):
-            seller, acceptor = self.pair(idle)
-            if seller.id != acceptor.id:
-                return self.refund(self.receipt(seller, moment), acceptor, moment, full=True)
-        raise ConfigError("the population has no two franchisees of one brand")
+        seller, acceptor = self.cross_pair(idle)
+        return self.refund(self.receipt(seller, moment), acceptor, moment, full=True)
