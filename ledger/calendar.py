@@ -26,6 +26,13 @@ def local_date(moment: datetime) -> date:
     return moment.astimezone(LOCAL).date()
 
 
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The moments 00:00 local on ``day`` (included) and 00:00 local the next day
+    (excluded)."""
+    start = datetime.combine(day, datetime.min.time(), LOCAL)
+    return start, start + timedelta(days=1)
+
+
 def is_day_off(calendar: CalendarModel | None, day: date) -> bool:
     """Whether ``day`` is a statutory day off under the policy's calendar (no calendar:
     every day is a working day)."""

@@ -47,26 +47,64 @@ class MemberRow:
     kind: str  # merchant | fund | platform
     region: str
     status: str  # active | suspended | withdrawn
-    return_days: int
     enrolled_seq: int
     changed_seq: int
 
 
 @dataclass(frozen=True, slots=True)
-class ExclusionRow:
-    """A category the member's commitment excludes from no-reason returns (one row per
-    category; a member excluding nothing has none)."""
+class StatusRow:
+    """One status a member took (``logged`` is the entry's logged time): the history says
+    whether the member was committed on a purchase date (an enrolment starts it)."""
 
     member: str
+    seq: int
+    status: str  # active | suspended | withdrawn
+    logged: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentRow:
+    """One commitment of a member (written by its enrolment or a commitment change, never
+    changed): it binds purchases from its local date ``effective`` until the next one's."""
+
+    member: str
+    seq: int
+    effective: str  # YYYY-MM-DD, Asia/Shanghai
+    return_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExclusionRow:
+    """A category the commitment of ``commitment_seq`` excludes from no-reason returns
+    (one row per category; a commitment excluding nothing has none)."""
+
+    member: str
+    commitment_seq: int
     category: str
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkRow:
+    """``member`` honours and bills ``peer``'s receipts from ``since_seq`` until
+    ``until_seq`` (exclusive; None while it does)."""
+
+    member: str
+    peer: str
+    since_seq: int
+    until_seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoreRow:
+    """A store, open from its opening entry until ``closed`` (logged times). Store ids are
+    never reused, so a receipt always names one store."""
+
     member: str
     store_id: str
     division: str
     name: str
+    opened: str
+    closed: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +269,10 @@ Row = (
     | RegionRow
     | KeyRow
     | MemberRow
+    | StatusRow
+    | CommitmentRow
     | ExclusionRow
+    | NetworkRow
     | StoreRow
     | ReceiptRow
     | ReceiptLineRow
@@ -253,7 +294,10 @@ TABLES: dict[str, tuple[type, tuple[str, ...]]] = {
     "regions": (RegionRow, ("code",)),
     "principal_keys": (KeyRow, ("key_id",)),
     "members": (MemberRow, ("id",)),
-    "exclusions": (ExclusionRow, ("member", "category")),
+    "member_statuses": (StatusRow, ("member", "seq")),
+    "commitments": (CommitmentRow, ("member", "seq")),
+    "exclusions": (ExclusionRow, ("member", "commitment_seq", "category")),
+    "networks": (NetworkRow, ("member", "peer")),
     "stores": (StoreRow, ("member", "store_id")),
     "receipts": (ReceiptRow, ("merchant", "store", "ref")),
     "receipt_lines": (ReceiptLineRow, ("merchant", "store", "ref", "line")),

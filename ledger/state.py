@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 from ledger.rows import (
     TABLES,
     CaseRow,
+    CommitmentRow,
     CreditRow,
     DisputeRow,
     EndorsableRow,
@@ -31,6 +32,7 @@ from ledger.rows import (
     KeyRow,
     MemberRow,
     MetaRow,
+    NetworkRow,
     ObligationRow,
     PenaltyRow,
     ReceiptLineRow,
@@ -39,6 +41,7 @@ from ledger.rows import (
     ReturnLineRow,
     ReturnRow,
     Row,
+    StatusRow,
     StoreRow,
 )
 from schemas.bodies import PolicyModel, validate_body
@@ -190,7 +193,10 @@ class State:
     regions: Table[RegionRow] = field(default_factory=lambda: _table("regions"))
     principal_keys: Table[KeyRow] = field(default_factory=lambda: _table("principal_keys"))
     members: Table[MemberRow] = field(default_factory=lambda: _table("members"))
+    member_statuses: Table[StatusRow] = field(default_factory=lambda: _table("member_statuses"))
+    commitments: Table[CommitmentRow] = field(default_factory=lambda: _table("commitments"))
     exclusions: Table[ExclusionRow] = field(default_factory=lambda: _table("exclusions"))
+    networks: Table[NetworkRow] = field(default_factory=lambda: _table("networks"))
     stores: Table[StoreRow] = field(default_factory=lambda: _table("stores"))
     receipts: Table[ReceiptRow] = field(default_factory=lambda: _table("receipts"))
     receipt_lines: Table[ReceiptLineRow] = field(default_factory=lambda: _table("receipt_lines"))
@@ -210,6 +216,10 @@ class State:
     current_keys: dict[str, set[str]] = field(default_factory=dict)
     member_penalties: dict[str, list[int]] = field(default_factory=dict)
     lines_of_return: dict[int, list[int]] = field(default_factory=dict)  # seq -> receipt lines
+    statuses_of: dict[str, list[StatusRow]] = field(default_factory=dict)  # in seq order
+    commitments_of: dict[str, list[CommitmentRow]] = field(default_factory=dict)  # by effective
+    network_of: dict[str, set[str]] = field(default_factory=dict)  # member -> current peers
+    stores_of: dict[str, set[str]] = field(default_factory=dict)  # member -> every store id
     _policy_cache: tuple[int, PolicyModel] | None = field(default=None, compare=False)
     # Decoded keys by (key id, pub), each checked against its id once (public_key()).
     _public_keys: dict[tuple[str, str], PublicKey] = field(
@@ -296,6 +306,23 @@ class State:
             self.member_penalties.setdefault(new.member, []).append(new.seq)
         elif old is None and isinstance(new, ReturnLineRow):
             self.lines_of_return.setdefault(new.seq, []).append(new.line)
+        elif old is None and isinstance(new, StatusRow):
+            history = self.statuses_of.setdefault(new.member, [])
+            history.append(new)
+            if len(history) > 1 and history[-2].seq > new.seq:  # loaded out of order
+                history.sort(key=lambda row: row.seq)
+        elif old is None and isinstance(new, CommitmentRow):
+            versions = self.commitments_of.setdefault(new.member, [])
+            versions.append(new)
+            versions.sort(key=lambda row: (row.effective, row.seq))
+        elif old is None and isinstance(new, StoreRow):
+            self.stores_of.setdefault(new.member, set()).add(new.store_id)
+        elif isinstance(new, NetworkRow):
+            peers = self.network_of.setdefault(new.member, set())
+            if new.until_seq is None:
+                peers.add(new.peer)
+            else:
+                peers.discard(new.peer)
 
     def forget_changes(self) -> None:
         """Forget which rows changed: they are already stored."""
@@ -319,7 +346,9 @@ def _table(name: str) -> Table[Any]:
 
 _TABLE_OF: dict[type, str] = {row_type: name for name, (row_type, _) in TABLES.items()}
 # Row types that feed a secondary index (State._index).
-_INDEXED = frozenset({KeyRow, PenaltyRow, ReturnLineRow})
+_INDEXED = frozenset(
+    {KeyRow, PenaltyRow, ReturnLineRow, StatusRow, CommitmentRow, NetworkRow, StoreRow}
+)
 
 
 # --- admission ----------------------------------------------------------------------------

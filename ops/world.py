@@ -156,9 +156,11 @@ def member_body(
     stores: list[tuple[str, str]] | None = None,
     return_days: int = 7,
     excluded: list[str] | None = None,
+    network: list[str] | None = None,
 ) -> dict[str, Any]:
     """A `member.enrolled` body. ``stores`` are (store id, division) pairs, by default
-    one store "S1" in the region's first district; ``key`` is the wire form of the key."""
+    one store "S1" in the region's first district; ``key`` is the wire form of the key;
+    ``network`` the members whose receipts it honours and bills."""
     store_list = stores if stores is not None else [("S1", f"{region}0101")]
     return {
         "member": {
@@ -169,6 +171,7 @@ def member_body(
             "stores": [{"id": s, "division": d, "name": f"store {s}"} for s, d in store_list],
             "commitment": {"return_days": return_days, "excluded": excluded or []},
             "keys": [key],
+            "network": network or [],
         }
     }
 

@@ -18,6 +18,7 @@ from schemas.limits import (
     ITEMS_PER_RETURN_MAX,
     KEYS_PER_PRINCIPAL_MAX,
     LINE_QTY_MAX,
+    NETWORK_MEMBERS_MAX,
     RECEIPT_LINES_MAX,
     REGIONS_MAX,
     STORES_PER_MEMBER_MAX,
@@ -197,6 +198,11 @@ class CommitmentModel(WireModel):
     excluded: Annotated[list[Category], Field(max_length=256)]
 
 
+# The members whose receipts a member honours and bills (a brand's franchisees, a zone's
+# members): a cross-member return needs the seller in the accepting member's network.
+Network = Annotated[list[Uscc], Field(max_length=NETWORK_MEMBERS_MAX)]
+
+
 class MemberModel(WireModel):
     id: Uscc
     name: Text
@@ -205,6 +211,7 @@ class MemberModel(WireModel):
     stores: Annotated[list[StoreModel], Field(max_length=STORES_PER_MEMBER_MAX)]
     commitment: CommitmentModel
     keys: KeyList
+    network: Network = Field(default_factory=list)
 
 
 class MemberEnrolledBody(WireModel):
@@ -219,6 +226,31 @@ class MemberStatusBody(WireModel):
 class MemberKeysBody(WireModel):
     member: Uscc
     keys: KeyList
+
+
+class MemberStoresBody(WireModel):
+    """Stores opened (new ids, never reused) and closed (by id). A closed store accepts no
+    more returns; goods it sold while open stay returnable elsewhere."""
+
+    member: Uscc
+    opened: Annotated[list[StoreModel], Field(max_length=STORES_PER_MEMBER_MAX)]
+    closed: Annotated[list[Ident], Field(max_length=STORES_PER_MEMBER_MAX)]
+
+
+class MemberCommitmentBody(WireModel):
+    """A new commitment for purchases from ``effective`` (a local date) on: purchases
+    made earlier keep the commitment they were made under."""
+
+    member: Uscc
+    commitment: CommitmentModel
+    effective: LocalDate
+
+
+class MemberNetworkBody(WireModel):
+    """The member's whole network, replacing the one before."""
+
+    member: Uscc
+    network: Network
 
 
 # --- money ------------------------------------------------------------------------------
@@ -311,6 +343,9 @@ BODY_MODELS: dict[str, type[WireModel]] = {
     "member.reinstated": MemberStatusBody,
     "member.withdrawn": MemberStatusBody,
     "member.keys_changed": MemberKeysBody,
+    "member.stores_changed": MemberStoresBody,
+    "member.commitment_changed": MemberCommitmentBody,
+    "member.network_changed": MemberNetworkBody,
     "return.recorded": ReturnBody,
     "advance.paid": AdvanceBody,
     "claim.disputed": DisputeBody,

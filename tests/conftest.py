@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,7 @@ class Alliance:
     clock: Clock
     ledger: Ledger
     serial: int = 0
+    regions_named: list[str] = field(default_factory=list)  # by serial - 1
 
     @property
     def sequencer(self) -> Sequencer:
@@ -109,10 +110,18 @@ class Alliance:
 
     def new_uscc(self, region: str = "31") -> str:
         self.serial += 1
+        self.regions_named.append(region)
         return uscc(region, self.serial)
 
+    def named(self) -> list[str]:
+        """Every USCC this alliance has named so far, in order."""
+        return [uscc(code, serial) for serial, code in enumerate(self.regions_named, 1)]
+
     def enroll_doc(self, region: str = "31", **body: Any) -> dict[str, Any]:
-        """A valid member.enrolled of a new member, timed at the log clock."""
+        """A valid member.enrolled of a new member, timed at the log clock. Its network
+        is by default every member this alliance named before it (so a later member
+        honours an earlier one's receipts)."""
+        body.setdefault("network", self.named())
         member = self.new_uscc(region)
         return enroll_doc(self.ring, self.factory, member, self.clock(), region, **body)
 

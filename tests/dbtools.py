@@ -140,10 +140,16 @@ def member_body(
     *,
     name: str | None = None,
     stores: int = 1,
+    network: list[str] | None = None,
 ) -> dict[str, Any]:
     key = ring.ensure(member_id).public.wire()
     return world_member_body(
-        member_id, region, key, name=name, stores=numbered_stores(region, stores)
+        member_id,
+        region,
+        key,
+        name=name,
+        stores=numbered_stores(region, stores),
+        network=network,
     )
 
 

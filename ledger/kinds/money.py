@@ -43,8 +43,10 @@ from datetime import date, datetime, timedelta
 
 from ledger.calendar import local_date, period_end
 from ledger.kinds.credit import compute_credit
+from ledger.kinds.members import active_on, commitment_for, excludes, honours, open_on
 from ledger.rows import (
     CaseRow,
+    CommitmentRow,
     DisputeRow,
     EndorsableRow,
     EndorsementDueRow,
@@ -79,6 +81,7 @@ MERCHANT = "merchant"
 FUNDER_KINDS = frozenset({"fund", "platform"})
 ACTIVE = "active"
 SUSPENDED = "suspended"
+WITHDRAWN = "withdrawn"
 REGION_PREFIX = "region:"
 
 # Obligation statuses.
@@ -117,19 +120,26 @@ def _signing_member(state: State, ctx: Context, kinds: frozenset[str], role: str
     return member
 
 
-def _active_merchant(state: State, member_id: str, role: str, field: str) -> MemberRow:
+def _seller(state: State, member_id: str) -> MemberRow:
+    """The selling merchant, in any status but withdrawn: whether it was committed when
+    the goods were sold is judged on the purchase date (_purchase_commitment)."""
     member = state.member(member_id)
+    field = "body.receipt.merchant"
     if member is None:
-        raise PolicyError(f"{role} {member_id} is not an enrolled member", field=field)
+        raise PolicyError(f"seller {member_id} is not an enrolled member", field=field)
     if member.kind != MERCHANT:
-        raise PolicyError(f"{role} {member_id} is a {member.kind}, not a merchant", field=field)
-    if member.status != ACTIVE:
-        raise PolicyError(f"{role} {member_id} is {member.status}", field=field)
+        raise PolicyError(f"seller {member_id} is a {member.kind}, not a merchant", field=field)
+    if member.status == WITHDRAWN:
+        raise PolicyError(
+            f"seller {member_id} has withdrawn from the alliance: its receipts are no longer "
+            "billed across stores (a fund may advance the consumer's loss)",
+            field=field,
+        )
     return member
 
 
 def _store(state: State, member: MemberRow, store: str, role: str, field: str) -> StoreRow:
-    """The member's store (stores are active exactly when their member is)."""
+    """The member's store, open or closed (callers judge when it had to be open)."""
     row = state.stores.get(member.id, store)
     if row is None:
         raise PolicyError(f"store {store} is not a store of {role} {member.id}", field=field)
@@ -202,8 +212,31 @@ def _check_accepted(state: State, ctx: Context, body: ReturnBody) -> datetime:
     return accepted
 
 
+def _purchase_commitment(
+    state: State, receipt: ReceiptModel, seller: MemberRow, selling: StoreRow
+) -> CommitmentRow:
+    """The commitment the purchase was made under: the seller was active on the purchase
+    date (goods bought before a suspension stay returnable after it), at a store open that
+    day; the commitment in force that day binds it, not a later narrower one."""
+    purchased = date.fromisoformat(receipt.purchased)
+    where = "body.receipt.purchased"
+    commitment = commitment_for(state, seller.id, purchased)
+    if commitment is None or not active_on(state, seller.id, purchased):
+        raise PolicyError(
+            f"seller {seller.id} was not an active member on the purchase date {receipt.purchased}",
+            field=where,
+        )
+    if not open_on(selling, purchased):
+        raise PolicyError(
+            f"store {selling.store_id} of seller {seller.id} was not open on the purchase "
+            f"date {receipt.purchased}",
+            field="body.receipt.store",
+        )
+    return commitment
+
+
 def _check_window(
-    state: State, receipt: ReceiptModel, seller: MemberRow, accepted: datetime
+    state: State, receipt: ReceiptModel, commitment: CommitmentRow, accepted: datetime
 ) -> None:
     """The consumer was refunded within the seller's committed window: the purchase day
     does not count, and the window ends at 24:00 local on purchase date + return_days,
@@ -217,18 +250,19 @@ def _check_window(
             f"{refunded_on.isoformat()}",
             field=where,
         )
-    end = period_end(purchased, seller.return_days, state.policy.calendar)
+    days = commitment.return_days
+    end = period_end(purchased, days, state.policy.calendar)
     if accepted >= end:
         last_day = (end - timedelta(days=1)).date().isoformat()
         raise PolicyError(
-            f"purchase of {receipt.purchased} is outside seller {seller.id}'s "
-            f"{seller.return_days}-day return window, which ended at 24:00 on {last_day}",
+            f"purchase of {receipt.purchased} is outside seller {commitment.member}'s "
+            f"{days}-day return window, which ended at 24:00 on {last_day}",
             field=where,
         )
 
 
 def _check_categories(
-    state: State, seller: MemberRow, province: str, items: list[ItemModel]
+    state: State, commitment: CommitmentRow, province: str, items: list[ItemModel]
 ) -> None:
     """No statutory exclusion, no category the seller excluded, no local negative list of
     the province the selling store lies in."""
@@ -243,10 +277,10 @@ def _check_categories(
                 "returns by law",
                 field=where,
             )
-        if state.exclusions.get(seller.id, item.category) is not None:
+        if excludes(state, commitment, item.category):
             raise PolicyError(
                 f"item {item.sku}: category {item.category} is excluded by seller "
-                f"{seller.id}'s commitment",
+                f"{commitment.member}'s commitment",
                 field=where,
             )
         if item.category in local:
@@ -405,14 +439,24 @@ def return_recorded(state: State, ctx: Context, body: ReturnBody) -> list[Row]:
     accepting = _store(
         state, acceptor, body.accepted_store, "accepting merchant", "body.accepted_store"
     )
-    seller = _active_merchant(state, body.receipt.merchant, "seller", "body.receipt.merchant")
+    if accepting.closed is not None:
+        raise PolicyError(
+            f"store {accepting.store_id} closed at {accepting.closed}", field="body.accepted_store"
+        )
+    seller = _seller(state, body.receipt.merchant)
     selling = _store(state, seller, body.receipt.store, "seller", "body.receipt.store")
     sold_in = _province(state, selling, "body.receipt.store")
     accepted_in = _province(state, accepting, "body.accepted_store")
     accepted = _check_accepted(state, ctx, body)
-    _check_window(state, body.receipt, seller, accepted)
+    commitment = _purchase_commitment(state, body.receipt, seller, selling)
+    _check_window(state, body.receipt, commitment, accepted)
     if seller.id != acceptor.id:
-        _check_categories(state, seller, sold_in, body.items)
+        if not honours(state, acceptor.id, seller.id):
+            raise PolicyError(
+                f"seller {seller.id} is outside accepting merchant {acceptor.id}'s network",
+                field="body.receipt.merchant",
+            )
+        _check_categories(state, commitment, sold_in, body.items)
     rows = _receipt_after(state, ctx, body)
     rows += _lines_after(state, ctx, (seller.id, body.receipt.store, body.receipt.ref), body.items)
     rows += _endorsable(ctx.seq, RETURN, {sold_in, accepted_in})

@@ -69,6 +69,7 @@ from ledger.tables import Base, LogEntry
 from ops.bench.machine import machine
 from ops.config import load_config
 from ops.world import (
+    Clock,
     EntryFactory,
     Keyring,
     ReturnItem,
@@ -101,6 +102,9 @@ BATCH_SIZE = BATCH_SIZE_MAX  # entries per submit_many call and per raw transact
 SEED = 20_261_123  # keys, ids and bodies are reproducible
 # The fixed log clock; every entry carries this time (well within entry_time_skew_s).
 BENCH_NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+# The genesis and the merchants are logged this early: a commitment binds purchases made
+# after its member enrolled, and the returns' purchases reach back BENCH_PURCHASE_AGE_DAYS_MAX.
+BENCH_SETUP_AT = BENCH_NOW - timedelta(days=BENCH_PURCHASE_AGE_DAYS_MAX + 1)
 MEMBER_SIGNER_REGION = "31"
 RETURN_MERCHANTS = 400  # enrolled before the timed returns, spread over the regions
 STORES_PER_MERCHANT = 3
@@ -134,7 +138,13 @@ class Fixture:
     factory: EntryFactory
     ledger: Ledger
     regions: tuple[str, ...]
+    clock: Clock  # at BENCH_SETUP_AT until the setup is logged, then at BENCH_NOW
     serial: int = 0
+
+    def set_up(self) -> None:
+        """The setup is logged: from now on the log clock reads BENCH_NOW."""
+        if self.clock.now < BENCH_NOW:
+            self.clock.set(BENCH_NOW)
 
     def new_uscc(self, region: str) -> str:
         self.serial += 1
@@ -201,12 +211,13 @@ def _start_log(engine: Engine) -> Fixture:
     config = load_config()
     ring = Keyring(seed=SEED)
     factory = EntryFactory(SEED)
-    genesis = genesis_submission(config, ring, factory, BENCH_NOW)
-    ledger = Ledger(engine, ring.keys[OPERATOR], clock=lambda: BENCH_NOW)
+    clock = Clock(BENCH_SETUP_AT)
+    genesis = genesis_submission(config, ring, factory, clock.now)
+    ledger = Ledger(engine, ring.keys[OPERATOR], clock=clock)
     ledger.submit(genesis)
     ledger.writer.warm_up()  # the verification worker, before anything is timed
     regions = tuple(region.code for region in config.regions)
-    return Fixture(engine, ring, factory, ledger, regions)
+    return Fixture(engine, ring, factory, ledger, regions, clock)
 
 
 # --- the pre-built submissions ---------------------------------------------------------
@@ -214,6 +225,7 @@ def _start_log(engine: Engine) -> Fixture:
 
 def _member_submissions(fixture: Fixture, count: int) -> list[dict[str, Any]]:
     """``count`` member.enrolled entries by region:31; the members' keys are public only."""
+    fixture.set_up()
     region = MEMBER_SIGNER_REGION
     signer = region_principal(region)
     documents = []
@@ -228,11 +240,12 @@ def _member_submissions(fixture: Fixture, count: int) -> list[dict[str, Any]]:
 
 
 def _enrol_merchants(fixture: Fixture, count: int) -> list[str]:
-    """Enrol ``count`` merchants, round-robin over the regions (not timed)."""
-    documents, merchants = [], []
-    for index in range(count):
-        region = fixture.regions[index % len(fixture.regions)]
-        member_id = fixture.new_uscc(region)
+    """Enrol ``count`` merchants, round-robin over the regions, at the setup time (not
+    timed); each one's network is all the others, so any two may bill each other."""
+    regions = [fixture.regions[index % len(fixture.regions)] for index in range(count)]
+    merchants = [fixture.new_uscc(region) for region in regions]
+    documents = []
+    for region, member_id in zip(regions, merchants, strict=True):
         key = fixture.ring.ensure(member_id).public.wire()
         body = member_body(
             member_id,
@@ -240,15 +253,16 @@ def _enrol_merchants(fixture: Fixture, count: int) -> list[str]:
             key,
             name=f"bench merchant {member_id}",
             stores=numbered_stores(region, STORES_PER_MERCHANT),
+            network=[peer for peer in merchants if peer != member_id],
         )
         documents.append(
             fixture.factory.signed(
-                fixture.ring, "member.enrolled", region_principal(region), body, BENCH_NOW
+                fixture.ring, "member.enrolled", region_principal(region), body, fixture.clock.now
             )
         )
-        merchants.append(member_id)
     for start in range(0, len(documents), BATCH_SIZE):
         _require_appended(fixture.ledger.submit_many(documents[start : start + BATCH_SIZE]))
+    fixture.set_up()
     return merchants
 
 

@@ -26,6 +26,10 @@ from signing.keys import PrivateKey
 FRANCHISE_SHARE = 0.4  # of merchants, franchisees of a brand
 MERCHANTS_PER_BRAND = 25
 MIN_BRANDS = 2
+# A brand's franchisees form franchise groups of at most this many members; each group is
+# a network (issue 7 §1.8): its members honour and bill each other's receipts. The bound
+# keeps an enrolment's network list far below the entry size limit at any demo size.
+FRANCHISE_GROUP_MAX = 400
 ZONE_OUTLET_SHARE = 0.15  # merchants of a zone region with an outlet in the zone
 RETURN_DAYS = (7, 15, 30)
 RETURN_DAYS_WEIGHTS = (70, 20, 10)
@@ -56,13 +60,16 @@ class Member:
     trade: Trade | None = None
     brand: str | None = None
     excluded: tuple[str, ...] = ()
+    group: str | None = None  # the franchise group (its network), for a franchisee
 
     @property
     def categories(self) -> tuple[str, ...]:
         offered = self.trade.categories if self.trade else ()
         return tuple(c for c in offered if c not in self.excluded)
 
-    def enrolment(self, key: PrivateKey) -> dict[str, Any]:
+    def enrolment(self, key: PrivateKey, network: Sequence[str]) -> dict[str, Any]:
+        """The member.enrolled body; ``network`` lists the members whose receipts it
+        honours and bills."""
         return {
             "member": {
                 "id": self.id,
@@ -72,6 +79,7 @@ class Member:
                 "stores": [s.wire() for s in self.stores],
                 "commitment": {"return_days": self.return_days, "excluded": list(self.excluded)},
                 "keys": [key.public.wire()],
+                "network": sorted(network),
             }
         }
 
@@ -89,6 +97,21 @@ class Population:
     @functools.cached_property
     def franchisees(self) -> list[Member]:
         return [m for m in self.merchants if m.brand is not None]
+
+    @functools.cached_property
+    def groups(self) -> dict[str, list[str]]:
+        """Each franchise group's members, by group."""
+        groups: dict[str, list[str]] = {}
+        for member in self.franchisees:
+            if member.group is not None:
+                groups.setdefault(member.group, []).append(member.id)
+        return groups
+
+    def network_of(self, member: Member) -> list[str]:
+        """The members whose receipts ``member`` honours: its franchise group's others."""
+        if member.group is None:
+            return []
+        return [peer for peer in self.groups[member.group] if peer != member.id]
 
     @functools.cached_property
     def independents(self) -> list[Member]:
@@ -111,7 +134,11 @@ class PopulationBuilder:
         franchised = round(merchants * FRANCHISE_SHARE)
         regions = list(PLACES)
         members = [
-            self.franchisee(*brands[i % len(brands)], regions[(i // len(brands)) % len(regions)])
+            self.franchisee(
+                *brands[i % len(brands)],
+                regions[(i // len(brands)) % len(regions)],
+                group=i // len(brands) // FRANCHISE_GROUP_MAX,
+            )
             for i in range(franchised)
         ]
         weights = [REGION_WEIGHTS[code] for code in regions]
@@ -156,7 +183,7 @@ class PopulationBuilder:
             excluded = (self.rng.choice(trade.categories[1:]),)
         return days, excluded
 
-    def franchisee(self, brand: str, trade_name: str, region: str) -> Member:
+    def franchisee(self, brand: str, trade_name: str, region: str, group: int) -> Member:
         trade = TRADES[trade_name]
         stores = self.stores(region, self.rng.choice((1, 1, 2)), brand)
         stores = tuple(
@@ -167,7 +194,18 @@ class PopulationBuilder:
         name = self.unique_name([f"{city}{w}商贸有限公司" for w in words])
         days, excluded = self._commitment(trade)
         member_id = self.uscc("91", stores[0].division)
-        return Member(member_id, name, "merchant", region, stores, days, trade, brand, excluded)
+        return Member(
+            member_id,
+            name,
+            "merchant",
+            region,
+            stores,
+            days,
+            trade,
+            brand,
+            excluded,
+            group=f"{brand}/{group + 1}",
+        )
 
     def independent(self, region: str) -> Member:
         trade = self.rng.choice(list(TRADES.values()))

@@ -102,7 +102,7 @@ class ReturnMaker:
         franchisees = [m for m in self.population.franchisees if m.id not in idle]
         if franchisees and rng.random() < BRAND_RETURN_SHARE:
             acceptor = rng.choice(franchisees)
-            peers = [m for m in franchisees if m.brand == acceptor.brand and m.id != acceptor.id]
+            peers = [m for m in franchisees if m.group == acceptor.group and m.id != acceptor.id]
             if peers:
                 cross = rng.random() < CROSS_REGION_IN_BRAND
                 fitting = [p for p in peers if (p.region != acceptor.region) == cross] or peers
@@ -171,7 +171,7 @@ class ReturnMaker:
         return self.refund(self.receipt(seller, moment), acceptor, moment)
 
     def cross_pair(self, idle: Collection[str]) -> tuple[Member, Member]:
-        """(seller, acceptor), two franchisees of one brand."""
+        """(seller, acceptor), two franchisees of one franchise group (a network)."""
         for _ in range(DEMO_PAIR_TRIES_MAX):
             seller, acceptor = self.pair(idle)
             if seller.id != acceptor.id:

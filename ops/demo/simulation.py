@@ -25,6 +25,7 @@ from ops.demo.stage import (
     DAY_ZERO,
     DISPUTES_AT,
     ENROLMENT_AT,
+    ENROLMENT_LEAD_DAYS,
     EVENING_ROUND_AT,
     FINAL_COSIGN_AT,
     FINAL_ROUND_AT,
@@ -70,7 +71,7 @@ class Simulation:
 
     def run(self) -> None:
         clock = self.ledger.clock
-        clock.set(sim_time(0, ENROLMENT_AT))
+        clock.set(sim_time(-ENROLMENT_LEAD_DAYS, ENROLMENT_AT))
         self.enrol()
         for day in range(self.days):
             for minute, step in self.day_plan():
@@ -104,7 +105,8 @@ class Simulation:
             ledger.submit([self.enrolment(member) for member in members])
 
     def enrolment(self, member: Member) -> Planned:
-        body = member.enrolment(self.ledger.ring.ensure(member.id))
+        network = self.world.population.network_of(member)
+        body = member.enrolment(self.ledger.ring.ensure(member.id), network)
         return Planned(self.ledger.signed("member.enrolled", region_principal(member.region), body))
 
     def report_day(self, day: int) -> None:

@@ -29,6 +29,10 @@ from signing.keys import PrivateKey
 DAY_ZERO = datetime(2026, 11, 16, 0, 0, tzinfo=SHANGHAI)
 GENESIS_AT = 8 * 60
 ENROLMENT_AT = 8 * 60 + 30
+# The genesis and the enrolments are logged this many days before the first business day:
+# a member's commitment binds purchases made after it enrolled, and the first day's returns
+# are of purchases up to the longest window (30 days) back.
+ENROLMENT_LEAD_DAYS = 31
 MORNING_AT = 9 * 60  # regulators' morning desk work: disputes, suspensions, keys
 TICKS_AT = (570, 645, 720, 840, 915, 990, 1080, 1170)  # 09:30 … 19:30: stores submit
 MIDDAY_ROUND_AT = 13 * 60  # endorsement nodes run twice a day
@@ -92,8 +96,7 @@ class LedgerClient:
     def create(cls, db_url: str, config: AllianceConfig, seed: int) -> LedgerClient:
         """A fresh ledger: schema, genesis with the configured regions, cosignatures."""
         ring = Keyring(seed=seed)
-        clock = Clock(DAY_ZERO)
-        clock.set(sim_time(0, GENESIS_AT))
+        clock = Clock(sim_time(-ENROLMENT_LEAD_DAYS, GENESIS_AT))
         factory = EntryFactory(seed)
         genesis = genesis_submission(config, ring, factory, clock.now)
         try:

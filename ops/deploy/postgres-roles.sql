@@ -18,7 +18,8 @@ GRANT SELECT, INSERT, UPDATE ON merkle_tiles TO alliance_app;
 -- nodes, and checkpoint/cosignature rows that do not verify) as alliance_owner, lifting
 -- the triggers inside their own transaction; the application role never can.
 GRANT SELECT, INSERT ON
-  meta, regions, principal_keys, members, exclusions, stores, receipts, receipt_lines,
+  meta, regions, principal_keys, members, member_statuses, commitments, exclusions,
+  networks, stores, receipts, receipt_lines,
   receipt_returns, return_lines,
   endorsables, endorsement_dues, endorsements, obligations, cases, disputes,
   penalties, credit, projection_heads

@@ -28,9 +28,9 @@ class LedgerWorld(World):
         self.log: list[tuple[datetime, dict[str, Any]]] = []
         super().__init__(seed, config)
 
-    def submit(self, sub: dict[str, Any]) -> int:
-        seq = super().submit(sub)
-        self.log.append((self.now, sub))
+    def _submit_at(self, sub: dict[str, Any], logged: datetime) -> int:
+        seq = super()._submit_at(sub, logged)
+        self.log.append((logged, sub))
         return seq
 
     def replay(self) -> State:
@@ -98,11 +98,12 @@ def one_item_return(
 ) -> dict[str, Any]:
     """A `return.recorded` body of one returned item, refunded ``refund_fen``;
     ``purchased`` is an entry-style time or a local date; ``accepted`` defaults to the
-    purchase time plus a day."""
+    purchase time (a return at the till the consumer bought at, the day the seller was
+    enrolled: its commitment starts that day)."""
     receipt = receipt_wire(seller, store, number, purchased, amount_fen)
     item = ReturnItem(sku, category, 1, refund_fen)
     if accepted is None:
-        accepted = entry_time(datetime.fromisoformat(purchased) + timedelta(days=1))
+        accepted = entry_time(datetime.fromisoformat(purchased))
     return world_return_body(receipt, accepted_store, [item], accepted)
 
 

@@ -3,7 +3,6 @@ same checkpoints (byte for byte), same projections."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -27,7 +26,7 @@ def _script(alliance: Alliance) -> list[dict[str, Any]]:
     buyer_store = buyer_doc["entry"]["body"]["member"]["stores"][0]["id"]
     return_body = one_item_return(
         seller,
-        entry_time(now - timedelta(days=2)),
+        entry_time(now),
         number="POS-0001",
         amount_fen=39_900,
         refund_fen=39_900,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ def build_log(alliance: Alliance) -> None:
             assert not isinstance(result, Exception), result
     now = alliance.clock.advance(minutes=5)
     seller, buyer = members[0], members[1]  # regions 31 and 32
-    purchased = entry_time(now - timedelta(days=2))
+    purchased = entry_time(now)
     body = one_item_return(
         seller, purchased, number="POS-000123", amount_fen=25_800, refund_fen=12_900, sku="SKU-9"
     )

@@ -56,7 +56,9 @@ def _damage(document: dict[str, Any], path: tuple[Any, ...], action: str, junk: 
 
 
 def _valid(alliance: Alliance) -> dict[str, Any]:
-    return alliance.enroll_doc("32")
+    # A fixed network, so every example's document has the same shape (hypothesis
+    # needs the same draws for the same choices).
+    return alliance.enroll_doc("32", network=[])
 
 
 @settings(

@@ -55,6 +55,7 @@ def _submit(
 
 
 def _enrol(alliance: Alliance, region: str, **fields: Any) -> str:
+    fields.setdefault("network", alliance.named())
     member = alliance.new_uscc(region)
     key = alliance.ring.ensure(member).public.wire()
     _submit(
@@ -66,7 +67,7 @@ def _enrol(alliance: Alliance, region: str, **fields: Any) -> str:
 def _return(
     alliance: Alliance, seller: str, acceptor: str, number: str, refund_fen: int, store: str
 ) -> int:
-    purchased = entry_time(alliance.clock() - timedelta(days=1))
+    purchased = entry_time(alliance.clock())
     body = one_item_return(
         seller, purchased, number=number, refund_fen=refund_fen, accepted_store=store
     )
@@ -289,7 +290,7 @@ def test_the_postings_view_of_an_obligation_changed_in_its_own_batch(alliance: A
     rejection's seq only, never at its own; the view still shows its two postings."""
     seller = _enrol(alliance, "31", stores=[("S1", "310101")])
     buyer = _enrol(alliance, "32", stores=[("S1", "320101")])
-    purchased = entry_time(alliance.clock() - timedelta(days=1))
+    purchased = entry_time(alliance.clock())
     body = one_item_return(seller, purchased, number="R-1", refund_fen=700, accepted_store="S1")
     seq = alliance.ledger.size()
     reject = {"targets": [seq], "decision": "reject", "reason": "receipt_not_genuine"}

@@ -149,12 +149,14 @@ def test_partial_returns_on_one_receipt_add_up_to_its_amount(al: Alliance) -> No
 
 def test_longer_commitment_allows_older_purchase(al: Alliance) -> None:
     patient = al.world.enroll("31", return_days=15)
+    al.world.link(al.buyer, patient)
     body = return_body(al.world, patient, purchased_days_ago=14)
     assert al.world.submit(al.world.sign("return.recorded", al.buyer, body)) > 0
 
 
 def test_local_negative_list_is_the_sellers_region(al: Alliance) -> None:
     jiangsu_seller = al.world.enroll("32", stores=[("J1", "320102")])
+    al.world.link(al.neighbour, jiangsu_seller)
     body = return_body(al.world, jiangsu_seller, store="J1", categories=("luxury_goods",))
     # luxury goods are on Shanghai's list, not Jiangsu's: a Shanghai store may take them back
     shanghai_acceptor = al.neighbour
@@ -195,11 +197,11 @@ def test_seller_must_be_a_merchant(al: Alliance) -> None:
     refused(al.world, sub, PolicyError, "not a merchant")
 
 
-def test_seller_must_be_active(al: Alliance) -> None:
+def test_a_withdrawn_seller_is_refused(al: Alliance) -> None:
     al.world.submit(
-        al.world.sign("member.suspended", "region:31", {"member": al.seller, "reason": "audit"})
+        al.world.sign("member.withdrawn", "region:31", {"member": al.seller, "reason": "audit"})
     )
-    error = refused(al.world, sign_return(al), PolicyError, "seller", "suspended")
+    error = refused(al.world, sign_return(al), PolicyError, "seller", "withdrawn")
     assert error.field == "body.receipt.merchant"
 
 
@@ -786,10 +788,12 @@ def test_endorsement_state_is_child_rows_not_lists(al: Alliance) -> None:
 
 def test_exclusions_are_one_row_per_category(al: Alliance) -> None:
     state = al.world.state
+    enrolment = state.commitments_of[al.seller][0].seq
     assert [row for row in state.exclusions.rows() if row.member == al.seller] == [
-        ExclusionRow(al.seller, "toys")
+        ExclusionRow(al.seller, enrolment, "toys")
     ]
     member = al.world.enroll("31", excluded=["shoes", "apparel", "shoes"])
+    al.world.link(al.buyer, member)
     assert sorted(row.category for row in state.exclusions.rows() if row.member == member) == [
         "apparel",
         "shoes",

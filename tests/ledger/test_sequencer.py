@@ -159,7 +159,7 @@ def bad_body_shape(alliance: Alliance) -> Any:
 def float_amount(alliance: Alliance) -> Any:
     seller = alliance.enroll_doc()["entry"]["body"]["member"]["id"]
     signer = alliance.new_uscc()
-    body = one_item_return(seller, entry_time(alliance.clock() - timedelta(days=1)))
+    body = one_item_return(seller, entry_time(alliance.clock()))
     document = submitted(
         alliance.factory.entry("return.recorded", signer, body, alliance.clock()),
         alliance.ring.ensure(signer),
@@ -411,7 +411,7 @@ def _grow_varied_log(alliance: Alliance) -> None:
         appended(result)
     seller, buyer = members["31"][3], members["32"][3]
     now = alliance.clock.advance(minutes=1)
-    body = one_item_return(seller, entry_time(now - timedelta(days=1)))
+    body = one_item_return(seller, entry_time(now))
     refund = factory.signed(ring, "return.recorded", buyer, body, now)
     target = alliance.sequencer.submit(refund).seq
     approvals = [

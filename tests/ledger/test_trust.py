@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -52,7 +51,7 @@ def _merchants(alliance: Alliance) -> tuple[str, str]:
 
 
 def _return(alliance: Alliance, seller: str, refund_fen: int) -> dict[str, Any]:
-    purchased = entry_time(alliance.clock() - timedelta(days=1))
+    purchased = entry_time(alliance.clock())
     return one_item_return(seller, purchased, refund_fen=refund_fen)
 
 

@@ -4,7 +4,6 @@ that lies (it wraps the honest LocalClient and changes what it serves)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from ledger.app import Ledger
@@ -17,7 +16,7 @@ from tests.conftest import Alliance
 def merchants(alliance: Alliance) -> tuple[str, str]:
     """A seller in region 31 and a buyer (the accepting merchant) in region 32."""
     seller = alliance.enroll_doc("31")
-    buyer = alliance.enroll_doc("32")
+    buyer = alliance.enroll_doc("32", network=[seller["entry"]["body"]["member"]["id"]])
     for result in alliance.ledger.submit_many([seller, buyer]):
         assert not isinstance(result, Exception), result
     return (
@@ -30,7 +29,7 @@ def record_return(alliance: Alliance, seller: str, buyer: str, refund_fen: int, 
     """A cross-region return: ``buyer`` refunded, at its store S1, goods ``seller`` sold
     at its store S1; returns its seq."""
     now = alliance.clock()
-    receipt = receipt_wire(seller, "S1", number, entry_time(now - timedelta(days=1)), 100_000)
+    receipt = receipt_wire(seller, "S1", number, entry_time(now), 100_000)
     body = return_body(receipt, "S1", [ReturnItem("SKU1", "apparel", 1, refund_fen)], now)
     signed = alliance.factory.signed(alliance.ring, "return.recorded", buyer, body, now)
     return alliance.ledger.submit(signed).seq

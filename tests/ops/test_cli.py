@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -337,8 +337,8 @@ def _cross_region_return(cli: Cli, refund_fen: int) -> int:
     now = datetime.now(UTC)
     seller, buyer = uscc("31", 1), uscc("32", 1)
     cli.submit(enroll_doc(ring, factory, seller, now, "31"))
-    cli.submit(enroll_doc(ring, factory, buyer, now, "32"))
-    receipt = receipt_wire(seller, "S1", "R-1", entry_time(now - timedelta(days=1)), 10_000)
+    cli.submit(enroll_doc(ring, factory, buyer, now, "32", network=[seller]))
+    receipt = receipt_wire(seller, "S1", "R-1", entry_time(now), 10_000)
     body = return_body(receipt, "S1", [ReturnItem("SKU1", "apparel", 1, refund_fen)], now)
     return int(cli.submit(factory.signed(ring, "return.recorded", buyer, body, now))["seq"])
 

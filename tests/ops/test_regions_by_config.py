@@ -4,7 +4,7 @@ Shanghai needs both regions' decisions, and the audit checks its witness."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ledger.app import Ledger
@@ -27,11 +27,12 @@ def test_hunan_joins_by_configuration(db_url: str, tmp_path: Path) -> None:
     ledger = Ledger.open(db_url, ring.keys["operator"], clock=lambda: now)
     writer = ledger.writer
     seller, buyer = "91430100MA4L00001J", "91310000MA1FL1234Q"
-    for member, region, division in ((seller, "43", "430102"), (buyer, "31", "310101")):
+    enrolments = ((seller, "43", "430102", []), (buyer, "31", "310101", [seller]))
+    for member, region, division, network in enrolments:
         key = ring.ensure(member).public.wire()
-        body = member_body(member, region, key, stores=[("S1", division)])
+        body = member_body(member, region, key, stores=[("S1", division)], network=network)
         writer.submit(factory.signed(ring, "member.enrolled", f"region:{region}", body, now))
-    purchased = entry_time(now - timedelta(days=3))
+    purchased = entry_time(now)
     refund = one_item_return(
         seller, purchased, number="HN-0001", amount_fen=12_800, refund_fen=12_800, sku="XJ-1"
     )
