@@ -233,8 +233,12 @@ class MemberStoresBody(WireModel):
     more returns; goods it sold while open stay returnable elsewhere."""
 
     member: Uscc
-    opened: Annotated[list[StoreModel], Field(max_length=STORES_PER_MEMBER_MAX)]
-    closed: Annotated[list[Ident], Field(max_length=STORES_PER_MEMBER_MAX)]
+    opened: Annotated[list[StoreModel], Field(max_length=STORES_PER_MEMBER_MAX)] = Field(
+        default_factory=list
+    )
+    closed: Annotated[list[Ident], Field(max_length=STORES_PER_MEMBER_MAX)] = Field(
+        default_factory=list
+    )
 
 
 class MemberCommitmentBody(WireModel):

@@ -48,6 +48,7 @@ REINSTATE_REASON = "整改完成，经现场核查恢复承诺"
 RESTORE_REASON = "逾期结算款项已全部结清，依申请予以信用修复"
 # Labels of the submissions the log must refuse.
 OUTSIDE_WINDOW = "return outside the seller's window"
+OUTSIDE_NETWORK = "seller outside the acceptor's network"
 OVER_REFUND = "refund above the receipt amount"
 REFUND_AGAIN = "receipt refunded beyond its amount"
 EXCLUDED = "category on a negative list"
@@ -341,6 +342,7 @@ class BadSubmissions:
             3: self.over_refund,
             5: self.refund_again,
             6: self.excluded_category,
+            7: self.outside_network,
         }
         planned = [item for item in [makers[tick]()] if item] if tick in makers else []
         if tick == 0 and day == world.schedule.suspend_day:
@@ -389,6 +391,20 @@ class BadSubmissions:
         receipt = self.maker.receipt(seller, self.world.now, category=category)
         sale = self.maker.refund(receipt, acceptor, self.world.now, full=True)
         return self._refused("return.recorded", acceptor.id, sale.body, EXCLUDED)
+
+    def outside_network(self) -> Planned | None:
+        """An independent's receipt taken back by a franchisee, whose network is its
+        franchise group: the franchisee may not bill the independent."""
+        suspended = self.world.suspended
+        population = self.world.population
+        sellers = [m for m in population.independents if m.id not in suspended]
+        acceptors = [m for m in population.franchisees if m.id not in suspended]
+        if not sellers or not acceptors:
+            return None
+        seller, acceptor = self.maker.rng.choice(sellers), self.maker.rng.choice(acceptors)
+        now = self.world.now
+        sale = self.maker.refund(self.maker.receipt(seller, now), acceptor, now)
+        return self._refused("return.recorded", acceptor.id, sale.body, OUTSIDE_NETWORK)
 
     def by_suspended(self) -> Planned:
         member = self.world.suspend_member
