@@ -148,6 +148,17 @@ DEFAULT_REASONS: dict[str, list[str]] = {
         "evidence_insufficient",
         "rejected_by_region",
     ],
+    # Why a region suspends, reinstates or withdraws a member: codes, never free text
+    # (a note with names or details is kept off the log under note_hash).
+    "suspension": [
+        "inspection",
+        "complaints_under_review",
+        "credit_measure",
+        "unpaid_settlement",
+        "licence_suspended",
+    ],
+    "reinstatement": ["inspection_passed", "cured", "measure_ended", "appeal_upheld"],
+    "withdrawal": ["member_request", "business_closed", "licence_revoked", "delisted"],
 }
 ReasonList = Annotated[list[Code], Field(max_length=256)]
 
@@ -155,6 +166,11 @@ ReasonList = Annotated[list[Code], Field(max_length=256)]
 class ReasonsModel(WireModel):
     dispute: ReasonList = Field(default_factory=lambda: list(DEFAULT_REASONS["dispute"]))
     rejection: ReasonList = Field(default_factory=lambda: list(DEFAULT_REASONS["rejection"]))
+    suspension: ReasonList = Field(default_factory=lambda: list(DEFAULT_REASONS["suspension"]))
+    reinstatement: ReasonList = Field(
+        default_factory=lambda: list(DEFAULT_REASONS["reinstatement"])
+    )
+    withdrawal: ReasonList = Field(default_factory=lambda: list(DEFAULT_REASONS["withdrawal"]))
 
 
 class PolicyModel(WireModel):
@@ -220,7 +236,8 @@ class MemberEnrolledBody(WireModel):
 
 class MemberStatusBody(WireModel):
     member: Uscc
-    reason: Text
+    reason: Code  # one of policy.reasons.suspension / reinstatement / withdrawal
+    note_hash: Sha256Hex | None = None  # SHA-256 of a note kept off the log (deletable)
 
 
 class MemberKeysBody(WireModel):

@@ -254,11 +254,24 @@ _TRANSITIONS = {
     "member.reinstated": ({"suspended"}, "active"),
     "member.withdrawn": ({"active", "suspended"}, "withdrawn"),
 }
+# Which policy.reasons list a status change's reason code comes from.
+_REASON_LISTS = {
+    "member.suspended": "suspension",
+    "member.reinstated": "reinstatement",
+    "member.withdrawn": "withdrawal",
+}
 
 
 def _status_change(state: State, ctx: Context, body: MemberStatusBody) -> list[Row]:
     member = _member_of_region(state, ctx, body.member)
     allowed, new_status = _TRANSITIONS[ctx.kind]
+    purpose = _REASON_LISTS[ctx.kind]
+    codes: list[str] = getattr(state.policy.reasons, purpose)
+    if body.reason not in codes:
+        raise PolicyError(
+            f"{purpose} reason {body.reason} is not one of {', '.join(codes)}",
+            field="body.reason",
+        )
     if member.status not in allowed:
         raise PolicyError(
             f"member {member.id} is {member.status}: cannot apply {ctx.kind}", field="body.member"

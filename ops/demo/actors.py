@@ -43,8 +43,8 @@ RETURN_DISPUTES = (
     "already_refunded",  # 已由本店直接办理退款，属重复追偿
 )
 ADVANCE_DISPUTE = "settled_with_consumer"  # 消费者已与本店和解并退款
-SUSPEND_REASON = "门店停业整改，暂停履行线下无理由退货承诺"
-REINSTATE_REASON = "整改完成，经现场核查恢复承诺"
+SUSPEND_REASON = "inspection"  # 门店停业整改: the region inspects the store
+REINSTATE_REASON = "inspection_passed"  # 整改完成，经现场核查恢复承诺
 RESTORE_REASON = "逾期结算款项已全部结清，依申请予以信用修复"
 # Labels of the submissions the log must refuse.
 OUTSIDE_WINDOW = "return outside the seller's window"

@@ -75,7 +75,11 @@ def test_penalty_lists_the_member_and_updates_its_credit(world: LedgerWorld, mer
 
 
 def test_suspended_member_can_be_penalised(world: LedgerWorld, merchant: str) -> None:
-    world.submit(world.sign("member.suspended", "region:31", {"member": merchant, "reason": "x"}))
+    world.submit(
+        world.sign(
+            "member.suspended", "region:31", {"member": merchant, "reason": "credit_measure"}
+        )
+    )
     penalise(world, merchant, "refused_return")
     assert credit(world, merchant).grade == "C"
 

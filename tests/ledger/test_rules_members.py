@@ -149,7 +149,9 @@ def test_a_store_change_needs_the_member_and_its_region(al: Alliance) -> None:
 def test_a_withdrawn_member_changes_nothing(al: Alliance) -> None:
     """Withdrawal revokes the member's keys, so it can no longer co-sign a change."""
     al.world.submit(
-        al.world.sign("member.withdrawn", "region:31", {"member": al.seller, "reason": "left"})
+        al.world.sign(
+            "member.withdrawn", "region:31", {"member": al.seller, "reason": "member_request"}
+        )
     )
     sub = by_member(
         al, "member.stores_changed", {"member": al.seller, "opened": [store("S3", "310105")]}
@@ -285,9 +287,38 @@ def test_an_enrolment_may_list_peers_not_enrolled_yet(al: Alliance) -> None:
 # --- the seller's status on the purchase date -------------------------------------------------
 
 
+REASONS = {"suspended": "inspection", "reinstated": "inspection_passed"}
+
+
 def status(al: Alliance, kind: str) -> None:
-    body = {"member": al.seller, "reason": "inspection"}
+    body = {"member": al.seller, "reason": REASONS[kind]}
     al.world.submit(al.world.sign(f"member.{kind}", "region:31", body))
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("member.suspended", "inspection_passed"),  # a reinstatement's code
+        ("member.reinstated", "inspection"),
+        ("member.withdrawn", "credit_measure"),
+    ],
+)
+def test_a_status_reason_comes_from_its_own_list(al: Alliance, kind: str, reason: str) -> None:
+    if kind == "member.reinstated":
+        status(al, "suspended")
+    sub = al.world.sign(kind, "region:31", {"member": al.seller, "reason": reason})
+    error = refused(al.world, sub, PolicyError, f"reason {reason} is not one of")
+    assert error.field == "body.reason"
+
+
+def test_a_status_reason_is_never_free_text(al: Alliance) -> None:
+    body = {"member": al.seller, "reason": "门店停业整改"}
+    refused(al.world, al.world.sign("member.suspended", "region:31", body), MalformedError)
+
+
+def test_a_status_change_may_point_to_a_note_kept_off_the_log(al: Alliance) -> None:
+    body = {"member": al.seller, "reason": "inspection", "note_hash": "ab" * 32}
+    al.world.submit(al.world.sign("member.suspended", "region:31", body))
 
 
 def test_goods_bought_before_a_suspension_stay_returnable(al: Alliance) -> None:

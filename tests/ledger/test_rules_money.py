@@ -199,7 +199,9 @@ def test_seller_must_be_a_merchant(al: Alliance) -> None:
 
 def test_a_withdrawn_seller_is_refused(al: Alliance) -> None:
     al.world.submit(
-        al.world.sign("member.withdrawn", "region:31", {"member": al.seller, "reason": "audit"})
+        al.world.sign(
+            "member.withdrawn", "region:31", {"member": al.seller, "reason": "member_request"}
+        )
     )
     error = refused(al.world, sign_return(al), PolicyError, "seller", "withdrawn")
     assert error.field == "body.receipt.merchant"
@@ -441,8 +443,8 @@ def test_advance_liable_must_be_an_enrolled_merchant(al: Alliance, liable: str, 
 @pytest.mark.parametrize("status", ["member.suspended", "member.withdrawn"])
 def test_advance_recovers_from_a_suspended_or_withdrawn_merchant(al: Alliance, status: str) -> None:
     """Recovery matters most when the merchant was suspended or absconded."""
-    body = {"member": al.seller, "reason": "left"}
-    al.world.submit(al.world.sign(status, "region:31", body))
+    reason = "inspection" if status == "member.suspended" else "member_request"
+    al.world.submit(al.world.sign(status, "region:31", {"member": al.seller, "reason": reason}))
     seq = record_advance(al)
     claim = obligation(al.world, seq)
     assert (claim.debtor, claim.creditor, claim.status) == (al.seller, al.fund, "pending")
@@ -815,7 +817,7 @@ def test_suspended_debtor_can_still_dispute(al: Alliance) -> None:
 
 def test_withdrawn_debtor_cannot_dispute(al: Alliance) -> None:
     seq = record_return(al)
-    body = {"member": al.seller, "reason": "left"}
+    body = {"member": al.seller, "reason": "member_request"}
     al.world.submit(al.world.sign("member.withdrawn", "region:31", body))
     sub = al.world.sign("claim.disputed", al.seller, {"target": seq, "reason": "not_our_sale"})
     refused(al.world, sub, UnknownPrincipalError, "withdrawn")

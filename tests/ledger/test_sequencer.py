@@ -219,7 +219,7 @@ def wrong_region(alliance: Alliance) -> Any:
 def unknown_principal(alliance: Alliance) -> Any:
     stranger = alliance.new_uscc()
     alliance.ring.ensure(stranger)
-    body = {"member": stranger, "reason": "closing"}
+    body = {"member": stranger, "reason": "business_closed"}
     return alliance.factory.signed(
         alliance.ring, "member.withdrawn", stranger, body, alliance.clock()
     )
@@ -398,9 +398,15 @@ def _grow_varied_log(alliance: Alliance) -> None:
         return factory.signed(ring, kind, f"region:{code}", body, now)
 
     changes = [
-        region_signed("31", "member.suspended", {"member": members["31"][0], "reason": "audit"}),
-        region_signed("31", "member.reinstated", {"member": members["31"][0], "reason": "ok"}),
-        region_signed("32", "member.withdrawn", {"member": members["32"][1], "reason": "left"}),
+        region_signed(
+            "31", "member.suspended", {"member": members["31"][0], "reason": "inspection"}
+        ),
+        region_signed(
+            "31", "member.reinstated", {"member": members["31"][0], "reason": "inspection_passed"}
+        ),
+        region_signed(
+            "32", "member.withdrawn", {"member": members["32"][1], "reason": "member_request"}
+        ),
         region_signed(
             "33",
             "member.keys_changed",

@@ -147,7 +147,7 @@ def test_a_person_rejects_with_a_reason(alliance: Alliance, tmp_path: Path) -> N
 def test_a_seller_suspended_after_recording_is_queued(alliance: Alliance, tmp_path: Path) -> None:
     seller, buyer = merchants(alliance)
     seq = record_return(alliance, seller, buyer, 500, "R-1")
-    body = {"member": seller, "reason": "complaints under review"}
+    body = {"member": seller, "reason": "complaints_under_review"}
     alliance.ledger.submit(
         alliance.factory.signed(
             alliance.ring, "member.suspended", "region:31", body, alliance.clock()

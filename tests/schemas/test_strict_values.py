@@ -130,11 +130,6 @@ TEXT_FIELDS: list[tuple[str, dict[str, Any], Callable[[dict[str, Any], str], Non
         {"penalty": 3, "reason": "paid"},
         lambda body, text: body.__setitem__("reason", text),
     ),
-    (
-        "member.suspended",
-        {"member": "91310000MA1FL0000X", "reason": "audit"},
-        lambda body, text: body.__setitem__("reason", text),
-    ),
 ]
 
 
@@ -202,20 +197,9 @@ def _with_store_name(alliance: Alliance, name: str) -> dict[str, Any]:
     return _resigned(alliance, document, "region:31")
 
 
-def _with_reason(alliance: Alliance, reason: str) -> dict[str, Any]:
-    enrolled = alliance.enroll_doc()
-    alliance.sequencer.submit(enrolled)
-    member = enrolled["entry"]["body"]["member"]["id"]
-    body = {"member": member, "reason": reason}
-    return alliance.factory.signed(
-        alliance.ring, "member.suspended", "region:31", body, alliance.clock()
-    )
-
-
 BUILDERS = {
     "member-name": (_with_member_name, "body.member.name"),
     "store-name": (_with_store_name, "body.member.stores.0.name"),
-    "reason": (_with_reason, "body.reason"),
 }
 
 
