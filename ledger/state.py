@@ -23,6 +23,7 @@ from ledger.rows import (
     TABLES,
     CaseRow,
     CreditRow,
+    DecisionRow,
     DisputeRow,
     EndorsableRow,
     EndorsementDueRow,
@@ -31,6 +32,8 @@ from ledger.rows import (
     KeyRow,
     MemberRow,
     MetaRow,
+    NoticeEvidenceRow,
+    NoticeRow,
     ObligationRow,
     PenaltyRow,
     ReceiptLineRow,
@@ -206,10 +209,21 @@ class State:
     disputes: Table[DisputeRow] = field(default_factory=lambda: _table("disputes"))
     penalties: Table[PenaltyRow] = field(default_factory=lambda: _table("penalties"))
     credit: Table[CreditRow] = field(default_factory=lambda: _table("credit"))
+    credit_notices: Table[NoticeRow] = field(default_factory=lambda: _table("credit_notices"))
+    notice_evidence: Table[NoticeEvidenceRow] = field(
+        default_factory=lambda: _table("notice_evidence")
+    )
+    credit_decisions: Table[DecisionRow] = field(default_factory=lambda: _table("credit_decisions"))
     # Secondary indexes, derived from the rows by _index().
     current_keys: dict[str, set[str]] = field(default_factory=dict)
     member_penalties: dict[str, list[int]] = field(default_factory=dict)
     lines_of_return: dict[int, list[int]] = field(default_factory=dict)  # seq -> receipt lines
+    # For credit evidence (ledger.kinds.credit): what a rejecting endorsement's seq rejected,
+    # which dispute a resolution's seq resolved, which notices cite an evidence seq. Sets,
+    # so a load (keys read in any order) builds what a replay builds.
+    rejections: dict[int, set[int]] = field(default_factory=dict)  # endorsement -> targets
+    resolutions: dict[int, int] = field(default_factory=dict)  # dispute.resolved -> dispute
+    evidence_notices: dict[int, set[int]] = field(default_factory=dict)  # evidence -> notices
     _policy_cache: tuple[int, PolicyModel] | None = field(default=None, compare=False)
     # Decoded keys by (key id, pub), each checked against its id once (public_key()).
     _public_keys: dict[tuple[str, str], PublicKey] = field(
@@ -296,6 +310,16 @@ class State:
             self.member_penalties.setdefault(new.member, []).append(new.seq)
         elif old is None and isinstance(new, ReturnLineRow):
             self.lines_of_return.setdefault(new.seq, []).append(new.line)
+        else:
+            self._index_credit_evidence(old, new)
+
+    def _index_credit_evidence(self, old: Row | None, new: Row) -> None:
+        if old is None and isinstance(new, EndorsementRow) and new.decision == "reject":
+            self.rejections.setdefault(new.seq, set()).add(new.target)
+        elif isinstance(new, DisputeRow) and new.resolved_seq is not None:
+            self.resolutions[new.resolved_seq] = new.seq
+        elif old is None and isinstance(new, NoticeEvidenceRow):
+            self.evidence_notices.setdefault(new.evidence, set()).add(new.notice)
 
     def forget_changes(self) -> None:
         """Forget which rows changed: they are already stored."""
@@ -319,7 +343,9 @@ def _table(name: str) -> Table[Any]:
 
 _TABLE_OF: dict[type, str] = {row_type: name for name, (row_type, _) in TABLES.items()}
 # Row types that feed a secondary index (State._index).
-_INDEXED = frozenset({KeyRow, PenaltyRow, ReturnLineRow})
+_INDEXED = frozenset(
+    {KeyRow, PenaltyRow, ReturnLineRow, EndorsementRow, DisputeRow, NoticeEvidenceRow}
+)
 
 
 # --- admission ----------------------------------------------------------------------------

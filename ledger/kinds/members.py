@@ -158,7 +158,7 @@ def member_enrolled(state: State, ctx: Context, body: MemberEnrolledBody) -> lis
     rows += [ExclusionRow(member.id, c) for c in sorted(set(member.commitment.excluded))]
     rows += [StoreRow(member.id, s.id, s.division, s.name) for s in member.stores]
     rows += [KeyRow(k.key, member.id, k.pub, ctx.seq + 1, None) for k in member.keys]
-    rows.append(CreditRow(member.id, ctx.logged_text, 0, "none", "A", 0, 0))
+    rows.append(CreditRow(member.id, ctx.logged_text, 0, "none", 5, 0, 0))
     return rows
 
 
