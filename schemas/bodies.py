@@ -126,7 +126,10 @@ def _rising_stars(thresholds: dict[str, int]) -> dict[str, int]:
 
 
 StarThresholds = Annotated[
-    dict[str, Annotated[int, Field(ge=1, le=100_000)]],
+    dict[
+        Annotated[str, StringConstraints(pattern=r"^[1-4]$")],
+        Annotated[int, Field(ge=1, le=100_000)],
+    ],
     AfterValidator(_rising_stars),
 ]
 
