@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Connection, func, or_, select, text
 from sqlalchemy.exc import DBAPIError
 
-from ledger import projections
+from ledger import projections, store
 from ledger.calendar import local_date
 from ledger.kinds.credit import credit_as_of
 from ledger.kinds.money import postings_of
@@ -389,3 +389,19 @@ def test_reads_follow_new_versions(alliance: Alliance, busy: tuple[Busy, State, 
     assert all(isinstance(o, ObligationRow) for o in effective)
     assert reads.balances(scenario.buyer) == _balances(state, scenario.buyer)
     assert reads.balances(scenario.buyer)["effective"] == (0, 8_000)
+
+
+def test_a_loaded_state_has_the_credit_evidence_indexes(
+    alliance: Alliance, busy: tuple[Busy, State, Reads]
+) -> None:
+    """A writer starting from the sealed projections can judge credit evidence as the
+    writer that wrote them: the indexes come out as a replay builds them."""
+    _, state, _ = busy
+    with alliance.engine.connect() as connection:
+        sealer = alliance.sequencer.sealer_in(connection)
+        size = store.head_size(connection)
+        loaded = projections.load_state(connection, sealer, size).state
+    assert loaded.rejections and loaded.resolutions and loaded.evidence_notices
+    for index in ("rejections", "resolutions", "evidence_notices", "member_penalties"):
+        assert getattr(loaded, index) == getattr(state, index), index
+    assert loaded.all_tables() == state.all_tables()
