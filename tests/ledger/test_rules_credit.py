@@ -513,6 +513,19 @@ def test_penalty_member_must_be_the_notices(case: Case) -> None:
     assert error.field == "body.member"
 
 
+def test_penalty_needs_the_rule_still_in_the_policy(case: Case) -> None:
+    world = case.world
+    seq = give_notice(case)
+    policy = dict(world.config.policy)
+    policy["rules"] = {k: v for k, v in policy["rules"].items() if k != "refused_return"}
+    regions = [f"region:{code}" for code in world.state.region_codes()]
+    world.submit(world.sign_by("policy.adopted", [OPERATOR, *regions], policy))
+    move_to(world, objection_end(world, seq))
+    sub = sign_penalty(world, seq)
+    error = refused(world, sub, PolicyError, "rule refused_return is not in the current policy")
+    assert error.field == "body.rule"
+
+
 def test_penalty_may_be_lighter_than_the_notice(case: Case) -> None:
     penalty = decide(case, points=0, measure="warning")
     row = case.world.state.penalties.get(penalty)
