@@ -241,11 +241,16 @@ class DisputeRow:
 
 @dataclass(frozen=True, slots=True)
 class PenaltyRow:
+    """A `credit.penalty` (its seq): the decision on a notice, by the region that gave it."""
+
     seq: int
     member: str
+    region: str  # the deciding region; with decision_no, the key of its DecisionRow
+    notice: int
+    decision_no: str  # 文号
     rule: str
     points: int
-    listing: str  # watch | abnormal | serious
+    measure: str  # warning | suspension | delisting
     issued: str  # logged time of the penalty
     until: str
     restored_seq: int | None
@@ -258,10 +263,51 @@ class CreditRow:
     member: str
     as_of: str
     points: int
-    listing: str  # none | watch | abnormal | serious
-    grade: str  # A | B | C | D
+    measure: str  # none | warning | suspension | delisting
+    stars: int  # 5 (best) .. 1
     returns_honoured: int
     overdue_settlements: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeRow:
+    """A `credit.notice` (告知, its seq): what the region proposes and until when the
+    member may object. ``objection_until`` is fixed at notice time (24:00 local on the
+    deadline, moved past days off by the policy calendar then in force); the objection
+    and the decision are recorded as they come (new versions of the row)."""
+
+    seq: int
+    member: str
+    region: str
+    rule: str
+    points: int  # proposed
+    measure: str  # proposed
+    issued: str  # logged time of the notice
+    deadline: str  # local date YYYY-MM-DD
+    objection_until: str  # logged times before this may object, from it on decide
+    objection_seq: int | None
+    decision_seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeEvidenceRow:
+    """One evidence seq a notice cites (written with the notice, never changed)."""
+
+    notice: int
+    evidence: int
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """A decision number (文号) a region used, unique per region, with the restoration
+    terms of the policy in force when it decided: restoration follows these, not a
+    later policy."""
+
+    region: str
+    decision_no: str
+    penalty: int
+    restore_after_days: int
+    cure: str | None  # the entry kind that cures the fault, if the log can show one
 
 
 Row = (
@@ -286,6 +332,9 @@ Row = (
     | DisputeRow
     | PenaltyRow
     | CreditRow
+    | NoticeRow
+    | NoticeEvidenceRow
+    | DecisionRow
 )
 
 # table name -> (row type, key fields). Order is the rebuild and comparison order.
@@ -311,6 +360,9 @@ TABLES: dict[str, tuple[type, tuple[str, ...]]] = {
     "disputes": (DisputeRow, ("seq",)),
     "penalties": (PenaltyRow, ("seq",)),
     "credit": (CreditRow, ("member",)),
+    "credit_notices": (NoticeRow, ("seq",)),
+    "notice_evidence": (NoticeEvidenceRow, ("notice", "evidence")),
+    "credit_decisions": (DecisionRow, ("region", "decision_no")),
 }
 
 ROW_TABLE: dict[type, str] = {row_type: name for name, (row_type, _) in TABLES.items()}

@@ -24,6 +24,7 @@ from ledger.rows import (
     CaseRow,
     CommitmentRow,
     CreditRow,
+    DecisionRow,
     DisputeRow,
     EndorsableRow,
     EndorsementDueRow,
@@ -33,6 +34,8 @@ from ledger.rows import (
     MemberRow,
     MetaRow,
     NetworkRow,
+    NoticeEvidenceRow,
+    NoticeRow,
     ObligationRow,
     PenaltyRow,
     ReceiptLineRow,
@@ -212,6 +215,11 @@ class State:
     disputes: Table[DisputeRow] = field(default_factory=lambda: _table("disputes"))
     penalties: Table[PenaltyRow] = field(default_factory=lambda: _table("penalties"))
     credit: Table[CreditRow] = field(default_factory=lambda: _table("credit"))
+    credit_notices: Table[NoticeRow] = field(default_factory=lambda: _table("credit_notices"))
+    notice_evidence: Table[NoticeEvidenceRow] = field(
+        default_factory=lambda: _table("notice_evidence")
+    )
+    credit_decisions: Table[DecisionRow] = field(default_factory=lambda: _table("credit_decisions"))
     # Secondary indexes, derived from the rows by _index().
     current_keys: dict[str, set[str]] = field(default_factory=dict)
     member_penalties: dict[str, list[int]] = field(default_factory=dict)
@@ -220,6 +228,12 @@ class State:
     commitments_of: dict[str, list[CommitmentRow]] = field(default_factory=dict)  # by effective
     network_of: dict[str, set[str]] = field(default_factory=dict)  # member -> current peers
     stores_of: dict[str, set[str]] = field(default_factory=dict)  # member -> every store id
+    # For credit evidence (ledger.kinds.credit): what a rejecting endorsement's seq rejected,
+    # which dispute a resolution's seq resolved, which notices cite an evidence seq. Sets,
+    # so a load (keys read in any order) builds what a replay builds.
+    rejections: dict[int, set[int]] = field(default_factory=dict)  # endorsement -> targets
+    resolutions: dict[int, int] = field(default_factory=dict)  # dispute.resolved -> dispute
+    evidence_notices: dict[int, set[int]] = field(default_factory=dict)  # evidence -> notices
     _policy_cache: tuple[int, PolicyModel] | None = field(default=None, compare=False)
     # Decoded keys by (key id, pub), each checked against its id once (public_key()).
     _public_keys: dict[tuple[str, str], PublicKey] = field(
@@ -323,6 +337,16 @@ class State:
                 peers.add(new.peer)
             else:
                 peers.discard(new.peer)
+        else:
+            self._index_credit_evidence(old, new)
+
+    def _index_credit_evidence(self, old: Row | None, new: Row) -> None:
+        if old is None and isinstance(new, EndorsementRow) and new.decision == "reject":
+            self.rejections.setdefault(new.seq, set()).add(new.target)
+        elif isinstance(new, DisputeRow) and new.resolved_seq is not None:
+            self.resolutions[new.resolved_seq] = new.seq
+        elif old is None and isinstance(new, NoticeEvidenceRow):
+            self.evidence_notices.setdefault(new.evidence, set()).add(new.notice)
 
     def forget_changes(self) -> None:
         """Forget which rows changed: they are already stored."""
@@ -347,7 +371,18 @@ def _table(name: str) -> Table[Any]:
 _TABLE_OF: dict[type, str] = {row_type: name for name, (row_type, _) in TABLES.items()}
 # Row types that feed a secondary index (State._index).
 _INDEXED = frozenset(
-    {KeyRow, PenaltyRow, ReturnLineRow, StatusRow, CommitmentRow, NetworkRow, StoreRow}
+    {
+        KeyRow,
+        PenaltyRow,
+        ReturnLineRow,
+        StatusRow,
+        CommitmentRow,
+        NetworkRow,
+        StoreRow,
+        EndorsementRow,
+        DisputeRow,
+        NoticeEvidenceRow,
+    }
 )
 
 

@@ -5,7 +5,7 @@ at most ENDORSEMENT_TARGETS_MAX, and leave what its rules cannot decide to a per
 
 The node's rules (``NodeRules``, from its own configuration):
 * the entry's signer and the party that would owe money are members in good standing:
-  active, with no credit listing;
+  active, under no credit measure (warning, suspension, delisting);
 * the amount is at most ``auto_approve_max_fen``.
 An entry meeting both is approved; any other goes to the review queue with the reasons.
 A caller may pass a ``Judge`` (the regulator's own knowledge: complaint records, POS
@@ -217,8 +217,8 @@ class EndorseNode:
                 concerns.append(f"{party} is not an active member")
                 continue
             credit = state.credit.get(party)
-            if credit is not None and credit.listing != "none":
-                concerns.append(f"{party} is listed ({credit.listing})")
+            if credit is not None and credit.measure != "none":
+                concerns.append(f"{party} is under the credit measure {credit.measure}")
         return concerns
 
     def _submit(

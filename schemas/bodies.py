@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -78,11 +79,26 @@ class RegionModel(WireModel):
     witness: WitnessModel
 
 
+# The alliance's own credit measures, mildest first (DESIGN §3a): 联盟警示, 暂停承诺资格,
+# 摘牌. Never the registration authority's 经营异常名录 / 严重违法失信名单, which only it
+# may issue.
+Measure = Literal["warning", "suspension", "delisting"]
+MEASURES: tuple[str, ...] = ("warning", "suspension", "delisting")
+# The entry kinds that can evidence a credit rule, and those that can cure one: each has
+# its proof in ledger.kinds.credit (EVIDENCE_PROOFS, CURE_PROOFS), which covers both lists.
+EvidenceKind = Literal["endorsement", "dispute.resolved", "advance.paid", "reconciliation.closed"]
+CureKind = Literal["return.recorded", "settlement.confirmed"]
+
+
 class PenaltyRuleModel(WireModel):
     points: Annotated[int, Field(ge=0, le=1000)]
-    listing: Literal["watch", "abnormal", "serious"]
-    days: Annotated[int, Field(ge=1, le=3650)]  # how long a listing lasts at most
+    measure: Measure
+    days: Annotated[int, Field(ge=1, le=3650)]  # how long a measure lasts at most
     restore_after_days: Annotated[int, Field(ge=0, le=3650)]  # 信用修复 waiting time
+    # The kinds of entry a notice under this rule may cite (the policy maps rule -> kinds).
+    evidence_kinds: Annotated[list[EvidenceKind], Field(min_length=1, max_length=4)]
+    # The entry that cures the fault, when the log can show it; restoration must cite it.
+    cure: CureKind | None = None
 
 
 class ZoneModel(WireModel):
@@ -93,12 +109,29 @@ class ZoneModel(WireModel):
     divisions: Annotated[list[Division], Field(min_length=1, max_length=64)]
 
 
-class GradeThresholdsModel(WireModel):
-    """Minimum points in the trailing window for each grade below A."""
+# Star ratings below the best (5), best first: the policy's ``stars`` maps each to the
+# points in the trailing window from which a member has at most that many stars.
+STAR_STEPS: tuple[str, ...] = ("4", "3", "2", "1")
 
-    B: Annotated[int, Field(ge=1, le=100_000)]
-    C: Annotated[int, Field(ge=1, le=100_000)]
-    D: Annotated[int, Field(ge=1, le=100_000)]
+
+def _rising_stars(thresholds: dict[str, int]) -> dict[str, int]:
+    """Every star count below 5 has a threshold (and nothing else has), and fewer stars
+    need more points."""
+    if sorted(thresholds) != sorted(STAR_STEPS):
+        raise ValueError(f"stars has one threshold for each of {', '.join(STAR_STEPS)} stars")
+    points = [thresholds[star] for star in STAR_STEPS]
+    if any(lower >= higher for lower, higher in itertools.pairwise(points)):
+        raise ValueError("star thresholds must rise: points for 4 < 3 < 2 < 1 stars")
+    return thresholds
+
+
+StarThresholds = Annotated[
+    dict[
+        Annotated[str, StringConstraints(pattern=r"^[1-4]$")],
+        Annotated[int, Field(ge=1, le=100_000)],
+    ],
+    AfterValidator(_rising_stars),
+]
 
 
 class CalendarModel(WireModel):
@@ -160,6 +193,22 @@ DEFAULT_REASONS: dict[str, list[str]] = {
     "reinstatement": ["inspection_passed", "cured", "measure_ended", "appeal_upheld"],
     "withdrawal": ["member_request", "business_closed", "licence_revoked", "delisted"],
 }
+# Credit (issue 7 §4): what a member may answer to a notice (陈述申辩), and on what ground
+# its region restores it (信用修复).
+DEFAULT_REASONS["objection"] = [
+    "evidence_wrong",
+    "not_responsible",
+    "already_cured",
+    "disproportionate",
+    "procedure_wrong",
+    "force_majeure",
+]
+DEFAULT_REASONS["restoration"] = [
+    "cured_on_log",
+    "conduct_corrected",
+    "commitment_renewed",
+    "training_completed",
+]
 ReasonList = Annotated[list[Code], Field(max_length=256)]
 
 
@@ -171,6 +220,8 @@ class ReasonsModel(WireModel):
         default_factory=lambda: list(DEFAULT_REASONS["reinstatement"])
     )
     withdrawal: ReasonList = Field(default_factory=lambda: list(DEFAULT_REASONS["withdrawal"]))
+    objection: ReasonList = Field(default_factory=lambda: list(DEFAULT_REASONS["objection"]))
+    restoration: ReasonList = Field(default_factory=lambda: list(DEFAULT_REASONS["restoration"]))
 
 
 class PolicyModel(WireModel):
@@ -181,7 +232,7 @@ class PolicyModel(WireModel):
     dispute_days: Annotated[int, Field(ge=1, le=365)]
     entry_time_skew_s: Annotated[int, Field(ge=1, le=86_400)]
     points_window_days: Annotated[int, Field(ge=1, le=3650)]
-    grades: GradeThresholdsModel
+    stars: StarThresholds
     rules: dict[Ident, PenaltyRuleModel]
     zones: Annotated[list[ZoneModel], Field(max_length=16)]
     # How long after refunding a consumer (`accepted`) a till may still log the return.
@@ -191,6 +242,10 @@ class PolicyModel(WireModel):
     advance_bases: dict[Code, list[PayerKind]] = Field(
         default_factory=lambda: {code: list(kinds) for code, kinds in DEFAULT_ADVANCE_BASES.items()}
     )
+    # A credit notice's objection deadline lies this many days after its local date, at
+    # least and at most (陈述申辩: the member must have time to answer, not forever).
+    objection_days_min: Annotated[int, Field(ge=1, le=90)] = 3
+    objection_days_max: Annotated[int, Field(ge=1, le=365)] = 15
 
 
 class GenesisBody(WireModel):
@@ -340,20 +395,49 @@ class SettlementConfirmedBody(WireModel):
 
 
 # --- credit -----------------------------------------------------------------------------
+# Due process (issue 7 §4): the member's region gives notice (告知) with its evidence and
+# an objection deadline; the member may object (陈述申辩) until 24:00 local on that date;
+# only then may the region decide (credit.penalty, with its 文号); it restores (信用修复)
+# under the terms in force when it decided.
+
+# A decision number (文号), e.g. 沪联信〔2026〕12号: unique per region. Not personal data.
+DecisionNo = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=PRINTABLE_TEXT_PATTERN)
+]
+
+
+class NoticeBody(WireModel):
+    member: Uscc
+    rule: Ident
+    points: Annotated[int, Field(ge=0, le=1000)]  # proposed: the rule's points
+    measure: Measure  # proposed: the rule's measure
+    evidence: Annotated[list[Seq], Field(min_length=1, max_length=EVIDENCE_SEQS_MAX)]
+    deadline: LocalDate  # objections until 24:00 local on this date
+    note_hash: Sha256Hex | None = None
+
+
+class ObjectionBody(WireModel):
+    notice: Seq
+    reason: Code  # one of policy.reasons.objection
+    note_hash: Sha256Hex | None = None  # SHA-256 of the statement kept off the log
 
 
 class PenaltyBody(WireModel):
+    notice: Seq
+    objection: Seq | None  # the member's objection to that notice, when it made one
+    decision_no: DecisionNo
     member: Uscc
     rule: Ident
-    points: Annotated[int, Field(ge=0, le=1000)]
-    listing: Literal["watch", "abnormal", "serious"]
+    points: Annotated[int, Field(ge=0, le=1000)]  # at most the notice's
+    measure: Measure  # no more severe than the notice's
     until: Rfc3339
-    evidence: Annotated[list[Seq], Field(min_length=1, max_length=EVIDENCE_SEQS_MAX)]
 
 
 class RestoredBody(WireModel):
     penalty: Seq
-    reason: Text
+    reason: Code  # one of policy.reasons.restoration
+    cure: Seq | None  # the entry that cured the fault, when the penalty's rule has a cure
+    note_hash: Sha256Hex | None = None
 
 
 BODY_MODELS: dict[str, type[WireModel]] = {
@@ -373,6 +457,8 @@ BODY_MODELS: dict[str, type[WireModel]] = {
     "dispute.resolved": DisputeResolvedBody,
     "endorsement": EndorsementBody,
     "settlement.confirmed": SettlementConfirmedBody,
+    "credit.notice": NoticeBody,
+    "credit.objection": ObjectionBody,
     "credit.penalty": PenaltyBody,
     "credit.restored": RestoredBody,
 }

@@ -35,6 +35,8 @@ KINDS = (
     "endorsement",
     "reconciliation.closed",
     "settlement.confirmed",
+    "credit.notice",
+    "credit.objection",
     "credit.penalty",
     "credit.restored",
 )
@@ -53,6 +55,8 @@ Kind = Literal[
     "endorsement",
     "reconciliation.closed",
     "settlement.confirmed",
+    "credit.notice",
+    "credit.objection",
     "credit.penalty",
     "credit.restored",
 ]

@@ -63,9 +63,6 @@ def _all_regions(state: State, ctx: Context) -> list[str]:
 
 
 def _check_policy(policy: PolicyModel, region_codes: set[str]) -> None:
-    grades = policy.grades
-    if not grades.B < grades.C < grades.D:
-        raise PolicyError("policy grades must rise: B < C < D points", field="body.grades")
     unknown = set(policy.local_excluded_categories) - region_codes
     if unknown:
         raise PolicyError(f"local exclusions name unknown regions {sorted(unknown)}")
@@ -234,7 +231,7 @@ def member_enrolled(state: State, ctx: Context, body: MemberEnrolledBody) -> lis
         StoreRow(member.id, s.id, s.division, s.name, ctx.logged_text, None) for s in member.stores
     ]
     rows += [KeyRow(k.key, member.id, k.pub, ctx.seq + 1, None) for k in member.keys]
-    rows.append(CreditRow(member.id, ctx.logged_text, 0, "none", "A", 0, 0))
+    rows.append(CreditRow(member.id, ctx.logged_text, 0, "none", 5, 0, 0))
     return rows
 
 

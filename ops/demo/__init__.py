@@ -3,7 +3,8 @@
 The demo is the project's main job (DESIGN §7): it puts every party to work on one real
 log (merchants and franchisees recording cross-store returns, the demonstration zone's
 advance fund and platforms paying consumers first, each region's endorsement node,
-disputes, credit penalties and 信用修复, member suspension and key rotation, witnesses)
+disputes, credit due process (notice, objection, decision) and 信用修复, member
+suspension and key rotation, witnesses)
 and then proves from the export alone, as an outside auditor would, that it all holds.
 
 Deterministic under ``seed``: one ``random.Random(seed)`` drives every choice, keys come

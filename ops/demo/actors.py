@@ -7,12 +7,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from ledger.rows import EndorsementRow, ObligationRow
+from ledger.calendar import local_date
+from ledger.rows import EndorsementRow, NoticeRow, ObligationRow
 from ledger.state import region_principal
 from nodes.endorse import Awaiting, Decision, Judge
 from ops.demo.catalogue import FEN_PER_YUAN
@@ -20,8 +20,9 @@ from ops.demo.population import Member
 from ops.demo.sales import Sale
 from ops.demo.stage import TICKS_AT, Claim, OpenDispute, Planned, Plant, World
 from ops.world import entry_time
+from schemas.entry import parse_time
 from schemas.errors import InvariantError, invariant
-from schemas.limits import DEMO_DRAIN_ROUNDS_MAX, DEMO_ENTRY_DELAY_MAX_S, DEMO_EVIDENCE_SEQS_MAX
+from schemas.limits import DEMO_DRAIN_ROUNDS_MAX, DEMO_ENTRY_DELAY_MAX_S
 from signing.entry import submitted
 
 RETURNS_PER_MERCHANT = 4  # 200 merchants: 800 returns a day
@@ -45,7 +46,7 @@ RETURN_DISPUTES = (
 ADVANCE_DISPUTE = "settled_with_consumer"  # 消费者已与本店和解并退款
 SUSPEND_REASON = "inspection"  # 门店停业整改: the region inspects the store
 REINSTATE_REASON = "inspection_passed"  # 整改完成，经现场核查恢复承诺
-RESTORE_REASON = "逾期结算款项已全部结清，依申请予以信用修复"
+OBJECTION = "evidence_wrong"  # 陈述申辩：争议系顾客自行撤回，非本店虚报
 # Labels of the submissions the log must refuse.
 OUTSIDE_WINDOW = "return outside the seller's window"
 OUTSIDE_NETWORK = "seller outside the acceptor's network"
@@ -104,16 +105,12 @@ class Regulators:
             self.set_status(world.suspend_member, "member.suspended", SUSPEND_REASON)
         if day == schedule.reinstate_day:
             self.set_status(world.suspend_member, "member.reinstated", REINSTATE_REASON)
-        if day == schedule.restore_day:
-            self.restore()
 
     def late(self, day: int) -> None:
         """Follow-ups that would fall on a next day the run does not have."""
         schedule = self.world.schedule
         if schedule.reinstate_day is None and day == schedule.suspend_day:
             self.set_status(self.world.suspend_member, "member.reinstated", REINSTATE_REASON)
-        if schedule.restore_day is None and day == schedule.penalty_day:
-            self.restore()
 
     def set_status(self, member: Member, kind: str, reason: str) -> None:
         body = {"member": member.id, "reason": reason}
@@ -167,55 +164,122 @@ class Regulators:
         self.ledger.sequencer.submit(submitted(entry, *keys))
 
     def credit(self, day: int) -> None:
-        """On the penalty day: a false-claim listing, and a watch listing of the member
-        with the most effective debts (to be restored: rule restore_after_days 0)."""
-        if day != self.world.schedule.penalty_day:
-            return
-        self.penalise_false_claim()
-        debts: Counter[str] = Counter()
-        evidence: dict[str, list[int]] = {}
-        for row in self.ledger.sequencer.state().obligations.rows():
-            if isinstance(row, ObligationRow) and row.status == "effective":
-                debts[row.debtor] += 1
-                evidence.setdefault(row.debtor, []).append(row.seq)
-        if debts:
-            debtor = min(debts, key=lambda member: (-debts[member], member))
-            member = self.world.merchant(debtor)
-            seq = self.penalty(
-                member, "overdue_settlement", evidence[debtor][:DEMO_EVIDENCE_SEQS_MAX]
-            )
-            self.books.watch_penalty = (seq, member)
+        """Due process, evening by evening: on the notice day, notice of a refused return
+        (proved by its region's rejection) and of a false claim (proved by an upheld
+        dispute); every evening, a decision on each notice whose objection period is over,
+        and the restoration of each penalty whose cure is now on the log."""
+        if day == self.world.schedule.notice_day:
+            self.notice_refused_return()
+            self.notice_false_claim()
+        self.decide_notices()
+        self.restore_cured()
 
-    def penalise_false_claim(self) -> None:
-        """The first fabricated return its region rejected: the member that recorded it
-        is listed under false_claim, with the return and the rejection as evidence."""
+    def notice_refused_return(self) -> None:
+        """The first fabricated return its region rejected: notice to the member that
+        recorded it, citing the rejection."""
         state = self.ledger.sequencer.state()
         for seq, plant in self.books.planted_returns:
             row = state.endorsements.get(seq, plant.region)
             if isinstance(row, EndorsementRow) and row.decision == "reject":
-                self.penalty(self.world.merchant(plant.culprit), "false_claim", [seq, row.seq])
+                self.notice(self.world.merchant(plant.culprit), "refused_return", row.seq)
                 return
 
-    def penalty(self, member: Member, rule_name: str, evidence: list[int]) -> int:
-        """Points, listing and the longest duration come from the policy's rule."""
-        rule = self.ledger.config.policy["rules"][rule_name]
+    def notice_false_claim(self) -> None:
+        """The first upheld dispute of a return: notice to the member that claimed it,
+        citing the resolution. It objects the same evening (陈述申辩)."""
+        state = self.ledger.sequencer.state()
+        upheld = sorted(
+            (row.seq, row.resolved_seq, row.target)
+            for row in state.disputes.rows()
+            if row.status == "upheld" and row.resolved_seq is not None
+        )
+        for _, resolution, target in upheld:
+            claim = state.obligations.get(target)
+            if isinstance(claim, ObligationRow) and claim.kind == "return":
+                seq = self.notice(self.world.merchant(claim.creditor), "false_claim", resolution)
+                self.object(seq)
+                return
+
+    def notice(self, member: Member, rule_name: str, evidence: int) -> int:
+        """Points and measure as the policy's rule carries them; the shortest objection
+        period the policy allows."""
+        policy = self.ledger.config.policy
+        rule = policy["rules"][rule_name]
+        deadline = local_date(self.world.now) + timedelta(days=int(policy["objection_days_min"]))
         body = {
             "member": member.id,
             "rule": rule_name,
             "points": int(rule["points"]),
-            "listing": str(rule["listing"]),
-            "until": entry_time(self.world.now + timedelta(days=int(rule["days"]))),
-            "evidence": sorted(evidence),
+            "measure": str(rule["measure"]),
+            "evidence": [evidence],
+            "deadline": deadline.isoformat(),
         }
-        return self.ledger.submit_one("credit.penalty", region_principal(member.region), body)
+        seq = self.ledger.submit_one("credit.notice", region_principal(member.region), body)
+        self.books.notices.append((seq, member))
+        return seq
 
-    def restore(self) -> None:
-        if self.books.watch_penalty is None:
-            return
-        seq, member = self.books.watch_penalty
-        body = {"penalty": seq, "reason": RESTORE_REASON}
-        self.ledger.submit_one("credit.restored", region_principal(member.region), body)
-        self.books.watch_penalty = None
+    def object(self, notice: int) -> None:
+        member = next(member for seq, member in self.books.notices if seq == notice)
+        body = {"notice": notice, "reason": OBJECTION}
+        self.ledger.submit_one("credit.objection", member.id, body)
+
+    def decide_notices(self) -> None:
+        """Decide each notice whose objection period has ended: as proposed, or, when the
+        member objected, a warning instead of the proposed measure (its statement heard)."""
+        state = self.ledger.sequencer.state()
+        pending = []
+        for seq, member in self.books.notices:
+            notice = state.credit_notices.get(seq)
+            assert notice is not None
+            if self.world.now < parse_time(notice.objection_until):
+                pending.append((seq, member))
+                continue
+            penalty = self.penalty(notice)
+            rule = self.ledger.config.policy["rules"][notice.rule]
+            if rule.get("cure") is not None:
+                self.books.curable.append((penalty, member))
+        self.books.notices = pending
+
+    def penalty(self, notice: NoticeRow) -> int:
+        rule = self.ledger.config.policy["rules"][notice.rule]
+        numbers = self.books.decision_numbers
+        numbers[notice.region] += 1
+        year = local_date(self.world.now).year
+        body = {
+            "notice": notice.seq,
+            "objection": notice.objection_seq,
+            "decision_no": f"长三角联信〔{year}〕{notice.region}-{numbers[notice.region]}号",
+            "member": notice.member,
+            "rule": notice.rule,
+            "points": notice.points,
+            "measure": notice.measure if notice.objection_seq is None else "warning",
+            "until": entry_time(self.world.now + timedelta(days=int(rule["days"]))),
+        }
+        return self.ledger.submit_one("credit.penalty", region_principal(notice.region), body)
+
+    def restore_cured(self) -> None:
+        """信用修复 once the cure is logged: for a refused return, a return the member
+        recorded after the penalty that every region approved."""
+        state = self.ledger.sequencer.state()
+        waiting = []
+        for penalty, member in self.books.curable:
+            cure = min(
+                (
+                    row.seq
+                    for row in state.obligations.rows()
+                    if row.creditor == member.id
+                    and row.kind == "return"
+                    and row.seq > penalty
+                    and row.status == "effective"
+                ),
+                default=None,
+            )
+            if cure is None:
+                waiting.append((penalty, member))
+                continue
+            body = {"penalty": penalty, "reason": "cured_on_log", "cure": cure}
+            self.ledger.submit_one("credit.restored", region_principal(member.region), body)
+        self.books.curable = waiting
 
 
 class Traders:

@@ -200,12 +200,10 @@ class Schedule:
         return self.suspend_day + 1 if self.suspend_day + 1 < self.days else None
 
     @property
-    def penalty_day(self) -> int:
-        return max(0, min(2, self.days - 2))
-
-    @property
-    def restore_day(self) -> int | None:
-        return self.penalty_day + 1 if self.penalty_day + 1 < self.days else None
+    def notice_day(self) -> int:
+        """Credit notices go out once day 0's plants are rejected and its disputes resolved
+        (the next morning); decisions and restorations follow the log, not the calendar."""
+        return min(1, self.days - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +225,10 @@ class Books:
     open_disputes: list[OpenDispute] = field(default_factory=list)
     full_refunds: list[Sale] = field(default_factory=list)  # today's, for a refund-again try
     cases: list[dict[str, Any]] = field(default_factory=list)
-    watch_penalty: tuple[int, Member] | None = None
+    # Credit due process: notices awaiting a decision, penalties awaiting their cure.
+    notices: list[tuple[int, Member]] = field(default_factory=list)
+    curable: list[tuple[int, Member]] = field(default_factory=list)
+    decision_numbers: Counter[str] = field(default_factory=Counter)  # per region
     returns_today: int = 0
 
 

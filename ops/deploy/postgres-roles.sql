@@ -22,7 +22,7 @@ GRANT SELECT, INSERT ON
   networks, stores, receipts, receipt_lines,
   receipt_returns, return_lines,
   endorsables, endorsement_dues, endorsements, obligations, cases, disputes,
-  penalties, credit, projection_heads
+  penalties, credit, credit_notices, notice_evidence, credit_decisions, projection_heads
   TO alliance_app;
 -- postings is a view over obligations (DESIGN 5's double-entry view): read only.
 GRANT SELECT ON postings TO alliance_app;

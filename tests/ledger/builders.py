@@ -133,26 +133,6 @@ def endorse(world: World, region: str, targets: list[int], decision: str = "appr
     return world.submit(endorsement(world, f"region:{region}", targets, decision, reason))
 
 
-def penalty_body(
-    world: World,
-    member: str,
-    rule: str = "overdue_settlement",
-    *,
-    points: int = 10,
-    listing: str = "watch",
-    days: float = 30,
-    evidence: list[int] | None = None,
-) -> dict[str, Any]:
-    return {
-        "member": member,
-        "rule": rule,
-        "points": points,
-        "listing": listing,
-        "until": entry_time(world.now + timedelta(days=days)),
-        "evidence": evidence if evidence is not None else [1],
-    }
-
-
 def snapshot(state: State) -> tuple[object, ...]:
     return (
         state.size,
@@ -160,6 +140,9 @@ def snapshot(state: State) -> tuple[object, ...]:
         [copy.deepcopy(t.rows_by_key) for t in state.all_tables()],
         copy.deepcopy(state.member_penalties),
         copy.deepcopy(state.current_keys),
+        copy.deepcopy(state.rejections),
+        copy.deepcopy(state.resolutions),
+        copy.deepcopy(state.evidence_notices),
     )
 
 

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Connection, func, or_, select, text
 from sqlalchemy.exc import DBAPIError
 
-from ledger import projections
+from ledger import projections, store
+from ledger.calendar import local_date
 from ledger.kinds.credit import credit_as_of
 from ledger.kinds.money import postings_of
 from ledger.maintenance import unguarded
@@ -111,13 +112,25 @@ def _busy(alliance: Alliance) -> Busy:
         alliance, "claim.disputed", seller, {"target": returns[3], "reason": "not_our_sale"}
     )
     alliance.clock.advance(days=1)
-    penalty = {
+    notice = {
         "member": seller,
-        "rule": "overdue_settlement",
-        "points": 10,
-        "listing": "watch",
+        "rule": "serious_violation",
+        "points": 60,
+        "measure": "delisting",
+        "evidence": [advance],  # approved by both regions: the fund paid its customer
+        "deadline": local_date(alliance.clock() + timedelta(days=3)).isoformat(),
+    }
+    notice_seq = _submit(alliance, "credit.notice", "region:31", notice)
+    alliance.clock.advance(days=4)
+    penalty = {
+        "notice": notice_seq,
+        "objection": None,
+        "decision_no": "沪联信〔2026〕1号",
+        "member": seller,
+        "rule": "serious_violation",
+        "points": 10,  # a lighter decision than the notice proposed
+        "measure": "warning",
         "until": entry_time(alliance.clock() + timedelta(days=30)),
-        "evidence": [advance],
     }
     _submit(alliance, "credit.penalty", "region:31", penalty)
     return Busy(seller, buyer, fund, returns, advance, open_dispute)
@@ -157,9 +170,9 @@ def test_credit_as_of_matches_the_writers_computation(
         for moment in moments:
             assert reads.credit_as_of(member, moment) == credit_as_of(state, member, moment)
     listed = reads.credit_as_of(scenario.seller, now)
-    assert (listed.points, listed.listing, listed.grade) == (10, "watch", "B")
+    assert (listed.points, listed.measure, listed.stars) == (10, "warning", 4)
     assert listed.returns_honoured == 1  # R-1 only: R-3 was never approved by Jiangsu
-    assert reads.credit_as_of(scenario.seller, now + timedelta(days=31)).grade == "A"
+    assert reads.credit_as_of(scenario.seller, now + timedelta(days=31)).stars == 5
 
 
 def test_obligations_of_a_member_by_status(busy: tuple[Busy, State, Reads]) -> None:
@@ -377,3 +390,19 @@ def test_reads_follow_new_versions(alliance: Alliance, busy: tuple[Busy, State, 
     assert all(isinstance(o, ObligationRow) for o in effective)
     assert reads.balances(scenario.buyer) == _balances(state, scenario.buyer)
     assert reads.balances(scenario.buyer)["effective"] == (0, 8_000)
+
+
+def test_a_loaded_state_has_the_credit_evidence_indexes(
+    alliance: Alliance, busy: tuple[Busy, State, Reads]
+) -> None:
+    """A writer starting from the sealed projections can judge credit evidence as the
+    writer that wrote them: the indexes come out as a replay builds them."""
+    _, state, _ = busy
+    with alliance.engine.connect() as connection:
+        sealer = alliance.sequencer.sealer_in(connection)
+        size = store.head_size(connection)
+        loaded = projections.load_state(connection, sealer, size).state
+    assert loaded.rejections and loaded.resolutions and loaded.evidence_notices
+    for index in ("rejections", "resolutions", "evidence_notices", "member_penalties"):
+        assert getattr(loaded, index) == getattr(state, index), index
+    assert loaded.all_tables() == state.all_tables()

@@ -71,8 +71,8 @@ def test_the_summary_shows_the_alliance_at_work(first: Run) -> None:
         assert kinds[kind] > 0, kind
     for kind in ("member.suspended", "member.reinstated", "member.keys_changed"):
         assert kinds[kind] == 1, kind
-    assert kinds["credit.penalty"] == 2
-    assert kinds["credit.restored"] == 1
+    # two days: notices and an objection; decisions wait for the objection period
+    assert (kinds["credit.notice"], kinds["credit.objection"], kinds["credit.penalty"]) == (2, 1, 0)
     assert summary.obligations["pending"] == (0, 0), "every region decided everything"
     assert summary.obligations["void"][0] > 0
     assert summary.obligations["effective"][0] > 0
@@ -130,8 +130,30 @@ def test_the_demo_refuses_a_database_that_holds_a_ledger(first: Run, tmp_path: P
 def test_a_single_day_at_the_smallest_size_still_audits(tmp_path: Path) -> None:
     outcome = simulate(f"sqlite:///{tmp_path / 'one.db'}", days=1, merchants=8, out=tmp_path / "x")
     assert outcome.report.ok, [str(finding) for finding in outcome.report.findings]
-    assert outcome.summary.kinds["credit.restored"] == 1
+    assert outcome.summary.kinds["credit.notice"] == 1  # day 0's rejection; no dispute resolved
     assert outcome.summary.kinds["member.reinstated"] == 1
+
+
+def test_a_week_tells_the_credit_story_from_notice_to_restoration(tmp_path: Path) -> None:
+    """A refused return (proved by its region's rejection) and a false claim (proved by an
+    upheld dispute) go through notice, objection (the false claim's), decision after the
+    objection period, and restoration once the cure is logged (the refused return's; a
+    false claim waits a year)."""
+    outcome = simulate(f"sqlite:///{tmp_path / 'week.db'}", days=7, merchants=8, out=tmp_path / "x")
+    assert outcome.report.ok, [str(finding) for finding in outcome.report.findings]
+    state = outcome.report.state
+    penalties = {row.rule: row for row in state.penalties.rows()}
+    assert sorted(penalties) == ["false_claim", "refused_return"]
+    for row in penalties.values():
+        notice = state.credit_notices.get(row.notice)
+        assert notice is not None and notice.decision_seq == row.seq
+        assert row.issued >= notice.objection_until
+    false_claim = state.credit_notices.get(penalties["false_claim"].notice)
+    assert false_claim is not None and false_claim.objection_seq is not None
+    assert penalties["false_claim"].measure == "warning"  # lighter once the member was heard
+    assert penalties["refused_return"].restored_seq is not None
+    assert penalties["false_claim"].restored_seq is None
+    assert outcome.summary.kinds["credit.restored"] == 1
 
 
 def test_too_small_a_demo_is_a_config_error(tmp_path: Path) -> None:
@@ -141,8 +163,7 @@ def test_too_small_a_demo_is_a_config_error(tmp_path: Path) -> None:
 
 def test_schedule_fits_any_length() -> None:
     assert (Schedule(1).suspend_day, Schedule(1).reinstate_day) == (0, None)
-    assert (Schedule(7).penalty_day, Schedule(7).restore_day) == (2, 3)
-    assert (Schedule(2).penalty_day, Schedule(2).restore_day) == (0, 1)
+    assert (Schedule(7).notice_day, Schedule(2).notice_day, Schedule(1).notice_day) == (1, 1, 0)
 
 
 @pytest.mark.parametrize(

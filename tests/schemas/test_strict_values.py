@@ -99,7 +99,7 @@ def _document(entry: dict[str, Any] | None = None) -> dict[str, Any]:
         "id": "0b6f1c2e-8d0a-4a52-9a63-3d7c2b1e4f50",
         "time": "2026-03-01T08:00:00Z",
         "signer": "region:31",
-        "body": {"penalty": 3, "reason": "restored"},
+        "body": {"penalty": 3, "reason": "cured_on_log", "cure": None},
     }
     return {"entry": entry, "signatures": [{"key": "0" * 32, "sig": "AAAA"}]}
 
@@ -126,9 +126,18 @@ def test_bool_and_float_are_refused_where_integers_belong() -> None:
 # A valid body of each kind with free text, and where its text goes.
 TEXT_FIELDS: list[tuple[str, dict[str, Any], Callable[[dict[str, Any], str], None]]] = [
     (
-        "credit.restored",
-        {"penalty": 3, "reason": "paid"},
-        lambda body, text: body.__setitem__("reason", text),
+        "credit.penalty",
+        {
+            "notice": 3,
+            "objection": None,
+            "decision_no": "沪联信〔2026〕1号",
+            "member": "91310000MA1FL0000X",
+            "rule": "false_claim",
+            "points": 40,
+            "measure": "suspension",
+            "until": "2027-03-01T08:00:00Z",
+        },
+        lambda body, text: body.__setitem__("decision_no", text),
     ),
 ]
 
