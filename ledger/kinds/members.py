@@ -169,21 +169,42 @@ def _check_network(member_id: str, network: list[str], field: str) -> None:
             raise PolicyError("a member does not list itself in its network", field=where)
 
 
-def _check_member(state: State, ctx: Context, member: MemberModel) -> None:
+def _check_member(state: State, ctx: Context, member: MemberModel) -> MemberRow | None:
+    """Check an enrolment; returns the member's earlier row when it re-enrols."""
     validate_uscc(member.id, field="body.member.id")
     if ctx.signer != region_principal(member.region):
         raise PolicyError(
             f"member of region {member.region} must be enrolled by region:{member.region}",
             field="signer",
         )
-    if state.member(member.id) is not None:
-        raise PolicyError(f"member {member.id} is already enrolled", field="body.member.id")
+    earlier = state.member(member.id)
+    if earlier is not None:
+        _check_reenrolment(earlier, member)
     _check_commitment(state, member.commitment, "body.member.commitment")
     if member.kind == "merchant" and not member.stores:
         raise PolicyError("a merchant enrols at least one store", field="body.member.stores")
-    _check_store_places(state, member.region, member.stores, set(), "body.member.stores")
+    known = state.stores_of.get(member.id, set())  # a re-enrolment never reuses a store id
+    _check_store_places(state, member.region, member.stores, known, "body.member.stores")
     _check_network(member.id, member.network, "body.member.network")
     _check_keys_unused(state, member.keys)
+    return earlier
+
+
+def _check_reenrolment(earlier: MemberRow, member: MemberModel) -> None:
+    """Only a withdrawn member enrols again, as the same kind under the same region: its
+    history (obligations, penalties, credit, closed stores) stays where it was."""
+    if earlier.status != WITHDRAWN:
+        raise PolicyError(f"member {member.id} is already enrolled", field="body.member.id")
+    if member.kind != earlier.kind:
+        raise PolicyError(
+            f"member {member.id} was a {earlier.kind}: it re-enrols as one",
+            field="body.member.kind",
+        )
+    if member.region != earlier.region:
+        raise PolicyError(
+            f"member {member.id} was enrolled by region {earlier.region}: it re-enrols there",
+            field="body.member.region",
+        )
 
 
 def _commitment_rows(
@@ -209,10 +230,13 @@ def _network_rows(state: State, member_id: str, network: list[str], seq: int) ->
 
 @register("member.enrolled", MemberEnrolledBody)
 def member_enrolled(state: State, ctx: Context, body: MemberEnrolledBody) -> list[Row]:
+    """Enrol a member, or re-enrol a withdrawn one: then its row, status history, credit
+    and old stores carry on, and the new commitment, network, stores and keys start."""
     member = body.member
     if state.region(member.region) is None:
         raise PolicyError(f"region {member.region} is not in this log", field="body.member.region")
-    _check_member(state, ctx, member)
+    earlier = _check_member(state, ctx, member)
+    enrolled_seq = ctx.seq if earlier is None else earlier.enrolled_seq
     rows: list[Row] = [
         MemberRow(
             member.id,
@@ -220,7 +244,7 @@ def member_enrolled(state: State, ctx: Context, body: MemberEnrolledBody) -> lis
             member.kind,
             member.region,
             ACTIVE,
-            ctx.seq,
+            enrolled_seq,
             ctx.seq,
         ),
         StatusRow(member.id, ctx.seq, ACTIVE, ctx.logged_text),
@@ -231,7 +255,8 @@ def member_enrolled(state: State, ctx: Context, body: MemberEnrolledBody) -> lis
         StoreRow(member.id, s.id, s.division, s.name, ctx.logged_text, None) for s in member.stores
     ]
     rows += [KeyRow(k.key, member.id, k.pub, ctx.seq + 1, None) for k in member.keys]
-    rows.append(CreditRow(member.id, ctx.logged_text, 0, "none", 5, 0, 0))
+    if earlier is None:  # a re-enrolled member keeps its credit record
+        rows.append(CreditRow(member.id, ctx.logged_text, 0, "none", 5, 0, 0))
     return rows
 
 
@@ -279,6 +304,18 @@ def _status_change(state: State, ctx: Context, body: MemberStatusBody) -> list[R
     ]
     if new_status == WITHDRAWN:
         rows += _revoke_keys(state, member.id, ctx.seq)
+        rows += _close_stores(state, member.id, ctx.logged_text)
+    return rows
+
+
+def _close_stores(state: State, member_id: str, logged: str) -> list[Row]:
+    """A withdrawn member has no open store: each closes at the withdrawal (its ids stay
+    taken, and goods it sold while open stay judged by the days it was open)."""
+    rows: list[Row] = []
+    for store_id in sorted(state.stores_of.get(member_id, set())):
+        store = state.stores.get(member_id, store_id)
+        if store is not None and store.closed is None:
+            rows.append(replace(store, closed=logged))
     return rows
 
 

@@ -13,6 +13,7 @@ import pytest
 from ledger.calendar import local_date
 from ledger.kinds.members import active_on, commitment_for, honours
 from ledger.rows import CommitmentRow, NetworkRow, StoreRow
+from ops.world import member_body
 from schemas.errors import MalformedError, PolicyError, SignatureError
 from tests.ledger.builders import LedgerWorld, refused, return_body
 
@@ -356,3 +357,89 @@ def test_goods_bought_before_enrolment_are_refused(al: Alliance) -> None:
             "return.recorded", al.buyer, return_body(al.world, member, purchased_days_ago=0)
         )
     )
+
+
+# --- re-enrolment --------------------------------------------------------------------------
+
+
+def withdraw(al: Alliance) -> int:
+    body = {"member": al.seller, "reason": "member_request"}
+    return al.world.submit(al.world.sign("member.withdrawn", "region:31", body))
+
+
+def reenrol(al: Alliance, **fields: Any) -> dict[str, Any]:
+    """A new enrolment of the seller (new keys: its old ones were revoked)."""
+    al.world.ring.rotate(al.seller, 2)
+    key = al.world.ring.keys[al.seller].public.wire()
+    fields.setdefault("stores", [("S3", "310105")])
+    body = member_body(al.seller, fields.pop("region", "31"), key, **fields)
+    return al.world.sign("member.enrolled", "region:31", body)
+
+
+def test_withdrawal_closes_the_stores(al: Alliance) -> None:
+    withdraw(al)
+    state = al.world.state
+    closed = [state.stores.get(al.seller, store_id) for store_id in ("S1", "S2")]
+    assert [row.closed if row else None for row in closed] == [state.last_logged] * 2
+
+
+def test_a_withdrawn_member_enrols_again_and_keeps_its_history(al: Alliance) -> None:
+    sold = al.world.submit(sell_and_return(al, 1, number="R-before"))
+    first = al.world.state.member(al.seller)
+    assert first is not None
+    withdraw(al)
+    credit_before = al.world.state.credit.get(al.seller)
+    al.world.clock.advance(days=3)
+    seq = al.world.submit(reenrol(al))
+    state = al.world.state
+    row = state.member(al.seller)
+    assert row is not None
+    assert (row.status, row.enrolled_seq, row.changed_seq) == ("active", first.enrolled_seq, seq)
+    assert state.obligations.get(sold) is not None  # its history stays
+    assert state.credit.get(al.seller) == credit_before  # and so does its credit record
+    assert [status.status for status in state.statuses_of[al.seller]] == [
+        "active",
+        "withdrawn",
+        "active",
+    ]
+    al.world.submit(sell_and_return(al, 0, store="S3", number="R-again"))
+    # Nothing bought while it was out of the alliance is returnable under its commitment.
+    refused(
+        al.world,
+        sell_and_return(al, 2, store="S3", number="R-gap"),
+        PolicyError,
+        "was not an active member on the purchase date",
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "fragment", "field"),
+    [
+        ({"stores": [("S1", "310101")]}, PolicyError, "already taken", "body.member.stores"),
+        ({"kind": "fund", "stores": []}, PolicyError, "re-enrols as one", "body.member.kind"),
+    ],
+)
+def test_reenrolment_refusals(
+    al: Alliance, fields: dict[str, Any], error: type[Exception], fragment: str, field: str
+) -> None:
+    withdraw(al)
+    caught = refused(al.world, reenrol(al, **fields), error, fragment)  # type: ignore[arg-type]
+    assert caught.field == field
+
+
+def test_an_enrolled_member_does_not_enrol_again(al: Alliance) -> None:
+    refused(al.world, reenrol(al), PolicyError, "is already enrolled")
+    al.world.submit(
+        al.world.sign(
+            "member.suspended", "region:31", {"member": al.seller, "reason": "inspection"}
+        )
+    )
+    refused(al.world, reenrol(al), PolicyError, "is already enrolled")
+
+
+def test_a_reenrolment_keeps_no_old_key(al: Alliance) -> None:
+    withdraw(al)
+    old = al.world.ring.keys[al.seller].public.wire()
+    body = member_body(al.seller, "31", old, stores=[("S3", "310105")])
+    sub = al.world.sign("member.enrolled", "region:31", body)
+    refused(al.world, sub, PolicyError, "is already registered")
