@@ -433,6 +433,7 @@ class Sequencer:
             # We now hold the log: nobody else can append until we commit or roll back.
             size = store.head_size(connection)
             state = self._sync_state(connection, size)
+            now, logged = _held_clock(state, now, logged)
             refusal = self._operator_refusal(state, batch)
             if refusal is not None:
                 results = [(item, refusal) for item in batch]
@@ -645,6 +646,18 @@ def _logged(found: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, bytes, 
         ctx = leaf_context(leaf)
         logged[entry_id] = (seq, hashlib.sha256(ctx.entry_bytes).digest(), merkle.leaf_hash(leaf))
     return logged
+
+
+def _held_clock(state: State, now: datetime, logged: str) -> tuple[datetime, str]:
+    """The batch's logged time: the clock, or the last logged time if the clock stepped
+    back (NTP, a VM restore). ``logged`` never decreases along seq, because a business
+    day's cutoff (the nightly reconciliation) is read from it."""
+    if state.last_logged is None:
+        return now, logged
+    last = parse_time(state.last_logged)
+    if now >= last:
+        return now, logged
+    return last, state.last_logged
 
 
 def foreign_context(leaf: bytes, state: State, latest_logged: datetime) -> Context:

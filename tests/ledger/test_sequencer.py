@@ -60,6 +60,27 @@ def resign(alliance: Alliance, document: dict[str, Any], signer: str = "region:3
 # --- appending ----------------------------------------------------------------------------
 
 
+def test_logged_never_decreases_when_the_clock_steps_back(alliance: Alliance) -> None:
+    """A clock that steps back (NTP, a VM restore) is held at the last logged time: a
+    business day's cutoff is read from ``logged``, so it must never decrease along seq."""
+    start = alliance.clock()
+    moments = [start + timedelta(seconds=1)]
+    writer = Ledger(alliance.engine, alliance.ring.keys["operator"], lambda: moments[-1]).writer
+    first = writer.submit(alliance.enroll_doc()).seq
+    moments.append(start - timedelta(minutes=5))  # the clock steps back five minutes
+    second = writer.submit(alliance.enroll_doc()).seq
+    moments.append(start + timedelta(seconds=2))  # and forward again
+    third = writer.submit(alliance.enroll_doc()).seq
+    entries = snapshot(alliance.engine).entries
+    logged = [parse_record(entries[seq].leaf)[1].logged for seq in (first, second, third)]
+    assert logged == [
+        format_utc(start + timedelta(seconds=1)),
+        format_utc(start + timedelta(seconds=1)),  # held, not five minutes back
+        format_utc(start + timedelta(seconds=2)),
+    ]
+    check_log(alliance.engine)
+
+
 def test_seqs_are_gapless_from_zero_with_one_checkpoint_per_append(alliance: Alliance) -> None:
     seqs = []
     for _ in range(12):
