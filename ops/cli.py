@@ -29,6 +29,8 @@ from schemas.limits import (
     BENCH_APPEND_ENTRIES_MAX,
     BENCH_MEMORY_ENTRIES_MAX,
     BENCH_PROOF_ENTRIES_MAX,
+    BENCH_RECONCILE_MEMBERS_MAX,
+    BENCH_RECONCILE_OBLIGATIONS_MAX,
     BENCH_SAMPLES_MAX,
     DEMO_DAYS_MAX,
     DEMO_MERCHANTS_MAX,
@@ -396,6 +398,25 @@ def bench_proofs(
     from ops.bench.proofs import bench_proofs as run
 
     emit(run(entries=entries, samples=samples))
+
+
+@bench_app.command("reconcile")
+@friendly
+def bench_reconcile(
+    obligations: int = 1_000_000,
+    members: int = 100_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One night's netting, report and roots, against a dict sum and heap greedy."""
+    in_range("--obligations", obligations, 1, BENCH_RECONCILE_OBLIGATIONS_MAX)
+    in_range("--members", members, 2, BENCH_RECONCILE_MEMBERS_MAX)
+    from ops.bench.machine import machine
+    from ops.config import load_config
+    from reconciliation.bench import bench_reconcile as run
+    from schemas.bodies import CalendarModel
+
+    calendar = CalendarModel.model_validate(load_config().policy["calendar"])
+    emit({**run(obligations, members, calendar), "machine": machine()})
 
 
 def main() -> None:

@@ -53,7 +53,9 @@ class Obligation:
     """One effective obligation of the night: ``debtor`` owes ``creditor`` ``amount_fen``,
     created by the log entry ``seq`` (its ``kind``: ``return``, ``advance``, ``reversal``).
 
-    Checked on construction, so every Obligation that exists can be netted."""
+    Checked on construction, so every Obligation that exists can be netted. Member ids
+    are ASCII letters and digits (a USCC's alphabet) and ``kind`` a lowercase slug, which
+    is also what lets ``leaf()`` write JCS without escaping anything."""
 
     seq: int
     kind: str
@@ -62,7 +64,26 @@ class Obligation:
     amount_fen: int
 
     def __post_init__(self) -> None:
-        _check_obligation(self)
+        # One expression for the common, valid case (a night has a million of them);
+        # _refuse() finds what is wrong only when something is.
+        seq, kind, debtor, creditor, amount = (
+            self.seq,
+            self.kind,
+            self.debtor,
+            self.creditor,
+            self.amount_fen,
+        )
+        if not (
+            type(seq) is int
+            and seq >= 0
+            and type(amount) is int
+            and 0 < amount <= AMOUNT_FEN_MAX
+            and _is_slug(kind)
+            and _is_member_id(debtor)
+            and _is_member_id(creditor)
+            and debtor != creditor
+        ):
+            _refuse(self)
 
     def item(self) -> dict[str, Any]:
         """The report's (and the included root's) JSON item for this obligation."""
@@ -73,6 +94,42 @@ class Obligation:
             "creditor": self.creditor,
             "amount_fen": self.amount_fen,
         }
+
+    def leaf(self) -> bytes:
+        """JCS(``item()``), written directly: keys in RFC 8785 order, integers in the safe
+        range and strings that need no escape (checked on construction), so these are
+        the bytes ``schemas.canonical`` writes (tests prove it against rfc8785) at a third
+        of the cost, for the million leaves of the included root."""
+        return _OBLIGATION_LEAF % (
+            self.amount_fen,
+            self.creditor.encode("ascii"),
+            self.debtor.encode("ascii"),
+            self.kind.encode("ascii"),
+            self.seq,
+        )
+
+
+_OBLIGATION_LEAF = b'{"amount_fen":%d,"creditor":"%s","debtor":"%s","kind":"%s","seq":%d}'
+
+
+def _is_member_id(value: object) -> bool:
+    # Exact str: a subclass could compare or hash differently from its JSON text.
+    return (
+        type(value) is str
+        and 0 < len(value) <= ID_LENGTH_MAX
+        and value.isascii()
+        and value.isalnum()
+    )
+
+
+def _is_slug(value: object) -> bool:
+    return (
+        type(value) is str
+        and 0 < len(value) <= ID_LENGTH_MAX
+        and value.isascii()
+        and value.replace("_", "").isalpha()
+        and value.islower()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,25 +172,26 @@ class Instruction:
         }
 
 
-def _check_member(value: object, seq: int, name: str) -> None:
-    # Exact str: a subclass could compare or hash differently from its JSON text.
-    if type(value) is not str or not 0 < len(value) <= ID_LENGTH_MAX:
-        raise MalformedError(
-            f"obligation {seq}: {name} must be a member id of 1..{ID_LENGTH_MAX} characters",
-            seq=seq,
-            field=name,
-        )
-
-
-def _check_obligation(obligation: Obligation) -> None:
-    """Refuse what is not an obligation. Exact ``int``: ``True`` is an int to Python but
-    ``true`` in JSON, and an auditor's recomputation would differ."""
+def _refuse(obligation: Obligation) -> None:
+    """Raise the error that says what is wrong with ``obligation``. Exact ``int``: ``True``
+    is an int to Python but ``true`` in JSON, and an auditor's recomputation would differ."""
     seq = obligation.seq
     if type(seq) is not int or seq < 0:
         raise MalformedError(f"obligation seq {seq!r} must be a non-negative integer", field="seq")
-    _check_member(obligation.kind, seq, "kind")
-    _check_member(obligation.debtor, seq, "debtor")
-    _check_member(obligation.creditor, seq, "creditor")
+    if not _is_slug(obligation.kind):
+        raise MalformedError(
+            f"obligation {seq}: kind must be a lowercase slug of 1..{ID_LENGTH_MAX} characters",
+            seq=seq,
+            field="kind",
+        )
+    for name, member in (("debtor", obligation.debtor), ("creditor", obligation.creditor)):
+        if not _is_member_id(member):
+            raise MalformedError(
+                f"obligation {seq}: {name} must be a member id of 1..{ID_LENGTH_MAX}"
+                " ASCII letters and digits",
+                seq=seq,
+                field=name,
+            )
     if obligation.debtor == obligation.creditor:
         raise MalformedError(
             f"obligation {seq}: debtor and creditor are both {obligation.debtor}",
@@ -147,12 +205,11 @@ def _check_obligation(obligation: Obligation) -> None:
             seq=seq,
             field="amount_fen",
         )
-    if amount > AMOUNT_FEN_MAX:
-        raise LimitError(
-            f"obligation {seq}: amount_fen {amount} exceeds AMOUNT_FEN_MAX {AMOUNT_FEN_MAX}",
-            seq=seq,
-            field="amount_fen",
-        )
+    raise LimitError(
+        f"obligation {seq}: amount_fen {amount} exceeds AMOUNT_FEN_MAX {AMOUNT_FEN_MAX}",
+        seq=seq,
+        field="amount_fen",
+    )
 
 
 def positions(obligations: Iterable[Obligation]) -> list[Position]:

@@ -262,7 +262,7 @@ def closed_body(report: Report) -> dict[str, Any]:
             "overdue": len(report.overdue),
         },
         "included": _commitment(
-            len(report.included), gross_fen, items_root(o.item() for o in report.included)
+            len(report.included), gross_fen, leaves_root(o.leaf() for o in report.included)
         ),
         "positions": _commitment(
             len(report.positions), net_fen, items_root(p.item() for p in report.positions)

@@ -32,7 +32,7 @@ def nights(draw: st.DrawFn, max_size: int = 40) -> list[Obligation]:
     seqs in no particular order, amounts from 1 fen to large but safe."""
     count = draw(st.integers(0, max_size))
     seqs = draw(st.lists(st.integers(0, 10_000), min_size=count, max_size=count, unique=True))
-    members = st.sampled_from(MEMBERS)
+    members = st.sampled_from([*MEMBERS, "91310000MA00000011", "Z"])
     amounts = st.one_of(st.integers(1, 1000), st.integers(1, 2**40))
     result = []
     for seq in seqs:

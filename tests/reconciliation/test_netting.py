@@ -21,6 +21,7 @@ from reconciliation.netting import (
     positions,
 )
 from schemas.bodies import CalendarModel
+from schemas.canonical import canonical, canonical_reference
 from schemas.errors import InvariantError, LimitError, MalformedError, VerificationError
 from schemas.limits import AMOUNT_FEN_MAX, REFERENCE_INDEX_DIGITS
 from tests.reconciliation.support import DAY, SETTLEMENT_DAYS, nights, ob, shipped_calendar
@@ -225,13 +226,27 @@ def test_refuses_debtor_equal_to_creditor() -> None:
     [
         (-1, "A", "return", "seq -1 must be a non-negative integer"),
         (1, "", "return", "obligation 1: debtor must be a member id"),
-        (1, "A", "", "obligation 1: kind must be a member id"),
+        (1, "A", "", "obligation 1: kind must be a lowercase slug"),
+        (1, "A", "Return", "obligation 1: kind must be a lowercase slug"),
+        (1, "A", "re-turn", "obligation 1: kind must be a lowercase slug"),
         (1, "x" * 65, "return", "obligation 1: debtor must be a member id"),
+        (1, "region:31", "return", "obligation 1: debtor must be a member id of 1..64 ASCII"),
+        (1, 'A"B', "return", "obligation 1: debtor must be a member id"),
+        (1, "甲", "return", "obligation 1: debtor must be a member id"),
     ],
 )
 def test_refuses_malformed_fields(seq: int, debtor: str, kind: str, message: str) -> None:
     with pytest.raises(MalformedError, match=message):
         Obligation(seq, kind, debtor, "B", 1)
+
+
+@SETTINGS
+@given(nights())
+def test_obligation_leaf_is_jcs(night: list[Obligation]) -> None:
+    """The written-out leaf equals the rfc8785 package's bytes and the project's."""
+    for obligation in night:
+        assert obligation.leaf() == canonical_reference(obligation.item())
+        assert obligation.leaf() == canonical(obligation.item())
 
 
 def test_refuses_too_many_obligations(monkeypatch: pytest.MonkeyPatch) -> None:
