@@ -27,7 +27,7 @@ import heapq
 import random
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
 from datetime import date
 
 from reconciliation.netting import Obligation
@@ -45,7 +45,8 @@ ADVANCE_EVERY = 20  # one obligation in twenty is an advance, the rest returns
 KB_PER_MB = 1024  # ru_maxrss is in kilobytes on Linux
 CUTOFF_ROOT = bytes(32)  # the cutoff's root is carried, never recomputed, by the netting
 
-Row = tuple[int, str, str, str, int]
+Row = tuple[int, str, str, str, int]  # (seq, kind, debtor, creditor, amount_fen)
+Transfer = tuple[str, str, int]  # (payer, payee, amount_fen)
 
 
 def synthetic_night(obligations: int, members: int, seed: int = SEED) -> list[Row]:
@@ -77,18 +78,29 @@ def _member(serial: int) -> str:
     return make_uscc(f"9{region[0]}{region}0000MA{serial:07d}")
 
 
-def raw_netting(rows: Sequence[Row]) -> list[tuple[str, str, int]]:
+def raw_netting(rows: Iterable[Row]) -> list[Transfer]:
     """The baseline: dict sum of nets, then the heap greedy, as plainly as it goes."""
     net: dict[str, int] = {}
     get = net.get
     for _, _, debtor, creditor, amount in rows:
         net[debtor] = get(debtor, 0) - amount
         net[creditor] = get(creditor, 0) + amount
-    debtors = [(value, member) for member, value in net.items() if value < 0]
-    creditors = [(-value, member) for member, value in net.items() if value > 0]
+    return raw_greedy(net.items())
+
+
+def raw_greedy(nets: Iterable[tuple[str, int]]) -> list[Transfer]:
+    """The heap greedy over (member, net_fen), as plainly as it goes: the same order as
+    ``reconciliation.netting.instructions`` (largest first, then the smaller id)."""
+    debtors: list[tuple[int, str]] = []
+    creditors: list[tuple[int, str]] = []
+    for member, value in nets:
+        if value < 0:
+            debtors.append((value, member))
+        elif value > 0:
+            creditors.append((-value, member))
     heapq.heapify(debtors)
     heapq.heapify(creditors)
-    transfers: list[tuple[str, str, int]] = []
+    transfers: list[Transfer] = []
     while debtors:
         owed, payer = heapq.heappop(debtors)
         due, payee = heapq.heappop(creditors)
@@ -101,24 +113,61 @@ def raw_netting(rows: Sequence[Row]) -> list[tuple[str, str, int]]:
     return transfers
 
 
-def _timed_raw(rows: Sequence[Row]) -> tuple[float, list[tuple[str, str, int]]]:
-    started = time.perf_counter()
-    transfers = raw_netting(rows)
-    return time.perf_counter() - started, transfers
-
-
-def _timed_ours(
-    rows: Sequence[Row], calendar: CalendarModel | None
-) -> tuple[float, list[tuple[str, str, int]]]:
-    started = time.perf_counter()
+def reconcile_rows(
+    rows: Iterable[Row], cutoff_size: int, calendar: CalendarModel | None
+) -> list[Transfer]:
+    """Ours, timed by the benches: every row checked into an ``Obligation``, the report,
+    the closed body with its three roots, and the report's bytes."""
     included = [Obligation(*row) for row in rows]
     report = build_report(
-        BENCH_DAY, 2 * len(rows) + 1, CUTOFF_ROOT, included, calendar=calendar, settlement_days=3
+        BENCH_DAY, cutoff_size, CUTOFF_ROOT, included, calendar=calendar, settlement_days=3
     )
     closed_body(report)
     report_bytes(report)
-    seconds = time.perf_counter() - started
-    return seconds, [(i.payer, i.payee, i.amount_fen) for i in report.instructions]
+    return [(i.payer, i.payee, i.amount_fen) for i in report.instructions]
+
+
+def _timed(work: Callable[[], list[Transfer]]) -> tuple[float, list[Transfer]]:
+    started = time.perf_counter()
+    transfers = work()
+    return time.perf_counter() - started, transfers
+
+
+def compare(
+    raw: Callable[[], list[Transfer]], ours: Callable[[], list[Transfer]]
+) -> tuple[float, float, int]:
+    """(raw_seconds, seconds, instructions): each side timed once, raw first, with the
+    collector off for both; their transfers must be the same (InvariantError if not)."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        raw_seconds, raw_transfers = _timed(raw)
+        seconds, transfers = _timed(ours)
+    finally:
+        if enabled:
+            gc.enable()
+    if transfers != raw_transfers:
+        raise InvariantError("the raw baseline netted the night differently")
+    return raw_seconds, seconds, len(transfers)
+
+
+def figures(
+    backend: str, obligations: int, members: int, timings: tuple[float, float, int]
+) -> dict[str, object]:
+    """The bench's JSON line (the CLI adds the machine)."""
+    raw_seconds, seconds, count = timings
+    return {
+        "bench": "reconcile",
+        "backend": backend,
+        "obligations": obligations,
+        "members": members,
+        "instructions": count,
+        "seconds": round(seconds, 3),
+        "raw_seconds": round(raw_seconds, 3),
+        "ratio": round(raw_seconds / seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KB_PER_MB, 1),
+    }
 
 
 def bench_reconcile(
@@ -126,28 +175,10 @@ def bench_reconcile(
     members: int = 100_000,
     calendar: CalendarModel | None = None,
 ) -> dict[str, object]:
-    """One JSON-ready report: sizes, both timings, the ratio and the peak RSS. The CLI
-    passes the shipped policy's ``calendar`` and adds the machine."""
+    """The night in memory: both sides start from the same rows. The CLI passes the
+    shipped policy's ``calendar``."""
     rows = synthetic_night(obligations, members)
-    gc.collect()
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        raw_seconds, raw_transfers = _timed_raw(rows)
-        seconds, transfers = _timed_ours(rows, calendar)
-    finally:
-        if enabled:
-            gc.enable()
-    if transfers != raw_transfers:
-        raise InvariantError("the raw baseline netted the night differently")
-    return {
-        "bench": "reconcile",
-        "backend": "memory",
-        "obligations": obligations,
-        "members": members,
-        "instructions": len(transfers),
-        "seconds": round(seconds, 3),
-        "raw_seconds": round(raw_seconds, 3),
-        "ratio": round(raw_seconds / seconds, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KB_PER_MB, 1),
-    }
+    timings = compare(
+        lambda: raw_netting(rows), lambda: reconcile_rows(rows, 2 * len(rows) + 1, calendar)
+    )
+    return figures("memory", obligations, members, timings)
