@@ -19,9 +19,11 @@ and three RFC 6962 roots; the report holding the details is stored beside the lo
   against the instructions root; the verifier raises ``VerificationError``, never
   returns a bool.
 
-Roots are computed with the log's own Merkle code (``ledger.merkle.integrate``) in
-chunks, keeping only the right-edge tiles, so the included root needs memory for the
-obligations alone, not for a million leaf hashes beside them.
+``build_report()`` reads the obligations once: each is netted, its seq recorded and its
+leaf added to the included root (the log's own ``ledger.merkle.integrate``, in chunks,
+keeping only the right-edge tiles), and then dropped. A night's memory is its positions,
+instructions and list of seqs, not its million obligations, when the caller streams them
+(a store's cursor, in seq order); a list or tuple is sorted first if it needs to be.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
-from itertools import islice, pairwise
+from itertools import pairwise
 from typing import Any
 
 from ledger import merkle
@@ -96,7 +98,8 @@ class Report:
     day: date
     cutoff_size: int
     cutoff_root: bytes
-    included: tuple[Obligation, ...]  # seq ascending
+    included: tuple[int, ...]  # the included obligations' seqs, ascending
+    included_root: bytes  # RFC 6962 root over their leaves (Obligation.leaf())
     positions: tuple[Position, ...]  # member ascending
     instructions: tuple[Instruction, ...]  # index ascending (0, 1, ...)
     overdue: tuple[Overdue, ...]  # (day, index) ascending
@@ -118,24 +121,75 @@ class InstructionProof:
         }
 
 
-def _seq_ordered(obligations: Iterable[Obligation], cutoff_size: int) -> tuple[Obligation, ...]:
-    """Seq ascending, each seq once and below the cutoff (an included obligation was
-    created by an entry the cutoff covers). The store reads them in seq order, so sort
-    only when they are not already."""
-    included = tuple(obligations)
-    if any(a.seq >= b.seq for a, b in pairwise(included)):
-        included = tuple(sorted(included, key=_by_seq))
-        for a, b in pairwise(included):
-            if a.seq == b.seq:
-                raise MalformedError(f"obligation {a.seq} is included twice", seq=a.seq)
-    if included and included[-1].seq >= cutoff_size:
-        seq = included[-1].seq
-        raise MalformedError(f"obligation {seq} lies beyond the cutoff {cutoff_size}", seq=seq)
-    return included
+class RootBuilder:
+    """RFC 6962 root of leaves added one at a time: their hashes are appended in chunks
+    with the log's own ``merkle.integrate``, keeping only the right-edge tiles, so a
+    million leaves need a few KB, not 32 MB of hashes. SHA-256("") when empty."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.frontier: dict[merkle.TileKey, bytes] = {}
+        self.pending: list[bytes] = []
+        self._root = merkle.EMPTY_ROOT
+
+    def add(self, leaf: bytes) -> None:
+        self.pending.append(merkle.leaf_hash(leaf))
+        if len(self.pending) >= READ_CHUNK_ENTRIES:
+            self._integrate()
+
+    def _integrate(self) -> None:
+        step = merkle.integrate(self.size, self.frontier, self.pending)
+        grown = {**self.frontier, **step.tiles}
+        self.size, self._root, self.pending = step.size, step.root, []
+        self.frontier = {key: grown[key] for key in merkle.frontier_tile_keys(self.size)}
+
+    def root(self) -> bytes:
+        if self.pending:
+            self._integrate()
+        return self._root
+
+
+def leaves_root(leaves: Iterable[bytes]) -> bytes:
+    """RFC 6962 root over ``leaves`` (``RootBuilder``)."""
+    builder = RootBuilder()
+    for leaf in leaves:
+        builder.add(leaf)
+    return builder.root()
+
+
+def _seq_ordered(obligations: Iterable[Obligation]) -> Iterable[Obligation]:
+    """A list or tuple is sorted by seq when it is not already; any other iterable (a
+    store's cursor, read by seq) is taken as it comes and ``_included`` checks it."""
+    if isinstance(obligations, list | tuple) and any(
+        a.seq > b.seq for a, b in pairwise(obligations)
+    ):
+        return sorted(obligations, key=_by_seq)
+    return obligations
 
 
 def _by_seq(obligation: Obligation) -> int:
     return obligation.seq
+
+
+def _included(
+    obligations: Iterable[Obligation], seqs: list[int], root: RootBuilder
+) -> Iterator[Obligation]:
+    """Pass the obligations on to ``positions()`` while recording each seq and leaf, so
+    the night is read once and no obligation is kept: memory grows with the members and
+    a list of seqs, not with a million obligation objects. Seqs must strictly ascend."""
+    previous = -1
+    for obligation in obligations:
+        seq = obligation.seq
+        if seq <= previous:
+            what = "is included twice" if seq == previous else f"comes after {previous}"
+            raise MalformedError(
+                f"obligation {seq} {what}: obligations are included once each, by seq",
+                seq=seq,
+            )
+        previous = seq
+        seqs.append(seq)
+        root.add(obligation.leaf())
+        yield obligation
 
 
 def _check_overdue(day: date, overdue: Iterable[Overdue]) -> tuple[Overdue, ...]:
@@ -171,13 +225,18 @@ def build_report(
         raise MalformedError(f"cutoff size {cutoff_size!r} is not a tree size", field="cutoff")
     if type(cutoff_root) is not bytes or len(cutoff_root) != HASH_SIZE:
         raise MalformedError(f"cutoff root must be {HASH_SIZE} bytes", field="cutoff")
-    included = _seq_ordered(obligations, cutoff_size)
-    netted = positions(included)
+    seqs: list[int] = []
+    root = RootBuilder()
+    netted = positions(_included(_seq_ordered(obligations), seqs, root))
+    if seqs and seqs[-1] >= cutoff_size:
+        seq = seqs[-1]
+        raise MalformedError(f"obligation {seq} lies beyond the cutoff {cutoff_size}", seq=seq)
     return Report(
         day=day,
         cutoff_size=cutoff_size,
         cutoff_root=cutoff_root,
-        included=included,
+        included=tuple(seqs),
+        included_root=root.root(),
         positions=tuple(netted),
         instructions=tuple(instructions(netted, day, calendar, settlement_days)),
         overdue=_check_overdue(day, overdue),
@@ -193,7 +252,7 @@ def document(report: Report) -> dict[str, Any]:
     return {
         "day": report.day.isoformat(),
         "cutoff": _cutoff(report),
-        "included": [obligation.seq for obligation in report.included],
+        "included": list(report.included),
         "positions": [position.item() for position in report.positions],
         "instructions": [instruction.item() for instruction in report.instructions],
         "overdue": [item.item() for item in report.overdue],
@@ -205,25 +264,6 @@ def report_bytes(report: Report) -> bytes:
     and strs), which is ``canonical_validated``'s domain: no second walk of a million
     items."""
     return canonical_validated(document(report))
-
-
-def _chunks(leaves: Iterable[bytes]) -> Iterator[list[bytes]]:
-    iterator = iter(leaves)
-    while chunk := [merkle.leaf_hash(leaf) for leaf in islice(iterator, READ_CHUNK_ENTRIES)]:
-        yield chunk
-
-
-def leaves_root(leaves: Iterable[bytes]) -> bytes:
-    """RFC 6962 root over ``leaves``, appended chunk by chunk with ``merkle.integrate``
-    keeping only the right-edge tiles (bounded memory); SHA-256("") when empty."""
-    frontier: dict[merkle.TileKey, bytes] = {}
-    size, root = 0, merkle.EMPTY_ROOT
-    for chunk in _chunks(leaves):
-        step = merkle.integrate(size, frontier, chunk)
-        grown = {**frontier, **step.tiles}
-        size, root = step.size, step.root
-        frontier = {key: grown[key] for key in merkle.frontier_tile_keys(size)}
-    return root
 
 
 def items_root(items: Iterable[Mapping[str, Any]]) -> bytes:
@@ -244,7 +284,7 @@ def closed_body(report: Report) -> dict[str, Any]:
     ``reduction_permille`` = floor(1000 · (gross − net) / gross), 0 for an empty night.
     ``amount_fen`` of ``included`` is the gross, of ``positions`` and ``instructions``
     the net."""
-    gross_fen = sum(obligation.amount_fen for obligation in report.included)
+    gross_fen = sum(position.receivable_fen for position in report.positions)
     net_fen = sum(position.net_fen for position in report.positions if position.net_fen > 0)
     paid_fen = sum(instruction.amount_fen for instruction in report.instructions)
     invariant(paid_fen == net_fen, "instructions do not move exactly the net positions")
@@ -261,9 +301,7 @@ def closed_body(report: Report) -> dict[str, Any]:
             "instructions": len(report.instructions),
             "overdue": len(report.overdue),
         },
-        "included": _commitment(
-            len(report.included), gross_fen, leaves_root(o.leaf() for o in report.included)
-        ),
+        "included": _commitment(len(report.included), gross_fen, report.included_root),
         "positions": _commitment(
             len(report.positions), net_fen, items_root(p.item() for p in report.positions)
         ),

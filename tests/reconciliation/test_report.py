@@ -7,6 +7,7 @@ import hashlib
 import json
 import random
 from datetime import date
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -44,6 +45,9 @@ SETTINGS = settings(max_examples=150, deadline=None)
 CUTOFF_SIZE = 10_001  # above every seq nights() draws
 CALENDAR = shipped_calendar()
 EMPTY_B64 = base64.b64encode(hashlib.sha256(b"").digest()).decode()
+
+
+POLICY: dict[str, Any] = {"calendar": CALENDAR, "settlement_days": SETTLEMENT_DAYS}
 
 
 def build(night: list[Obligation], overdue: tuple[Overdue, ...] = ()) -> Report:
@@ -256,6 +260,17 @@ def test_refuses_a_seq_included_twice() -> None:
     with pytest.raises(MalformedError, match="obligation 1 is included twice") as e:
         build([ob(2, "A", "B", 1), ob(1, "A", "B", 1), ob(1, "C", "B", 1)])
     assert e.value.seq == 1
+
+
+def test_a_stream_is_read_once_in_seq_order() -> None:
+    """A store's cursor is not sorted for it: it must come by seq, and gives the same
+    report as the list."""
+    assert report_bytes(build_report(DAY, CUTOFF_SIZE, CUTOFF_ROOT, iter(NIGHT), **POLICY)) == (
+        report_bytes(build(NIGHT))
+    )
+    backwards = iter([ob(5, "A", "B", 1), ob(2, "B", "C", 1)])
+    with pytest.raises(MalformedError, match="obligation 2 comes after 5: obligations are"):
+        build_report(DAY, CUTOFF_SIZE, CUTOFF_ROOT, backwards, **POLICY)
 
 
 def test_refuses_an_obligation_beyond_the_cutoff() -> None:
