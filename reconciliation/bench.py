@@ -27,7 +27,7 @@ import heapq
 import random
 import resource
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 
 from reconciliation.netting import Obligation
@@ -52,6 +52,11 @@ Transfer = tuple[str, str, int]  # (payer, payee, amount_fen)
 def synthetic_night(obligations: int, members: int, seed: int = SEED) -> list[Row]:
     """Rows of a night, seq ascending (odd seqs: endorsements and other entries lie
     between), debtor and creditor distinct members drawn uniformly."""
+    return list(synthetic_rows(obligations, members, seed))
+
+
+def synthetic_rows(obligations: int, members: int, seed: int = SEED) -> Iterator[Row]:
+    """``synthetic_night`` one row at a time (a database is loaded without holding them)."""
     if obligations < 1 or members < 2:
         raise MalformedError("a night needs one obligation and two members")
     if obligations > BENCH_RECONCILE_OBLIGATIONS_MAX or members > BENCH_RECONCILE_MEMBERS_MAX:
@@ -59,17 +64,19 @@ def synthetic_night(obligations: int, members: int, seed: int = SEED) -> list[Ro
             f"at most {BENCH_RECONCILE_OBLIGATIONS_MAX} obligations"
             f" among {BENCH_RECONCILE_MEMBERS_MAX} members"
         )
+    return _rows(obligations, members, seed)
+
+
+def _rows(obligations: int, members: int, seed: int) -> Iterator[Row]:
     ids = [_member(n) for n in range(members)]
     rng = random.Random(seed)  # noqa: S311 (a reproducible workload, not a secret)
     draw, low, high = rng.randrange, *AMOUNT_FEN_RANGE
-    rows: list[Row] = []
     for n in range(obligations):
         debtor = draw(members)
         creditor = draw(members - 1)
         creditor += creditor >= debtor  # skip the debtor itself, still uniform
         kind = "advance" if n % ADVANCE_EVERY == 0 else "return"
-        rows.append((2 * n + 1, kind, ids[debtor], ids[creditor], draw(low, high)))
-    return rows
+        yield (2 * n + 1, kind, ids[debtor], ids[creditor], draw(low, high))
 
 
 def _member(serial: int) -> str:

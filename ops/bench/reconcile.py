@@ -15,7 +15,8 @@ Both see a warm table: it was just written, and neither side reads it first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Engine, MetaData, Table, Text
@@ -28,7 +29,7 @@ from reconciliation.bench import (
     figures,
     raw_greedy,
     reconcile_rows,
-    synthetic_night,
+    synthetic_rows,
 )
 from schemas.bodies import CalendarModel
 from schemas.errors import ConfigError
@@ -58,7 +59,7 @@ def _table() -> Table:
     )
 
 
-def _load(connection: Any, backend: str, rows: Sequence[Row]) -> None:
+def _load(connection: Any, backend: str, rows: Iterator[Row]) -> None:
     """Write the rows through the driver (untimed): COPY on PostgreSQL, one explicit
     transaction of executemany on SQLite (the project's engines put sqlite3 in autocommit
     mode, so BEGIN is explicit)."""
@@ -72,8 +73,8 @@ def _load(connection: Any, backend: str, rows: Sequence[Row]) -> None:
         else:
             insert = f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (?, ?, ?, ?, ?)"
             cursor.execute("BEGIN IMMEDIATE")
-            for start in range(0, len(rows), INSERT_CHUNK_ROWS):
-                cursor.executemany(insert, rows[start : start + INSERT_CHUNK_ROWS])
+            while chunk := list(islice(rows, INSERT_CHUNK_ROWS)):
+                cursor.executemany(insert, chunk)
             cursor.execute("COMMIT")
     except BaseException:
         connection.rollback()
@@ -115,10 +116,9 @@ def _run(
         connection = pooled.driver_connection
         if connection is None:
             raise ConfigError("the database engine gave no driver connection")
-        rows = synthetic_night(obligations, members)
-        _load(connection, backend, rows)
-        cutoff_size = 2 * len(rows) + 1
-        del rows  # both sides read the table from here on
+        # Loaded as drawn, so the process's peak RSS is the reading sides', not the rows'.
+        _load(connection, backend, synthetic_rows(obligations, members))
+        cutoff_size = 2 * obligations + 1
         timings = compare(
             lambda: _raw(connection),
             lambda: reconcile_rows(_rows_in_seq_order(connection), cutoff_size, calendar),
