@@ -81,9 +81,9 @@ class Obligation:
             and type(kind) is str
             and _is_slug(kind)
             and type(debtor) is str
-            and _is_member_id(debtor)
+            and is_member_id(debtor)
             and type(creditor) is str
-            and _is_member_id(creditor)
+            and is_member_id(creditor)
             and debtor != creditor
         ):
             _refuse(self)
@@ -113,7 +113,9 @@ _OBLIGATION_LEAF = '{"amount_fen":%d,"creditor":"%s","debtor":"%s","kind":"%s","
 
 # Callers check the exact type first: a str subclass could compare or hash differently
 # from its JSON text. Plain calls: cheaper per obligation than any memo of the answer.
-def _is_member_id(value: str) -> bool:
+def is_member_id(value: str) -> bool:
+    """Whether ``value`` (an exact str) has the form of a member id here: 1..64 ASCII
+    letters and digits (a USCC's alphabet)."""
     return 0 < len(value) <= ID_LENGTH_MAX and value.isascii() and value.isalnum()
 
 
@@ -179,7 +181,7 @@ def _refuse(obligation: Obligation) -> None:
             field="kind",
         )
     for name, member in (("debtor", obligation.debtor), ("creditor", obligation.creditor)):
-        if type(member) is not str or not _is_member_id(member):
+        if type(member) is not str or not is_member_id(member):
             raise MalformedError(
                 f"obligation {seq}: {name} must be a member id of 1..{ID_LENGTH_MAX}"
                 " ASCII letters and digits",
@@ -249,6 +251,18 @@ def _check_positions(items: Sequence[Position]) -> None:
         )
     previous = ""
     for item in items:
+        numbers = (item.net_fen, item.receivable_fen, item.payable_fen)
+        if (
+            type(item.member) is not str
+            or not is_member_id(item.member)
+            or any(type(number) is not int for number in numbers)
+            or min(item.receivable_fen, item.payable_fen) < 0
+        ):
+            raise MalformedError(
+                f"position {item.member!r}: a member id and integer amounts, never negative"
+                " receivable or payable",
+                field="positions",
+            )
         if item.member <= previous:
             raise MalformedError(
                 f"position {item.member!r} is not after {previous!r}: members must be"

@@ -41,6 +41,7 @@ from reconciliation.netting import (
     Position,
     check_reference,
     instructions,
+    is_member_id,
     positions,
 )
 from schemas.bodies import CalendarModel
@@ -56,6 +57,7 @@ from schemas.errors import (
 from schemas.limits import (
     AMOUNT_FEN_MAX,
     HASH_SIZE,
+    INSTRUCTIONS_PER_NIGHT_MAX,
     OVERDUE_PER_REPORT_MAX,
     PROOF_TREE_SIZE_MAX,
     READ_CHUNK_ENTRIES,
@@ -78,6 +80,24 @@ class Overdue:
     amount_fen: int
     due: date
     days: int
+
+    def __post_init__(self) -> None:
+        # Exact date: a datetime is a date to Python but writes another isoformat().
+        if not (
+            type(self.day) is date
+            and type(self.due) is date
+            and type(self.index) is int
+            and 0 <= self.index < INSTRUCTIONS_PER_NIGHT_MAX
+            and all(type(m) is str and is_member_id(m) for m in (self.payer, self.payee))
+            and type(self.amount_fen) is int
+            and 0 < self.amount_fen <= AMOUNT_FEN_MAX
+            and type(self.days) is int
+        ):
+            raise MalformedError(
+                f"overdue instruction {self.day}/{self.index!r}: dates, an index, member ids"
+                " and a positive amount_fen",
+                field="overdue",
+            )
 
     def item(self) -> dict[str, Any]:
         return {
@@ -200,9 +220,10 @@ def _check_overdue(day: date, overdue: Iterable[Overdue]) -> tuple[Overdue, ...]
         if (a.day, a.index) == (b.day, b.index):
             raise MalformedError(f"overdue instruction {a.day}/{a.index} is listed twice")
     for item in items:
-        if not (item.day < day and item.due < day and item.days > 0 and item.amount_fen > 0):
+        if not (item.day < day and item.due < day and item.days == (day - item.due).days):
             raise MalformedError(
-                f"overdue instruction {item.day}/{item.index} is not overdue at {day}",
+                f"overdue instruction {item.day}/{item.index} is not {item.days} days overdue"
+                f" at {day}",
                 field="overdue",
             )
     return items

@@ -274,6 +274,12 @@ def test_refuses_positions_not_from_positions() -> None:
         instructions([Position("A", -5, 0, 5), Position("B", 4, 4, 0)], DAY, None, 1)
     with pytest.raises(MalformedError, match="members must be unique and ascending"):
         instructions([Position("B", 5, 5, 0), Position("A", -5, 0, 5)], DAY, None, 1)
+    with pytest.raises(MalformedError, match="integer amounts, never negative"):
+        instructions([Position("A", -5, 0, 5), Position("B", 5.0, 5, 0)], DAY, None, 1)  # type: ignore[arg-type]
+    with pytest.raises(MalformedError, match="integer amounts, never negative"):
+        instructions([Position("A", 0, -5, -5)], DAY, None, 1)
+    with pytest.raises(MalformedError, match="'a-b': a member id"):
+        instructions([Position("a-b", 0, 0, 0)], DAY, None, 1)
     with pytest.raises(MalformedError, match="net_fen is not receivable_fen - payable_fen"):
         instructions([Position("A", -5, 0, 4), Position("B", 5, 5, 0)], DAY, None, 1)
 

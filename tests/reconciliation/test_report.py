@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import random
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -292,8 +292,16 @@ def test_refuses_bad_overdue_items(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MalformedError, match="listed twice"):
         build(NIGHT, (late, late))
     not_yet = Overdue(date(2026, 11, 30), 0, "A", "B", 150, date(2026, 12, 3), 1)
-    with pytest.raises(MalformedError, match="is not overdue at 2026-12-01"):
+    with pytest.raises(MalformedError, match="is not 1 days overdue at 2026-12-01"):
         build(NIGHT, (not_yet,))
+    miscounted = Overdue(date(2026, 11, 20), 4, "A", "B", 150, date(2026, 11, 25), 5)
+    with pytest.raises(MalformedError, match="is not 5 days overdue at 2026-12-01"):
+        build(NIGHT, (miscounted,))
+    with pytest.raises(MalformedError, match="positive amount_fen") as e:
+        Overdue(date(2026, 11, 20), 4, "A", "B", 0, date(2026, 11, 25), 6)
+    assert e.value.field == "overdue"
+    with pytest.raises(MalformedError, match="dates, an index"):
+        Overdue(datetime(2026, 11, 20), 4, "A", "B", 1, date(2026, 11, 25), 6)
     monkeypatch.setattr(report_module, "OVERDUE_PER_REPORT_MAX", 0)
     with pytest.raises(LimitError, match="1 overdue items exceed OVERDUE_PER_REPORT_MAX"):
         build(NIGHT, (late,))
