@@ -4,7 +4,8 @@
   deterministic greedy), ``payment_reference()`` / ``check_reference()``.
 * ``reconciliation.report``: ``build_report()``, ``report_bytes()`` (the stored JCS
   report), ``closed_body()`` (the body of ``reconciliation.closed``, with three RFC 6962
-  roots), ``instruction_proof()`` and ``verify_instruction()``.
+  roots), ``instruction_proof()`` / ``instruction_proofs()`` and
+  ``verify_instruction()``.
 * ``reconciliation.bench``: the synthetic night and raw baseline of
   ``alliance bench reconcile``.
 

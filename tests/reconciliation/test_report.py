@@ -24,6 +24,7 @@ from reconciliation.report import (
     closed_body,
     document,
     instruction_proof,
+    instruction_proofs,
     leaves_root,
     report_bytes,
     verify_instruction,
@@ -139,6 +140,9 @@ def test_empty_night_has_empty_roots() -> None:
     assert body["totals"]["reduction_permille"] == 0
     with pytest.raises(NotFoundError, match="2026-12-01 has no instruction 0"):
         instruction_proof(build([]), 0)
+    assert instruction_proofs(build([]), []) == []
+    with pytest.raises(NotFoundError, match="2026-12-01 has no instruction -1"):
+        instruction_proofs(build(NIGHT), [0, -1])
 
 
 def test_leaves_root_streams_across_chunks() -> None:
@@ -207,8 +211,9 @@ def test_every_instruction_proves_and_a_tampered_one_raises(
 ) -> None:
     lines = build(night)
     body = closed_body(lines)
-    for instruction in lines.instructions:
-        proof = instruction_proof(lines, instruction.index)
+    proofs = instruction_proofs(lines, range(len(lines.instructions)))
+    for instruction, proof in zip(lines.instructions, proofs, strict=True):
+        assert proof == instruction_proof(lines, instruction.index)
         verify_instruction(body, instruction.item(), proof)
         assert proof.wire()["tree_size"] == len(lines.instructions)
     if not lines.instructions:
