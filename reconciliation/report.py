@@ -140,6 +140,17 @@ class InstructionProof:
             "hashes": [b64encode(h) for h in self.hashes],
         }
 
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> InstructionProof:
+        """Parse ``wire()``'s form (a statement's JSON); ``VerificationError`` if it is not
+        that form, so a verifier given a foreign proof only ever raises one error type."""
+        hashes = _field(data, "hashes", list)
+        try:
+            decoded = tuple(b64decode(h, size=HASH_SIZE, what="proof hash") for h in hashes)
+        except (AllianceError, AttributeError) as exc:  # AttributeError: not a str
+            raise VerificationError(f"instruction proof: {exc}") from exc
+        return cls(_field(data, "index", int), _field(data, "tree_size", int), decoded)
+
 
 class RootBuilder:
     """RFC 6962 root of leaves added one at a time: their hashes are appended in chunks
@@ -361,7 +372,7 @@ def instruction_proofs(report: Report, indexes: Iterable[int]) -> list[Instructi
 def _field(mapping: Mapping[str, Any], key: str, kind: type) -> Any:
     value = mapping.get(key) if isinstance(mapping, Mapping) else None
     if type(value) is not kind:
-        raise VerificationError(f"{key} is missing or not a {kind.__name__}")
+        raise VerificationError(f"{key} is missing or not of type {kind.__name__}")
     return value
 
 

@@ -230,6 +230,22 @@ def test_every_instruction_proves_and_a_tampered_one_raises(
             verify_instruction(body, item, InstructionProof(index, proof.tree_size, flipped))
 
 
+def test_proof_round_trips_through_json_and_refuses_other_forms() -> None:
+    lines = build([*NIGHT, ob(9, "D", "B", 50)])
+    proof = instruction_proof(lines, 2)
+    assert InstructionProof.from_wire(json.loads(json.dumps(proof.wire()))) == proof
+    wire = proof.wire()
+    for broken, message in [
+        ({**wire, "hashes": "x"}, "hashes is missing or not of type list"),
+        ({**wire, "hashes": ["AA=="]}, "proof hash must be 32 bytes"),
+        ({**wire, "hashes": [7]}, "instruction proof"),
+        ({**wire, "index": "2"}, "index is missing or not of type int"),
+        ({"index": 2, "hashes": []}, "tree_size is missing"),
+    ]:
+        with pytest.raises(VerificationError, match=message):
+            InstructionProof.from_wire(broken)
+
+
 def test_tampered_instruction_fields_raise() -> None:
     lines = build([*NIGHT, ob(9, "D", "B", 50)])
     body = closed_body(lines)
