@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
-from itertools import pairwise
+from itertools import islice, pairwise
 from typing import Any
 
 from ledger import merkle
@@ -164,9 +164,16 @@ class RootBuilder:
         self._root = merkle.EMPTY_ROOT
 
     def add(self, leaf: bytes) -> None:
-        self.pending.append(merkle.leaf_hash(leaf))
-        if len(self.pending) >= READ_CHUNK_ENTRIES:
-            self._integrate()
+        self.extend((leaf,))
+
+    def extend(self, leaves: Iterable[bytes]) -> None:
+        """Add many leaves at once: one call per chunk, not per leaf, on the hot path;
+        any number of them, as they are integrated a chunk at a time."""
+        iterator = iter(leaves)
+        while chunk := list(islice(iterator, READ_CHUNK_ENTRIES)):
+            self.pending.extend(map(merkle.leaf_hash, chunk))
+            if len(self.pending) >= READ_CHUNK_ENTRIES:
+                self._integrate()
 
     def _integrate(self) -> None:
         step = merkle.integrate(self.size, self.frontier, self.pending)
@@ -183,8 +190,7 @@ class RootBuilder:
 def leaves_root(leaves: Iterable[bytes]) -> bytes:
     """RFC 6962 root over ``leaves`` (``RootBuilder``)."""
     builder = RootBuilder()
-    for leaf in leaves:
-        builder.add(leaf)
+    builder.extend(leaves)
     return builder.root()
 
 
@@ -209,6 +215,7 @@ def _included(
     the night is read once and no obligation is kept: memory grows with the members and
     a list of seqs, not with a million obligation objects. Seqs must strictly ascend."""
     previous = -1
+    leaves: list[bytes] = []  # handed to the root a chunk at a time
     for obligation in obligations:
         seq = obligation.seq
         if seq <= previous:
@@ -219,8 +226,12 @@ def _included(
             )
         previous = seq
         seqs.append(seq)
-        root.add(obligation.leaf())
+        leaves.append(obligation.leaf())
+        if len(leaves) == READ_CHUNK_ENTRIES:
+            root.extend(leaves)
+            leaves = []
         yield obligation
+    root.extend(leaves)
 
 
 def _check_overdue(day: date, overdue: Iterable[Overdue]) -> tuple[Overdue, ...]:

@@ -20,6 +20,7 @@ from reconciliation.report import (
     InstructionProof,
     Overdue,
     Report,
+    RootBuilder,
     build_report,
     closed_body,
     document,
@@ -150,6 +151,12 @@ def test_leaves_root_streams_across_chunks() -> None:
     leaves = [b"leaf %d" % n for n in range(2 * READ_CHUNK_ENTRIES + 300)]
     hashes = [merkle.leaf_hash(leaf) for leaf in leaves]
     assert leaves_root(leaves) == merkle.integrate(0, {}, hashes).root
+    mixed = RootBuilder()
+    for leaf in leaves[:300]:
+        mixed.add(leaf)
+    mixed.extend(leaves[300:5000])
+    mixed.extend(iter(leaves[5000:]))
+    assert mixed.root() == merkle.integrate(0, {}, hashes).root
     assert leaves_root(leaves[:1]) == hashes[0]
     assert leaves_root([]) == hashlib.sha256(b"").digest()
 
