@@ -29,6 +29,8 @@ from schemas.limits import (
     BENCH_APPEND_ENTRIES_MAX,
     BENCH_MEMORY_ENTRIES_MAX,
     BENCH_PROOF_ENTRIES_MAX,
+    BENCH_RECONCILE_MEMBERS_MAX,
+    BENCH_RECONCILE_OBLIGATIONS_MAX,
     BENCH_SAMPLES_MAX,
     DEMO_DAYS_MAX,
     DEMO_MERCHANTS_MAX,
@@ -396,6 +398,34 @@ def bench_proofs(
     from ops.bench.proofs import bench_proofs as run
 
     emit(run(entries=entries, samples=samples))
+
+
+@bench_app.command("reconcile")
+@friendly
+def bench_reconcile(
+    obligations: int = 1_000_000,
+    members: int = 100_000,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Read the night from a table of this database")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One night's netting, report and roots, against a net-positions sum (in memory, or
+    one SQL GROUP BY with --db) and the heap greedy."""
+    in_range("--obligations", obligations, 1, BENCH_RECONCILE_OBLIGATIONS_MAX)
+    in_range("--members", members, 2, BENCH_RECONCILE_MEMBERS_MAX)
+    from ops.bench.machine import machine
+    from ops.bench.reconcile import bench_reconcile_db
+    from ops.config import load_config
+    from reconciliation.bench import bench_reconcile as in_memory
+    from schemas.bodies import CalendarModel
+
+    calendar = CalendarModel.model_validate(load_config().policy["calendar"])
+    if db is None:
+        report = in_memory(obligations, members, calendar)
+    else:
+        report = bench_reconcile_db(db, obligations, members, calendar)
+    emit({**report, "machine": machine()})
 
 
 def main() -> None:

@@ -219,12 +219,54 @@ def _reader_and_tool_problems() -> list[tuple[bool, str]]:
 def check_limits() -> None:
     """Validate the limits against each other (Tessera's habit): runs at import, below,
     and again from ``alliance`` before any command. A bad combination is a ConfigError."""
-    rules = _entry_problems() + _reader_and_tool_problems()
+    rules = _entry_problems() + _reader_and_tool_problems() + _reconciliation_problems()
     problems = [message for holds, message in rules if not holds]
     limits = globals()
     problems += [f"{name} must be at least 1" for name in _POSITIVE if limits[name] < 1]
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+# Reconciliation (issue 8): the pure netting core, reconciliation/
+# A night's included obligations are held in memory (~150 bytes each): 4 M is ~600 MB.
+OBLIGATIONS_PER_NIGHT_MAX = 4_000_000
+# Members with a position in one night: every enrolled member at most; positions are held
+# in memory and are the report's second-largest list.
+POSITIONS_PER_NIGHT_MAX = 1_000_000
+# Greedy netting makes at most N-1 transfers among N positions.
+INSTRUCTIONS_PER_NIGHT_MAX = POSITIONS_PER_NIGHT_MAX - 1
+# Digits of the instruction index in a payment reference (AL20261201-000003-67): every
+# index of a night fits, so the reference is fixed-width and sorts like the index.
+REFERENCE_INDEX_DIGITS = 6
+# Instructions of the past nights that one report lists as overdue (each a few dozen bytes).
+OVERDUE_PER_REPORT_MAX = 1_000_000
+SETTLEMENT_DAYS_MAX = 90  # the policy's own bound on settlement_days (schemas.bodies)
+BENCH_RECONCILE_OBLIGATIONS_MAX = OBLIGATIONS_PER_NIGHT_MAX  # the bench holds them all
+BENCH_RECONCILE_MEMBERS_MAX = POSITIONS_PER_NIGHT_MAX
+
+
+def _reconciliation_problems() -> list[tuple[bool, str]]:
+    return [
+        (
+            1 <= INSTRUCTIONS_PER_NIGHT_MAX <= 10**REFERENCE_INDEX_DIGITS,
+            "INSTRUCTIONS_PER_NIGHT_MAX must fit REFERENCE_INDEX_DIGITS digits",
+        ),
+        (
+            INSTRUCTIONS_PER_NIGHT_MAX >= POSITIONS_PER_NIGHT_MAX - 1,
+            "INSTRUCTIONS_PER_NIGHT_MAX below the N-1 transfers of POSITIONS_PER_NIGHT_MAX",
+        ),
+        (
+            POSITIONS_PER_NIGHT_MAX >= 2 and OBLIGATIONS_PER_NIGHT_MAX >= 1,
+            "a night needs room for one obligation between two members",
+        ),
+        (OVERDUE_PER_REPORT_MAX >= 0, "OVERDUE_PER_REPORT_MAX must not be negative"),
+        (1 <= SETTLEMENT_DAYS_MAX <= 366, "SETTLEMENT_DAYS_MAX must be within 1..366"),
+        (
+            BENCH_RECONCILE_OBLIGATIONS_MAX <= OBLIGATIONS_PER_NIGHT_MAX
+            and 2 <= BENCH_RECONCILE_MEMBERS_MAX <= POSITIONS_PER_NIGHT_MAX,
+            "the reconcile bench must stay within a night's limits",
+        ),
+    ]
 
 
 check_limits()

@@ -1,0 +1,413 @@
+"""The report of one business day, its canonical bytes, and what the log commits to.
+
+A night may include a million obligations, far beyond the 60 KB an entry may hold, so
+the log's ``reconciliation.closed`` entry carries only the day, the cutoff, the totals
+and three RFC 6962 roots; the report holding the details is stored beside the log
+(issue 8 rule 4, docs/PROTOCOL.md "Reconciliation report and roots"):
+
+* ``report_bytes()``: JCS (RFC 8785) of ``{"day", "cutoff": {"tree_size", "root"},
+  "included": [seq], "positions": [item], "instructions": [item], "overdue": [item]}``.
+* ``closed_body()``: the entry's body. Each of ``included``, ``positions`` and
+  ``instructions`` is ``{"count", "amount_fen", "root"}``, the root over the leaves
+  JCS(item), in the report's order, hashed as the log's own leaves are
+  (``ledger.merkle``: SHA-256(0x00‖leaf), SHA-256(0x01‖l‖r), SHA-256("") when empty).
+  The report lists an included obligation by its seq alone (the log holds the rest),
+  but its leaf is the whole obligation ``{"seq", "kind", "debtor", "creditor",
+  "amount_fen"}``: the root then commits to what was netted, not only to which entries,
+  so an auditor who disagrees on an amount disagrees on the root.
+* ``instruction_proof()`` / ``verify_instruction()``: a member proves its instruction
+  against the instructions root; the verifier raises ``VerificationError``, never
+  returns a bool.
+
+``build_report()`` reads the obligations once: each is netted, its seq recorded and its
+leaf added to the included root (the log's own ``ledger.merkle.integrate``, in chunks,
+keeping only the right-edge tiles), and then dropped. A night's memory is its positions,
+instructions and list of seqs, not its million obligations, when the caller streams them
+(a store's cursor, in seq order); a list or tuple is sorted first if it needs to be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from itertools import islice, pairwise
+from typing import Any
+
+from ledger import merkle
+from reconciliation.netting import (
+    Instruction,
+    Obligation,
+    Position,
+    check_reference,
+    instructions,
+    is_member_id,
+    positions,
+)
+from schemas.bodies import CalendarModel
+from schemas.canonical import canonical, canonical_validated
+from schemas.errors import (
+    AllianceError,
+    LimitError,
+    MalformedError,
+    NotFoundError,
+    VerificationError,
+    invariant,
+)
+from schemas.limits import (
+    AMOUNT_FEN_MAX,
+    HASH_SIZE,
+    INSTRUCTIONS_PER_NIGHT_MAX,
+    OVERDUE_PER_REPORT_MAX,
+    PROOF_TREE_SIZE_MAX,
+    READ_CHUNK_ENTRIES,
+)
+from signing.keys import b64decode, b64encode
+
+PERMILLE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    """An instruction of an earlier night (``day``, ``index``) not discharged by ``due``:
+    ``amount_fen`` still unconfirmed, ``days`` calendar days past due at the report's day.
+    Computed by the caller from the settlement entries; the report only lists them."""
+
+    day: date
+    index: int
+    payer: str
+    payee: str
+    amount_fen: int
+    due: date
+    days: int
+
+    def __post_init__(self) -> None:
+        # Exact date: a datetime is a date to Python but writes another isoformat().
+        if not (
+            type(self.day) is date
+            and type(self.due) is date
+            and type(self.index) is int
+            and 0 <= self.index < INSTRUCTIONS_PER_NIGHT_MAX
+            and all(type(m) is str and is_member_id(m) for m in (self.payer, self.payee))
+            and type(self.amount_fen) is int
+            and 0 < self.amount_fen <= AMOUNT_FEN_MAX
+            and type(self.days) is int
+        ):
+            raise MalformedError(
+                f"overdue instruction {self.day}/{self.index!r}: dates, an index, member ids"
+                " and a positive amount_fen",
+                field="overdue",
+            )
+
+    def item(self) -> dict[str, Any]:
+        return {
+            "day": self.day.isoformat(),
+            "index": self.index,
+            "payer": self.payer,
+            "payee": self.payee,
+            "amount_fen": self.amount_fen,
+            "due": self.due.isoformat(),
+            "days": self.days,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """One night, as ``build_report()`` makes it: every list in its report order."""
+
+    day: date
+    cutoff_size: int
+    cutoff_root: bytes
+    included: tuple[int, ...]  # the included obligations' seqs, ascending
+    included_root: bytes  # RFC 6962 root over their leaves (Obligation.leaf())
+    positions: tuple[Position, ...]  # member ascending
+    instructions: tuple[Instruction, ...]  # index ascending (0, 1, ...)
+    overdue: tuple[Overdue, ...]  # (day, index) ascending
+
+
+@dataclass(frozen=True)
+class InstructionProof:
+    """RFC 9162 inclusion proof of instruction ``index`` among ``tree_size``."""
+
+    index: int
+    tree_size: int
+    hashes: tuple[bytes, ...]
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "tree_size": self.tree_size,
+            "hashes": [b64encode(h) for h in self.hashes],
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> InstructionProof:
+        """Parse ``wire()``'s form (a statement's JSON); ``VerificationError`` if it is not
+        that form, so a verifier given a foreign proof only ever raises one error type."""
+        hashes = _field(data, "hashes", list)
+        try:
+            decoded = tuple(b64decode(h, size=HASH_SIZE, what="proof hash") for h in hashes)
+        except (AllianceError, AttributeError) as exc:  # AttributeError: not a str
+            raise VerificationError(f"instruction proof: {exc}") from exc
+        return cls(_field(data, "index", int), _field(data, "tree_size", int), decoded)
+
+
+class RootBuilder:
+    """RFC 6962 root of leaves added one at a time: their hashes are appended in chunks
+    with the log's own ``merkle.integrate``, keeping only the right-edge tiles, so a
+    million leaves need a few KB, not 32 MB of hashes. SHA-256("") when empty."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.frontier: dict[merkle.TileKey, bytes] = {}
+        self.pending: list[bytes] = []
+        self._root = merkle.EMPTY_ROOT
+
+    def add(self, leaf: bytes) -> None:
+        self.extend((leaf,))
+
+    def extend(self, leaves: Iterable[bytes]) -> None:
+        """Add many leaves at once: one call per chunk, not per leaf, on the hot path;
+        any number of them, as they are integrated a chunk at a time."""
+        iterator = iter(leaves)
+        while chunk := list(islice(iterator, READ_CHUNK_ENTRIES)):
+            self.pending.extend(map(merkle.leaf_hash, chunk))
+            if len(self.pending) >= READ_CHUNK_ENTRIES:
+                self._integrate()
+
+    def _integrate(self) -> None:
+        step = merkle.integrate(self.size, self.frontier, self.pending)
+        grown = {**self.frontier, **step.tiles}
+        self.size, self._root, self.pending = step.size, step.root, []
+        self.frontier = {key: grown[key] for key in merkle.frontier_tile_keys(self.size)}
+
+    def root(self) -> bytes:
+        if self.pending:
+            self._integrate()
+        return self._root
+
+
+def leaves_root(leaves: Iterable[bytes]) -> bytes:
+    """RFC 6962 root over ``leaves`` (``RootBuilder``)."""
+    builder = RootBuilder()
+    builder.extend(leaves)
+    return builder.root()
+
+
+def _seq_ordered(obligations: Iterable[Obligation]) -> Iterable[Obligation]:
+    """A list or tuple is sorted by seq when it is not already; any other iterable (a
+    store's cursor, read by seq) is taken as it comes and ``_included`` checks it."""
+    if isinstance(obligations, list | tuple) and any(
+        a.seq > b.seq for a, b in pairwise(obligations)
+    ):
+        return sorted(obligations, key=_by_seq)
+    return obligations
+
+
+def _by_seq(obligation: Obligation) -> int:
+    return obligation.seq
+
+
+def _included(
+    obligations: Iterable[Obligation], seqs: list[int], root: RootBuilder
+) -> Iterator[Obligation]:
+    """Pass the obligations on to ``positions()`` while recording each seq and leaf, so
+    the night is read once and no obligation is kept: memory grows with the members and
+    a list of seqs, not with a million obligation objects. Seqs must strictly ascend."""
+    previous = -1
+    leaves: list[bytes] = []  # handed to the root a chunk at a time
+    for obligation in obligations:
+        seq = obligation.seq
+        if seq <= previous:
+            what = "is included twice" if seq == previous else f"comes after {previous}"
+            raise MalformedError(
+                f"obligation {seq} {what}: obligations are included once each, by seq",
+                seq=seq,
+            )
+        previous = seq
+        seqs.append(seq)
+        leaves.append(obligation.leaf())
+        if len(leaves) == READ_CHUNK_ENTRIES:
+            root.extend(leaves)
+            leaves = []
+        yield obligation
+    root.extend(leaves)
+
+
+def _check_overdue(day: date, overdue: Iterable[Overdue]) -> tuple[Overdue, ...]:
+    items = tuple(sorted(overdue, key=lambda o: (o.day, o.index)))
+    if len(items) > OVERDUE_PER_REPORT_MAX:
+        raise LimitError(f"{len(items)} overdue items exceed OVERDUE_PER_REPORT_MAX")
+    for a, b in pairwise(items):
+        if (a.day, a.index) == (b.day, b.index):
+            raise MalformedError(f"overdue instruction {a.day}/{a.index} is listed twice")
+    for item in items:
+        if not (item.day < day and item.due < day and item.days == (day - item.due).days):
+            raise MalformedError(
+                f"overdue instruction {item.day}/{item.index} is not {item.days} days overdue"
+                f" at {day}",
+                field="overdue",
+            )
+    return items
+
+
+def build_report(
+    day: date,
+    cutoff_size: int,
+    cutoff_root: bytes,
+    obligations: Iterable[Obligation],
+    *,
+    calendar: CalendarModel | None,
+    settlement_days: int,
+    overdue: Iterable[Overdue] = (),
+) -> Report:
+    """The report of ``day`` over the eligible ``obligations`` at the cutoff (the tree of
+    ``cutoff_size`` leaves with root ``cutoff_root``). ``calendar`` and
+    ``settlement_days`` are the policy's, for the instructions' due dates."""
+    if type(cutoff_size) is not int or not 0 <= cutoff_size <= PROOF_TREE_SIZE_MAX:
+        raise MalformedError(f"cutoff size {cutoff_size!r} is not a tree size", field="cutoff")
+    if type(cutoff_root) is not bytes or len(cutoff_root) != HASH_SIZE:
+        raise MalformedError(f"cutoff root must be {HASH_SIZE} bytes", field="cutoff")
+    seqs: list[int] = []
+    root = RootBuilder()
+    netted = positions(_included(_seq_ordered(obligations), seqs, root))
+    if seqs and seqs[-1] >= cutoff_size:
+        seq = seqs[-1]
+        raise MalformedError(f"obligation {seq} lies beyond the cutoff {cutoff_size}", seq=seq)
+    return Report(
+        day=day,
+        cutoff_size=cutoff_size,
+        cutoff_root=cutoff_root,
+        included=tuple(seqs),
+        included_root=root.root(),
+        positions=tuple(netted),
+        instructions=tuple(instructions(netted, day, calendar, settlement_days)),
+        overdue=_check_overdue(day, overdue),
+    )
+
+
+def _cutoff(report: Report) -> dict[str, Any]:
+    return {"tree_size": report.cutoff_size, "root": b64encode(report.cutoff_root)}
+
+
+def document(report: Report) -> dict[str, Any]:
+    """The report as JSON (what ``report_bytes()`` canonicalises)."""
+    return {
+        "day": report.day.isoformat(),
+        "cutoff": _cutoff(report),
+        "included": list(report.included),
+        "positions": [position.item() for position in report.positions],
+        "instructions": [instruction.item() for instruction in report.instructions],
+        "overdue": [item.item() for item in report.overdue],
+    }
+
+
+def report_bytes(report: Report) -> bytes:
+    """JCS of the report. Every value was checked when the report was built (exact ints
+    and strs), which is ``canonical_validated``'s domain: no second walk of a million
+    items."""
+    return canonical_validated(document(report))
+
+
+def items_root(items: Iterable[Mapping[str, Any]]) -> bytes:
+    """The root over JCS(item) of report items as built here (already checked values)."""
+    return leaves_root(canonical_validated(item) for item in items)
+
+
+def _commitment(count: int, amount_fen: int, root: bytes) -> dict[str, Any]:
+    invariant(0 <= amount_fen <= AMOUNT_FEN_MAX, "a committed amount beyond AMOUNT_FEN_MAX")
+    return {"count": count, "amount_fen": amount_fen, "root": b64encode(root)}
+
+
+def closed_body(report: Report) -> dict[str, Any]:
+    """The body of the night's ``reconciliation.closed`` entry.
+
+    ``totals.gross_fen``: what the included obligations add up to; ``totals.net_fen``:
+    what changes hands (the positive nets, equal to the instructions' sum);
+    ``reduction_permille`` = floor(1000 · (gross − net) / gross), 0 for an empty night.
+    ``amount_fen`` of ``included`` is the gross, of ``positions`` and ``instructions``
+    the net."""
+    gross_fen = sum(position.receivable_fen for position in report.positions)
+    net_fen = sum(position.net_fen for position in report.positions if position.net_fen > 0)
+    paid_fen = sum(instruction.amount_fen for instruction in report.instructions)
+    invariant(paid_fen == net_fen, "instructions do not move exactly the net positions")
+    reduction = (gross_fen - net_fen) * PERMILLE // gross_fen if gross_fen else 0
+    return {
+        "day": report.day.isoformat(),
+        "cutoff": _cutoff(report),
+        "totals": {
+            "gross_fen": gross_fen,
+            "net_fen": net_fen,
+            "reduction_permille": reduction,
+            "obligations": len(report.included),
+            "members": len(report.positions),
+            "instructions": len(report.instructions),
+            "overdue": len(report.overdue),
+        },
+        "included": _commitment(len(report.included), gross_fen, report.included_root),
+        "positions": _commitment(
+            len(report.positions), net_fen, items_root(p.item() for p in report.positions)
+        ),
+        "instructions": _commitment(
+            len(report.instructions),
+            net_fen,
+            items_root(i.item() for i in report.instructions),
+        ),
+    }
+
+
+def instruction_proof(report: Report, index: int) -> InstructionProof:
+    """The inclusion proof of instruction ``index`` against the instructions root."""
+    return instruction_proofs(report, [index])[0]
+
+
+def instruction_proofs(report: Report, indexes: Iterable[int]) -> list[InstructionProof]:
+    """Proofs of several instructions (a member's statement) from one tree of the night's
+    instructions, built once (a hundred thousand leaves take a fraction of a second)."""
+    size = len(report.instructions)
+    wanted = list(indexes)
+    for index in wanted:
+        if type(index) is not int or not 0 <= index < size:
+            raise NotFoundError(f"{report.day.isoformat()} has no instruction {index!r}")
+    if not wanted:
+        return []
+    hashes = [merkle.leaf_hash(canonical_validated(i.item())) for i in report.instructions]
+    tree = merkle.integrate(0, {}, hashes)
+    tiles = merkle.MemoryTiles(tree.tiles, tree.nodes)
+    return [
+        InstructionProof(index, size, tuple(merkle.inclusion_proof(index, size, tiles)))
+        for index in wanted
+    ]
+
+
+def _field(mapping: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = mapping.get(key) if isinstance(mapping, Mapping) else None
+    if type(value) is not kind:
+        raise VerificationError(f"{key} is missing or not of type {kind.__name__}")
+    return value
+
+
+def verify_instruction(
+    body: Mapping[str, Any], item: Mapping[str, Any], proof: InstructionProof
+) -> None:
+    """Raise ``VerificationError`` unless ``item`` is instruction ``proof.index`` of the
+    night whose ``reconciliation.closed`` body is ``body``: its reference is that day's
+    and index's, and JCS(item) is that leaf of the instructions root."""
+    commitment = _field(body, "instructions", dict)
+    size = _field(commitment, "count", int)
+    index = _field(item, "index", int)
+    if index != proof.index or size != proof.tree_size:
+        raise VerificationError(
+            f"proof is for instruction {proof.index} of {proof.tree_size}, not {index} of {size}"
+        )
+    try:
+        root = b64decode(_field(commitment, "root", str), size=HASH_SIZE, what="root")
+        day_text = _field(body, "day", str)
+        day = date.fromisoformat(day_text)
+        if day.isoformat() != day_text:
+            raise ValueError(f"day {day_text!r} is not YYYY-MM-DD")
+        leaf = canonical(dict(item))
+    except (AllianceError, ValueError) as exc:
+        raise VerificationError(f"instruction {index}: {exc}") from exc
+    check_reference(_field(item, "reference", str), day, index)
+    merkle.verify_inclusion(merkle.leaf_hash(leaf), index, size, proof.hashes, root)
