@@ -10,17 +10,18 @@ declared, and every proof against that checkpoint before it leaves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from ledger import export as exporting
 from ledger import merkle, projections, store
 from ledger.db import make_engine
+from ledger.kinds.settlement import check_report
 from ledger.maintenance import unguarded
 from ledger.publish import signed_by
 from ledger.reads import Reads
@@ -28,6 +29,7 @@ from ledger.schema import is_initialized, migrate
 from ledger.sequencer import Appended, Sequencer, lock_log, replay
 from ledger.state import State, leaf_context
 from schemas.bodies import GenesisBody
+from schemas.entry import parse_record
 from schemas.errors import (
     AllianceError,
     AlreadyInitialisedError,
@@ -240,6 +242,12 @@ class Ledger:
         with self.engine.connect() as connection:
             return requested, merkle.root(requested, store.DbTiles(connection))
 
+    def root_at(self, tree_size: int) -> bytes:
+        """The root of the tree of ``tree_size`` leaves (at most the latest verified
+        checkpoint's size), from the stored tiles. Whoever relies on it checks it: the
+        writer proves it consistent with its verified frontier before admitting a night."""
+        return self._tree(tree_size)[1] if tree_size else merkle.EMPTY_ROOT
+
     def inclusion(self, seq: int, tree_size: int | None = None) -> InclusionProof:
         """Inclusion of ``seq`` in the tree of ``tree_size`` (default: the latest
         verified checkpoint), checked against that root before it is returned."""
@@ -338,9 +346,16 @@ class Ledger:
             "witness_keys": {code: v.vkey for code, v in sorted(keys.witnesses.items())},
         }
         with self.engine.connect() as connection:
+            reports = _checked_reports(connection, checkpoint.size)
             leaves = (e.leaf for e in store.read_entries(connection, 0, checkpoint.size))
             return exporting.write_export(
-                directory, checkpoint.note, leaves, trust, checkpoint.size, checkpoint.root
+                directory,
+                checkpoint.note,
+                leaves,
+                trust,
+                checkpoint.size,
+                checkpoint.root,
+                reports,
             )
 
     def rebuild(self) -> RebuildReport:
@@ -375,6 +390,24 @@ class Ledger:
         with self.engine.connect() as connection:
             replay(state, store.read_entries(connection, 0, store.head_size(connection)))
         return state
+
+
+def _checked_reports(connection: Connection, size: int) -> Iterator[tuple[str, bytes]]:
+    """Each stored night report within the tree of ``size``, checked against its entry's
+    counts and roots (a planted or altered report is refused, not exported)."""
+    for day, seq in store.report_days(connection):
+        if seq >= size:
+            continue
+        stored = store.read_report(connection, day)
+        entry = store.read_entry(connection, seq)
+        if stored is None or entry is None:
+            raise TamperedError(f"the night of {day} names seq {seq}, which the log lacks")
+        record, _ = parse_record(entry.leaf)
+        body = record["entry"]["body"]
+        if record["entry"]["kind"] != "reconciliation.closed" or body.get("day") != day:
+            raise TamperedError(f"seq {seq} is not the night of {day}")
+        check_report(stored[1], body)
+        yield day, stored[1]
 
 
 def _declared_keys(genesis_leaf: bytes) -> LogKeys:

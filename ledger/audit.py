@@ -37,15 +37,17 @@ from typing import Any, BinaryIO
 
 import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
 from ledger import merkle
-from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, TRUST_FILE
+from ledger.calendar import local_date
+from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.rows import RegionRow
 from ledger.state import State, admit, leaf_context
 from schemas.canonical import canonical, parse_json
-from schemas.entry import parse_record
+from schemas.entry import parse_record, parse_time
 from schemas.errors import (
     AllianceError,
     MalformedError,
     NotFoundError,
+    PolicyError,
     RejectedError,
     VerificationError,
 )
@@ -319,9 +321,14 @@ class Replay:
     """Checks each leaf of ``entries.jsonl`` in order, replays it into ``report.state``
     and grows the tree over the leaf hashes."""
 
-    def __init__(self, report: AuditReport, trust: Trust) -> None:
+    def __init__(self, report: AuditReport, trust: Trust, reports_dir: Path) -> None:
         self.report = report
         self.trust = trust
+        # The root at each business day's end (a night's cutoff is one): one per day.
+        self.day_roots: dict[int, bytes] = {}
+        self.reports_dir = reports_dir
+        self.nights: set[str] = set()  # the days whose report the replay recomputed
+        report.state.tree_root = self._root_at
         # The seq where each entry id was first logged. In memory for now (~100 bytes an
         # entry); issue 11 will spill it to disk so that memory stays flat on huge logs.
         self.first_seq: dict[bytes | str, int] = {}
@@ -373,6 +380,11 @@ class Replay:
             report.add(index, "logged-order", f"logged {model.logged} is before {previous}")
         if index == 0:
             _check_genesis(record, self.trust, report)
+        if previous is not None and local_date(parse_time(model.logged)) > local_date(
+            parse_time(previous)
+        ):
+            self._integrate()  # the tree now holds exactly the entries before this day
+            self.day_roots[index] = self.root
         first = self.first_seq.setdefault(entry_id_key(model.entry.id), index)
         if first != index:
             message = f"entry {model.entry.id} was already logged at seq {first}; not applied twice"
@@ -390,6 +402,33 @@ class Replay:
         except RejectedError as exc:
             report.add(index, exc.type_slug, f"{model.entry.kind}: {exc.detail}")
             self._pass_over(model.logged)  # keep going: later entries are judged at their seqs
+        for day, seq, recomputed in report.state.reports:
+            self._compare_report(day, seq, recomputed)
+        report.state.reports.clear()
+
+    def _root_at(self, size: int) -> bytes:
+        """The root at a business day's end (the only sizes a night's cutoff can be)."""
+        if size == self.size and not self.pending:
+            return self.root
+        root = self.day_roots.get(size)
+        if root is None:
+            raise PolicyError(f"no business day ends at tree size {size}", field="body.cutoff")
+        return root
+
+    def _compare_report(self, day: str, seq: int, recomputed: bytes) -> None:
+        """The exported report of ``day`` must be, byte for byte, the one the replay
+        recomputed from the log."""
+        self.nights.add(day)
+        path = self.reports_dir / f"{day}.json"
+        try:
+            with _open_regular(path, f"report of {day}") as handle:
+                exported = handle.read(len(recomputed) + 1)
+        except AllianceError as exc:
+            self.report.add(seq, "report-missing", f"the night of {day}: {exc.detail}")
+            return
+        if exported != recomputed:
+            message = f"reconciliations/{day}.json is not the report the log gives"
+            self.report.add(seq, "report-mismatch", message)
 
     def _integrate(self) -> None:
         result = merkle.integrate(self.size, self.frontier, self.pending)
@@ -401,7 +440,7 @@ class Replay:
 
 
 def _replay_file(path: Path, trust: Trust, report: AuditReport) -> None:
-    replay = Replay(report, trust)
+    replay = Replay(report, trust, path.parent / REPORTS_DIR)
     with _open_regular(path, "entries file") as handle:
         try:
             for line in read_lines(handle):
@@ -410,6 +449,20 @@ def _replay_file(path: Path, trust: Trust, report: AuditReport) -> None:
             raise MalformedError(f"cannot read the entries file {path}: {exc.strerror}") from exc
     replay.finish()
     report.size, report.root = replay.size, replay.root
+    _check_no_other_reports(replay.reports_dir, replay.nights, report)
+
+
+def _check_no_other_reports(folder: Path, nights: set[str], report: AuditReport) -> None:
+    """A report file of a night the log does not hold is a finding (a forged night)."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise MalformedError(f"cannot list {folder}: {exc.strerror}") from exc
+    for name in names:
+        if name.removesuffix(".json") not in nights:
+            report.add(None, "report-extra", f"reconciliations/{name} is no night of the log")
 
 
 def audit_directory(directory: Path) -> AuditReport:

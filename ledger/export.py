@@ -3,7 +3,10 @@
 * ``checkpoint``: the newest stored checkpoint that verifies, with the stored cosignatures
   that verify (chosen by ledger.app.Ledger.export, which hands in only verified values);
 * ``entries.jsonl``: one leaf per line, exact bytes, seqs 0 .. size-1;
-* ``trust.json``: {"origin", "log_key": vkey, "witness_keys": {"31": vkey, …}}.
+* ``trust.json``: {"origin", "log_key": vkey, "witness_keys": {"31": vkey, …}};
+* ``reconciliations/<day>.json``: each closed night's report (JCS bytes) within the
+  checkpoint, checked against its `reconciliation.closed` entry's counts and roots; the
+  auditor recomputes each byte for byte.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from signing.note import parse_note
 CHECKPOINT_FILE = "checkpoint"
 ENTRIES_FILE = "entries.jsonl"
 TRUST_FILE = "trust.json"
+REPORTS_DIR = "reconciliations"
 EXPORT_FILE_MODE = 0o644  # public data: the auditor is usually another user
 
 
@@ -46,13 +50,29 @@ class ExportFolder:
     name, which replaces a symlink planted there instead of writing through it.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, fd: int | None = None) -> None:
         self.directory = directory
+        if fd is not None:
+            self.fd = fd
+            return
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             raise ConfigError(f"cannot export into {directory}: {exc.strerror}") from exc
+
+    def subfolder(self, name: str) -> ExportFolder:
+        """The folder ``name`` inside this one, made if missing, never through a symlink."""
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o755, dir_fd=self.fd)
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(name, flags, dir_fd=self.fd)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot export into {self.directory / name}: {exc.strerror}"
+            ) from exc
+        return ExportFolder(self.directory / name, fd)
 
     def __enter__(self) -> ExportFolder:
         return self
@@ -106,9 +126,15 @@ def write_export(
     trust: Mapping[str, object],
     size: int,
     root: bytes,
+    reports: Iterable[tuple[str, bytes]] = (),
 ) -> Exported:
-    """Write the three files of an export of ``size`` leaves into ``directory``."""
+    """Write the files of an export of ``size`` leaves into ``directory``; ``reports``
+    are (day, JCS bytes) of the nights it holds."""
     with ExportFolder(directory) as folder:
+        with folder.subfolder(REPORTS_DIR) as nights:
+            for day, report in reports:
+                nights.write(f"{day}.json", [report])
+            nights.sync()
         folder.write(ENTRIES_FILE, (leaf + b"\n" for leaf in leaves))
         folder.write(CHECKPOINT_FILE, [note.encode("utf-8")])
         trust_text = json.dumps(trust, indent=2, ensure_ascii=False, sort_keys=True) + "\n"

@@ -204,6 +204,9 @@ class ObligationRow:
     dispute_seq: int | None
     logged: str
     effective: str | None  # logged time at which it first became effective (disputes count from it)
+    # The seq of the `reconciliation.closed` that included it (None: not yet, or its night
+    # was void). Once set, an upheld dispute reverses the claim instead of voiding it.
+    reconciled: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +313,67 @@ class DecisionRow:
     cure: str | None  # the entry kind that cures the fault, if the log can show one
 
 
+@dataclass(frozen=True, slots=True)
+class DayEndRow:
+    """The tree size after the last entry logged before 00:00 local that ends ``day``:
+    the cutoff of business day ``day`` (written when the first later entry is logged)."""
+
+    day: str  # YYYY-MM-DD, Asia/Shanghai
+    tree_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class NightRow:
+    """A `reconciliation.closed` (its seq) of business day ``day``: pending until every
+    region approved it, then approved (its instructions payable), or void if one rejected
+    it (its obligations are eligible again the next night)."""
+
+    seq: int
+    day: str
+    cutoff_size: int
+    instructions: int
+    status: str  # pending | approved | void
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionRow:
+    """One settlement instruction of the night ``night`` (a seq), with what was paid and
+    confirmed against it so far. Discharged when confirmed_fen reaches amount_fen."""
+
+    night: int
+    index: int
+    payer: str
+    payee: str
+    amount_fen: int
+    due: str  # YYYY-MM-DD
+    paid_fen: int
+    confirmed_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueRow:
+    """Instruction (``night``, ``index``) listed overdue, with its payer, by the report of
+    the night ``listed`` (a seq): the credit process cites that night as evidence."""
+
+    listed: int
+    night: int
+    index: int
+    payer: str
+    amount_fen: int
+    days: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRow:
+    """A `settlement.paid` or `settlement.confirmed` (its seq) against an instruction."""
+
+    seq: int
+    kind: str  # paid | confirmed
+    night: int
+    index: int
+    amount_fen: int
+
+
 Row = (
     MetaRow
     | RegionRow
@@ -335,6 +399,11 @@ Row = (
     | NoticeRow
     | NoticeEvidenceRow
     | DecisionRow
+    | DayEndRow
+    | NightRow
+    | InstructionRow
+    | OverdueRow
+    | SettlementRow
 )
 
 # table name -> (row type, key fields). Order is the rebuild and comparison order.
@@ -363,6 +432,11 @@ TABLES: dict[str, tuple[type, tuple[str, ...]]] = {
     "credit_notices": (NoticeRow, ("seq",)),
     "notice_evidence": (NoticeEvidenceRow, ("notice", "evidence")),
     "credit_decisions": (DecisionRow, ("region", "decision_no")),
+    "day_ends": (DayEndRow, ("day",)),
+    "nights": (NightRow, ("seq",)),
+    "instructions": (InstructionRow, ("night", "index")),
+    "overdue_listings": (OverdueRow, ("listed", "night", "index")),
+    "settlements": (SettlementRow, ("seq",)),
 }
 
 ROW_TABLE: dict[type, str] = {row_type: name for name, (row_type, _) in TABLES.items()}

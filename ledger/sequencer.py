@@ -14,11 +14,12 @@ A broken invariant (``InvariantError``) halts the writer: every later call raise
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,7 @@ from schemas.errors import (
     RejectedError,
     SignatureError,
     TamperedError,
+    VerificationError,
     invariant,
 )
 from schemas.limits import (
@@ -439,7 +441,14 @@ class Sequencer:
                 results = [(item, refusal) for item in batch]
             else:
                 existing = _logged(store.find_ids(connection, [i.entry_id for i in batch]))
-                entries = self._admit_batch(state, batch, existing, now, logged, results)
+                state.reports.clear()  # a catch-up's reports are the other writer's
+                state.tree_root = functools.partial(
+                    _verified_root, connection, self._frontier, size
+                )
+                try:
+                    entries = self._admit_batch(state, batch, existing, now, logged, results)
+                finally:
+                    state.tree_root = None  # it holds the connection
                 if entries:
                     self._write(connection, state, size, entries, now)
         # Committed: the batch's entries, tiles, projections and checkpoint are durable.
@@ -532,6 +541,9 @@ class Sequencer:
         # In the transaction: the tiles (triggers refuse anything but exact growth).
         projections.write_changes(connection, state, self.sealer_in(connection, entries[0]))
         # In the transaction: sealed projection rows and the head marker of state.size.
+        store.insert_reports(connection, state.reports)
+        state.reports.clear()
+        # In the transaction: the reports of the nights this batch closed.
         checkpoint = publish(state.origin, integration.size, integration.root, self.operator, now)
         store.insert_checkpoint(connection, checkpoint)
         # In the transaction: the signed checkpoint. Commit makes all four durable at once;
@@ -646,6 +658,26 @@ def _logged(found: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, bytes, 
         ctx = leaf_context(leaf)
         logged[entry_id] = (seq, hashlib.sha256(ctx.entry_bytes).digest(), merkle.leaf_hash(leaf))
     return logged
+
+
+def _verified_root(
+    connection: Connection, frontier: Mapping[merkle.TileKey, bytes], head: int, size: int
+) -> bytes:
+    """The root of the tree of ``size`` ≤ ``head`` leaves from the stored tiles, proven
+    consistent with the verified frontier of ``head`` (tiles someone rewrote below the
+    frontier give a root no consistency proof joins to it)."""
+    invariant(0 <= size <= head, f"a root of size {size} beyond the verified head {head}")
+    head_root = merkle.root(head, merkle.MemoryTiles(dict(frontier)))
+    if size == head:
+        return head_root
+    tiles = store.DbTiles(connection)
+    root = merkle.root(size, tiles)
+    proof = merkle.consistency_proof(size, head, tiles)
+    try:
+        merkle.verify_consistency(size, head, root, head_root, proof)
+    except VerificationError as exc:
+        raise TamperedError(f"stored tiles give no root of size {size} consistent") from exc
+    return root
 
 
 def _held_clock(state: State, now: datetime, logged: str) -> tuple[datetime, str]:

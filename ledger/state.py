@@ -19,24 +19,29 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from ledger.calendar import local_date
 from ledger.rows import (
     TABLES,
     CaseRow,
     CommitmentRow,
     CreditRow,
+    DayEndRow,
     DecisionRow,
     DisputeRow,
     EndorsableRow,
     EndorsementDueRow,
     EndorsementRow,
     ExclusionRow,
+    InstructionRow,
     KeyRow,
     MemberRow,
     MetaRow,
     NetworkRow,
+    NightRow,
     NoticeEvidenceRow,
     NoticeRow,
     ObligationRow,
+    OverdueRow,
     PenaltyRow,
     ReceiptLineRow,
     ReceiptRow,
@@ -44,6 +49,7 @@ from ledger.rows import (
     ReturnLineRow,
     ReturnRow,
     Row,
+    SettlementRow,
     StatusRow,
     StoreRow,
 )
@@ -57,7 +63,7 @@ from schemas.errors import (
     UnknownPrincipalError,
     invariant,
 )
-from schemas.limits import GENESIS_TIME_SKEW_S
+from schemas.limits import DAY_ENDS_PER_ENTRY_MAX, GENESIS_TIME_SKEW_S
 from signing.entry import verify_entry_signature
 from signing.keys import PublicKey
 
@@ -220,6 +226,11 @@ class State:
         default_factory=lambda: _table("notice_evidence")
     )
     credit_decisions: Table[DecisionRow] = field(default_factory=lambda: _table("credit_decisions"))
+    day_ends: Table[DayEndRow] = field(default_factory=lambda: _table("day_ends"))
+    nights: Table[NightRow] = field(default_factory=lambda: _table("nights"))
+    instructions: Table[InstructionRow] = field(default_factory=lambda: _table("instructions"))
+    overdue_listings: Table[OverdueRow] = field(default_factory=lambda: _table("overdue_listings"))
+    settlements: Table[SettlementRow] = field(default_factory=lambda: _table("settlements"))
     # Secondary indexes, derived from the rows by _index().
     current_keys: dict[str, set[str]] = field(default_factory=dict)
     member_penalties: dict[str, list[int]] = field(default_factory=dict)
@@ -234,6 +245,21 @@ class State:
     rejections: dict[int, set[int]] = field(default_factory=dict)  # endorsement -> targets
     resolutions: dict[int, int] = field(default_factory=dict)  # dispute.resolved -> dispute
     evidence_notices: dict[int, set[int]] = field(default_factory=dict)  # evidence -> notices
+    # For the nightly reconciliation (ledger.kinds.settlement): obligations no night has
+    # included yet (void ones leave for good), instructions not yet discharged, and each
+    # business day's night (void ones too: a day is closed once). The first two are bounded
+    # by what is still open, not by history.
+    unreconciled: set[int] = field(default_factory=set)
+    undischarged: set[tuple[int, int]] = field(default_factory=set)  # (night seq, index)
+    night_of_day: dict[str, int] = field(default_factory=dict)
+    # The root of the log's tree at a size, from the tree the caller verified (writer:
+    # its tiles; audit and nodes: the leaves they checked). A reconciliation's cutoff
+    # root is checked against it; None (a bare replay of bodies) leaves that one check to
+    # whoever holds the tree.
+    tree_root: Callable[[int], bytes] | None = field(default=None, repr=False, compare=False)
+    # Reports of nights admitted since the writer last took them: (day, seq, JCS bytes),
+    # stored beside the log in the entry's transaction (ledger.store).
+    reports: list[tuple[str, int, bytes]] = field(default_factory=list, repr=False, compare=False)
     _policy_cache: tuple[int, PolicyModel] | None = field(default=None, compare=False)
     # Decoded keys by (key id, pub), each checked against its id once (public_key()).
     _public_keys: dict[tuple[str, str], PublicKey] = field(
@@ -337,8 +363,26 @@ class State:
                 peers.add(new.peer)
             else:
                 peers.discard(new.peer)
-        else:
+        elif not self._index_settlement(new):
             self._index_credit_evidence(old, new)
+
+    def _index_settlement(self, new: Row) -> bool:
+        """Index a row of the reconciliation's; False if ``new`` is none of its types."""
+        if isinstance(new, ObligationRow):
+            if new.reconciled is None and new.status != "void":
+                self.unreconciled.add(new.seq)
+            else:
+                self.unreconciled.discard(new.seq)
+        elif isinstance(new, InstructionRow):
+            if new.confirmed_fen < new.amount_fen:
+                self.undischarged.add((new.night, new.index))
+            else:
+                self.undischarged.discard((new.night, new.index))
+        elif isinstance(new, NightRow):
+            self.night_of_day[new.day] = new.seq  # a day is closed once, void or not
+        else:
+            return False
+        return True
 
     def _index_credit_evidence(self, old: Row | None, new: Row) -> None:
         if old is None and isinstance(new, EndorsementRow) and new.decision == "reject":
@@ -382,6 +426,9 @@ _INDEXED = frozenset(
         EndorsementRow,
         DisputeRow,
         NoticeEvidenceRow,
+        ObligationRow,
+        InstructionRow,
+        NightRow,
     }
 )
 
@@ -438,11 +485,30 @@ def admit(state: State, ctx: Context, *, verified: frozenset[int] = frozenset())
     _check_signatures(state, ctx, spec.signers(state, ctx), verified)
     invariant(isinstance(ctx.body, spec.body_type), f"{ctx.kind} body of the wrong type")
     rows = spec.handler(state, ctx, ctx.body)
+    rows += _day_ends(state, ctx)
     for row in rows:
         state.put(row)
     state.size += 1
     state.last_logged = ctx.logged_text
     return rows
+
+
+def _day_ends(state: State, ctx: Context) -> list[Row]:
+    """The cutoffs of the business days that end before ``ctx``: when it is the first
+    entry logged on a later local date, each day from the last entry's to the one before
+    its own ends at this seq (days with no entry included: their nights are empty)."""
+    if state.last_logged is None:
+        return []
+    last_day = local_date(parse_time(state.last_logged))
+    today = local_date(ctx.logged)
+    if today <= last_day:
+        return []
+    invariant(
+        (today - last_day).days <= DAY_ENDS_PER_ENTRY_MAX,
+        f"the log was idle from {last_day} to {today}, longer than the day-end limit",
+    )
+    days = (last_day + timedelta(days=offset) for offset in range((today - last_day).days))
+    return [DayEndRow(day.isoformat(), ctx.seq) for day in days]
 
 
 def _check_position(state: State, ctx: Context) -> None:

@@ -14,7 +14,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
-from ledger.tables import Checkpoint, Cosignature, LogEntry, MerkleTile, MerkleTileNodes
+from ledger.tables import (
+    Checkpoint,
+    Cosignature,
+    LogEntry,
+    MerkleTile,
+    MerkleTileNodes,
+    NightReport,
+)
 from schemas.limits import READ_CHUNK_ENTRIES
 
 # The columns of log_entries, in the order insert_entries() writes them.
@@ -220,6 +227,29 @@ def insert_checkpoint(connection: Connection, checkpoint: StoredCheckpoint) -> N
             "signed": checkpoint.signed,
         },
     )
+
+
+def insert_reports(connection: Connection, reports: Sequence[tuple[str, int, bytes]]) -> None:
+    """Store night reports (day, seq of its closing entry, JCS bytes)."""
+    if reports:
+        connection.execute(
+            NightReport.__table__.insert(),  # type: ignore[attr-defined]
+            [{"day": day, "seq": seq, "report": report} for day, seq, report in reports],
+        )
+
+
+def read_report(connection: Connection, day: str) -> tuple[int, bytes] | None:
+    """The stored report of business ``day`` and its entry's seq (unverified bytes)."""
+    row = connection.execute(
+        select(NightReport.seq, NightReport.report).where(NightReport.day == day)
+    ).first()
+    return None if row is None else (int(row[0]), bytes(row[1]))
+
+
+def report_days(connection: Connection) -> list[tuple[str, int]]:
+    """Every stored report's (day, seq), by day."""
+    rows = connection.execute(select(NightReport.day, NightReport.seq).order_by(NightReport.day))
+    return [(str(row[0]), int(row[1])) for row in rows]
 
 
 def latest_checkpoint(connection: Connection) -> StoredCheckpoint | None:

@@ -70,5 +70,15 @@ class Cosignature(Base):
     line: Mapped[str] = mapped_column(Text, primary_key=True)
 
 
-LOG_TABLES = ("log_entries", "checkpoints", "cosignatures", "merkle_tile_nodes")
+class NightReport(Base):
+    """A business day's reconciliation report: the JCS bytes that the `reconciliation.closed`
+    entry at ``seq`` commits to by its roots."""
+
+    __tablename__ = "night_reports"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    report: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+LOG_TABLES = ("log_entries", "checkpoints", "cosignatures", "merkle_tile_nodes", "night_reports")
 GROW_ONLY_TABLES = ("merkle_tiles",)

@@ -16,6 +16,7 @@ from schemas.limits import (
     ENDORSEMENT_TARGETS_MAX,
     EVIDENCE_SEQS_MAX,
     ID_LENGTH_MAX,
+    INSTRUCTIONS_PER_NIGHT_MAX,
     ITEMS_PER_RETURN_MAX,
     KEYS_PER_PRINCIPAL_MAX,
     LINE_QTY_MAX,
@@ -180,6 +181,8 @@ DEFAULT_REASONS: dict[str, list[str]] = {
         "duplicate_claim",
         "evidence_insufficient",
         "rejected_by_region",
+        # A night (reconciliation.closed) the region's recomputation does not match.
+        "report_mismatch",
     ],
     # Why a region suspends, reinstates or withdraws a member: codes, never free text
     # (a note with names or details is kept off the log under note_hash).
@@ -389,9 +392,65 @@ class EndorsementBody(WireModel):
     note_hash: Sha256Hex | None = None
 
 
-class SettlementConfirmedBody(WireModel):
+# --- reconciliation and settlement (issue 8, DESIGN §5) -----------------------------------
+
+Count = Annotated[int, Field(ge=0, le=AMOUNT_FEN_MAX)]
+AmountOrZero = Annotated[int, Field(ge=0, le=AMOUNT_FEN_MAX)]
+# base64 (standard, padded) of a SHA-256 root: 44 characters.
+RootB64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}=$")]
+InstructionIndex = Annotated[int, Field(ge=0, lt=INSTRUCTIONS_PER_NIGHT_MAX)]
+
+
+class CutoffModel(WireModel):
+    tree_size: Seq
+    root: RootB64
+
+
+class NightTotalsModel(WireModel):
+    gross_fen: AmountOrZero
+    net_fen: AmountOrZero
+    reduction_permille: Annotated[int, Field(ge=0, le=1000)]
+    obligations: Count
+    members: Count
+    instructions: Count
+    overdue: Count
+
+
+class RootCommitmentModel(WireModel):
+    """A list of report items committed by its count, amount and RFC 6962 root."""
+
+    count: Count
+    amount_fen: AmountOrZero
+    root: RootB64
+
+
+class ReconciliationClosedBody(WireModel):
+    """Business day ``day`` closed: the body reconciliation.report.closed_body() makes."""
+
+    day: LocalDate
+    cutoff: CutoffModel
+    totals: NightTotalsModel
+    included: RootCommitmentModel
+    positions: RootCommitmentModel
+    instructions: RootCommitmentModel
+
+
+class SettlementPaidBody(WireModel):
+    """The payer paid ``amount_fen`` of an instruction (partial payments allowed); the
+    bank's receipt number is kept off the log, only its SHA-256 is here."""
+
     reconciliation: Seq
-    instruction: Annotated[int, Field(ge=0, le=100_000)]
+    instruction: InstructionIndex
+    amount_fen: Fen
+    receipt_hash: Sha256Hex
+
+
+class SettlementConfirmedBody(WireModel):
+    """The payee confirms it received ``amount_fen`` of an instruction."""
+
+    reconciliation: Seq
+    instruction: InstructionIndex
+    amount_fen: Fen
 
 
 # --- credit -----------------------------------------------------------------------------
@@ -456,6 +515,8 @@ BODY_MODELS: dict[str, type[WireModel]] = {
     "claim.disputed": DisputeBody,
     "dispute.resolved": DisputeResolvedBody,
     "endorsement": EndorsementBody,
+    "reconciliation.closed": ReconciliationClosedBody,
+    "settlement.paid": SettlementPaidBody,
     "settlement.confirmed": SettlementConfirmedBody,
     "credit.notice": NoticeBody,
     "credit.objection": ObjectionBody,

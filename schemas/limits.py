@@ -23,6 +23,13 @@ STORES_PER_MEMBER_MAX = 10_000  # a chain enrols its stores in one entry
 KEYS_PER_PRINCIPAL_MAX = 8
 NETWORK_MEMBERS_MAX = 4096  # the members one member honours and bills: a brand's franchisees
 COMMITMENT_LEAD_DAYS_MAX = 365  # how far ahead a commitment change may take effect
+# Business days one entry may end (the log idle that long records each day's cutoff):
+# ten years, so a day-end write stays bounded even after a long outage.
+DAY_ENDS_PER_ENTRY_MAX = 3660
+# The nightly job: business days one run closes (a longer outage is caught up over runs),
+# and how often it builds a night again when the log moved before it was admitted.
+NIGHTS_PER_RUN_MAX = 62
+CLOSE_ATTEMPTS_MAX = 3
 REGIONS_MAX = 40  # China has 34 provincial divisions
 ENDORSEMENT_TARGETS_MAX = 1000  # DESIGN §3
 EVIDENCE_SEQS_MAX = 1000

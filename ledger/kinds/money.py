@@ -44,6 +44,7 @@ from datetime import date, datetime, timedelta
 from ledger.calendar import local_date, period_end
 from ledger.kinds.credit import compute_credit
 from ledger.kinds.members import active_on, commitment_for, excludes, honours, open_on
+from ledger.kinds.settlement import RECONCILIATION, is_settled, night_decided
 from ledger.rows import (
     CaseRow,
     CommitmentRow,
@@ -614,6 +615,9 @@ def endorsement(state: State, ctx: Context, body: EndorsementBody) -> list[Row]:
                 state, seller, ctx.logged, ctx.logged_text, honoured_delta=honoured[seller]
             )
         )
+    for row in decided:
+        if row.kind == RECONCILIATION:
+            rows += night_decided(state, row)
     rejected = [row.target for row in decided if row.kind == RETURN and row.status == REJECTED]
     return rows + _void_returns(state, rejected)
 
@@ -738,8 +742,8 @@ def dispute_resolved(state: State, ctx: Context, body: DisputeResolvedBody) -> l
     """The debtor's region decides, with the creditor's region when it is another:
     upheld voids the obligation for good; partly keeps it and adds a reversal obligation
     (creditor owes the debtor ``amount_fen``; postings are never rewritten); dismissed
-    returns it to what the endorsements say. Settled claims (reconciliation) are the
-    next step's: see docs/PROTOCOL.md."""
+    returns it to what the endorsements say. A claim a night included (settled) is never
+    voided: upheld, it is reversed in full."""
     dispute = _open_dispute(state, ctx, body.dispute)
     obligation = state.obligations.get(dispute.target)
     endorsable = state.endorsables.get(dispute.target)
@@ -749,14 +753,17 @@ def dispute_resolved(state: State, ctx: Context, body: DisputeResolvedBody) -> l
     )
     assert isinstance(obligation, ObligationRow) and isinstance(endorsable, EndorsableRow)
     status = _outcome_status(body, obligation, endorsable)
+    reversed_fen = body.amount_fen if body.outcome == PARTLY else None
+    if body.outcome == UPHELD and is_settled(state, obligation):
+        # A night included it and money may have moved: it stands as settled, and a
+        # reversal of its whole amount pays the debtor back (postings are never rewritten).
+        status, reversed_fen = EFFECTIVE, obligation.amount_fen
     rows: list[Row] = [
         replace(dispute, status=body.outcome, resolved_seq=ctx.seq),
         _with_status(obligation, status, ctx),
     ]
-    if body.outcome == PARTLY and body.amount_fen is not None:
-        reversal = _obligation(
-            ctx, REVERSAL, obligation.creditor, obligation.debtor, body.amount_fen
-        )
+    if reversed_fen is not None:
+        reversal = _obligation(ctx, REVERSAL, obligation.creditor, obligation.debtor, reversed_fen)
         rows.append(_with_status(reversal, EFFECTIVE, ctx))
     if body.outcome == UPHELD and obligation.kind == RETURN:
         rows += _void_returns(state, [obligation.seq])

@@ -25,7 +25,7 @@ from ledger.audit import (
     audit_directory,
     read_lines,
 )
-from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, TRUST_FILE
+from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.rows import TABLES
 from ops.cli import app
 from ops.world import witness_name
@@ -365,8 +365,22 @@ def test_an_export_never_writes_through_planted_symlinks(
     # Another export over the first replaces its files the same way.
     alliance.ledger.export(directory)
     assert outside.read_bytes() == b"not yours\n"
-    leftovers = {path.name for path in directory.iterdir()} - set(names)
+    leftovers = {path.name for path in directory.iterdir()} - {*names, REPORTS_DIR}
     assert leftovers == {name + ".tmp" for name in names}  # the planted links, untouched
+
+
+def test_an_export_never_follows_a_planted_reports_folder(
+    alliance: Alliance, tmp_path: Path
+) -> None:
+    build_log(alliance)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    directory = tmp_path / "export"
+    directory.mkdir()
+    (directory / REPORTS_DIR).symlink_to(outside)
+    with pytest.raises(ConfigError, match="cannot export into"):
+        alliance.ledger.export(directory)
+    assert list(outside.iterdir()) == []
 
 
 def test_an_export_into_a_file_is_a_clean_error(alliance: Alliance, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,10 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+import ledger.kinds  # noqa: F401  (registers the kinds)
 from ledger.sequencer import Appended
+from ledger.state import KINDS as REGISTERED
 from schemas.bodies import BODY_MODELS, validate_body
 from schemas.canonical import SAFE_INTEGER_MAX, parse_json
-from schemas.entry import SubmittedModel, validate_submitted
+from schemas.entry import KINDS as WIRE_KINDS
+from schemas.entry import Kind, SubmittedModel, validate_submitted
 from schemas.errors import MalformedError
 from signing.entry import sign_entry
 from tests.conftest import Alliance
@@ -264,3 +268,10 @@ def test_one_bad_entry_never_fails_a_batch_of_good_ones(alliance: Alliance) -> N
         after.head
     ]
     assert not any(b"\\u0000" in entry.leaf for entry in after.entries)
+
+
+def test_every_registered_kind_is_a_wire_kind_with_a_body_model() -> None:
+    """A kind the rules judge but the wire schema does not name would be refused as
+    malformed at the front door (and the other way round: named, never judged)."""
+    assert set(WIRE_KINDS) == set(BODY_MODELS) == set(REGISTERED)
+    assert set(typing.get_args(Kind)) == set(WIRE_KINDS)
