@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 import ledger.kinds  # noqa: F401  (registers every kind)
 from ledger import merkle
 from ledger.audit import Trust
+from ledger.calendar import local_date
 from ledger.state import Context, State, admit, leaf_context
 from nodes.client import LogClient
-from schemas.errors import MalformedError, RejectedError, VerificationError
+from schemas.entry import parse_time
+from schemas.errors import MalformedError, PolicyError, RejectedError, VerificationError
 from schemas.limits import FETCH_LEAVES_MAX
 from signing.checkpoint import Checkpoint, open_checkpoint
 
@@ -26,6 +28,9 @@ class Follower:
     state: State = field(default_factory=State)
     frontier: dict[merkle.TileKey, bytes] = field(default_factory=dict)
     root: bytes = merkle.EMPTY_ROOT
+    root_size: int = 0  # the tree size ``root`` and ``frontier`` are of
+    # The root at each business day's end: one per day the follower saw.
+    day_roots: dict[int, bytes] = field(default_factory=dict)
     # Set once a sync failed: the state may hold leaves that did not verify, so the
     # follower refuses to serve; start a new one.
     broken: bool = False
@@ -60,20 +65,44 @@ class Follower:
         self.broken = False
         return checkpoint
 
+    def __post_init__(self) -> None:
+        self.state.tree_root = self._root_at
+
+    def _root_at(self, size: int) -> bytes:
+        """The root at a business day's end (a night's cutoff), from the leaves this
+        follower hashed itself (the checkpoint check at the end of sync covers them)."""
+        root = self.day_roots.get(size)
+        if root is None:
+            raise PolicyError(f"no business day ends at tree size {size}", field="body.cutoff")
+        return root
+
     def _apply(self, leaves: list[bytes]) -> None:
-        start = self.state.size
+        pending: list[bytes] = []  # leaf hashes not integrated yet
         for leaf in leaves:
             try:
                 ctx = leaf_context(leaf, expected_seq=self.state.size)
+                last = self.state.last_logged
+                if last is not None and local_date(ctx.logged) > local_date(parse_time(last)):
+                    self._integrate(pending)  # the tree holds exactly the days before
+                    pending = []
+                    self.day_roots[ctx.seq] = self.root
                 admit(self.state, ctx)
             except RejectedError as exc:
                 raise VerificationError(
                     f"seq {self.state.size} breaks the rules: {exc.detail}"
                 ) from exc
+            pending.append(merkle.leaf_hash(leaf))
             if self.keep is not None:
                 self.keep(self.state, ctx)
         self.state.forget_changes()
-        integration = merkle.integrate(start, self.frontier, [merkle.leaf_hash(x) for x in leaves])
+        self.state.reports.clear()  # the node checks nights; it stores no report
+        self._integrate(pending)
+
+    def _integrate(self, leaf_hashes: list[bytes]) -> None:
+        if not leaf_hashes:
+            return
+        start = self.root_size
+        integration = merkle.integrate(start, self.frontier, leaf_hashes)
         merged = {**self.frontier, **integration.tiles}
         self.frontier = {key: merged[key] for key in merkle.frontier_tile_keys(integration.size)}
-        self.root = integration.root
+        self.root, self.root_size = integration.root, integration.size

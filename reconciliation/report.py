@@ -371,7 +371,14 @@ def instruction_proofs(report: Report, indexes: Iterable[int]) -> list[Instructi
             raise NotFoundError(f"{report.day.isoformat()} has no instruction {index!r}")
     if not wanted:
         return []
-    hashes = [merkle.leaf_hash(canonical_validated(i.item())) for i in report.instructions]
+    return item_proofs([canonical_validated(i.item()) for i in report.instructions], wanted)
+
+
+def item_proofs(leaves: list[bytes], wanted: list[int]) -> list[InstructionProof]:
+    """RFC 9162 inclusion proofs of the leaves ``wanted`` among ``leaves`` (JCS items, a
+    stored report's instructions), from one tree built once."""
+    size = len(leaves)
+    hashes = [merkle.leaf_hash(leaf) for leaf in leaves]
     tree = merkle.integrate(0, {}, hashes)
     tiles = merkle.MemoryTiles(tree.tiles, tree.nodes)
     return [

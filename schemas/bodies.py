@@ -247,6 +247,12 @@ class PolicyModel(WireModel):
     )
     # A credit notice's objection deadline lies this many days after its local date, at
     # least and at most (陈述申辩: the member must have time to answer, not forever).
+    # When the nightly job closes the day before (local HH:MM), and how many days a
+    # payee has to confirm a recorded payment before it is escalated to its region.
+    reconcile_at: Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = (
+        "00:30"
+    )
+    confirm_days: Annotated[int, Field(ge=1, le=30)] = 3
     objection_days_min: Annotated[int, Field(ge=1, le=90)] = 3
     objection_days_max: Annotated[int, Field(ge=1, le=365)] = 15
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from ledger import store
 from ledger.audit import audit_directory
 from ledger.calendar import LOCAL, local_date
+from ops.service import run_endorse, trust_from_ledger
 from ops.world import entry_time, member_body
 from reconciliation.nightly import close_day, close_due, due_days, verified_night
 from schemas.canonical import canonical
@@ -370,3 +371,17 @@ def test_the_audit_finds_a_forged_or_missing_night(town: Town, tmp_path: Path) -
     (folder / f"{town.day}.json").unlink()
     codes = sorted(finding.code for finding in audit_directory(directory).findings)
     assert codes == ["report-extra", "report-missing"]
+
+
+def test_every_region_node_recomputes_the_night_and_approves_it(town: Town) -> None:
+    """Each node follows the log from scratch, replays the night against its own
+    recomputation (and the cutoff root of the tree it hashed) and approves it."""
+    night = closed(town)
+    alliance = town.alliance
+    trust = trust_from_ledger(alliance.ledger)
+    for region in ("31", "32", "33", "34"):
+        key = alliance.ring.keys[f"region:{region}"]
+        outcome = run_endorse(alliance.ledger, region, key, trust, alliance.clock())
+        assert outcome["approved"] == 1 and outcome["queued"] == []
+    row = alliance.ledger.state().nights.get(night)
+    assert row is not None and row.status == "approved"
