@@ -33,10 +33,12 @@ def trust_of(keys: LogKeys, operator_vkey: str) -> dict[str, Any]:
 
 
 def trust_from_ledger(ledger: Ledger) -> Trust:
-    """The trust root as the log declared it (for nodes run beside the log: the demo and
-    tests; a region's own node reads trust.json instead)."""
+    """The trust root as the log declares it now: its current operator key and every
+    witness, joined regions' too (for nodes run beside the log: the demo and tests; a
+    region's own node reads trust.json, which the operator republishes after a region
+    joins or the operator key changes)."""
     keys = ledger.log_keys()
-    return Trust(keys.origin, keys.operators[0], dict(keys.witnesses))
+    return Trust(keys.origin, keys.current_operator, dict(keys.witnesses))
 
 
 def initialize(url: str, keys: Path, config_path: Path | None, now: datetime) -> dict[str, Any]:
