@@ -38,7 +38,6 @@ from schemas.errors import (
     RejectedError,
     TamperedError,
     VerificationError,
-    invariant,
 )
 from schemas.limits import CHECKPOINT_CANDIDATES_MAX, PROOF_TREE_SIZE_MAX, WAIT_DEADLINE_S
 from signing.checkpoint import (
@@ -97,13 +96,6 @@ class LogKeys:
     def operators_at(self, size: int) -> list[NoteVerifier]:
         """The operator keys that may sign the checkpoint of ``size``."""
         return [key.verifier for key in self.operators if key.signs(size)]
-
-    @property
-    def current_operator(self) -> NoteVerifier:
-        """The operator key that signs checkpoints from now on (the newest declared)."""
-        current = [key for key in self.operators if key.until_seq is None]
-        invariant(bool(current), "the log declares no current operator key")
-        return current[-1].verifier
 
 
 @dataclass(frozen=True, slots=True)

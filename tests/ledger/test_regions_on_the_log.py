@@ -14,7 +14,7 @@ import pytest
 from ledger import merkle, store
 from ledger.app import Ledger
 from ledger.audit import audit_directory
-from ledger.export import CHECKPOINT_FILE, TRUST_FILE
+from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, TRUST_FILE
 from ledger.publish import publish
 from ledger.state import OPERATOR, region_principal
 from ops.service import run_endorse, run_witness, trust_from_ledger
@@ -233,3 +233,32 @@ def test_a_planted_declaration_is_not_a_key_of_the_log(alliance: Alliance) -> No
     reader = Ledger(alliance.engine, None, alliance.clock)
     with pytest.raises(TamperedError, match=f"seq {size} declares keys"):
         reader.log_keys()
+
+
+@pytest.mark.parametrize("kind", ["region.joined", "region.keys_changed", "operator.keys_changed"])
+def test_the_audit_finds_a_declaration_without_a_required_signature(
+    alliance: Alliance, tmp_path: Path, kind: str
+) -> None:
+    """Each new kind is judged in the replay: the export's copy of it with one region's
+    signature dropped is a finding at its seq."""
+    join_hunan(alliance)
+    if kind == "region.joined":
+        seq = 1
+    elif kind == "region.keys_changed":
+        body = {"region": "32", "keys": [PrivateKey.from_seed(b"32 again").public.wire()]}
+        keys = [alliance.ring.keys[p] for p in every_region(alliance) if p != "region:32"]
+        sub = signed_by(alliance, kind, "region:32", body, [alliance.ring.keys["region:32"], *keys])
+        seq = alliance.sequencer.submit(sub).seq
+    else:
+        seq, _ = rotate_operator(alliance)
+    cosign_all(alliance, alliance.ledger)
+    exported = alliance.ledger.export(tmp_path / "export").directory
+    entries = exported / ENTRIES_FILE
+    lines = entries.read_bytes().splitlines()
+    record = json.loads(lines[seq])
+    assert record["entry"]["kind"] == kind
+    record["signatures"] = record["signatures"][:-1]
+    lines[seq] = canonical(record)
+    entries.write_bytes(b"\n".join(lines) + b"\n")
+    report = audit_directory(exported)
+    assert (seq, "bad-signature") in {(f.seq, f.code) for f in report.findings}
