@@ -250,7 +250,11 @@ class Ledger:
             if self._keys is None or self._keys.size < size:
                 start = 0 if self._keys is None else self._keys.size
                 leaves = store.read_entries_of_kinds(connection, DECLARING_KINDS, start, size)
-                _declare(self._declared, leaves)
+                try:
+                    _declare(self._declared, leaves)
+                except TamperedError:
+                    self._declared, self._keys = State(), None  # half-applied: start over
+                    raise
                 if not self._declared.has_genesis:
                     raise NotFoundError("the log has no genesis yet")
                 self._keys = _declared_keys(self._declared, size)
