@@ -4,12 +4,14 @@ a checkpoint.
 
 A Ledger opened with the operator key can write (submit, rebuild, doctor --repair);
 without it, it serves verified reads: every checkpoint it hands out verifies under an
-operator key the log's genesis declared, every cosignature under a witness key the log
-declared, and every proof against that checkpoint before it leaves.
+operator key the log declared for that size (the genesis, then operator.keys_changed),
+every cosignature under a witness key the log declared (the genesis, then region.joined),
+and every proof against that checkpoint before it leaves.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,8 +29,7 @@ from ledger.publish import signed_by
 from ledger.reads import Reads
 from ledger.schema import is_initialized, migrate
 from ledger.sequencer import Appended, Sequencer, lock_log, replay
-from ledger.state import State, leaf_context
-from schemas.bodies import GenesisBody
+from ledger.state import OPERATOR, State, admit, leaf_context
 from schemas.entry import parse_record
 from schemas.errors import (
     AllianceError,
@@ -56,15 +57,47 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# The kinds that declare the keys checkpoints and cosignatures are verified under (and
+# policy.adopted, whose time skew their admission checks). Rare: a reader replays just
+# these, from their own leaves.
+DECLARING_KINDS = (
+    "region.genesis",
+    "policy.adopted",
+    "region.joined",
+    "region.keys_changed",
+    "operator.keys_changed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorKey:
+    """An operator key the log declared, and the checkpoint sizes it may sign
+    (ledger.state.operator_keys_at: from its first seq, and up to the checkpoint that
+    first includes the rotation that ended it)."""
+
+    verifier: NoteVerifier
+    from_seq: int
+    until_seq: int | None
+
+    def signs(self, size: int) -> bool:
+        return self.from_seq <= size and (self.until_seq is None or size <= self.until_seq + 1)
+
+
 @dataclass(frozen=True, slots=True)
 class LogKeys:
-    """The keys the log declared (its genesis): whom checkpoints and cosignatures must be
-    by. Read from leaf 0, which nobody can replace (seq 0 is the first row of an
-    append-only table)."""
+    """The keys the log declared up to ``size``: whom checkpoints and cosignatures must be
+    by. Read from the log's own declarations (the genesis, region.joined,
+    operator.keys_changed…), each admitted with its signatures checked under the keys
+    declared before it, so a planted leaf cannot declare a key."""
 
     origin: str
-    operators: tuple[NoteVerifier, ...]
+    operators: tuple[OperatorKey, ...]  # in the order the log declared them
     witnesses: dict[str, CosignatureVerifier]  # by region code
+    size: int
+
+    def operators_at(self, size: int) -> list[NoteVerifier]:
+        """The operator keys that may sign the checkpoint of ``size``."""
+        return [key.verifier for key in self.operators if key.signs(size)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +179,9 @@ class Ledger:
         self.wait_deadline_s = wait_deadline_s
         self._sequencer: Sequencer | None = None
         self._keys: LogKeys | None = None
+        # The declaring entries replayed so far (only those kinds: see log_keys()).
+        self._declared = State()
+        self._keys_lock = threading.Lock()
 
     # --- opening ---------------------------------------------------------------------
 
@@ -209,13 +245,22 @@ class Ledger:
     # --- the keys the log declared -----------------------------------------------------
 
     def log_keys(self) -> LogKeys:
-        if self._keys is None:
-            with self.engine.connect() as connection:
-                genesis = store.read_entry(connection, 0)
-            if genesis is None:
-                raise NotFoundError("the log has no genesis yet")
-            self._keys = _declared_keys(genesis.leaf)
-        return self._keys
+        """The keys declared by the log as it stands; only declarations logged since the
+        last call are read (a reader's replay of the declaring kinds alone)."""
+        with self._keys_lock, self.engine.connect() as connection:
+            size = store.head_size(connection)
+            if self._keys is None or self._keys.size < size:
+                start = 0 if self._keys is None else self._keys.size
+                leaves = store.read_entries_of_kinds(connection, DECLARING_KINDS, start, size)
+                try:
+                    _declare(self._declared, leaves)
+                except TamperedError:
+                    self._declared, self._keys = State(), None  # half-applied: start over
+                    raise
+                if not self._declared.has_genesis:
+                    raise NotFoundError("the log has no genesis yet")
+                self._keys = _declared_keys(self._declared, size)
+            return self._keys
 
     # --- checkpoints and proofs --------------------------------------------------------
 
@@ -410,31 +455,53 @@ def _checked_reports(connection: Connection, size: int) -> Iterator[tuple[str, b
         yield day, stored[1]
 
 
-def _declared_keys(genesis_leaf: bytes) -> LogKeys:
-    try:
-        ctx = leaf_context(genesis_leaf, expected_seq=0)
-    except RejectedError as exc:
-        raise TamperedError(f"leaf 0 is not a genesis record: {exc.detail}") from exc
-    body = ctx.body
-    if ctx.kind != "region.genesis" or not isinstance(body, GenesisBody):
-        raise TamperedError("leaf 0 is not the log's region.genesis")
+def _declare(state: State, leaves: list[store.StoredEntry]) -> None:
+    """Admit the declaring leaves into ``state``, each where it stands in the log: its
+    signatures are checked under the keys declared before it, as the writer checked
+    them. The genesis must be leaf 0 (nobody can replace the first row of an
+    append-only table)."""
+    for stored in leaves:
+        try:
+            ctx = leaf_context(stored.leaf, expected_seq=stored.seq)
+            if (stored.seq == 0) != (ctx.kind == "region.genesis"):
+                raise TamperedError(f"seq {stored.seq}: leaf 0, and only it, is the genesis")
+            state.size = stored.seq  # the entries between are of other kinds
+            admit(state, ctx)
+        except RejectedError as exc:
+            raise TamperedError(
+                f"seq {stored.seq} declares keys the log's rules refuse: {exc.detail}"
+            ) from exc
+    state.forget_changes()  # nothing here is ever written back
+
+
+def _declared_keys(state: State, size: int) -> LogKeys:
+    origin = state.origin
+    rows = sorted(
+        (row for row in state.principal_keys.rows() if row.principal == OPERATOR),
+        key=lambda row: (row.from_seq, row.key_id),
+    )
     operators = tuple(
-        NoteVerifier.from_public(body.origin, PublicKey(b64decode(key.pub)))
-        for key in body.operator_keys
+        OperatorKey(
+            NoteVerifier.from_public(origin, state.public_key(row)), row.from_seq, row.until_seq
+        )
+        for row in rows
     )
     witnesses = {
-        region.code: CosignatureVerifier.from_public(
-            region.witness.name, PublicKey(b64decode(region.witness.pub))
+        row.code: CosignatureVerifier.from_public(
+            row.witness_name, PublicKey(b64decode(row.witness_pub))
         )
-        for region in body.regions
+        for row in state.regions.rows()
     }
-    return LogKeys(body.origin, operators, witnesses)
+    return LogKeys(origin, operators, witnesses, size)
 
 
 def operator_verifier(keys: LogKeys, note: str) -> NoteVerifier | None:
-    """The declared operator key that signed ``note``, if one did."""
-    signed = signed_by(note, keys.operators)
-    return None if signed is None else signed[0]
+    """The declared operator key that signed ``note``, if one did and may sign a
+    checkpoint of its size."""
+    signed = signed_by(note, [key.verifier for key in keys.operators])
+    if signed is None or signed[0] not in keys.operators_at(signed[1].size):
+        return None
+    return signed[0]
 
 
 def row_verifier(keys: LogKeys, stored: store.StoredCheckpoint) -> NoteVerifier | None:
@@ -442,7 +509,7 @@ def row_verifier(keys: LogKeys, stored: store.StoredCheckpoint) -> NoteVerifier 
     columns say (size, root): a row pairing a genuine note with another size or root
     is not a checkpoint of that size. (The origin is checked by opening the note: the
     declared keys are named after it.)"""
-    signed = signed_by(stored.note, keys.operators)
+    signed = signed_by(stored.note, keys.operators_at(stored.size))
     if signed is None or (signed[1].size, signed[1].root) != (stored.size, stored.root):
         return None
     return signed[0]
@@ -477,6 +544,7 @@ __all__ = [
     "InclusionProof",
     "Ledger",
     "LogKeys",
+    "OperatorKey",
     "RebuildReport",
     "SignedCheckpoint",
 ]

@@ -1,13 +1,14 @@
 """`alliance audit DIR`: verify an export from the log alone, as an outside auditor would.
 
 It trusts nothing but ``trust.json`` (the out-of-band trust root) and checks that
-* the checkpoint is signed by the trusted log key;
+* the checkpoint is signed by the operator key the log declared for its size, and the
+  trusted log key is one the log declared: the genesis key, or a key an
+  ``operator.keys_changed`` (signed by the key before it and every region) handed over to;
 * every line of ``entries.jsonl`` is a canonical (RFC 8785) record whose seq is its
   line number, no longer than a leaf may be, and the tree over them has the
   checkpoint's size and root;
 * no entry id is logged twice: the same signed entry at two seqs is a finding, and the
   second is not applied (a copied return must not double a receipt or an obligation);
-* the genesis declares the trusted log key;
 * replaying every entry through the alliance's rules (ledger.state.admit) accepts it:
   each signature by a key its principal held at that point, each required signer
   present, every business rule (windows, refunds per receipt, endorsement rights, …);
@@ -39,8 +40,8 @@ import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
 from ledger import merkle
 from ledger.calendar import local_date
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
-from ledger.rows import RegionRow
-from ledger.state import State, admit, leaf_context
+from ledger.rows import KeyRow, RegionRow
+from ledger.state import OPERATOR, State, admit, leaf_context, operator_keys_at
 from schemas.canonical import canonical, parse_json
 from schemas.entry import parse_record, parse_time
 from schemas.errors import (
@@ -212,20 +213,55 @@ def _read_checkpoint(path: Path, report: AuditReport) -> str | None:
         return None
 
 
-def _open_checkpoint(note: str, trust: Trust, report: AuditReport) -> Checkpoint | None:
-    """The log's signature only: which cosignatures are required is known after the
-    replay (_check_witnesses)."""
-    try:
-        checkpoint = open_checkpoint(note, trust.log)
-    except AllianceError as exc:
-        report.add(None, "checkpoint", f"checkpoint does not verify: {exc.detail}")
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The checkpoint and the operator key (in force at its size) that signed it."""
+
+    checkpoint: Checkpoint
+    verifier: NoteVerifier
+
+
+def _open_checkpoint(note: str, trust: Trust, report: AuditReport) -> Opened | None:
+    """Run after the replay: the checkpoint must be signed by the operator key the log
+    declared for its size (ledger.state.operator_keys_at: the genesis key, then each key
+    an operator.keys_changed handed over to), and the trusted log key must be one the log
+    declared, so the chain of rotations (each signed by the old key and every region)
+    leads from the trust root to the key that signed."""
+    state = report.state
+    declared = _declared_operators(state, trust.origin)
+    if trust.log.public.b64 not in {row.pub for row, _ in declared}:
+        report.add(0, "trust", "the log never declares the trusted log key")
+        report.add(None, "checkpoint", "the checkpoint's key is not vouched for by trust.json")
         return None
-    if checkpoint.origin != trust.origin:
-        report.add(
-            None, "checkpoint", f"checkpoint origin {checkpoint.origin} is not {trust.origin}"
-        )
-    report.checkpoint_size = checkpoint.size
-    return checkpoint
+    for row, verifier in declared:
+        try:
+            checkpoint = open_checkpoint(note, verifier)
+        except AllianceError:
+            continue
+        if row not in operator_keys_at(state, checkpoint.size):
+            report.add(
+                None,
+                "checkpoint",
+                f"the checkpoint of size {checkpoint.size} is signed by operator key "
+                f"{row.key_id}, which the log did not declare for that size",
+            )
+            return None
+        if checkpoint.origin != trust.origin:
+            message = f"checkpoint origin {checkpoint.origin} is not {trust.origin}"
+            report.add(None, "checkpoint", message)
+        report.checkpoint_size = checkpoint.size
+        return Opened(checkpoint, verifier)
+    report.add(None, "checkpoint", "the checkpoint is signed by no operator key the log declared")
+    return None
+
+
+def _declared_operators(state: State, origin: str) -> list[tuple[KeyRow, NoteVerifier]]:
+    """Every operator key the replayed log declared, with its note verifier."""
+    rows = sorted(
+        (row for row in state.principal_keys.rows() if row.principal == OPERATOR),
+        key=lambda row: (row.from_seq, row.key_id),
+    )
+    return [(row, NoteVerifier.from_public(origin, state.public_key(row))) for row in rows]
 
 
 def _trusted_declared(trust: Trust, report: AuditReport) -> list[tuple[str, CosignatureVerifier]]:
@@ -255,25 +291,25 @@ def _trusted_declared(trust: Trust, report: AuditReport) -> list[tuple[str, Cosi
     return result
 
 
-def _check_witnesses(
-    note: str | None, checkpoint: Checkpoint | None, trust: Trust, report: AuditReport
-) -> None:
-    """Every declared witness must have cosigned the checkpoint, with its declared key
-    (which the trust root must list). Run after the replay: regions may join later."""
+def _check_witnesses(note: str | None, trust: Trust, report: AuditReport) -> Opened | None:
+    """The checkpoint verifies (_open_checkpoint) and every declared witness cosigned it,
+    with its declared key (which the trust root must list). Run after the replay: regions
+    may join later and the operator key may change."""
     if not report.state.has_genesis:
         report.add(None, "genesis", "the log has no valid genesis to declare its witnesses")
-        return
+        return None
     if report.state.origin != trust.origin:
         message = f"the genesis declares origin {report.state.origin}, trust.json {trust.origin}"
         report.add(0, "trust", message)
     required = _trusted_declared(trust, report)
-    if note is None or checkpoint is None:
-        return  # already a finding; cosignatures of an unverified checkpoint mean nothing
+    opened = None if note is None else _open_checkpoint(note, trust, report)
+    if note is None or opened is None:
+        return None  # already a finding; cosignatures of an unverified checkpoint mean nothing
     try:
-        _, cosigned = verify_cosigned_checkpoint(note, trust.log, [v for _, v in required])
+        _, cosigned = verify_cosigned_checkpoint(note, opened.verifier, [v for _, v in required])
     except AllianceError as exc:
         report.add(None, "checkpoint", f"a cosignature does not verify: {exc.detail}")
-        return
+        return opened
     for code, verifier in required:
         if verifier.name in cosigned:
             report.cosigned_by.append(code)
@@ -281,22 +317,10 @@ def _check_witnesses(
             report.add(
                 None, "witness", f"checkpoint lacks the cosignature of region {code}'s witness"
             )
+    return opened
 
 
 # --- the entries ---------------------------------------------------------------------------
-
-
-def _check_genesis(record: dict[str, Any], trust: Trust, report: AuditReport) -> None:
-    """The genesis declares the trusted log key. The record is hostile input whose body
-    admit() has not validated yet: any other shape just does not declare the key."""
-    entry = record.get("entry")
-    body = entry.get("body") if isinstance(entry, dict) else None
-    keys = body.get("operator_keys") if isinstance(body, dict) else None
-    pubs = (
-        [key.get("pub") for key in keys if isinstance(key, dict)] if isinstance(keys, list) else []
-    )
-    if trust.log.public.b64 not in pubs:
-        report.add(0, "trust", "the genesis does not declare the trusted log key")
 
 
 def _check_canonical(index: int, record: dict[str, Any], line: bytes, report: AuditReport) -> None:
@@ -378,8 +402,6 @@ class Replay:
         if previous is not None and model.logged < previous:
             # RFC 3339 UTC texts in the writer's one form compare as their times do.
             report.add(index, "logged-order", f"logged {model.logged} is before {previous}")
-        if index == 0:
-            _check_genesis(record, self.trust, report)
         if previous is not None and local_date(parse_time(model.logged)) > local_date(
             parse_time(previous)
         ):
@@ -469,11 +491,10 @@ def audit_directory(directory: Path) -> AuditReport:
     report = AuditReport()
     trust = load_trust(directory / TRUST_FILE)
     note = _read_checkpoint(directory / CHECKPOINT_FILE, report)
-    checkpoint = _open_checkpoint(note, trust, report) if note is not None else None
     _replay_file(directory / ENTRIES_FILE, trust, report)
-    _check_witnesses(note, checkpoint, trust, report)
-    if checkpoint is not None:
-        _compare(checkpoint, report.size, report.root, report)
+    opened = _check_witnesses(note, trust, report)
+    if opened is not None:
+        _compare(opened.checkpoint, report.size, report.root, report)
     return report
 
 

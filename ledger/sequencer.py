@@ -40,6 +40,7 @@ from ledger.state import (
     genesis_keys,
     leaf_context,
     make_context,
+    operator_keys_at,
     preverify,
 )
 from ledger.store import StoredEntry
@@ -475,6 +476,12 @@ class Sequencer:
                 return None  # no genesis in sight: admit() refuses each entry itself
         if mine in declared:
             return None
+        row = state.key(mine) if state.has_genesis else None
+        if row is not None and row.principal == OPERATOR and row.until_seq is not None:
+            return OperatorKeyError(
+                f"operator key {mine} was replaced by operator.keys_changed at seq "
+                f"{row.until_seq}: start the writer with the new key; nothing was written"
+            )
         return OperatorKeyError(
             f"operator key {mine} is not an operator key of this log; nothing was written"
         )
@@ -489,12 +496,14 @@ class Sequencer:
         results: list[tuple[Prepared, Appended | AllianceError]],
     ) -> list[StoredEntry]:
         entries: list[StoredEntry] = []
+        handed_over: OperatorKeyError | None = None
         for item in batch:
             if item.pending is not None:
                 item.pending.resolve()  # the worker's verdicts on this item's chunk
             invariant(item.pending is None, "a deferred verification was not resolved")
-            if item.refusal is not None:
-                results.append((item, item.refusal))
+            refusal = item.refusal or handed_over
+            if refusal is not None:
+                results.append((item, refusal))
                 continue
             known = existing.get(item.entry_id)
             if known is not None:
@@ -518,7 +527,19 @@ class Sequencer:
             entries.append(_stored(ctx, item))
             existing[item.entry_id] = (seq, item.entry_hash, entries[-1].leaf_hash)
             results.append((item, Appended(seq, entries[-1].leaf_hash)))
+            handed_over = self._handed_over(state, seq)
         return entries
+
+    def _handed_over(self, state: State, seq: int) -> OperatorKeyError | None:
+        """After an operator.keys_changed that ends this writer's key, the batch stops:
+        its checkpoint (of size seq + 1) is the old key's last (operator_keys_at), and
+        every later entry waits for a writer with the new key."""
+        if self.operator.key_id in state.current_keys.get(OPERATOR, set()):
+            return None
+        return OperatorKeyError(
+            f"operator key {self.operator.key_id} was replaced by operator.keys_changed at "
+            f"seq {seq}: submit again to a writer with the new key; nothing was written"
+        )
 
     def _write(
         self,
@@ -719,12 +740,11 @@ def foreign_context(leaf: bytes, state: State, latest_logged: datetime) -> Conte
 
 def verify_checkpoint(state: State, note: str, size: int, root: bytes) -> None:
     """Raise TamperedError unless ``note`` is a checkpoint of ``size`` and ``root``
-    signed by one of the operator keys the log declared."""
-    verifiers = []
-    for key_id in sorted(state.current_keys.get(OPERATOR, set())):
-        row = state.key(key_id)
-        assert row is not None
-        verifiers.append(NoteVerifier.from_public(state.origin, state.public_key(row)))
+    signed by an operator key the log declared for that size (operator_keys_at)."""
+    verifiers = [
+        NoteVerifier.from_public(state.origin, state.public_key(row))
+        for row in operator_keys_at(state, size)
+    ]
     signed = signed_by(note, verifiers)
     if signed is None or (signed[1].size, signed[1].root) != (size, root):
         raise TamperedError(

@@ -53,7 +53,7 @@ from ledger.rows import (
     StatusRow,
     StoreRow,
 )
-from schemas.bodies import PolicyModel, validate_body
+from schemas.bodies import PolicyModel, RegionJoinedBody, validate_body
 from schemas.canonical import canonical
 from schemas.entry import WireModel, parse_record, parse_time
 from schemas.errors import (
@@ -560,6 +560,13 @@ def key_for(state: State, ctx: Context, key_id: str) -> tuple[str, PublicKey] | 
     """The principal holding ``key_id`` at ``ctx.seq`` and the key, or None."""
     if ctx.kind == "region.genesis":
         return genesis_keys(ctx.body).get(key_id)
+    if ctx.kind == "region.joined" and isinstance(ctx.body, RegionJoinedBody):
+        # The body's own keys, before the log's: a key already registered to someone
+        # else is then refused by the handler as reused (policy-violation), not passed
+        # off as that principal's signature.
+        for key in ctx.body.region.keys:
+            if key.key == key_id:
+                return region_principal(ctx.body.region.code), PublicKey.from_wire(key.model_dump())
     row = state.key(key_id)
     if row is None or row.from_seq > ctx.seq:
         return None
@@ -569,6 +576,25 @@ def key_for(state: State, ctx: Context, key_id: str) -> tuple[str, PublicKey] | 
             field="signatures",
         )
     return row.principal, state.public_key(row)
+
+
+def operator_keys_at(state: State, size: int) -> list[KeyRow]:
+    """The operator keys that may sign the checkpoint of tree ``size``: the keys the log
+    declared as of that size (from_seq <= size), and the key an ``operator.keys_changed``
+    at seq t ended, for sizes up to t + 1. The checkpoint that first includes a rotation
+    is the outgoing key's last signature (the running writer appends the rotation and
+    hands over); every later checkpoint needs the new key, so a writer still holding the
+    old one can sign nothing beyond the rotation."""
+    return sorted(
+        (
+            row
+            for row in state.principal_keys.rows()
+            if row.principal == OPERATOR
+            and row.from_seq <= size
+            and (row.until_seq is None or size <= row.until_seq + 1)
+        ),
+        key=lambda row: row.key_id,
+    )
 
 
 def _check_signatures(

@@ -157,6 +157,32 @@ def read_entries(connection: Connection, start: int, end: int) -> Iterator[Store
         position = stop
 
 
+def read_entries_of_kinds(
+    connection: Connection, kinds: Sequence[str], start: int, end: int
+) -> list[StoredEntry]:
+    """Entries of ``kinds`` with start <= seq < end, in order: one query, for kinds that
+    are rare (the declarations of keys). The kind column is the leaf's own (the triggers
+    read it back from the leaf's JSON), so no such leaf is missed."""
+    rows = connection.execute(
+        select(LogEntry)
+        .where(LogEntry.seq >= start, LogEntry.seq < end, LogEntry.kind.in_(kinds))
+        .order_by(LogEntry.seq)
+    )
+    return [
+        StoredEntry(
+            int(row.seq),
+            row.entry_id,
+            bytes(row.entry_hash),
+            row.kind,
+            row.signer,
+            row.logged,
+            bytes(row.leaf),
+            bytes(row.leaf_hash),
+        )
+        for row in rows
+    ]
+
+
 def read_entry(connection: Connection, seq: int) -> StoredEntry | None:
     return next(read_entries(connection, seq, seq + 1), None)
 

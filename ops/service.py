@@ -8,14 +8,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ledger.app import Ledger, LogKeys
+from ledger.app import Ledger, LogKeys, operator_verifier
 from ledger.audit import Trust
 from nodes.client import LocalClient
 from nodes.endorse import EndorseNode, Judge, NodeRules, no_opinion
 from nodes.witness import WitnessNode
 from ops.config import load_config
 from ops.world import EntryFactory, Keyring, genesis_submission
-from schemas.errors import AlreadyInitialisedError, ConfigError
+from schemas.errors import AlreadyInitialisedError, ConfigError, invariant
 from schemas.files import FileRefused, write_new
 from signing.keys import PrivateKey
 
@@ -33,10 +33,16 @@ def trust_of(keys: LogKeys, operator_vkey: str) -> dict[str, Any]:
 
 
 def trust_from_ledger(ledger: Ledger) -> Trust:
-    """The trust root as the log declared it (for nodes run beside the log: the demo and
-    tests; a region's own node reads trust.json instead)."""
+    """The trust root as the log declares it now: the operator key that signed its
+    newest checkpoint (after a rotation, the outgoing key until the new writer signs; see
+    ledger.state.operator_keys_at) and every witness, joined regions' too. For nodes run
+    beside the log (the demo and tests); a region's own node reads trust.json, which the
+    operator publishes again after a region joins or the operator key changes."""
     keys = ledger.log_keys()
-    return Trust(keys.origin, keys.operators[0], dict(keys.witnesses))
+    verifier = operator_verifier(keys, ledger.signed_checkpoint().note)
+    invariant(verifier is not None, "the newest verified checkpoint has no declared signer")
+    assert verifier is not None
+    return Trust(keys.origin, verifier, dict(keys.witnesses))
 
 
 def initialize(url: str, keys: Path, config_path: Path | None, now: datetime) -> dict[str, Any]:

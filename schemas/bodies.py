@@ -264,6 +264,24 @@ class GenesisBody(WireModel):
     policy: PolicyModel
 
 
+# --- regions and the operator join and rotate on the running log (issue 7 §5) -------------
+
+
+class RegionJoinedBody(WireModel):
+    """A region joins the running log with its keys and witness (the genesis's shape)."""
+
+    region: RegionModel
+
+
+class RegionKeysBody(WireModel):
+    region: RegionCode
+    keys: KeyList
+
+
+class OperatorKeysBody(WireModel):
+    keys: KeyList
+
+
 # --- members ----------------------------------------------------------------------------
 
 
@@ -508,6 +526,9 @@ class RestoredBody(WireModel):
 BODY_MODELS: dict[str, type[WireModel]] = {
     "region.genesis": GenesisBody,
     "policy.adopted": PolicyModel,
+    "region.joined": RegionJoinedBody,
+    "region.keys_changed": RegionKeysBody,
+    "operator.keys_changed": OperatorKeysBody,
     "member.enrolled": MemberEnrolledBody,
     "member.suspended": MemberStatusBody,
     "member.reinstated": MemberStatusBody,

@@ -1,3 +1,3 @@
 """Entry kinds. Importing this package registers every kind's handler with ledger.state."""
 
-from ledger.kinds import credit, members, money, settlement  # noqa: F401
+from ledger.kinds import credit, members, money, regions, settlement  # noqa: F401
