@@ -8,7 +8,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -332,6 +332,72 @@ def witness(
     state = key.parent / witness_state_file_name(region)
     node = WitnessNode(region, PrivateKey.load(key), _trust(trust, key), state)
     emit(node.cosign(LocalClient(open_ledger(db)), datetime.now(UTC)).wire())
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError as exc:
+        raise MalformedError(f"{option} must be a date YYYY-MM-DD, not {text!r}") from exc
+    if day.isoformat() != text:
+        raise MalformedError(f"{option} must be a date YYYY-MM-DD, not {text!r}")
+    return day
+
+
+@app.command()
+@friendly
+def reconcile(
+    day: Annotated[str | None, typer.Option("--day", help="Close this day (YYYY-MM-DD)")] = None,
+    db: DbOption = None,
+    keys: KeysOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Close business day --day, or every day that is due (oldest first); print each
+    night's summary. A day closed already is returned as it is (nothing appended)."""
+    from reconciliation.nightly import close_day, close_due
+
+    ledger = open_ledger(db, writer_keys=keys)
+    nights = close_due(ledger) if day is None else [close_day(ledger, _day(day, "--day"))]
+    summaries = [night.summary() for night in nights]
+    if as_json:
+        emit(summaries)
+        return
+    from ops.report import print_nights
+
+    print_nights(summaries)
+
+
+@app.command()
+@friendly
+def statement(
+    member: Annotated[str, typer.Option("--member", help="The member's USCC")],
+    day: Annotated[str, typer.Option("--day", help="The business day (YYYY-MM-DD)")],
+    output_format: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
+    db: DbOption = None,
+    keys: KeysOption = None,
+) -> None:
+    """A member's statement of one night: its obligations, totals and instructions, each
+    instruction with its inclusion proof (verified before it is printed)."""
+    from reconciliation.statement import statement as build
+    from reconciliation.statement import statement_csv
+
+    if output_format not in ("json", "csv"):
+        raise MalformedError(f"--format must be json or csv, not {output_format!r}")
+    result = build(open_ledger(db, writer_keys=keys), member, _day(day, "--day"))
+    if output_format == "csv":
+        typer.echo(statement_csv(result), nl=False)
+    else:
+        emit(result.wire())
+
+
+@app.command()
+@friendly
+def scheduler(db: DbOption = None, keys: KeysOption = None) -> None:
+    """Run the nightly reconciliation as a long-lived process (APScheduler, at
+    policy.reconcile_at local time; catches up missed days at start; stops on SIGTERM)."""
+    from ops.scheduler import serve
+
+    serve(open_ledger(db, writer_keys=keys))
 
 
 @app.command()

@@ -53,3 +53,35 @@ def print_audit(report: AuditReport, as_json: bool) -> None:
         # Findings quote the audited data: print it literally, never as markup.
         console.print(f"[red]finding[/] {escape(str(finding))}", highlight=False, soft_wrap=True)
     console.print(f"[bold red]audit failed[/]: {len(report.findings)} finding(s)")
+
+
+def _yuan(amount_fen: int) -> str:
+    whole, cents = divmod(amount_fen, 100)
+    return f"¥{whole:,}.{cents:02d}"
+
+
+def print_nights(summaries: list[dict[str, object]]) -> None:
+    """The nights closed (or found closed), one row each."""
+    console = Console()
+    if not summaries:
+        console.print("no business day is due")
+        return
+    table = Table(title="Nights")
+    for name in ("day", "seq", "obligations", "gross", "net", "reduction", "instructions"):
+        table.add_column(name, justify="left" if name == "day" else "right")
+    table.add_column("overdue", justify="right")
+    table.add_column("appended")
+    for night in summaries:
+        permille = int(str(night["reduction_permille"]))
+        table.add_row(
+            str(night["day"]),
+            str(night["seq"]),
+            f"{night['obligations']:,}",
+            _yuan(int(str(night["gross_fen"]))),
+            _yuan(int(str(night["net_fen"]))),
+            f"{permille // 10}.{permille % 10} %",
+            f"{night['instructions']:,}",
+            f"{night['overdue']:,}",
+            "yes" if night["appended"] else "no (closed before)",
+        )
+    console.print(table)

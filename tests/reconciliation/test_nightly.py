@@ -6,10 +6,8 @@ its entry."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -17,81 +15,32 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger import store
 from ledger.audit import audit_directory
-from ledger.calendar import LOCAL, local_date
+from ledger.calendar import local_date
 from ops.service import run_endorse, trust_from_ledger
-from ops.world import entry_time, member_body
+from ops.world import entry_time
 from reconciliation.nightly import close_day, close_due, due_days, verified_night
 from schemas.canonical import canonical
 from schemas.errors import PolicyError, TamperedError
-from signing.entry import submitted
 from tests.conftest import Alliance
 from tests.ledger.builders import one_item_return
-
-
-@dataclass
-class Town:
-    alliance: Alliance
-    seller: str  # region 31
-    buyer: str  # region 32; honours the seller's receipts
-    third: str  # region 33; honours both
-    day: date  # the business day the returns were logged on
-
-
-def submit(town: Town, kind: str, signer: str, body: dict[str, Any], *cosigners: str) -> int:
-    alliance = town.alliance
-    keys = [alliance.ring.keys[name] for name in (signer, *cosigners)]
-    entry = alliance.factory.entry(kind, signer, body, alliance.clock())
-    return alliance.sequencer.submit(submitted(entry, *keys)).seq
-
-
-def enrol(alliance: Alliance, region: str, network: list[str]) -> str:
-    member = alliance.new_uscc(region)
-    key = alliance.ring.ensure(member).public.wire()
-    body = member_body(member, region, key, stores=[("S1", f"{region}0101")], network=network)
-    entry = alliance.factory.signed(
-        alliance.ring, "member.enrolled", f"region:{region}", body, alliance.clock()
-    )
-    alliance.sequencer.submit(entry)
-    return member
-
-
-def approve(town: Town, seq: int, *regions: str) -> None:
-    for region in regions:
-        body = {"targets": [seq], "decision": "approve", "reason": ""}
-        submit(town, "endorsement", f"region:{region}", body)
-
-
-def sale(town: Town, seller: str, acceptor: str, number: str, refund_fen: int) -> int:
-    """A return of ``seller``'s goods at ``acceptor``, approved by both regions."""
-    purchased = entry_time(town.alliance.clock())
-    body = one_item_return(seller, purchased, number=number, refund_fen=refund_fen)
-    seq = submit(town, "return.recorded", acceptor, body)
-    regions = sorted({seller[2:4], acceptor[2:4]})
-    approve(town, seq, *regions)
-    return seq
-
-
-def to_next_day(alliance: Alliance, minutes: int = 30) -> None:
-    """Move the clock to ``minutes`` past local midnight of the next day."""
-    now = alliance.clock().astimezone(LOCAL)
-    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), LOCAL)
-    alliance.clock.set(midnight + timedelta(minutes=minutes))
+from tests.reconciliation.nights import (
+    Town,
+    approve,
+    approve_night,
+    closed,
+    confirm,
+    make_town,
+    night_of,
+    pay,
+    sale,
+    submit,
+    to_next_day,
+)
 
 
 @pytest.fixture
 def town(alliance: Alliance) -> Town:
-    seller = enrol(alliance, "31", [])
-    buyer = enrol(alliance, "32", [seller])
-    third = enrol(alliance, "33", [seller, buyer])
-    return Town(alliance, seller, buyer, third, local_date(alliance.clock()))
-
-
-def night_of(town: Town) -> Any:
-    return verified_night(town.alliance.ledger, town.day)
-
-
-def approve_night(town: Town, seq: int) -> None:
-    approve(town, seq, "31", "32", "33", "34")
+    return make_town(alliance)
 
 
 # --- closing ------------------------------------------------------------------------------
@@ -215,28 +164,6 @@ def test_the_report_table_is_append_only(town: Town) -> None:
 
 
 # --- regions, paying, confirming ---------------------------------------------------------
-
-
-def closed(town: Town, refund_fen: int = 6_000) -> int:
-    sale(town, town.seller, town.buyer, "R-1", refund_fen)
-    to_next_day(town.alliance)
-    [night] = close_due(town.alliance.ledger)
-    return night.seq
-
-
-def pay(town: Town, night: int, amount_fen: int, signer: str | None = None) -> int:
-    body = {
-        "reconciliation": night,
-        "instruction": 0,
-        "amount_fen": amount_fen,
-        "receipt_hash": "ab" * 32,
-    }
-    return submit(town, "settlement.paid", signer or town.seller, body)
-
-
-def confirm(town: Town, night: int, amount_fen: int, signer: str | None = None) -> int:
-    body = {"reconciliation": night, "instruction": 0, "amount_fen": amount_fen}
-    return submit(town, "settlement.confirmed", signer or town.buyer, body)
 
 
 def test_instructions_are_payable_only_once_every_region_approved(town: Town) -> None:
