@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Connection, String, any_, bindparam, func, select, tuple_
+from sqlalchemy import Connection, String, and_, any_, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
@@ -199,9 +199,17 @@ class DbTiles:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        rows = self.connection.execute(
-            select(table.level, table.idx, column).where(tuple_(table.level, table.idx).in_(wanted))
-        )
+        by_level: dict[int, list[int]] = {}
+        for level, index in wanted:
+            by_level.setdefault(level, []).append(index)
+        # One `level = ? AND idx IN (...)` per level, OR-ed: each term is a range of the
+        # primary key (level, idx) on both backends. A row-value IN over (level, idx) is a
+        # full scan of the table on SQLite (issue 11: 3.6 ms a proof at 1 M entries).
+        terms = [
+            and_(table.level == level, table.idx.in_(indexes))
+            for level, indexes in sorted(by_level.items())
+        ]
+        rows = self.connection.execute(select(table.level, table.idx, column).where(or_(*terms)))
         return {(int(row[0]), int(row[1])): bytes(row[2]) for row in rows}
 
     def read_tiles(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
