@@ -372,6 +372,7 @@ class SettlementRow:
     night: int
     index: int
     amount_fen: int
+    logged: str  # when it was logged: a payment unconfirmed for confirm_days is escalated
 
 
 Row = (

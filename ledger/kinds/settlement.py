@@ -29,7 +29,7 @@ An instruction is discharged when its confirmed amount reaches its amount.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -345,7 +345,9 @@ def settlement_paid(state: State, ctx: Context, body: SettlementPaidBody) -> lis
         )
     return [
         replace(instruction, paid_fen=instruction.paid_fen + body.amount_fen),
-        SettlementRow(ctx.seq, PAID, body.reconciliation, body.instruction, body.amount_fen),
+        SettlementRow(
+            ctx.seq, PAID, body.reconciliation, body.instruction, body.amount_fen, ctx.logged_text
+        ),
     ]
 
 
@@ -371,5 +373,68 @@ def settlement_confirmed(state: State, ctx: Context, body: SettlementConfirmedBo
         )
     return [
         replace(instruction, confirmed_fen=instruction.confirmed_fen + body.amount_fen),
-        SettlementRow(ctx.seq, CONFIRMED, body.reconciliation, body.instruction, body.amount_fen),
+        SettlementRow(
+            ctx.seq,
+            CONFIRMED,
+            body.reconciliation,
+            body.instruction,
+            body.amount_fen,
+            ctx.logged_text,
+        ),
     ]
+
+
+# --- escalation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """A payment the payee has not confirmed within ``policy.confirm_days``: the payee's
+    region looks into it; the payer is not penalised for the payee's silence."""
+
+    night: int
+    index: int
+    payer: str
+    payee: str
+    region: str  # the payee's
+    unconfirmed_fen: int
+    paid_seq: int  # the oldest payment not covered by confirmations
+    days: int  # whole days since that payment
+
+
+def escalations(state: State, now: datetime) -> list[Escalation]:
+    """Every instruction with a recorded payment its payee left unconfirmed for longer
+    than the policy's confirm_days (confirmations cover the oldest payments first)."""
+    limit_days = state.policy.confirm_days
+    payments: dict[tuple[int, int], list[SettlementRow]] = {}
+    for row in state.settlements.rows():
+        if row.kind == PAID and (row.night, row.index) in state.undischarged:
+            payments.setdefault((row.night, row.index), []).append(row)
+    found = []
+    for key, paid in sorted(payments.items()):
+        instruction = state.instructions.get(*key)
+        invariant(instruction is not None, f"a payment of a missing instruction {key}")
+        assert instruction is not None
+        covered = instruction.confirmed_fen
+        for payment in sorted(paid, key=lambda row: row.seq):
+            if covered >= payment.amount_fen:
+                covered -= payment.amount_fen
+                continue
+            days = (now - parse_time(payment.logged)).days
+            if days > limit_days:
+                payee = state.member(instruction.payee)
+                region = payee.region if payee is not None else ""
+                unconfirmed = instruction.paid_fen - instruction.confirmed_fen
+                found.append(
+                    Escalation(
+                        *key,
+                        instruction.payer,
+                        instruction.payee,
+                        region,
+                        unconfirmed,
+                        payment.seq,
+                        days,
+                    )
+                )
+            break
+    return found

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from ledger import store
 from ledger.audit import audit_directory
 from ledger.calendar import local_date
+from ledger.kinds.settlement import escalations
 from ops.service import run_endorse, trust_from_ledger
 from ops.world import entry_time
 from reconciliation.nightly import close_day, close_due, due_days, verified_night
@@ -312,3 +313,21 @@ def test_every_region_node_recomputes_the_night_and_approves_it(town: Town) -> N
         assert outcome["approved"] == 1 and outcome["queued"] == []
     row = alliance.ledger.state().nights.get(night)
     assert row is not None and row.status == "approved"
+
+
+def test_a_payment_left_unconfirmed_is_escalated_to_the_payees_region(town: Town) -> None:
+    night = closed(town)
+    approve_night(town, night)
+    paid = pay(town, night, 6_000)
+    state = town.alliance.ledger.state
+    assert escalations(state(), town.alliance.clock() + timedelta(days=3)) == []
+    [late] = escalations(state(), town.alliance.clock() + timedelta(days=4, minutes=1))
+    assert (late.payee, late.region, late.unconfirmed_fen, late.paid_seq, late.days) == (
+        town.buyer,
+        "32",
+        6_000,
+        paid,
+        4,
+    )
+    confirm(town, night, 6_000)
+    assert escalations(state(), town.alliance.clock() + timedelta(days=9)) == []
