@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Connection, String, and_, any_, bindparam, func, or_, select
+from sqlalchemy import Connection, String, and_, any_, bindparam, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
@@ -187,6 +187,18 @@ def read_entry(connection: Connection, seq: int) -> StoredEntry | None:
     return next(read_entries(connection, seq, seq + 1), None)
 
 
+def _pg_keyed(table: str, column: str) -> Any:
+    return text(
+        f"SELECT t.level, t.idx, t.{column} FROM {table} AS t "
+        "JOIN unnest(CAST(:levels AS integer[]), CAST(:idxs AS bigint[])) AS k(level, idx) "
+        "ON t.level = k.level AND t.idx = k.idx"
+    )
+
+
+_PG_TILES = _pg_keyed("merkle_tiles", "hashes")
+_PG_NODES = _pg_keyed("merkle_tile_nodes", "nodes")
+
+
 class DbTiles:
     """TileReader over merkle_tiles and merkle_tile_nodes: one query per call."""
 
@@ -199,6 +211,15 @@ class DbTiles:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
+        if self.connection.dialect.name == "postgresql":
+            # One statement of a fixed text whatever the keys (two arrays, joined on the
+            # primary key): psycopg prepares it after a few runs, so PostgreSQL plans it
+            # once instead of once per proof (planning cost more than the look-ups).
+            levels = [level for level, _ in wanted]
+            indexes = [index for _, index in wanted]
+            statement = _PG_TILES if table is MerkleTile else _PG_NODES
+            found = self.connection.execute(statement, {"levels": levels, "idxs": indexes})
+            return {(int(row[0]), int(row[1])): bytes(row[2]) for row in found}
         by_level: dict[int, list[int]] = {}
         for level, index in wanted:
             by_level.setdefault(level, []).append(index)

@@ -456,6 +456,9 @@ def bench_memory(
 def bench_proofs(
     entries: int = 1_000_000,
     samples: int = 2000,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Serve our proofs from this database's tiles")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Proof latency at ENTRIES leaves, against pymerkle in the same run."""
@@ -463,7 +466,7 @@ def bench_proofs(
     in_range("--samples", samples, 1, BENCH_SAMPLES_MAX)
     from ops.bench.proofs import bench_proofs as run
 
-    emit(run(entries=entries, samples=samples))
+    emit(run(entries=entries, samples=samples, db=db))
 
 
 @bench_app.command("reconcile")

@@ -26,12 +26,18 @@ Building pymerkle at 1 M entries takes ~15 s on the 2-core reference machine (un
 ~60 s budget); ``pymerkle_entries`` builds the baseline at a smaller size if needed (its
 samples are then drawn at that size, and the result says so).
 
+With ``--db URL`` (or ``sqlite``), the tiles and blobs are bulk-loaded into the
+``merkle_tiles`` and ``merkle_tile_nodes`` tables of a fresh SQLite file or PostgreSQL
+schema, and our proofs are read as production reads them: ``ledger.store.DbTiles`` over
+one connection, its queries timed with the hashing (issue 11: proofs from the database).
+
 Garbage collection is off while building and timing (both sides alike): pymerkle's node
 graph has millions of cyclic objects whose collections would otherwise land in its p99.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import random
 import time
@@ -39,9 +45,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pymerkle
+from sqlalchemy import Engine
 
 from ledger.merkle import (
     MemoryTiles,
+    TileReader,
     consistency_proof,
     frontier_tile_keys,
     inclusion_proof,
@@ -52,12 +60,16 @@ from ledger.merkle import (
     verify_inclusion,
 )
 from ledger.merkle import tree as merkle_tree
+from ledger.store import DbTiles
+from ledger.tables import MerkleTile, MerkleTileNodes
+from ops.bench.append import _fresh_database
 from ops.bench.machine import machine
 from schemas.errors import VerificationError
 from schemas.limits import BATCH_SIZE_MAX, BENCH_VERIFY_SAMPLES
 
 NS_PER_US = 1_000
 PERCENTILES = (50, 99)
+LOAD_CHUNK_ROWS = 5_000  # tile rows per bulk insert
 
 Pair = tuple[int, int]  # (index, size) or (old, new)
 
@@ -118,7 +130,7 @@ def _samples(seed: int, size: int, count: int) -> tuple[list[Pair], list[Pair]]:
 
 
 def _verify_ours(
-    tiles: MemoryTiles, hashes: Sequence[bytes], inclusions: Sequence[Pair], pairs: Sequence[Pair]
+    tiles: TileReader, hashes: Sequence[bytes], inclusions: Sequence[Pair], pairs: Sequence[Pair]
 ) -> int:
     """Run the verifiers over a sample of our proofs; raises if any fails."""
     checked = 0
@@ -173,7 +185,7 @@ def _latencies(
 
 
 def _time_both(
-    tiles: MemoryTiles, tree: Any, entries: int, baseline_entries: int, samples: int, seed: int
+    tiles: TileReader, tree: Any, entries: int, baseline_entries: int, samples: int, seed: int
 ) -> tuple[dict[str, float], dict[str, float], int]:
     """Our and pymerkle's latencies (same seed, each at its size), and the memo's hits."""
     inclusions, pairs = _samples(seed, entries, samples)
@@ -194,17 +206,39 @@ def _time_both(
     )
 
 
+def _load_tiles(engine: Engine, tiles: MemoryTiles) -> None:
+    """Bulk-load the tiles and blobs into the production tables (no log rows: the
+    tables are created bare, without the triggers that tie them to a log)."""
+    for table in (MerkleTile.__table__, MerkleTileNodes.__table__):
+        table.create(engine)  # type: ignore[attr-defined]
+    rows = [
+        {"level": level, "idx": idx, "hashes": data} for (level, idx), data in tiles.tiles.items()
+    ]
+    blobs = [
+        {"level": level, "idx": idx, "nodes": data} for (level, idx), data in tiles.nodes.items()
+    ]
+    tile_table, nodes_table = MerkleTile.__table__, MerkleTileNodes.__table__
+    with engine.begin() as connection:
+        for table, items in ((tile_table, rows), (nodes_table, blobs)):
+            for start in range(0, len(items), LOAD_CHUNK_ROWS):
+                statement = table.insert()  # type: ignore[attr-defined]
+                connection.execute(statement, items[start : start + LOAD_CHUNK_ROWS])
+
+
 def bench_proofs(
     entries: int = 1_000_000,
     samples: int = 2000,
     seed: int = 1,
     pymerkle_entries: int | None = None,
+    db: str | None = None,
 ) -> dict[str, object]:
-    """Proof latency (p50/p99, µs) of ledger.merkle at ``entries`` leaves, next to pymerkle's."""
+    """Proof latency (p50/p99, µs) of ledger.merkle at ``entries`` leaves, next to
+    pymerkle's; with ``db``, our proofs are read from that database's tile tables."""
     if entries < 2 or samples < 1:
         raise ValueError("need at least 2 entries and 1 sample")
     baseline_entries = entries if pymerkle_entries is None else min(pymerkle_entries, entries)
     host = machine()
+    backend = "memory"
     gc.collect()
     gc.disable()
     try:
@@ -216,9 +250,17 @@ def bench_proofs(
         started = time.perf_counter()
         tree = _build_pymerkle(leaves[:baseline_entries])
         pymerkle_build_s = time.perf_counter() - started
-        ours, theirs, memo_hits = _time_both(tiles, tree, entries, baseline_entries, samples, seed)
-        inclusions, pairs = _samples(seed, entries, samples)
-        verified = _verify_ours(tiles, hashes, inclusions, pairs)
+        with contextlib.ExitStack() as stack:
+            reader: TileReader = tiles
+            if db is not None:
+                backend, engine = stack.enter_context(_fresh_database(db))
+                _load_tiles(engine, tiles)
+                reader = DbTiles(stack.enter_context(engine.connect()))
+            ours, theirs, memo_hits = _time_both(
+                reader, tree, entries, baseline_entries, samples, seed
+            )
+            inclusions, pairs = _samples(seed, entries, samples)
+            verified = _verify_ours(reader, hashes, inclusions, pairs)
         _cross_check(tree, tiles, *_samples(seed, baseline_entries, samples))
     finally:
         gc.enable()
@@ -229,6 +271,7 @@ def bench_proofs(
     }
     return {
         "bench": "proofs",
+        "backend": backend,
         "entries": entries,
         "samples": samples,
         "seed": seed,

@@ -132,6 +132,15 @@ def test_the_proofs_bench_runs_and_verifies_what_it_times() -> None:
     check_machine(report)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_proofs_bench_reads_proofs_from_a_database(backend: str, pg_url: str) -> None:
+    """Proofs served through ledger.store.DbTiles, verified after timing (both backends)."""
+    db = "sqlite:///" if backend == "sqlite" else pg_url
+    report = bench_proofs(entries=70_000, samples=20, db=db)
+    assert (report["backend"], report["verified_proofs"]) == (backend, 20 + 20)
+    assert float(report["inclusion_p50_us"]) > 0  # type: ignore[arg-type]
+
+
 def test_the_memory_bench_restarts_a_writer_on_the_same_log() -> None:
     report = bench_memory(None, entries=300)
     assert report["entries"] == 300
