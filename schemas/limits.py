@@ -110,6 +110,7 @@ PUBLIC_COUNTS_WINDOW_DAYS = 365
 # past it the oldest are left out and the page says so.
 PUBLIC_PROOFS_MAX = 256
 SERVE_PORT_DEFAULT = 8000
+SERVE_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
 
 # Waiting
 WAIT_DEADLINE_S = 60.0  # how long a caller waits for the writer before DeadlineError
