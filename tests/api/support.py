@@ -14,7 +14,7 @@ from ops.world import entry_time, member_body
 from schemas.errors import PROBLEM_TYPE_BASE
 from signing.entry import submitted
 from tests.conftest import Alliance
-from tests.ledger.builders import one_item_return
+from tests.ledger.builders import advance_body, one_item_return
 
 PROBLEM = "application/problem+json"
 
@@ -58,6 +58,7 @@ class Busy:
     seller: str
     buyer: str
     returns: list[int]
+    advance: int
     notice: int
     penalty: int
 
@@ -70,14 +71,16 @@ def busy(alliance: Alliance) -> Busy:
         alliance, "31", stores=[("S1", "310101"), ("S2", "310104")], excluded=["toys", "shoes"]
     )
     buyer = enrol(alliance, "32", stores=[("B1", "320101")])
+    fund = enrol(alliance, "33", kind="fund", stores=[])
     returns = []
     for number in ("R-1", "R-2", "R-3"):
         body = one_item_return(
             seller, entry_time(alliance.clock()), number=number, refund_fen=4_321, accepted_store="B1"
         )
         returns.append(submit(alliance, "return.recorded", buyer, body))
-    for region in ("31", "32"):
-        decision = {"targets": returns[:1], "decision": "approve", "reason": ""}
+    advance = submit(alliance, "advance.paid", fund, advance_body(seller, "C-1", 9_000))
+    for region, targets in (("31", [returns[0], advance]), ("32", returns[:1]), ("33", [advance])):
+        decision = {"targets": targets, "decision": "approve", "reason": ""}
         submit(alliance, "endorsement", f"region:{region}", decision)
     alliance.clock.advance(days=1)
     notice = {
@@ -85,7 +88,7 @@ def busy(alliance: Alliance) -> Busy:
         "rule": "serious_violation",
         "points": 60,
         "measure": "delisting",
-        "evidence": returns[:1],
+        "evidence": [advance],  # approved by both regions: the fund paid its customer
         "deadline": local_date(alliance.clock() + timedelta(days=3)).isoformat(),
     }
     notice_seq = submit(alliance, "credit.notice", "region:31", notice)
@@ -101,4 +104,4 @@ def busy(alliance: Alliance) -> Busy:
         "until": entry_time(alliance.clock() + timedelta(days=30)),
     }
     penalty_seq = submit(alliance, "credit.penalty", "region:31", penalty)
-    return Busy(seller, buyer, returns, notice_seq, penalty_seq)
+    return Busy(seller, buyer, returns, advance, notice_seq, penalty_seq)
