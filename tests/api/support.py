@@ -49,7 +49,9 @@ def enrol(alliance: Alliance, region: str, **fields: Any) -> str:
     fields.setdefault("network", alliance.named())
     member = alliance.new_uscc(region)
     key = alliance.ring.ensure(member).public.wire()
-    submit(alliance, "member.enrolled", f"region:{region}", member_body(member, region, key, **fields))
+    submit(
+        alliance, "member.enrolled", f"region:{region}", member_body(member, region, key, **fields)
+    )
     return member
 
 
@@ -75,7 +77,11 @@ def busy(alliance: Alliance) -> Busy:
     returns = []
     for number in ("R-1", "R-2", "R-3"):
         body = one_item_return(
-            seller, entry_time(alliance.clock()), number=number, refund_fen=4_321, accepted_store="B1"
+            seller,
+            entry_time(alliance.clock()),
+            number=number,
+            refund_fen=4_321,
+            accepted_store="B1",
         )
         returns.append(submit(alliance, "return.recorded", buyer, body))
     advance = submit(alliance, "advance.paid", fund, advance_body(seller, "C-1", 9_000))

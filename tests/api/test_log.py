@@ -64,7 +64,9 @@ def test_proofs_verify(alliance: Alliance, client: TestClient) -> None:
     root = alliance.ledger.signed_checkpoint().root
     proof = client.get("/v1/proofs/inclusion", params={"seq": 3}).json()
     assert proof["tree_size"] == 6
-    merkle.verify_inclusion(_b64(proof["leaf_hash"]), 3, 6, [_b64(h) for h in proof["hashes"]], root)
+    merkle.verify_inclusion(
+        _b64(proof["leaf_hash"]), 3, 6, [_b64(h) for h in proof["hashes"]], root
+    )
     older = client.get("/v1/proofs/inclusion", params={"seq": 1, "tree_size": 4}).json()
     assert older["root"] == base64.b64encode(alliance.ledger.root_at(4)).decode()
     step = client.get("/v1/proofs/consistency", params={"old": 2, "new": 6}).json()
@@ -80,9 +82,15 @@ def test_proof_errors(client: TestClient) -> None:
     assert_problem(client.get("/v1/proofs/inclusion", params={"seq": -1}), 400, "malformed")
     assert_problem(client.get("/v1/proofs/inclusion"), 400, "malformed")
     assert_problem(client.get("/v1/proofs/inclusion?seq=1e3"), 400, "malformed")
-    assert_problem(client.get("/v1/proofs/consistency", params={"old": 0, "new": 1}), 400, "malformed")
-    assert_problem(client.get("/v1/proofs/consistency", params={"old": 2, "new": 1}), 404, "not-found")
-    assert_problem(client.get("/v1/proofs/consistency", params={"old": 1, "new": 2**41}), 400, "malformed")
+    assert_problem(
+        client.get("/v1/proofs/consistency", params={"old": 0, "new": 1}), 400, "malformed"
+    )
+    assert_problem(
+        client.get("/v1/proofs/consistency", params={"old": 2, "new": 1}), 404, "not-found"
+    )
+    assert_problem(
+        client.get("/v1/proofs/consistency", params={"old": 1, "new": 2**41}), 400, "malformed"
+    )
 
 
 def test_public_entries_are_served_with_their_proof(alliance: Alliance, client: TestClient) -> None:

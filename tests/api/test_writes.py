@@ -31,7 +31,9 @@ def test_a_batch_answers_each_document_in_order(alliance: Alliance, client: Test
     good = [alliance.enroll_doc("31"), alliance.enroll_doc("32")]
     forged = json.loads(json.dumps(good[1]))
     forged["entry"]["id"] = "00000000-0000-4000-8000-000000000000"  # its signature breaks
-    response = client.post("/v1/entries:batch", json={"entries": [good[0], {"x": 1}, forged, good[1]]})
+    response = client.post(
+        "/v1/entries:batch", json={"entries": [good[0], {"x": 1}, forged, good[1]]}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     results = body["results"]
