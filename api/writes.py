@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServicesDep
-from api.problems import PROBLEM_MEDIA_TYPE
 from api.wire import AppendedWire, BatchItemWire, BatchWire
 from ledger.sequencer import Appended
 from schemas.canonical import parse_json
@@ -121,4 +120,4 @@ def _item(result: Appended | AllianceError) -> BatchItemWire:
     return BatchItemWire(seq=wire.seq, leaf_hash=wire.leaf_hash, duplicate=result.duplicate)
 
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "router"]
+__all__ = ["router"]
