@@ -36,21 +36,38 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import DDL
 
+from ledger import store
+from ledger.calendar import local_date
 from ledger.kinds.credit import credit_row
-from ledger.kinds.money import OBLIGATION_STATUSES, PAYABLE, PENDING, RECEIVABLE
+from ledger.kinds.money import (
+    ADVANCE,
+    EFFECTIVE,
+    HELD,
+    OBLIGATION_STATUSES,
+    PAYABLE,
+    PENDING,
+    RECEIVABLE,
+    RETURN,
+    VOID,
+)
+from ledger.merkle.tiles import entry_bundle
 from ledger.projections import FIELD_NAMES, PROJECTION_TABLES, current
 from ledger.rows import (
     TABLES,
+    CommitmentRow,
     CreditRow,
+    ExclusionRow,
     MemberRow,
     MetaRow,
     ObligationRow,
     PenaltyRow,
+    StatusRow,
     StoreRow,
 )
 from schemas.bodies import PolicyModel
 from schemas.entry import format_utc
 from schemas.errors import NotFoundError, TamperedError
+from schemas.limits import ENTRY_BUNDLE_SIZE, HASH_SIZE
 
 # The double-entry view (DESIGN §5), created by the migrations on both backends: two
 # postings per obligation, derived in SQL exactly as ledger.kinds.money.postings_of
@@ -129,6 +146,16 @@ def _rows(connection: Connection, name: str, *where: Any) -> list[Any]:
     return [row_type(*values[:width]) for values in connection.execute(_newest(name, *where))]
 
 
+def _versioned(connection: Connection, name: str, *where: Any) -> list[tuple[Any, int]]:
+    """Like _rows(), each row with its version: the seq of the entry that wrote it."""
+    row_type = TABLES[name][0]
+    width = len(FIELD_NAMES[name])
+    return [
+        (row_type(*values[:width]), int(values[width]))
+        for values in connection.execute(_newest(name, *where))
+    ]
+
+
 def _one(connection: Connection, name: str, *where: Any) -> Any:
     rows = _rows(connection, name, *where)
     if len(rows) > 1:  # two newest versions of one key: only a planted row does that
@@ -166,6 +193,57 @@ def _balances(member: str) -> Select[Any]:
         func.sum(per_obligation.c.owing),
         func.sum(case((unbalanced, 1), else_=0)),
     ).group_by(per_obligation.c.status)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """What the log says of one member, each row with the seq of the entry that wrote
+    its newest version: the rows a public page and a return check are computed from."""
+
+    member: MemberRow
+    member_seq: int
+    policy: MetaRow
+    statuses: tuple[StatusRow, ...]  # by seq
+    commitments: tuple[CommitmentRow, ...]  # by seq
+    exclusions: tuple[ExclusionRow, ...]
+    stores: tuple[tuple[StoreRow, int], ...]  # by store id
+    penalties: tuple[tuple[PenaltyRow, int], ...]  # by seq
+    evidence_counts: dict[int, int]  # notice seq -> evidence seqs it cites
+
+
+@dataclass(frozen=True, slots=True)
+class PublicCounts:
+    """A member's counts since a moment (never amounts): returns it accepted for other
+    members' sales, returns of its sales that were approved and stand, settlement
+    instructions of its listed overdue, and advances recovered from it through netting."""
+
+    returns_accepted: int
+    returns_honoured: int
+    overdue_settlements: int
+    advances_recovered: int
+
+
+def _count_obligations(member_column: Any, kind: str, since: str, *where: Any) -> Select[Any]:
+    table = PROJECTION_TABLES["obligations"]
+    query = current("obligations").where(member_column, table.c.kind == kind, *where)
+    newest = query.where(table.c.logged >= since).subquery()
+    return select(func.count()).select_from(newest)
+
+
+def _count_overdue(member: str, since_day: str) -> Select[Any]:
+    """Distinct instructions of ``member`` listed overdue by a night of ``since_day`` or
+    later (one instruction listed on several nights counts once)."""
+    listings_table = PROJECTION_TABLES["overdue_listings"]
+    listings = current("overdue_listings").where(listings_table.c.payer == member).subquery()
+    nights = current("nights").subquery()
+    instructions = (
+        select(listings.c.night, listings.c.index)
+        .join(nights, nights.c.seq == listings.c.listed)
+        .where(nights.c.day >= since_day)
+        .distinct()
+        .subquery()
+    )
+    return select(func.count()).select_from(instructions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,3 +327,109 @@ class Reads:
         )
         with self.engine.connect() as connection:
             return [int(target) for (target,) in connection.execute(query)]
+
+    # --- public reads (一站式查询): ledger.public builds its views on these ----------------
+
+    def search_members(self, query: str, limit: int) -> list[MemberRow]:
+        """Members whose USCC is ``query``, or whose name or one of whose stores' names
+        contains it (case as written: names are Chinese), by USCC, at most ``limit``."""
+        members = PROJECTION_TABLES["members"]
+        stores = PROJECTION_TABLES["stores"]
+        by_store = current("stores").where(stores.c.name.contains(query, autoescape=True))
+        store_members = by_store.with_only_columns(stores.c.member).subquery()
+        matches = or_(
+            members.c.id == query,
+            members.c.name.contains(query, autoescape=True),
+            members.c.id.in_(select(store_members.c.member)),
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(_newest("members", matches).limit(limit))
+            width = len(FIELD_NAMES["members"])
+            return [MemberRow(*values[:width]) for values in rows]
+
+    def member_record(self, uscc: str) -> MemberRecord | None:
+        """Everything ledger.public shows of one member; None if never enrolled."""
+        with self.engine.connect() as connection:
+            found = _versioned(connection, "members", PROJECTION_TABLES["members"].c.id == uscc)
+            if not found:
+                return None
+            if len(found) > 1:
+                raise TamperedError(f"members: {uscc} matched {len(found)} rows")
+            meta = PROJECTION_TABLES["meta"]
+            policy: MetaRow | None = _one(connection, "meta", meta.c.name == "policy")
+            if policy is None:
+                raise NotFoundError("the log has no policy yet")
+            record = MemberRecord(
+                member=found[0][0],
+                member_seq=found[0][1],
+                policy=policy,
+                statuses=tuple(_rows(connection, "member_statuses", _of("member_statuses", uscc))),
+                commitments=tuple(_rows(connection, "commitments", _of("commitments", uscc))),
+                exclusions=tuple(_rows(connection, "exclusions", _of("exclusions", uscc))),
+                stores=tuple(_versioned(connection, "stores", _of("stores", uscc))),
+                penalties=tuple(_versioned(connection, "penalties", _of("penalties", uscc))),
+                evidence_counts={},
+            )
+            notices = [penalty.notice for penalty, _ in record.penalties]
+            record.evidence_counts.update(_evidence_counts(connection, notices))
+        return record
+
+    def public_counts(self, member: str, since: datetime) -> PublicCounts:
+        """The member's PublicCounts for obligations logged, and nights closed, since
+        ``since`` (an aware moment; nights by their local business day)."""
+        table = PROJECTION_TABLES["obligations"]
+        since_text = format_utc(since)
+        since_day = local_date(since).isoformat()
+        live = table.c.status != VOID
+        queries = [
+            _count_obligations(table.c.creditor == member, RETURN, since_text, live),
+            _count_obligations(
+                table.c.debtor == member, RETURN, since_text, table.c.status.in_([EFFECTIVE, HELD])
+            ),
+            _count_overdue(member, since_day),
+            _count_obligations(
+                table.c.debtor == member, ADVANCE, since_text, live, table.c.reconciled.is_not(None)
+            ),
+        ]
+        with self.engine.connect() as connection:
+            counts = [int(connection.execute(query).scalar_one()) for query in queries]
+        return PublicCounts(*counts)
+
+    # --- the log as C2SP tlog-tiles -----------------------------------------------------
+
+    def tile(self, level: int, index: int, width: int) -> bytes | None:
+        """The first ``width`` hashes of tile (``level``, ``index``), or None while the
+        tile holds fewer (a partial tile is a prefix of the tile it grows into)."""
+        with self.engine.connect() as connection:
+            hashes = store.DbTiles(connection).read_tiles([(level, index)]).get((level, index))
+        if hashes is None or len(hashes) < width * HASH_SIZE:
+            return None
+        return hashes[: width * HASH_SIZE]
+
+    def entry_bundle(self, index: int, width: int, tree_size: int) -> bytes | None:
+        """The C2SP entry bundle of leaves ``index*256 .. index*256+width-1``, or None
+        unless all of them lie within ``tree_size`` (the verified checkpoint's)."""
+        start = index * ENTRY_BUNDLE_SIZE
+        end = start + width
+        if end > tree_size:
+            return None
+        with self.engine.connect() as connection:
+            leaves = [entry.leaf for entry in store.read_entries(connection, start, end)]
+        if len(leaves) != width:
+            raise TamperedError(f"the log lacks leaves in {start}..{end - 1}")
+        return entry_bundle(leaves)
+
+
+def _of(name: str, member: str) -> Any:
+    """The condition "this row is ``member``'s" on projection ``name``."""
+    return PROJECTION_TABLES[name].c.member == member
+
+
+def _evidence_counts(connection: Connection, notices: list[int]) -> dict[int, int]:
+    """How many evidence seqs each notice cites."""
+    if not notices:
+        return {}
+    table = PROJECTION_TABLES["notice_evidence"]
+    cited = current("notice_evidence").where(table.c.notice.in_(notices)).subquery()
+    query = select(cited.c.notice, func.count()).group_by(cited.c.notice)
+    return {int(notice): int(count) for notice, count in connection.execute(query)}

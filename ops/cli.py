@@ -36,6 +36,8 @@ from schemas.limits import (
     DEMO_MERCHANTS_MAX,
     GC_YOUNG_THRESHOLD,
     PROOF_TREE_SIZE_MAX,
+    SERVE_KEEP_ALIVE_S,
+    SERVE_PORT_DEFAULT,
     SUBMISSION_BYTES_MAX,
     check_limits,
 )
@@ -398,6 +400,34 @@ def scheduler(db: DbOption = None, keys: KeysOption = None) -> None:
     from ops.scheduler import serve
 
     serve(open_ledger(db, writer_keys=keys))
+
+
+@app.command()
+@friendly
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = SERVE_PORT_DEFAULT,
+    db: DbOption = None,
+    keys: KeysOption = None,
+) -> None:
+    """Serve the HTTP API (docs/PROTOCOL.md §6) on uvicorn; this process is the log's
+    writer, with the operator key from --keys."""
+    in_range("--port", port, 1, 65_535)
+    import uvicorn
+
+    from api.app import create_app
+
+    ledger = open_ledger(db, writer_keys=keys)
+    # Idle keep-alive connections are closed after a few seconds: a slow or vanished
+    # client does not hold a connection (and its threadpool slot is never taken).
+    uvicorn.run(
+        create_app(ledger),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=SERVE_KEEP_ALIVE_S,
+    )
 
 
 @app.command()

@@ -34,7 +34,12 @@ class AllianceError(Exception):
 
     @property
     def problem_type(self) -> str:
-        return PROBLEM_TYPE_BASE + self.type_slug
+        return self.problem_type_of()
+
+    @classmethod
+    def problem_type_of(cls) -> str:
+        """The RFC 9457 ``type`` URI of this error class."""
+        return PROBLEM_TYPE_BASE + cls.type_slug
 
     def problem(self) -> dict[str, object]:
         """The RFC 9457 problem document for this error."""
@@ -122,6 +127,23 @@ class NotFoundError(AllianceError):
     status = 404
 
 
+class ForbiddenError(AllianceError):
+    """The reader may not see what it asked for (an entry of a kind that is not public,
+    until requests are authenticated; then: outside the reader's scope)."""
+
+    type_slug = "forbidden"
+    title = "Not readable by this reader"
+    status = 403
+
+
+class MethodNotAllowedError(AllianceError):
+    """An HTTP method the route does not take (the API's only use of it)."""
+
+    type_slug = "method-not-allowed"
+    title = "Method not allowed"
+    status = 405
+
+
 class AlreadyInitialisedError(AllianceError):
     """`alliance init` on a database or key folder that already holds a ledger."""
 
@@ -155,12 +177,28 @@ class BatchFailedError(RetryableError):
     title = "Batch not committed"
 
 
+class NotReadyError(RetryableError):
+    """The server does not hold the log (yet): its writer cannot sync its state."""
+
+    type_slug = "not-ready"
+    title = "Not ready"
+
+
 class DeadlineError(RetryableError):
     """The caller's wait for the writer passed its deadline. The entry may still be
     appended: submitting the same signed entry again answers with its seq."""
 
     type_slug = "deadline"
     title = "Deadline passed"
+
+
+class InternalError(AllianceError):
+    """A bug: what the API answers, without a traceback, for an exception outside this
+    tree. Never raised on purpose; the tests require that no request causes it."""
+
+    type_slug = "internal"
+    title = "Internal error"
+    status = 500
 
 
 class KeyFileError(AllianceError):

@@ -90,6 +90,28 @@ VERIFY_CHUNK_ENTRIES = (
 VERIFY_WORKERS_MAX = 1  # the writer's thread verifies too: two cores, two verifiers
 VERIFY_WAIT_S = 120.0  # a worker that has not answered by then is a broken worker
 
+# HTTP API (api/)
+# Documents one `POST /v1/entries:batch` takes: a till's day of returns (issue 9).
+BATCH_REQUEST_ENTRIES_MAX = 1000
+# Its body: a till's return is ~2 KB signed, so 1,000 of them are ~2 MB; 16 MiB leaves
+# room for large receipts, and a bigger upload is split by the client, not buffered here.
+BATCH_REQUEST_BYTES_MAX = 16 * 1024 * 1024
+# Entries the API has handed to the writer and not yet answered, across requests: past
+# it a request is answered 503 with Retry-After before its body is judged (the writer's
+# own QUEUE_DEPTH_MAX still bounds its queue; this keeps the server's memory bounded).
+API_INFLIGHT_ENTRIES_MAX = 16_384
+# Public search (一站式查询): members one page lists, and the shortest and longest query.
+SEARCH_PAGE_SIZE_MAX = 50
+SEARCH_PAGE_SIZE_DEFAULT = 20
+SEARCH_QUERY_LENGTH_MAX = 64
+# The public page's counts look back this far (issue 9: "12-month counts").
+PUBLIC_COUNTS_WINDOW_DAYS = 365
+# Entries one public member page proves (its statuses, commitments, stores, measures):
+# past it the oldest are left out and the page says so.
+PUBLIC_PROOFS_MAX = 256
+SERVE_PORT_DEFAULT = 8000
+SERVE_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
+
 # Waiting
 WAIT_DEADLINE_S = 60.0  # how long a caller waits for the writer before DeadlineError
 
@@ -192,6 +214,12 @@ _POSITIVE = (
     "BENCH_LEAF_SAMPLES",
     "BENCH_VERIFY_SAMPLES",
     "BENCH_RESTART_TIMEOUT_S",
+    "BATCH_REQUEST_ENTRIES_MAX",
+    "SEARCH_PAGE_SIZE_MAX",
+    "SEARCH_PAGE_SIZE_DEFAULT",
+    "SEARCH_QUERY_LENGTH_MAX",
+    "PUBLIC_COUNTS_WINDOW_DAYS",
+    "PUBLIC_PROOFS_MAX",
 )
 
 
@@ -220,6 +248,18 @@ def _reader_and_tool_problems() -> list[tuple[bool, str]]:
             "BENCH_MEMORY_CHUNK_ENTRIES must fill at least one batch",
         ),
         (0 < BENCH_PURCHASE_AGE_DAYS_MAX < 7, "BENCH_PURCHASE_AGE_DAYS_MAX beyond 7 days"),
+        (
+            BATCH_REQUEST_ENTRIES_MAX <= API_INFLIGHT_ENTRIES_MAX <= QUEUE_DEPTH_MAX,
+            "API_INFLIGHT_ENTRIES_MAX must hold one batch request and fit the writer's queue",
+        ),
+        (
+            BATCH_REQUEST_BYTES_MAX >= SUBMISSION_BYTES_MAX,
+            "BATCH_REQUEST_BYTES_MAX must admit at least one full submission",
+        ),
+        (
+            SEARCH_PAGE_SIZE_DEFAULT <= SEARCH_PAGE_SIZE_MAX,
+            "SEARCH_PAGE_SIZE_DEFAULT above SEARCH_PAGE_SIZE_MAX",
+        ),
     ]
 
 

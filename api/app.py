@@ -1,0 +1,72 @@
+"""The FastAPI application over one Ledger: ``create_app(ledger)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api import log, ops, problems, public, writes
+from api.deps import Admission, Services
+from api.metrics import Metrics
+from ledger.app import Ledger
+from ledger.public import PublicReads
+from schemas.errors import AllianceError
+
+PROBLEM_REF = "#/components/schemas/Problem"
+PROBLEM_STATUSES = (400, 403, 404, 405, 409, 413, 422, 503)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(ledger: Ledger, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
+    """The API of ``ledger``; it writes when the ledger holds the operator key."""
+    app = FastAPI(
+        title="Alliance Ledger",
+        version="1",
+        description="The transparency log of the YRD consumer alliance (docs/PROTOCOL.md §6).",
+    )
+    metrics = Metrics(ledger, clock)
+    app.state.services = Services(
+        ledger=ledger,
+        public=PublicReads(ledger, clock),
+        metrics=metrics,
+        admission=Admission(metrics),
+        clock=clock,
+    )
+
+    def on_problem(exc: AllianceError) -> None:
+        metrics.problems.labels(exc.type_slug).inc()
+        if problems.is_refused_read(exc):
+            metrics.refused_reads.inc()
+
+    problems.install(app, on_problem)
+    problem_response = {
+        "description": "A problem (RFC 9457); `type` is one of x-problem-types",
+        "content": {
+            problems.PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+    responses: dict[int | str, dict[str, Any]] = dict.fromkeys(PROBLEM_STATUSES, problem_response)
+    for router in (writes.router, log.router, public.router, ops.router):
+        app.include_router(router, responses=responses)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the Problem schema and the list of problem types."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = document.setdefault("components", {})
+        components.setdefault("schemas", {})["Problem"] = problems.problem_schema()
+        document["x-problem-types"] = problems.problem_catalogue()
+        app.openapi_schema = document
+    return app.openapi_schema
