@@ -19,10 +19,13 @@ from ledger.state import region_principal
 from ops.config import load_config
 from ops.demo.actors import Regulators, Traders
 from ops.demo.population import Member, PopulationBuilder
+from ops.demo.settling import Treasury, reconcile_minute
 from ops.demo.stage import (
+    CONFIRM_AT,
     COSIGN_AT,
     CREDIT_AT,
     DAY_ZERO,
+    DEMO_DAYS,
     DISPUTES_AT,
     ENROLMENT_AT,
     ENROLMENT_LEAD_DAYS,
@@ -32,6 +35,9 @@ from ops.demo.stage import (
     LATE_AT,
     MIDDAY_ROUND_AT,
     MORNING_AT,
+    NIGHT_COSIGN_AT,
+    NIGHT_ROUND_AT,
+    PAY_AT,
     TICKS_AT,
     LedgerClient,
     Planned,
@@ -42,7 +48,7 @@ from ops.demo.stage import (
 from ops.demo.summary import Summary, print_summary, summarize
 from ops.report import print_audit
 from ops.service import TRUST_FILE_MODE
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, invariant
 from schemas.files import write_new
 from schemas.limits import DEMO_MERCHANTS_MIN
 
@@ -65,6 +71,12 @@ class Simulation:
         self.world = World(ledger, rng, population, Schedule(days))
         self.regulators = Regulators(self.world)
         self.traders = Traders(self.world, merchants)
+        self.treasury = Treasury(self.world)
+        self.reconcile_at = reconcile_minute(str(ledger.config.policy["reconcile_at"]))
+        invariant(
+            self.reconcile_at < NIGHT_ROUND_AT,
+            "demo: the night is closed before the regions' night round",
+        )
         self.ledger = ledger
         self.days = days
         self.console = console
@@ -82,10 +94,22 @@ class Simulation:
         self.regulators.drain()
         clock.set(sim_time(self.days - 1, FINAL_COSIGN_AT))
         self.ledger.cosign()
+        # The last business day's night, once its cutoff has passed, approved by every
+        # region and cosigned: the export ends with every day of the run closed.
+        clock.set(sim_time(self.days, self.reconcile_at))
+        self.treasury.close(self.days)
+        clock.set(sim_time(self.days, NIGHT_ROUND_AT))
+        self.regulators.drain()
+        clock.set(sim_time(self.days, NIGHT_COSIGN_AT))
+        self.ledger.cosign()
 
     def day_plan(self) -> list[tuple[int, Callable[[int], None]]]:
-        regulators, traders = self.regulators, self.traders
+        regulators, traders, treasury = self.regulators, self.traders, self.treasury
         plan: list[tuple[int, Callable[[int], None]]] = [
+            (self.reconcile_at, treasury.close),
+            (NIGHT_ROUND_AT, regulators.endorse),
+            (PAY_AT, treasury.pay),
+            (CONFIRM_AT, treasury.confirm),
             (MORNING_AT, regulators.morning),
             (MIDDAY_ROUND_AT, regulators.endorse),
             (DISPUTES_AT, traders.file_disputes),
@@ -131,7 +155,7 @@ class DemoOutcome:
 def simulate(
     db_url: str,
     *,
-    days: int = 7,
+    days: int = DEMO_DAYS,
     merchants: int = 200,
     seed: int = 1,
     keys: Path | None = None,
@@ -164,7 +188,7 @@ def simulate(
 def run_demo(
     db_url: str,
     *,
-    days: int = 7,
+    days: int = DEMO_DAYS,
     merchants: int = 200,
     seed: int = 1,
     keys: Path | None = None,
