@@ -337,7 +337,7 @@ def witness(
 @app.command()
 @friendly
 def demo(
-    days: int = 7,
+    days: int = 10,  # ops.demo.stage.DEMO_DAYS: the overdue settlement's story needs ten
     merchants: int = 200,
     seed: int = 1,
     keys: Annotated[Path | None, typer.Option("--keys")] = None,

@@ -106,6 +106,9 @@ class Regulators:
             self.set_status(world.suspend_member, "member.suspended", SUSPEND_REASON)
         if day == schedule.reinstate_day:
             self.set_status(world.suspend_member, "member.reinstated", REINSTATE_REASON)
+        # A notice whose objection period ended at midnight is decided first thing, so
+        # that a debtor who was waiting for the decision can pay the same day.
+        self.decide_notices()
 
     def late(self, day: int) -> None:
         """Follow-ups that would fall on a next day the run does not have."""

@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from ledger.calendar import is_day_off, local_date, next_working_day
 from ops.demo.stage import Planned, World
 from reconciliation.nightly import Night, close_due
-from schemas.errors import invariant
+from schemas.bodies import CalendarModel
 
 PART_PAYERS_SHARE = 0.2  # pay an instruction in two parts (a short cash position)
 LATE_CONFIRM_SHARE = 0.25  # the payee's bank credits the transfer the next working day
@@ -109,15 +109,18 @@ class Treasury:
             else:
                 self.payments.append(Step(rng.choice(window), transfer, transfer.amount_fen))
 
-    def _choose_debtor(self, transfers: list[Transfer]) -> Transfer:
-        """A merchant's instruction (a fund or platform answers to its own regulator),
-        of a merchant no other story of the run is about."""
+    def _choose_debtor(self, transfers: list[Transfer]) -> Transfer | None:
+        """The largest instruction a merchant pays (a fund or platform answers to its own
+        regulator), preferably of a merchant whose key rotation or suspension is not
+        already a story of the run; None if no merchant pays tonight (a tiny run)."""
         world = self.world
         busy = {world.keys_member.id, world.suspend_member.id}
         merchants = {member.id for member in world.population.merchants}
-        candidates = [t for t in transfers if t.payer in merchants and t.payer not in busy]
-        invariant(bool(candidates), "demo: the first night has no merchant paying")
-        return world.rng.choice(candidates)
+        paying = [t for t in transfers if t.payer in merchants]
+        candidates = [t for t in paying if t.payer not in busy] or paying
+        if not candidates:
+            return None
+        return max(candidates, key=lambda t: (t.amount_fen, -t.index))
 
     def _working_days(self, first: date, due: date) -> list[date]:
         calendar = self.ledger.sequencer.state().policy.calendar
@@ -135,6 +138,7 @@ class Treasury:
             self.books.released.discard((withheld.night, withheld.index))
         due = [step for step in self.payments if step.day <= self.today]
         self.payments = [step for step in self.payments if step.day > self.today]
+        calendar = self.ledger.sequencer.state().policy.calendar
         planned = []
         for step in due:
             transfer = step.transfer
@@ -148,13 +152,14 @@ class Treasury:
                 "receipt_hash": hashlib.sha256(receipt.encode()).hexdigest(),
             }
             planned.append(Planned(self.ledger.signed("settlement.paid", transfer.payer, body)))
-            self.confirmations.append(Step(self._credited(transfer), transfer, step.amount_fen))
+            self.confirmations.append(
+                Step(self._credited(transfer, calendar), transfer, step.amount_fen)
+            )
         self.ledger.submit(planned)
 
-    def _credited(self, transfer: Transfer) -> date:
+    def _credited(self, transfer: Transfer, calendar: CalendarModel | None) -> date:
         """The day the payee's bank credits a payment made today: today, or now and then
         the next working day when that still lies within the due date."""
-        calendar = self.ledger.sequencer.state().policy.calendar
         later = next_working_day(calendar, self.today + timedelta(days=1))
         if later <= transfer.due and self.world.rng.random() < LATE_CONFIRM_SHARE:
             return later

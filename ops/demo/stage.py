@@ -27,10 +27,11 @@ from signing.keys import PrivateKey
 
 # Day 0 of the simulation, local midnight (a Monday); every step is minutes after it.
 DAY_ZERO = datetime(2026, 11, 16, 0, 0, tzinfo=SHANGHAI)
-# Twelve days: the first night's instructions fall due on day 3 (Thursday), the night
-# of day 4 lists the one left unpaid overdue, its region gives notice on day 5, decides
-# after the objection period on day 9, and restores on day 10 once it is paid.
-DEMO_DAYS = 12
+# Ten days: the first night's instructions fall due on day 3 (Thursday), the night of
+# day 4 lists the one left unpaid overdue, its region gives notice on day 5, decides on
+# the morning of day 9 once the objection period is over, and restores that evening,
+# once the debtor has paid and its payee confirmed.
+DEMO_DAYS = 10
 GENESIS_AT = 8 * 60
 ENROLMENT_AT = 8 * 60 + 30
 # The genesis and the enrolments are logged this many days before the first business day:
