@@ -74,7 +74,7 @@ class Treasury:
 
     def close(self, _day: int) -> None:
         """The nightly job: every due day, oldest first; then each night's plan."""
-        for night in close_due(self.ledger.ledger):
+        for night in close_due(self.ledger.ledger, new_id=self.ledger.factory.new_id):
             self.nights.append(night)
             self.plan(night)
 
