@@ -65,7 +65,6 @@ class Treasury:
         self.payments: list[Step] = []
         self.confirmations: list[Step] = []
         self.withheld: Transfer | None = None  # the chosen debtor's unpaid instruction
-        self.nights: list[Night] = []  # every night closed, oldest first
         self.paid: dict[tuple[int, int], int] = {}  # fen paid so far per instruction
 
     @property
@@ -75,7 +74,6 @@ class Treasury:
     def close(self, _day: int) -> None:
         """The nightly job: every due day, oldest first; then each night's plan."""
         for night in close_due(self.ledger.ledger, new_id=self.ledger.factory.new_id):
-            self.nights.append(night)
             self.plan(night)
 
     def plan(self, night: Night) -> None:
