@@ -252,6 +252,12 @@ class State:
     unreconciled: set[int] = field(default_factory=set)
     undischarged: set[tuple[int, int]] = field(default_factory=set)  # (night seq, index)
     night_of_day: dict[str, int] = field(default_factory=dict)
+    # For overdue_settlement (ledger.kinds.credit): the instructions each night's report
+    # lists overdue, by (that night's seq, payer), and the last confirmation of each
+    # instruction (the one that discharged it, once it is discharged). Sets and a max, so
+    # a load (rows in any order) builds what a replay builds.
+    overdue_listed: dict[tuple[int, str], set[tuple[int, int]]] = field(default_factory=dict)
+    last_confirmation: dict[tuple[int, int], int] = field(default_factory=dict)
     # The root of the log's tree at a size, from the tree the caller verified (writer:
     # its tiles; audit and nodes: the leaves they checked). A reconciliation's cutoff
     # root is checked against it; None (a bare replay of bodies) leaves that one check to
@@ -380,6 +386,13 @@ class State:
                 self.undischarged.discard((new.night, new.index))
         elif isinstance(new, NightRow):
             self.night_of_day[new.day] = new.seq  # a day is closed once, void or not
+        elif isinstance(new, OverdueRow):
+            listed = self.overdue_listed.setdefault((new.listed, new.payer), set())
+            listed.add((new.night, new.index))
+        elif isinstance(new, SettlementRow):
+            if new.kind == "confirmed":
+                key = (new.night, new.index)
+                self.last_confirmation[key] = max(new.seq, self.last_confirmation.get(key, -1))
         else:
             return False
         return True
@@ -429,6 +442,8 @@ _INDEXED = frozenset(
         ObligationRow,
         InstructionRow,
         NightRow,
+        OverdueRow,
+        SettlementRow,
     }
 )
 

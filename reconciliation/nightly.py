@@ -21,6 +21,7 @@ Readers trust a stored report only after checking it against the entry's roots
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -90,13 +91,19 @@ def due_days(state: State, now: datetime, limit: int = NIGHTS_PER_RUN_MAX) -> li
 # --- closing ------------------------------------------------------------------------------
 
 
-def _signed_night(ledger: Ledger, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _signed_night(
+    ledger: Ledger, body: dict[str, Any], now: datetime, new_id: Callable[[], str]
+) -> dict[str, Any]:
     if ledger.operator is None:
         raise ConfigError("closing a night needs the operator key (--keys)")
     entry = {
         "v": 1,
         "kind": CLOSED_KIND,
-        "id": str(uuid.uuid4()),
+        "id": new_id(),
         "time": now.astimezone(LOCAL).isoformat(timespec="seconds"),
         "signer": OPERATOR,
         "body": body,
@@ -104,8 +111,10 @@ def _signed_night(ledger: Ledger, body: dict[str, Any], now: datetime) -> dict[s
     return submitted(entry, ledger.operator)
 
 
-def close_day(ledger: Ledger, day: date) -> Night:
-    """Close business ``day``, or return its night if the log has it already."""
+def close_day(ledger: Ledger, day: date, *, new_id: Callable[[], str] = _new_id) -> Night:
+    """Close business ``day``, or return its night if the log has it already. ``new_id``
+    gives the entry's id (a random UUID; the demo passes its seeded ids, so that one seed
+    gives one log)."""
     for attempt in range(CLOSE_ATTEMPTS_MAX):
         state = ledger.state()
         if day.isoformat() in state.night_of_day:
@@ -115,7 +124,7 @@ def close_day(ledger: Ledger, day: date) -> Night:
         report = night_report(state, day, cutoff, ledger.root_at(cutoff))
         body = closed_body(report)
         try:
-            appended = ledger.submit(_signed_night(ledger, body, now))
+            appended = ledger.submit(_signed_night(ledger, body, now, new_id))
         except PolicyError:
             if attempt + 1 == CLOSE_ATTEMPTS_MAX:
                 raise
@@ -126,9 +135,12 @@ def close_day(ledger: Ledger, day: date) -> Night:
     raise PolicyError(f"business day {day} could not be closed")  # not reached
 
 
-def close_due(ledger: Ledger, limit: int = NIGHTS_PER_RUN_MAX) -> list[Night]:
+def close_due(
+    ledger: Ledger, limit: int = NIGHTS_PER_RUN_MAX, *, new_id: Callable[[], str] = _new_id
+) -> list[Night]:
     """The job: close every due day, oldest first, at most ``limit`` of them."""
-    return [close_day(ledger, day) for day in due_days(ledger.state(), ledger.clock(), limit)]
+    days = due_days(ledger.state(), ledger.clock(), limit)
+    return [close_day(ledger, day, new_id=new_id) for day in days]
 
 
 # --- reading a night back ---------------------------------------------------------------

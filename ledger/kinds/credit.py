@@ -249,17 +249,61 @@ def advance_proves(state: State, seq: int, member: str) -> Proof:
     return PROVEN
 
 
-def reconciliation_proves_overdue(_state: State, _seq: int, _member: str) -> Proof:
-    """HOOK for the reconciliation release: whether `reconciliation.closed` at ``seq``
-    lists ``member`` overdue. That kind is not accepted yet, so no seq is one; replace
-    this body with the look-up in the reconciliation projection."""
-    return NOT_OF_KIND
+def reconciliation_proves_overdue(state: State, seq: int, member: str) -> Proof:
+    """A night every region approved whose report lists the member as the payer of an
+    overdue instruction (issue 8 rule 7). Approved, because only then did every region
+    recompute that list from the log and sign it; a void night's list proves nothing."""
+    night = state.nights.get(seq)
+    if night is None:
+        return NOT_OF_KIND
+    listed = state.overdue_listed.get((seq, member))
+    if not listed:
+        return Proof(True, f"the night of {night.day} lists no overdue instruction of {member}")
+    if night.status != "approved":
+        return Proof(
+            True, f"the night of {night.day} is {night.status}, not approved by every region"
+        )
+    if all(_paid_in_full(state, key) for key in listed):
+        # Rule 6: the payer recorded its payment; a payee who does not confirm it is
+        # escalated to the payee's region, and the payer is not penalised.
+        return Proof(
+            True,
+            f"{member} has recorded payment of what the night of {night.day} lists overdue; "
+            "the payee's confirmation is escalated to its region",
+        )
+    return PROVEN
 
 
-def settlement_cures(_state: State, _seq: int, _member: str) -> Proof:
-    """HOOK for the reconciliation release: whether `settlement.confirmed` at ``seq``
-    confirms a settlement the overdue ``member`` owed. Not accepted yet: never."""
-    return NOT_OF_KIND
+def _paid_in_full(state: State, key: tuple[int, int]) -> bool:
+    instruction = state.instructions.get(*key)
+    return instruction is not None and instruction.paid_fen >= instruction.amount_fen
+
+
+def settlement_cures(state: State, seq: int, member: str) -> Proof:
+    """The payee's confirmation that discharged an instruction the member owed: the last
+    confirmation of it, bringing the confirmed amount to the instruction's (a part paid
+    cures nothing; rule 7 wants the instruction discharged)."""
+    settlement = state.settlements.get(seq)
+    if settlement is None or settlement.kind != "confirmed":
+        return NOT_OF_KIND
+    instruction = state.instructions.get(settlement.night, settlement.index)
+    invariant(instruction is not None, f"confirmation {seq} names a missing instruction")
+    assert instruction is not None
+    named = f"instruction {settlement.index} of night {settlement.night}"
+    if instruction.payer != member:
+        return Proof(True, f"confirmation {seq} is of {named}, which {member} does not pay")
+    if instruction.confirmed_fen < instruction.amount_fen:
+        return Proof(
+            True,
+            f"{named} is not discharged: {instruction.confirmed_fen} of "
+            f"{instruction.amount_fen} fen confirmed",
+        )
+    last = state.last_confirmation.get((settlement.night, settlement.index))
+    if last != seq:
+        return Proof(
+            True, f"confirmation {seq} confirmed a part of {named}; seq {last} discharged it"
+        )
+    return PROVEN
 
 
 def approved_return_cures(state: State, seq: int, member: str) -> Proof:
@@ -645,6 +689,48 @@ def _check_cure(
         )
     if proof.refusal is not None:
         raise PolicyError(f"cure seq {body.cure}: {proof.refusal}", field="body.cure")
+    if decision.cure == "settlement.confirmed":
+        _check_overdue_discharged(state, body.cure, penalty)
+
+
+def _overdue_cited(state: State, penalty: PenaltyRow) -> set[tuple[int, int]]:
+    """The instructions that the nights the penalty's notice cited list overdue for its
+    member. A scan of the notice evidence: restorations are rare and the table holds one
+    row per cited fact."""
+    cited = [row.evidence for row in state.notice_evidence.rows() if row.notice == penalty.notice]
+    listed: set[tuple[int, int]] = set()
+    for evidence in cited:
+        listed |= state.overdue_listed.get((evidence, penalty.member), set())
+    return listed
+
+
+def _check_overdue_discharged(state: State, cure: int, penalty: PenaltyRow) -> None:
+    """Issue 8 rule 7: a penalty for an overdue settlement is lifted only once the
+    instructions its evidence lists overdue are discharged, and the cure is one of them
+    (paying another debt cures nothing)."""
+    listed = _overdue_cited(state, penalty)
+    if not listed:
+        return  # the evidence was no night (a policy mapping the rule to other kinds)
+    settlement = state.settlements.get(cure)
+    invariant(settlement is not None, f"cure {cure} was proved but is no settlement")
+    assert settlement is not None
+    if (settlement.night, settlement.index) not in listed:
+        raise PolicyError(
+            f"cure seq {cure} discharged instruction {settlement.index} of night "
+            f"{settlement.night}, which the evidence of notice {penalty.notice} does not "
+            "list overdue",
+            field="body.cure",
+        )
+    for night, index in sorted(listed):
+        instruction = state.instructions.get(night, index)
+        invariant(instruction is not None, "overdue listing names a missing instruction")
+        assert instruction is not None
+        if instruction.confirmed_fen < instruction.amount_fen:
+            raise PolicyError(
+                f"instruction {index} of night {night}, listed overdue in the evidence of "
+                f"notice {penalty.notice}, is not discharged yet",
+                field="body.cure",
+            )
 
 
 @register("credit.restored", RestoredBody)

@@ -3,8 +3,10 @@
 The demo is the project's main job (DESIGN §7): it puts every party to work on one real
 log (merchants and franchisees recording cross-store returns, the demonstration zone's
 advance fund and platforms paying consumers first, each region's endorsement node,
-disputes, credit due process (notice, objection, decision) and 信用修复, member
-suspension and key rotation, witnesses)
+disputes, the nightly reconciliation (the operator closes each day, the regions approve
+it, payers pay and payees confirm; one instruction is left overdue), credit due process
+(notice, objection, decision) and 信用修复 from real causes, member suspension and key
+rotation, witnesses)
 and then proves from the export alone, as an outside auditor would, that it all holds.
 
 Deterministic under ``seed``: one ``random.Random(seed)`` drives every choice, keys come

@@ -13,7 +13,7 @@ from typing import Any
 
 from ledger.calendar import local_date
 from ledger.rows import EndorsementRow, NoticeRow, ObligationRow
-from ledger.state import region_principal
+from ledger.state import State, region_principal
 from nodes.endorse import Awaiting, Decision, Judge
 from ops.demo.catalogue import FEN_PER_YUAN
 from ops.demo.population import Member
@@ -47,6 +47,7 @@ ADVANCE_DISPUTE = "settled_with_consumer"  # 消费者已与本店和解并退�
 SUSPEND_REASON = "inspection"  # 门店停业整改: the region inspects the store
 REINSTATE_REASON = "inspection_passed"  # 整改完成，经现场核查恢复承诺
 OBJECTION = "evidence_wrong"  # 陈述申辩：争议系顾客自行撤回，非本店虚报
+OVERDUE_OBJECTION = "disproportionate"  # 陈述申辩：逾期系资金周转所致，已承诺清偿，请求从轻
 # Labels of the submissions the log must refuse.
 OUTSIDE_WINDOW = "return outside the seller's window"
 OUTSIDE_NETWORK = "seller outside the acceptor's network"
@@ -105,6 +106,9 @@ class Regulators:
             self.set_status(world.suspend_member, "member.suspended", SUSPEND_REASON)
         if day == schedule.reinstate_day:
             self.set_status(world.suspend_member, "member.reinstated", REINSTATE_REASON)
+        # A notice whose objection period ended at midnight is decided first thing, so
+        # that a debtor who was waiting for the decision can pay the same day.
+        self.decide_notices()
 
     def late(self, day: int) -> None:
         """Follow-ups that would fall on a next day the run does not have."""
@@ -171,8 +175,25 @@ class Regulators:
         if day == self.world.schedule.notice_day:
             self.notice_refused_return()
             self.notice_false_claim()
+        self.notice_overdue()
         self.decide_notices()
         self.restore_cured()
+
+    def notice_overdue(self) -> None:
+        """Each instruction a night every region approved lists overdue, once: notice to
+        its payer from the payer's region, citing that night (issue 8 rule 7). The debtor
+        objects that the penalty is out of proportion (陈述申辩)."""
+        state = self.ledger.sequencer.state()
+        for (listed, payer), instructions in sorted(state.overdue_listed.items()):
+            night = state.nights.get(listed)
+            if night is None or night.status != "approved":
+                continue
+            for instruction in sorted(instructions):
+                if instruction in self.books.overdue_notices.values():
+                    continue
+                seq = self.notice(self.world.member(payer), "overdue_settlement", listed)
+                self.books.overdue_notices[seq] = instruction
+                self.object(seq, OVERDUE_OBJECTION)
 
     def notice_refused_return(self) -> None:
         """The first fabricated return its region rejected: notice to the member that
@@ -218,9 +239,9 @@ class Regulators:
         self.books.notices.append((seq, member))
         return seq
 
-    def object(self, notice: int) -> None:
+    def object(self, notice: int, reason: str = OBJECTION) -> None:
         member = next(member for seq, member in self.books.notices if seq == notice)
-        body = {"notice": notice, "reason": OBJECTION}
+        body = {"notice": notice, "reason": reason}
         self.ledger.submit_one("credit.objection", member.id, body)
 
     def decide_notices(self) -> None:
@@ -235,6 +256,10 @@ class Regulators:
                 pending.append((seq, member))
                 continue
             penalty = self.penalty(notice)
+            instruction = self.books.overdue_notices.get(seq)
+            if instruction is not None:  # decided: the debtor now pays (Treasury.pay)
+                self.books.overdue_penalties[penalty] = instruction
+                self.books.released.add(instruction)
             rule = self.ledger.config.policy["rules"][notice.rule]
             if rule.get("cure") is not None:
                 self.books.curable.append((penalty, member))
@@ -259,27 +284,46 @@ class Regulators:
 
     def restore_cured(self) -> None:
         """信用修复 once the cure is logged: for a refused return, a return the member
-        recorded after the penalty that every region approved."""
+        recorded after the penalty that every region approved; for an overdue settlement,
+        the payee's confirmation that discharged the instruction."""
         state = self.ledger.sequencer.state()
         waiting = []
         for penalty, member in self.books.curable:
-            cure = min(
-                (
-                    row.seq
-                    for row in state.obligations.rows()
-                    if row.creditor == member.id
-                    and row.kind == "return"
-                    and row.seq > penalty
-                    and row.status == "effective"
-                ),
-                default=None,
-            )
+            instruction = self.books.overdue_penalties.get(penalty)
+            if instruction is None:
+                cure = self.approved_return_after(state, member, penalty)
+            else:
+                cure = self.discharge_after(state, instruction, penalty)
             if cure is None:
                 waiting.append((penalty, member))
                 continue
             body = {"penalty": penalty, "reason": "cured_on_log", "cure": cure}
             self.ledger.submit_one("credit.restored", region_principal(member.region), body)
         self.books.curable = waiting
+
+    @staticmethod
+    def approved_return_after(state: State, member: Member, penalty: int) -> int | None:
+        return min(
+            (
+                row.seq
+                for row in state.obligations.rows()
+                if row.creditor == member.id
+                and row.kind == "return"
+                and row.seq > penalty
+                and row.status == "effective"
+            ),
+            default=None,
+        )
+
+    @staticmethod
+    def discharge_after(state: State, instruction: tuple[int, int], penalty: int) -> int | None:
+        """The confirmation that discharged ``instruction``, if it did after ``penalty``."""
+        row = state.instructions.get(*instruction)
+        assert row is not None
+        last = state.last_confirmation.get(instruction)
+        if row.confirmed_fen < row.amount_fen or last is None or last < penalty:
+            return None
+        return last
 
 
 class Traders:
@@ -368,12 +412,15 @@ class Traders:
 
     def file_disputes(self, day: int) -> None:
         """Debtors contest a few claims against them (never a planted one: those the
-        regions void anyway)."""
+        regions void anyway), within the policy's dispute period."""
         world = self.world
+        state = self.ledger.sequencer.state()
         candidates = [
             claim
             for claim in self.books.claims
-            if claim.seq not in self.books.disputed and claim.debtor.id not in world.suspended
+            if claim.seq not in self.books.disputed
+            and claim.debtor.id not in world.suspended
+            and self.disputable(state, claim.seq)
         ]
         chosen = world.rng.sample(candidates, min(self.disputes_per_day, len(candidates)))
         planned = []
@@ -385,6 +432,15 @@ class Traders:
             note = functools.partial(self._note_dispute, claim, day)
             planned.append(Planned(document, logged=note))
         self.ledger.submit(planned)
+
+    def disputable(self, state: State, seq: int) -> bool:
+        """Whether the claim at ``seq`` is still within its dispute period (issue 7 §3):
+        awaiting its regions, or effective for less than ``policy.dispute_days``."""
+        obligation = state.obligations.get(seq)
+        if obligation is None or obligation.effective is None:
+            return True
+        age = self.world.now - parse_time(obligation.effective)
+        return age < timedelta(days=state.policy.dispute_days)
 
     def _note_dispute(self, claim: Claim, day: int, seq: int) -> None:
         self.books.disputed.add(claim.seq)
@@ -465,7 +521,12 @@ class BadSubmissions:
         acceptors = [m for m in population.franchisees if m.id not in suspended]
         if not sellers or not acceptors:
             return None
-        seller, acceptor = self.maker.rng.choice(sellers), self.maker.rng.choice(acceptors)
+        acceptor = self.maker.rng.choice(acceptors)
+        honoured = set(population.network_of(acceptor))
+        sellers = [m for m in sellers if m.id not in honoured]
+        if not sellers:
+            return None
+        seller = self.maker.rng.choice(sellers)
         now = self.world.now
         sale = self.maker.refund(self.maker.receipt(seller, now), acceptor, now)
         return self._refused("return.recorded", acceptor.id, sale.body, OUTSIDE_NETWORK)

@@ -47,9 +47,19 @@ PLACES: dict[str, tuple[Place, ...]] = {
         Place("340104", "合肥", "蜀山"), Place("340202", "芜湖", "镜湖"),
         Place("340302", "蚌埠", "龙子湖"), Place("341002", "黄山", "屯溪"),
     ),
+    # Places of regions a configuration may add (docs/hunan.json): the catalogue knows
+    # places; which regions the alliance has comes from the configuration alone.
+    "43": (
+        Place("430102", "长沙", "芙蓉"), Place("430103", "长沙", "天心"),
+        Place("430104", "长沙", "岳麓"), Place("430105", "长沙", "开福"),
+        Place("430111", "长沙", "雨花"), Place("430202", "株洲", "荷塘"),
+        Place("430302", "湘潭", "雨湖"),
+    ),
 }  # fmt: skip
-REGION_SHORT = {"31": "上海", "32": "江苏", "33": "浙江", "34": "安徽"}
-REGION_WEIGHTS = {"31": 30, "32": 30, "33": 25, "34": 15}  # independents per region
+REGION_SHORT = {"31": "上海", "32": "江苏", "33": "浙江", "34": "安徽", "43": "湖南"}
+# Independents per region, relatively; a configured region missing here weighs this much.
+REGION_WEIGHTS = {"31": 30, "32": 30, "33": 25, "34": 15, "43": 20}
+DEFAULT_REGION_WEIGHT = 15
 TRADES: dict[str, Trade] = {
     trade.name: trade
     for trade in (

@@ -7,11 +7,12 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ops.demo.catalogue import (
     BRANDS,
+    DEFAULT_REGION_WEIGHT,
     FUND_NAME,
     PLACES,
     PLATFORMS,
@@ -20,6 +21,7 @@ from ops.demo.catalogue import (
     WORDS,
     Trade,
 )
+from schemas.errors import ConfigError
 from schemas.identifiers import make_uscc
 from signing.keys import PrivateKey
 
@@ -61,6 +63,7 @@ class Member:
     brand: str | None = None
     excluded: tuple[str, ...] = ()
     group: str | None = None  # the franchise group (its network), for a franchisee
+    zone_group: str | None = None  # the demonstration zone's network, for a zone merchant
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -107,11 +110,29 @@ class Population:
                 groups.setdefault(member.group, []).append(member.id)
         return groups
 
+    @functools.cached_property
+    def zoned(self) -> list[Member]:
+        """Merchants with a store in the demonstration zone (its network's members)."""
+        return [m for m in self.merchants if m.zone_group is not None]
+
+    @functools.cached_property
+    def zone_groups(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for member in self.zoned:
+            if member.zone_group is not None:
+                groups.setdefault(member.zone_group, []).append(member.id)
+        return groups
+
     def network_of(self, member: Member) -> list[str]:
-        """The members whose receipts ``member`` honours: its franchise group's others."""
-        if member.group is None:
-            return []
-        return [peer for peer in self.groups[member.group] if peer != member.id]
+        """The members whose receipts ``member`` honours: its franchise group's others and
+        its zone network's others (the brands and the zone form networks)."""
+        peers: set[str] = set()
+        if member.group is not None:
+            peers.update(self.groups[member.group])
+        if member.zone_group is not None:
+            peers.update(self.zone_groups[member.zone_group])
+        peers.discard(member.id)
+        return sorted(peers)
 
     @functools.cached_property
     def independents(self) -> list[Member]:
@@ -122,9 +143,18 @@ class PopulationBuilder:
     """Members with valid, unique USCCs, realistic names and stores in their province
     (plus, for zone regions, an occasional outlet in the demonstration zone)."""
 
-    def __init__(self, rng: random.Random, zone: Sequence[str]) -> None:
+    def __init__(
+        self, rng: random.Random, zone: Sequence[str], regions: Sequence[str] = tuple(PLACES)
+    ) -> None:
+        missing = [code for code in regions if code not in PLACES]
+        if missing:
+            raise ConfigError(
+                f"the demo's catalogue has no places in region {', '.join(missing)}: "
+                "add them to ops/demo/catalogue.py PLACES"
+            )
         self.rng = rng
         self.zone = tuple(zone)
+        self.regions = tuple(regions)
         self._ids: set[str] = set()
         self._names: set[str] = set()
         self._places = {p.division: p for places in PLACES.values() for p in places}
@@ -132,7 +162,7 @@ class PopulationBuilder:
     def build(self, merchants: int) -> Population:
         brands = BRANDS[: max(MIN_BRANDS, min(len(BRANDS), merchants // MERCHANTS_PER_BRAND))]
         franchised = round(merchants * FRANCHISE_SHARE)
-        regions = list(PLACES)
+        regions = list(self.regions)
         members = [
             self.franchisee(
                 *brands[i % len(brands)],
@@ -141,12 +171,30 @@ class PopulationBuilder:
             )
             for i in range(franchised)
         ]
-        weights = [REGION_WEIGHTS[code] for code in regions]
+        weights = [REGION_WEIGHTS.get(code, DEFAULT_REGION_WEIGHT) for code in regions]
         members += [
             self.independent(self.rng.choices(regions, weights)[0])
             for _ in range(merchants - franchised)
         ]
-        return Population(members, self.fund(), [self.platform(r, n) for r, n in PLATFORMS])
+        return Population(
+            self._zone_networks(members),
+            self.fund(),
+            [self.platform(r, n) for r, n in PLATFORMS],
+        )
+
+    def _zone_networks(self, members: list[Member]) -> list[Member]:
+        """Merchants with a store in the zone form the zone's networks, in groups of at
+        most FRANCHISE_GROUP_MAX (the bound that keeps an enrolment small)."""
+        zone = set(self.zone)
+        out, count = [], 0
+        for member in members:
+            if any(store.division in zone for store in member.stores):
+                group = f"zone/{count // FRANCHISE_GROUP_MAX + 1}"
+                out.append(replace(member, zone_group=group))
+                count += 1
+            else:
+                out.append(member)
+        return out
 
     def uscc(self, department: str, division: str) -> str:
         """GB 32100: department and category, registration division, organisation code."""

@@ -17,6 +17,7 @@ from schemas.limits import DEMO_ENTRY_DELAY_MAX_S, DEMO_PAIR_TRIES_MAX
 
 BRAND_RETURN_SHARE = 0.55  # returns refunded by a franchisee for a brand peer's sale
 CROSS_REGION_IN_BRAND = 0.45  # of those, the peer is in another region: ~25 % overall
+ZONE_RETURN_SHARE = 0.3  # of the rest, a zone merchant takes back a zone peer's sale
 FULL_REFUND_SHARE = 0.7
 PRICE_SKEW = 4  # price = low + (high - low) * U**4: the mean is a fifth of the range
 PRICE_STEP_FEN, PRICE_ENDING_FEN = 1_000, 900  # shelf prices like ¥129.00, ¥2,399.00
@@ -107,6 +108,12 @@ class ReturnMaker:
                 cross = rng.random() < CROSS_REGION_IN_BRAND
                 fitting = [p for p in peers if (p.region != acceptor.region) == cross] or peers
                 return rng.choice(fitting), acceptor
+        zoned = [m for m in self.population.zoned if m.id not in idle]
+        if zoned and rng.random() < ZONE_RETURN_SHARE:
+            acceptor = rng.choice(zoned)
+            peers = [m for m in zoned if m.zone_group == acceptor.zone_group and m != acceptor]
+            if peers:
+                return rng.choice(peers), acceptor
         merchant = rng.choice([m for m in self.population.merchants if m.id not in idle])
         return merchant, merchant
 

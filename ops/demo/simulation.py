@@ -19,10 +19,13 @@ from ledger.state import region_principal
 from ops.config import load_config
 from ops.demo.actors import Regulators, Traders
 from ops.demo.population import Member, PopulationBuilder
+from ops.demo.settling import Treasury, reconcile_minute
 from ops.demo.stage import (
+    CONFIRM_AT,
     COSIGN_AT,
     CREDIT_AT,
     DAY_ZERO,
+    DEMO_DAYS,
     DISPUTES_AT,
     ENROLMENT_AT,
     ENROLMENT_LEAD_DAYS,
@@ -32,6 +35,9 @@ from ops.demo.stage import (
     LATE_AT,
     MIDDAY_ROUND_AT,
     MORNING_AT,
+    NIGHT_COSIGN_AT,
+    NIGHT_ROUND_AT,
+    PAY_AT,
     TICKS_AT,
     LedgerClient,
     Planned,
@@ -42,7 +48,7 @@ from ops.demo.stage import (
 from ops.demo.summary import Summary, print_summary, summarize
 from ops.report import print_audit
 from ops.service import TRUST_FILE_MODE
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, invariant
 from schemas.files import write_new
 from schemas.limits import DEMO_MERCHANTS_MIN
 
@@ -61,10 +67,17 @@ class Simulation:
         console: Console | None = None,
     ) -> None:
         zone = [d for z in ledger.config.policy.get("zones", []) for d in z["divisions"]]
-        population = PopulationBuilder(rng, zone).build(merchants)
+        regions = [region.code for region in ledger.config.regions]
+        population = PopulationBuilder(rng, zone, regions).build(merchants)
         self.world = World(ledger, rng, population, Schedule(days))
         self.regulators = Regulators(self.world)
         self.traders = Traders(self.world, merchants)
+        self.treasury = Treasury(self.world)
+        self.reconcile_at = reconcile_minute(str(ledger.config.policy["reconcile_at"]))
+        invariant(
+            self.reconcile_at < NIGHT_ROUND_AT,
+            "demo: the night is closed before the regions' night round",
+        )
         self.ledger = ledger
         self.days = days
         self.console = console
@@ -82,10 +95,22 @@ class Simulation:
         self.regulators.drain()
         clock.set(sim_time(self.days - 1, FINAL_COSIGN_AT))
         self.ledger.cosign()
+        # The last business day's night, once its cutoff has passed, approved by every
+        # region and cosigned: the export ends with every day of the run closed.
+        clock.set(sim_time(self.days, self.reconcile_at))
+        self.treasury.close(self.days)
+        clock.set(sim_time(self.days, NIGHT_ROUND_AT))
+        self.regulators.drain()
+        clock.set(sim_time(self.days, NIGHT_COSIGN_AT))
+        self.ledger.cosign()
 
     def day_plan(self) -> list[tuple[int, Callable[[int], None]]]:
-        regulators, traders = self.regulators, self.traders
+        regulators, traders, treasury = self.regulators, self.traders, self.treasury
         plan: list[tuple[int, Callable[[int], None]]] = [
+            (self.reconcile_at, treasury.close),
+            (NIGHT_ROUND_AT, regulators.endorse),
+            (PAY_AT, treasury.pay),
+            (CONFIRM_AT, treasury.confirm),
             (MORNING_AT, regulators.morning),
             (MIDDAY_ROUND_AT, regulators.endorse),
             (DISPUTES_AT, traders.file_disputes),
@@ -131,18 +156,19 @@ class DemoOutcome:
 def simulate(
     db_url: str,
     *,
-    days: int = 7,
+    days: int = DEMO_DAYS,
     merchants: int = 200,
     seed: int = 1,
     keys: Path | None = None,
     out: Path = Path("demo-export"),
     console: Console | None = None,
+    config_path: Path | None = None,
 ) -> DemoOutcome:
     """Run the simulated alliance into a fresh ledger, export it, audit the export."""
     if days < 1 or merchants < DEMO_MERCHANTS_MIN:
         raise ConfigError(f"the demo needs at least 1 day and {DEMO_MERCHANTS_MIN} merchants")
     started = time.perf_counter()
-    config = load_config()
+    config = load_config(config_path)
     ledger = LedgerClient.create(db_url, config, seed)
     try:
         rng = random.Random(seed)  # noqa: S311 (a reproducible simulation, not cryptography)
@@ -164,11 +190,12 @@ def simulate(
 def run_demo(
     db_url: str,
     *,
-    days: int = 7,
+    days: int = DEMO_DAYS,
     merchants: int = 200,
     seed: int = 1,
     keys: Path | None = None,
     out: Path = Path("demo-export"),
+    config_path: Path | None = None,
 ) -> bool:
     """`alliance demo`: simulate, audit, print the audit and the summary. True when the
     audit passed."""
@@ -176,8 +203,15 @@ def run_demo(
     if not console.is_terminal:  # piped or captured: no terminal width to respect
         console = Console(width=PIPED_WIDTH)
     outcome = simulate(
-        db_url, days=days, merchants=merchants, seed=seed, keys=keys, out=out, console=console
+        db_url,
+        days=days,
+        merchants=merchants,
+        seed=seed,
+        keys=keys,
+        out=out,
+        console=console,
+        config_path=config_path,
     )
     print_audit(outcome.report, as_json=False)
-    print_summary(console, outcome.summary, load_config())
+    print_summary(console, outcome.summary, load_config(config_path))
     return outcome.report.ok

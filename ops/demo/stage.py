@@ -27,13 +27,22 @@ from signing.keys import PrivateKey
 
 # Day 0 of the simulation, local midnight (a Monday); every step is minutes after it.
 DAY_ZERO = datetime(2026, 11, 16, 0, 0, tzinfo=SHANGHAI)
+# Ten days: the first night's instructions fall due on day 3 (Thursday), the night of
+# day 4 lists the one left unpaid overdue, its region gives notice on day 5, decides on
+# the morning of day 9 once the objection period is over, and restores that evening,
+# once the debtor has paid and its payee confirmed.
+DEMO_DAYS = 10
 GENESIS_AT = 8 * 60
 ENROLMENT_AT = 8 * 60 + 30
 # The genesis and the enrolments are logged this many days before the first business day:
 # a member's commitment binds purchases made after it enrolled, and the first day's returns
 # are of purchases up to the longest window (30 days) back.
 ENROLMENT_LEAD_DAYS = 31
+NIGHT_ROUND_AT = 40  # 00:40: the regions' nodes approve the night the operator closed
+NIGHT_COSIGN_AT = 50  # 00:50 after the last day: the witnesses cosign the last night
 MORNING_AT = 9 * 60  # regulators' morning desk work: disputes, suspensions, keys
+PAY_AT = 10 * 60  # treasurers pay their instructions when the banks open
+CONFIRM_AT = 15 * 60 + 30  # payees confirm the transfers their bank credited
 TICKS_AT = (570, 645, 720, 840, 915, 990, 1080, 1170)  # 09:30 … 19:30: stores submit
 MIDDAY_ROUND_AT = 13 * 60  # endorsement nodes run twice a day
 DISPUTES_AT = 16 * 60
@@ -229,6 +238,11 @@ class Books:
     notices: list[tuple[int, Member]] = field(default_factory=list)
     curable: list[tuple[int, Member]] = field(default_factory=list)
     decision_numbers: Counter[str] = field(default_factory=Counter)  # per region
+    # Overdue settlements: the instruction (night seq, index) each notice and each penalty
+    # is about, and the instructions whose debtor pays once the region has decided.
+    overdue_notices: dict[int, tuple[int, int]] = field(default_factory=dict)
+    overdue_penalties: dict[int, tuple[int, int]] = field(default_factory=dict)
+    released: set[tuple[int, int]] = field(default_factory=set)
     returns_today: int = 0
 
 

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from ledger.audit import AuditReport
-from ledger.export import ENTRIES_FILE
+from ledger.export import ENTRIES_FILE, REPORTS_DIR
 from ledger.rows import EndorsementRow, MemberRow, ObligationRow
 from ops.config import AllianceConfig
 from ops.demo.catalogue import REGION_SHORT, yuan
+from ops.demo.nightly_summary import (
+    Nights,
+    credit_cases,
+    credit_table,
+    nights_table,
+    overdue_story,
+)
+from ops.demo.stage import DAY_ZERO
 from signing.keys import b64encode
 
 OBLIGATION_STATUSES = ("pending", "effective", "held", "void")
@@ -42,6 +51,8 @@ class Summary:
     size: int
     root: str
     cosigned_by: list[str]
+    nights: Nights = field(default_factory=Nights)
+    story: list[str] = field(default_factory=list)  # the overdue settlement, step by step
     elapsed_s: float = 0.0
 
     @property
@@ -62,10 +73,16 @@ def summarize(report: AuditReport, directory: Path, refused: Counter[str]) -> Su
             regions[member.region].members += 1
             member_region[member.id] = member.region
     kinds: Counter[str] = Counter()
+    nights = Nights()
+    restorations: dict[int, dict[str, Any]] = {}
     with (directory / ENTRIES_FILE).open("rb") as lines:
         for line in lines:
-            entry = json.loads(line)["entry"]
+            record = json.loads(line)
+            entry = record["entry"]
             kinds[entry["kind"]] += 1
+            nights.note(record, directory / REPORTS_DIR)
+            if entry["kind"] == "credit.restored":
+                restorations[int(record["seq"])] = entry["body"]
             if entry["kind"] == "return.recorded":
                 figures = regions[member_region[entry["signer"]]]
                 figures.returns += 1
@@ -84,7 +101,20 @@ def summarize(report: AuditReport, directory: Path, refused: Counter[str]) -> Su
             count, amount = obligations.get(obligation.status, (0, 0))
             obligations[obligation.status] = (count + 1, amount + obligation.amount_fen)
     root = b64encode(report.root)
-    return Summary(kinds, obligations, regions, refused, report.size, root, report.cosigned_by)
+    nights.trim(DAY_ZERO.date())
+    nights.cases = credit_cases(state, restorations)
+    story = overdue_story(state, nights.cases, directory / REPORTS_DIR)
+    return Summary(
+        kinds,
+        obligations,
+        regions,
+        refused,
+        report.size,
+        root,
+        report.cosigned_by,
+        nights,
+        story,
+    )
 
 
 def print_summary(console: Console, summary: Summary, config: AllianceConfig) -> None:
@@ -109,6 +139,12 @@ def print_summary(console: Console, summary: Summary, config: AllianceConfig) ->
         refused.add_row(label, str(count))
     refused.add_row("[bold]total[/]", f"[bold]{summary.refused.total()}[/]")
     console.print(refused)
+    console.print(nights_table(summary.nights))
+    console.print(credit_table(summary.nights.cases))
+    if summary.story:
+        console.print("[bold]An overdue settlement, from the log[/]")
+        for line in summary.story:
+            console.print(line, highlight=False)
     console.print(
         f"tree size [bold]{summary.size:,}[/], root [bold]{summary.root}[/]\n"
         f"cosigned by regions {', '.join(summary.cosigned_by)}; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from ledger.export import ENTRIES_FILE
 from ledger.rows import KeyRow
 from ops.cli import app
 from ops.demo import DemoOutcome, Schedule, run_demo, simulate, yuan
+from ops.demo.stage import DAY_ZERO
 from schemas.errors import AlreadyInitialisedError, ConfigError
 from signing.keys import PrivateKey, b64encode
 
@@ -134,16 +136,25 @@ def test_a_single_day_at_the_smallest_size_still_audits(tmp_path: Path) -> None:
     assert outcome.summary.kinds["member.reinstated"] == 1
 
 
-def test_a_week_tells_the_credit_story_from_notice_to_restoration(tmp_path: Path) -> None:
-    """A refused return (proved by its region's rejection) and a false claim (proved by an
-    upheld dispute) go through notice, objection (the false claim's), decision after the
-    objection period, and restoration once the cure is logged (the refused return's; a
-    false claim waits a year)."""
-    outcome = simulate(f"sqlite:///{tmp_path / 'week.db'}", days=7, merchants=8, out=tmp_path / "x")
+@pytest.fixture(scope="module")
+def ten_days(tmp_path_factory: pytest.TempPathFactory) -> DemoOutcome:
+    base = tmp_path_factory.mktemp("ten")
+    return simulate(f"sqlite:///{base / 'ten.db'}", days=10, merchants=8, out=base / "x")
+
+
+def test_ten_days_tell_the_credit_story_from_notice_to_restoration(
+    ten_days: DemoOutcome,
+) -> None:
+    """A refused return (proved by its region's rejection), a false claim (proved by an
+    upheld dispute) and an overdue settlement (proved by the night listing it) go through
+    notice, objection (the false claim's and the overdue debtor's), decision after the
+    objection period, and restoration once the cure is logged (a false claim waits a
+    year)."""
+    outcome = ten_days
     assert outcome.report.ok, [str(finding) for finding in outcome.report.findings]
     state = outcome.report.state
     penalties = {row.rule: row for row in state.penalties.rows()}
-    assert sorted(penalties) == ["false_claim", "refused_return"]
+    assert sorted(penalties) == ["false_claim", "overdue_settlement", "refused_return"]
     for row in penalties.values():
         notice = state.credit_notices.get(row.notice)
         assert notice is not None and notice.decision_seq == row.seq
@@ -153,7 +164,45 @@ def test_a_week_tells_the_credit_story_from_notice_to_restoration(tmp_path: Path
     assert penalties["false_claim"].measure == "warning"  # lighter once the member was heard
     assert penalties["refused_return"].restored_seq is not None
     assert penalties["false_claim"].restored_seq is None
-    assert outcome.summary.kinds["credit.restored"] == 1
+    assert penalties["overdue_settlement"].restored_seq is not None
+    assert outcome.summary.kinds["credit.restored"] == 2
+
+
+def test_ten_days_close_every_night_and_settle_it(ten_days: DemoOutcome) -> None:
+    """Every day of the run is closed and approved by every region (the enrolment weeks'
+    nights too), its instructions are paid and confirmed, and the summary shows it."""
+    state = ten_days.report.state
+    business = [(DAY_ZERO.date() + timedelta(days=n)).isoformat() for n in range(10)]
+    assert set(business) <= set(state.night_of_day)
+    assert all(row.status == "approved" for row in state.nights.rows())
+    figures = ten_days.summary.nights.days
+    assert sorted(figures) == business and ten_days.summary.nights.empty_before == 31
+    assert all(day.closed and day.included > 0 for day in figures.values())
+    assert all(day.net_fen <= day.gross_fen for day in figures.values())
+    assert ten_days.summary.kinds["settlement.paid"] > 0
+    assert ten_days.summary.kinds["settlement.confirmed"] > 0
+
+
+def test_the_overdue_penalty_is_restored_after_the_cure(ten_days: DemoOutcome) -> None:
+    """The one instruction left unpaid is listed overdue by every night after its due
+    date until it is paid; the notice cites such a night, and the restoration cites the
+    confirmation that discharged it, logged after the decision."""
+    state = ten_days.report.state
+    listed = {key: value for key, value in state.overdue_listed.items() if value}
+    assert listed, "at least one instruction is listed overdue"
+    [instruction] = {item for items in listed.values() for item in items}
+    penalty = next(row for row in state.penalties.rows() if row.rule == "overdue_settlement")
+    evidence = [
+        row.evidence for row in state.notice_evidence.rows() if row.notice == penalty.notice
+    ]
+    assert [(seq, penalty.member) in listed for seq in evidence] == [True]
+    row = state.instructions.get(*instruction)
+    assert row is not None and row.confirmed_fen == row.amount_fen
+    cure = state.last_confirmation[instruction]
+    assert penalty.seq < cure < (penalty.restored_seq or 0)
+    story = ten_days.summary.story
+    assert any("listed overdue by the nights of" in line for line in story)
+    assert story[-1].strip() == f"restored at seq {penalty.restored_seq} citing confirmation {cure}"
 
 
 def test_too_small_a_demo_is_a_config_error(tmp_path: Path) -> None:
@@ -184,3 +233,35 @@ def test_a_region_witness_runs_from_the_demo_keys_alone(first: Run) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["region"] == "31"
+
+
+def test_the_demo_runs_unchanged_with_five_regions(tmp_path: Path) -> None:
+    """Regions come from the configuration, not from code (issue 7 §6): with Hunan's
+    configuration its regulator enrols members, endorses, approves nights and cosigns."""
+    config = Path(__file__).resolve().parents[2] / "docs" / "hunan.json"
+    outcome = simulate(
+        f"sqlite:///{tmp_path / 'five.db'}",
+        days=2,
+        merchants=30,
+        out=tmp_path / "export",
+        config_path=config,
+    )
+    report = outcome.report
+    assert report.ok, report.findings
+    assert report.cosigned_by == ["31", "32", "33", "34", "43"]
+    state = report.state
+    assert any(member.region == "43" for member in state.members.rows())
+    nights = state.nights.rows()
+    nights = list(nights)
+    assert nights and all(night.status == "approved" for night in nights)
+    decided = {row.region for row in state.endorsements.rows() if row.target == nights[-1].seq}
+    assert decided == {"31", "32", "33", "34", "43"}
+
+
+def test_a_region_the_catalogue_has_no_places_for_is_a_config_error(tmp_path: Path) -> None:
+    config = json.loads((Path(__file__).resolve().parents[2] / "docs" / "hunan.json").read_text())
+    config["regions"].append({"code": "44", "name": "广东省市场监督管理局"})
+    path = tmp_path / "six.json"
+    path.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(ConfigError, match="no places in region 44"):
+        simulate(f"sqlite:///{tmp_path / 'six.db'}", days=1, merchants=8, config_path=path)
