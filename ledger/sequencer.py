@@ -42,7 +42,7 @@ from ledger.state import (
     preverify,
 )
 from ledger.store import StoredEntry
-from schemas.bodies import validate_body
+from schemas.bodies import MemberEnrolledBody, MemberKeysBody, validate_body
 from schemas.canonical import SAFE_INTEGER_MAX, canonical, canonical_validated
 from schemas.entry import (
     WireModel,
@@ -82,7 +82,7 @@ from schemas.limits import (
     WAIT_DEADLINE_S,
 )
 from signing.entry import verify_entry_signature
-from signing.keys import PrivateKey, b64encode
+from signing.keys import PrivateKey, b64encode, remember_usable
 from signing.note import NoteVerifier
 
 # Any constant: the advisory lock that serializes PostgreSQL writers ("ALLIANCE" in hex).
@@ -136,7 +136,7 @@ class Prepared:
 class _Verification:
     """The signatures of a chunk of prepared items, being checked in the worker."""
 
-    future: Future[list[verifying.Verdict]]
+    future: Future[verifying.Verdicts]
     items: list[Prepared]
     known: list[frozenset[int]]
     resolved: bool = False
@@ -154,11 +154,12 @@ class _Verification:
         for item in items:
             item.pending = None
         try:
-            verdicts = self.future.result(timeout=VERIFY_WAIT_S)
+            verdicts, usable = self.future.result(timeout=VERIFY_WAIT_S)
         except Exception:
             # Nothing verified: admit() checks every signature itself, under the lock.
             verifying.reset()
             return
+        remember_usable(usable)
         for item, verdict, verified in zip(items, verdicts, known, strict=True):
             if verdict is None:
                 item.verified = verified
@@ -305,6 +306,7 @@ class Sequencer:
         this thread goes on checking schemas and admitting meanwhile."""
         jobs: list[verifying.Job] = []
         known: list[frozenset[int]] = []
+        declared: list[str] = []
         key = state.key
         for item in items:
             indexes, pairs = [], []
@@ -315,7 +317,8 @@ class Sequencer:
                     pairs.append((signature, state.public_key(row).raw))
             jobs.append((item.entry_bytes, pairs))
             known.append(frozenset(indexes))
-        future = verifying.submit(jobs)
+            declared += _declared_keys(item.body)
+        future = verifying.submit(jobs, declared)
         if future is None:  # no worker after all: check here, as _preverify() does
             for item in items:
                 try:
@@ -438,9 +441,14 @@ class Sequencer:
                 results = [(item, refusal) for item in batch]
             else:
                 existing = _logged(store.find_ids(connection, [i.entry_id for i in batch]))
-                entries = self._admit_batch(state, batch, existing, now, logged, results)
-                if entries:
-                    self._write(connection, state, size, entries, now)
+                # Each admitted leaf goes to the database at once (PostgreSQL), so the
+                # server stores it while the next entries are judged.
+                with store.EntryStream(connection) as stream:
+                    entries = self._admit_batch(
+                        state, batch, existing, now, logged, results, stream
+                    )
+                    if entries:
+                        self._write(connection, state, size, entries, now, stream)
         # Committed: the batch's entries, tiles, projections and checkpoint are durable.
         if self._pending_frontier is not None:
             self._frontier, self._frontier_size = self._pending_frontier
@@ -477,6 +485,7 @@ class Sequencer:
         now: datetime,
         logged: str,
         results: list[tuple[Prepared, Appended | AllianceError]],
+        stream: store.EntryStream,
     ) -> list[StoredEntry]:
         entries: list[StoredEntry] = []
         for item in batch:
@@ -505,9 +514,11 @@ class Sequencer:
             except RejectedError as exc:
                 results.append((item, exc))
                 continue
-            entries.append(_stored(ctx, item))
-            existing[item.entry_id] = (seq, item.entry_hash, entries[-1].leaf_hash)
-            results.append((item, Appended(seq, entries[-1].leaf_hash)))
+            stored = _stored(ctx, item)
+            entries.append(stored)
+            stream.add(stored)
+            existing[item.entry_id] = (seq, item.entry_hash, stored.leaf_hash)
+            results.append((item, Appended(seq, stored.leaf_hash)))
         return entries
 
     def _write(
@@ -517,12 +528,13 @@ class Sequencer:
         size: int,
         entries: list[StoredEntry],
         now: datetime,
+        stream: store.EntryStream,
     ) -> None:
         invariant(entries[0].seq == size, f"batch starts at {entries[0].seq}, log at {size}")
         invariant(self._frontier_size == size, "the writer has no verified frontier")
         integration = merkle.integrate(size, self._frontier, [e.leaf_hash for e in entries])
         invariant(integration.size == state.size, "tree size and state size disagree")
-        store.insert_entries(connection, entries)
+        store.insert_entries(connection, entries, stream)
         # In the transaction: leaves under gapless seqs (triggers refuse gaps and leaves
         # whose columns disagree with their bytes).
         store.write_tiles(connection, integration.tiles)
@@ -620,6 +632,17 @@ class Sequencer:
         if projections.sealed_head(connection, self.sealer_in(connection), size) == size:
             state.forget_changes()  # another writer stored and sealed these rows
         self._frontier, self._frontier_size = frontier, size
+
+
+def _declared_keys(body: WireModel) -> list[str]:
+    """The public keys (wire base64) a body declares for a member. Their curve check
+    is costly (every enrolment brings a new key): the verification worker makes it
+    ahead, and admission, which checks each key again, finds it cached."""
+    if isinstance(body, MemberEnrolledBody):
+        return [key.pub for key in body.member.keys]
+    if isinstance(body, MemberKeysBody):
+        return [key.pub for key in body.keys]
+    return []
 
 
 def _check_no_nodes(connection: Connection, nodes: dict[merkle.TileKey, bytes]) -> None:

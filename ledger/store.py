@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from ledger.tables import Checkpoint, Cosignature, LogEntry, MerkleTile, MerkleTileNodes
+from schemas.errors import invariant
 from schemas.limits import READ_CHUNK_ENTRIES
 
 # The columns of log_entries, in the order insert_entries() writes them.
@@ -68,14 +70,69 @@ def find_ids(connection: Connection, ids: Sequence[str]) -> dict[str, tuple[int,
     return {row.entry_id: (int(row.seq), bytes(row.leaf)) for row in rows}
 
 
-def insert_entries(connection: Connection, entries: Sequence[StoredEntry]) -> None:
+def _entry_row(e: StoredEntry) -> tuple[object, ...]:
+    return (e.seq, e.entry_id, e.entry_hash, e.kind, e.signer, e.logged, e.leaf, e.leaf_hash)
+
+
+class EntryStream:
+    """Log rows sent to the database while the sequencer is still judging the rest of
+    its batch, in the caller's transaction. On PostgreSQL one COPY stays open through
+    the admission: the server checks each row (gapless and leaf triggers) and indexes
+    it on its own core while the writer judges the next entries, instead of all at once
+    after them. insert_entries() ends the COPY; nothing is durable before the commit,
+    and a failure anywhere ends it with an error (the transaction is rolled back).
+    SQLite sends nothing early: insert_entries() writes the batch in one executemany.
+    Use as a context manager around the admission and the insert."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._copies = ExitStack()
+        self._copy: psycopg.Copy | None = None
+        self._streams = connection.dialect.name == "postgresql"
+        self.sent = 0  # rows written into the open COPY
+
+    def __enter__(self) -> EntryStream:
+        return self
+
+    def __exit__(self, *failure: Any) -> None:
+        if failure[0] is None:
+            self.finish()
+        else:  # the COPY fails with the exception, which goes on
+            self._copies.__exit__(*failure)
+
+    def add(self, entry: StoredEntry) -> None:
+        """Send one row now (PostgreSQL), in seq order."""
+        if not self._streams:
+            return
+        with _as_dbapi_error(self._connection, _COPY_ENTRIES):
+            if self._copy is None:
+                cursor = self._copies.enter_context(_driver(self._connection).cursor())
+                self._copy = self._copies.enter_context(cursor.copy(_COPY_ENTRIES))
+            self._copy.write_row(_entry_row(entry))
+        self.sent += 1
+
+    def finish(self) -> None:
+        """Wait for the server to take every row sent (a trigger's refusal is raised
+        here at the latest)."""
+        with _as_dbapi_error(self._connection, _COPY_ENTRIES):
+            self._copies.close()
+        self._copy = None
+
+
+def insert_entries(
+    connection: Connection, entries: Sequence[StoredEntry], stream: EntryStream | None = None
+) -> None:
     """Insert log rows in the caller's transaction, in the given (seq) order, so the
-    gapless trigger checks each row against the one before. PostgreSQL: one COPY;
-    SQLite: one executemany of the driver. Both skip SQLAlchemy's per-row work."""
-    rows = [
-        (e.seq, e.entry_id, e.entry_hash, e.kind, e.signer, e.logged, e.leaf, e.leaf_hash)
-        for e in entries
-    ]
+    gapless trigger checks each row against the one before. PostgreSQL: one COPY (the
+    rest of ``stream``'s, when it sent the first rows already); SQLite: one executemany
+    of the driver. Both skip SQLAlchemy's per-row work."""
+    if stream is not None and stream.sent:
+        invariant(stream.sent <= len(entries), "more rows streamed than the batch holds")
+        for entry in entries[stream.sent :]:
+            stream.add(entry)
+        stream.finish()
+        return
+    rows = [_entry_row(e) for e in entries]
     if connection.dialect.name == "postgresql":
         copy_rows(connection, LogEntry.__tablename__, ENTRY_COLUMNS, rows)
     else:
@@ -103,6 +160,35 @@ def execute_many(
     connection.exec_driver_sql(compiled.string, params)
 
 
+def _copy_statement(table: str, columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+
+
+_COPY_ENTRIES = _copy_statement(LogEntry.__tablename__, ENTRY_COLUMNS)
+
+
+def _driver(connection: Connection) -> psycopg.Connection[Any]:
+    driver = connection.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError("COPY needs a psycopg connection")
+    return driver
+
+
+@contextmanager
+def _as_dbapi_error(connection: Connection, statement: sql.Composed) -> Iterator[None]:
+    """A psycopg failure raised as SQLAlchemy's DBAPIError subclass for it
+    (IntegrityError for a trigger's refusal), as an executemany would raise it."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        driver = connection.connection.driver_connection
+        raise DBAPIError.instance(
+            statement.as_string(driver), None, exc, psycopg.Error, dialect=connection.dialect
+        ) from exc
+
+
 def copy_rows(
     connection: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
 ) -> None:
@@ -110,20 +196,15 @@ def copy_rows(
     Row triggers fire for every row, in order. A failure is raised as SQLAlchemy's
     DBAPIError subclass for it (IntegrityError for a trigger's refusal), as an
     executemany would raise it."""
-    driver = connection.connection.driver_connection
-    if not isinstance(driver, psycopg.Connection):
-        raise TypeError("COPY needs a psycopg connection")
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
-    try:
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(
-            statement.as_string(driver), None, exc, psycopg.Error, dialect=connection.dialect
-        ) from exc
+    driver = _driver(connection)
+    statement = _copy_statement(table, columns)
+    with (
+        _as_dbapi_error(connection, statement),
+        driver.cursor() as cursor,
+        cursor.copy(statement) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def read_entries(connection: Connection, start: int, end: int) -> Iterator[StoredEntry]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import hmac
 import os
 import stat
+import threading
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,10 +82,50 @@ def b64decode(text: str, *, size: int | None = None, what: str = "value") -> byt
     return data
 
 
-@functools.lru_cache(maxsize=CHECKED_PUBLIC_KEYS_CACHED)
+# Keys that passed _check_point(), oldest first (a dict keeps insertion order); only
+# keys that pass are kept. Bounded by CHECKED_PUBLIC_KEYS_CACHED.
+_checked: dict[bytes, None] = {}
+_checked_lock = threading.Lock()
+
+
+def _remember(raw: bytes) -> None:
+    with _checked_lock:
+        _checked[raw] = None
+        if len(_checked) > CHECKED_PUBLIC_KEYS_CACHED:
+            del _checked[next(iter(_checked))]
+
+
 def _check_point(raw: bytes) -> None:
-    """Raise MalformedError unless ``raw`` is a usable Ed25519 public key. Only keys
-    that pass are cached (lru_cache does not keep a call that raised)."""
+    """Raise MalformedError unless ``raw`` is a usable Ed25519 public key (cached)."""
+    if raw not in _checked:
+        _check_new_point(raw)
+        _remember(raw)
+
+
+def usable_keys(pubs: Iterable[str]) -> list[bytes]:
+    """The raw keys of those wire public keys (``pub``: canonical base64 of 32 bytes)
+    that are usable, as PublicKey.from_wire() decodes and checks them; the others are
+    left out. The verification worker checks the keys a batch declares with this."""
+    usable = []
+    for pub in pubs:
+        try:
+            raw = b64decode(pub, size=PUBLIC_KEY_SIZE, what="public key")
+            _check_point(raw)
+        except MalformedError:
+            continue
+        usable.append(raw)
+    return usable
+
+
+def remember_usable(raws: Iterable[bytes]) -> None:
+    """Take ``raws`` as checked: each passed _check_point() in this program's own
+    verification worker (ledger/verifying.py), so their first use here is a cache hit."""
+    for raw in raws:
+        if len(raw) == PUBLIC_KEY_SIZE and raw not in _checked:
+            _remember(bytes(raw))
+
+
+def _check_new_point(raw: bytes) -> None:
     y = int.from_bytes(raw, "little") & _Y_MASK
     if y in _SMALL_ORDER_Y:
         raise MalformedError("small-order Ed25519 public key refused")
