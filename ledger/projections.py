@@ -109,7 +109,7 @@ class Loaded:
 def _insert(connection: Connection, name: str, rows: list[tuple[object, ...]]) -> None:
     columns = (*FIELD_NAMES[name], VERSION, SEAL)
     if connection.dialect.name == "postgresql":
-        store.copy_rows(connection, name, columns, rows)
+        store.copy_rows(connection, PROJECTION_TABLES[name], columns, rows)
     else:
         store.execute_many(connection, PROJECTION_TABLES[name].insert(), columns, rows)
 
@@ -122,8 +122,12 @@ def write_changes(connection: Connection, state: State, sealer: Sealer) -> int:
         changed = table.take_changed()
         if not changed:
             continue
-        values = ROW_VALUES[table.name]
-        rows = sealer.rows(table.name, [(values(row), version) for row, version in changed])
+        # Sealer.rows() in one pass: (values…, version, seal) per changed row.
+        values, seal = ROW_VALUES[table.name], sealer.sealer(table.name)
+        rows = []
+        for row, version in changed:
+            fields = values(row)
+            rows.append((*fields, version, seal(fields, version)))
         _insert(connection, table.name, rows)
         written += len(rows)
     connection.execute(
