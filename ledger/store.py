@@ -86,50 +86,94 @@ def _entry_row(e: StoredEntry) -> tuple[object, ...]:
     return (e.seq, e.entry_id, e.entry_hash, e.kind, e.signer, e.logged, e.leaf, e.leaf_hash)
 
 
-class EntryStream:
-    """Log rows sent to the database while the sequencer is still judging the rest of
-    its batch, in the caller's transaction. On PostgreSQL one COPY stays open through
-    the admission: the server checks each row (gapless and leaf triggers) and indexes
-    it on its own core while the writer judges the next entries, instead of all at once
-    after them. insert_entries() ends the COPY; nothing is durable before the commit,
-    and a failure anywhere ends it with an error (the transaction is rolled back).
-    SQLite sends nothing early: insert_entries() writes the batch in one executemany.
-    Use as a context manager around the admission and the insert."""
+class CopyStream:
+    """One PostgreSQL COPY into ``table`` kept open while the caller goes on working:
+    rows are sent as they are added (in buffers of a few tens of KB) and the server
+    checks, stores and indexes them on its own core meanwhile; finish() waits for it
+    to take the rest. In the caller's transaction: nothing is durable before its
+    commit. Use as a context manager: a failure inside ends the COPY with an error (the
+    transaction is then rolled back). Failures are raised as copy_rows() raises them."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, table: Table, columns: Sequence[str]) -> None:
         self._connection = connection
+        self._statement = _copy_statement(table.name, columns)
+        self._types = _copy_types(table, columns)
         self._copies = ExitStack()
         self._copy: psycopg.Copy | None = None
-        self._streams = connection.dialect.name == "postgresql"
-        self.sent = 0  # rows written into the open COPY
+        self.sent = 0  # rows written into the COPY
 
-    def __enter__(self) -> EntryStream:
+    def __enter__(self) -> CopyStream:
         return self
 
     def __exit__(self, *failure: Any) -> None:
         if failure[0] is None:
             self.finish()
         else:  # the COPY fails with the exception, which goes on
-            self._copies.__exit__(*failure)
+            with _as_dbapi_error(self._connection, self._statement):
+                self._copies.__exit__(*failure)
 
-    def add(self, entry: StoredEntry) -> None:
-        """Send one row now (PostgreSQL), in seq order."""
-        if not self._streams:
-            return
-        with _as_dbapi_error(self._connection, _COPY_ENTRIES):
-            if self._copy is None:
-                cursor = self._copies.enter_context(_driver(self._connection).cursor())
-                self._copy = self._copies.enter_context(cursor.copy(_COPY_ENTRIES))
-                self._copy.set_types(_ENTRY_TYPES)
-            self._copy.write_row(_entry_row(entry))
+    def _open(self) -> psycopg.Copy:
+        if self._copy is None:
+            cursor = self._copies.enter_context(_driver(self._connection).cursor())
+            self._copy = self._copies.enter_context(cursor.copy(self._statement))
+            self._copy.set_types(self._types)
+        return self._copy
+
+    def add(self, row: Sequence[object]) -> None:
+        with _as_dbapi_error(self._connection, self._statement):
+            self._open().write_row(row)
         self.sent += 1
+
+    def add_all(self, rows: Sequence[Sequence[object]]) -> None:
+        with _as_dbapi_error(self._connection, self._statement):
+            write = self._open().write_row
+            for row in rows:
+                write(row)
+        self.sent += len(rows)
 
     def finish(self) -> None:
         """Wait for the server to take every row sent (a trigger's refusal is raised
         here at the latest)."""
-        with _as_dbapi_error(self._connection, _COPY_ENTRIES):
+        with _as_dbapi_error(self._connection, self._statement):
             self._copies.close()
         self._copy = None
+
+
+class EntryStream:
+    """Log rows sent to the database while the sequencer is still judging the rest of
+    its batch. On PostgreSQL one COPY (CopyStream) stays open through the admission:
+    the server checks each row (gapless and leaf triggers) and indexes it on its own
+    core while the writer judges the next entries, instead of all at once after them.
+    insert_entries() ends it. SQLite sends nothing early: insert_entries() writes the
+    batch in one executemany. Use as a context manager around the admission and the
+    insert."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._copy = (
+            CopyStream(connection, _LOG_TABLE, ENTRY_COLUMNS)
+            if connection.dialect.name == "postgresql"
+            else None
+        )
+
+    @property
+    def sent(self) -> int:
+        return 0 if self._copy is None else self._copy.sent
+
+    def __enter__(self) -> EntryStream:
+        return self
+
+    def __exit__(self, *failure: Any) -> None:
+        if self._copy is not None:
+            self._copy.__exit__(*failure)
+
+    def add(self, entry: StoredEntry) -> None:
+        """Send one row now (PostgreSQL), in seq order."""
+        if self._copy is not None:
+            self._copy.add(_entry_row(entry))
+
+    def finish(self) -> None:
+        if self._copy is not None:
+            self._copy.finish()
 
 
 def insert_entries(
@@ -201,8 +245,6 @@ def _copy_types(table: Table, columns: Sequence[str]) -> list[str]:
 
 
 _LOG_TABLE: Table = LogEntry.__table__  # type: ignore[assignment]
-_COPY_ENTRIES = _copy_statement(_LOG_TABLE.name, ENTRY_COLUMNS)
-_ENTRY_TYPES = _copy_types(_LOG_TABLE, ENTRY_COLUMNS)
 
 
 def _driver(connection: Connection) -> psycopg.Connection[Any]:
@@ -235,16 +277,8 @@ def copy_rows(
     Row triggers fire for every row, in order. A failure is raised as SQLAlchemy's
     DBAPIError subclass for it (IntegrityError for a trigger's refusal), as an
     executemany would raise it."""
-    driver = _driver(connection)
-    statement = _copy_statement(table.name, columns)
-    with (
-        _as_dbapi_error(connection, statement),
-        driver.cursor() as cursor,
-        cursor.copy(statement) as copy,
-    ):
-        copy.set_types(_copy_types(table, columns))
-        for row in rows:
-            copy.write_row(row)
+    with CopyStream(connection, table, columns) as stream:
+        stream.add_all(rows)
 
 
 def read_entries(connection: Connection, start: int, end: int) -> Iterator[StoredEntry]:

@@ -70,14 +70,17 @@ def b64encode(data: bytes) -> str:
 
 
 def b64decode(text: str, *, size: int | None = None, what: str = "value") -> bytes:
-    """Strict standard base64 (with padding); optionally of an exact decoded size."""
+    """Strict standard base64 (with padding); optionally of an exact decoded size.
+    binascii's strict mode refuses what ``base64.b64decode(validate=True)`` refuses
+    (characters outside the alphabet, misplaced or excess padding) without its regular
+    expression, several times faster: every signature and declared key passes here."""
     try:
-        data = base64.b64decode(text.encode("ascii"), validate=True)
+        data = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise MalformedError(f"{what} is not standard base64") from exc
     if size is not None and len(data) != size:
         raise MalformedError(f"{what} must be {size} bytes, got {len(data)}")
-    if b64encode(data) != text:
+    if binascii.b2a_base64(data, newline=False).decode("ascii") != text:
         raise MalformedError(f"{what} is not in canonical base64")
     return data
 
@@ -120,9 +123,12 @@ def usable_keys(pubs: Iterable[str]) -> list[bytes]:
 def remember_usable(raws: Iterable[bytes]) -> None:
     """Take ``raws`` as checked: each passed _check_point() in this program's own
     verification worker (ledger/verifying.py), so their first use here is a cache hit."""
-    for raw in raws:
-        if len(raw) == PUBLIC_KEY_SIZE and raw not in _checked:
-            _remember(bytes(raw))
+    with _checked_lock:
+        for raw in raws:
+            if len(raw) == PUBLIC_KEY_SIZE:
+                _checked[bytes(raw)] = None
+        while len(_checked) > CHECKED_PUBLIC_KEYS_CACHED:
+            del _checked[next(iter(_checked))]
 
 
 def _check_new_point(raw: bytes) -> None:
