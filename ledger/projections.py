@@ -106,26 +106,41 @@ class Loaded:
     forged_rows: int
 
 
-def _insert(connection: Connection, name: str, rows: list[tuple[object, ...]]) -> None:
-    columns = (*FIELD_NAMES[name], VERSION, SEAL)
-    if connection.dialect.name == "postgresql":
-        store.copy_rows(connection, name, columns, rows)
-    else:
-        store.execute_many(connection, PROJECTION_TABLES[name].insert(), columns, rows)
+def _sealed(sealer: Sealer, name: str, changed: list[tuple[Row, int]]) -> list[tuple[object, ...]]:
+    """Sealer.rows() in one pass: (values…, version, seal) per changed row of ``name``."""
+    values, seal = ROW_VALUES[name], sealer.sealer(name)
+    rows = []
+    for row, version in changed:
+        fields = values(row)
+        rows.append((*fields, version, seal(fields, version)))
+    return rows
 
 
 def write_changes(connection: Connection, state: State, sealer: Sealer) -> int:
     """Insert a sealed version of every row the state changed since the last write, and
-    the sealed head marker of ``state.size``; returns the row count."""
+    the sealed head marker of ``state.size``; returns the row count.
+
+    PostgreSQL: one COPY per table, each sent before the next table's rows are sealed
+    and waited for only after, so the server stores one table while the writer seals
+    the next. SQLite: one executemany per table."""
+    changed = [(table.name, table.take_changed()) for table in state.all_tables()]
+    changed = [(name, rows) for name, rows in changed if rows]
     written = 0
-    for table in state.all_tables():
-        changed = table.take_changed()
-        if not changed:
-            continue
-        values = ROW_VALUES[table.name]
-        rows = sealer.rows(table.name, [(values(row), version) for row, version in changed])
-        _insert(connection, table.name, rows)
-        written += len(rows)
+    if connection.dialect.name == "postgresql":
+        sealed = _sealed(sealer, *changed[0]) if changed else []
+        for index, (name, _) in enumerate(changed):
+            columns = (*FIELD_NAMES[name], VERSION, SEAL)
+            with store.CopyStream(connection, PROJECTION_TABLES[name], columns) as stream:
+                stream.add_all(sealed)
+                written += len(sealed)
+                if index + 1 < len(changed):
+                    sealed = _sealed(sealer, *changed[index + 1])
+    else:
+        for name, rows in changed:
+            sealed = _sealed(sealer, name, rows)
+            columns = (*FIELD_NAMES[name], VERSION, SEAL)
+            store.execute_many(connection, PROJECTION_TABLES[name].insert(), columns, sealed)
+            written += len(sealed)
     connection.execute(
         PROJECTION_HEADS.insert(), {"size": state.size, SEAL: sealer.head(state.size)}
     )

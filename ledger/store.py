@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Connection, String, and_, any_, bindparam, func, or_, select, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
@@ -22,6 +37,7 @@ from ledger.tables import (
     MerkleTileNodes,
     NightReport,
 )
+from schemas.errors import invariant
 from schemas.limits import READ_CHUNK_ENTRIES
 
 # The columns of log_entries, in the order insert_entries() writes them.
@@ -75,18 +91,118 @@ def find_ids(connection: Connection, ids: Sequence[str]) -> dict[str, tuple[int,
     return {row.entry_id: (int(row.seq), bytes(row.leaf)) for row in rows}
 
 
-def insert_entries(connection: Connection, entries: Sequence[StoredEntry]) -> None:
+def _entry_row(e: StoredEntry) -> tuple[object, ...]:
+    return (e.seq, e.entry_id, e.entry_hash, e.kind, e.signer, e.logged, e.leaf, e.leaf_hash)
+
+
+class CopyStream:
+    """One PostgreSQL COPY into ``table`` kept open while the caller goes on working:
+    rows are sent as they are added (in buffers of a few tens of KB) and the server
+    checks, stores and indexes them on its own core meanwhile; finish() waits for it
+    to take the rest. In the caller's transaction: nothing is durable before its
+    commit. Use as a context manager: a failure inside ends the COPY with an error (the
+    transaction is then rolled back). Failures are raised as copy_rows() raises them."""
+
+    def __init__(self, connection: Connection, table: Table, columns: Sequence[str]) -> None:
+        self._connection = connection
+        self._statement = _copy_statement(table.name, columns)
+        self._types = _copy_types(table, columns)
+        self._copies = ExitStack()
+        self._copy: psycopg.Copy | None = None
+        self.sent = 0  # rows written into the COPY
+
+    def __enter__(self) -> CopyStream:
+        return self
+
+    def __exit__(self, *failure: Any) -> None:
+        if failure[0] is None:
+            self.finish()
+        else:  # the COPY fails with the exception, which goes on
+            with _as_dbapi_error(self._connection, self._statement):
+                self._copies.__exit__(*failure)
+
+    def _open(self) -> psycopg.Copy:
+        if self._copy is None:
+            cursor = self._copies.enter_context(_driver(self._connection).cursor())
+            self._copy = self._copies.enter_context(cursor.copy(self._statement))
+            self._copy.set_types(self._types)
+        return self._copy
+
+    def add(self, row: Sequence[object]) -> None:
+        with _as_dbapi_error(self._connection, self._statement):
+            self._open().write_row(row)
+        self.sent += 1
+
+    def add_all(self, rows: Sequence[Sequence[object]]) -> None:
+        with _as_dbapi_error(self._connection, self._statement):
+            write = self._open().write_row
+            for row in rows:
+                write(row)
+        self.sent += len(rows)
+
+    def finish(self) -> None:
+        """Wait for the server to take every row sent (a trigger's refusal is raised
+        here at the latest)."""
+        with _as_dbapi_error(self._connection, self._statement):
+            self._copies.close()
+        self._copy = None
+
+
+class EntryStream:
+    """Log rows sent to the database while the sequencer is still judging the rest of
+    its batch. On PostgreSQL one COPY (CopyStream) stays open through the admission:
+    the server checks each row (gapless and leaf triggers) and indexes it on its own
+    core while the writer judges the next entries, instead of all at once after them.
+    insert_entries() ends it. SQLite sends nothing early: insert_entries() writes the
+    batch in one executemany. Use as a context manager around the admission and the
+    insert."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._copy = (
+            CopyStream(connection, _LOG_TABLE, ENTRY_COLUMNS)
+            if connection.dialect.name == "postgresql"
+            else None
+        )
+
+    @property
+    def sent(self) -> int:
+        return 0 if self._copy is None else self._copy.sent
+
+    def __enter__(self) -> EntryStream:
+        return self
+
+    def __exit__(self, *failure: Any) -> None:
+        if self._copy is not None:
+            self._copy.__exit__(*failure)
+
+    def add(self, entry: StoredEntry) -> None:
+        """Send one row now (PostgreSQL), in seq order."""
+        if self._copy is not None:
+            self._copy.add(_entry_row(entry))
+
+    def finish(self) -> None:
+        if self._copy is not None:
+            self._copy.finish()
+
+
+def insert_entries(
+    connection: Connection, entries: Sequence[StoredEntry], stream: EntryStream | None = None
+) -> None:
     """Insert log rows in the caller's transaction, in the given (seq) order, so the
-    gapless trigger checks each row against the one before. PostgreSQL: one COPY;
-    SQLite: one executemany of the driver. Both skip SQLAlchemy's per-row work."""
-    rows = [
-        (e.seq, e.entry_id, e.entry_hash, e.kind, e.signer, e.logged, e.leaf, e.leaf_hash)
-        for e in entries
-    ]
+    gapless trigger checks each row against the one before. PostgreSQL: one COPY (the
+    rest of ``stream``'s, when it sent the first rows already); SQLite: one executemany
+    of the driver. Both skip SQLAlchemy's per-row work."""
+    if stream is not None and stream.sent:
+        invariant(stream.sent <= len(entries), "more rows streamed than the batch holds")
+        for entry in entries[stream.sent :]:
+            stream.add(entry)
+        stream.finish()
+        return
+    rows = [_entry_row(e) for e in entries]
     if connection.dialect.name == "postgresql":
-        copy_rows(connection, LogEntry.__tablename__, ENTRY_COLUMNS, rows)
+        copy_rows(connection, _LOG_TABLE, ENTRY_COLUMNS, rows)
     else:
-        execute_many(connection, LogEntry.__table__.insert(), ENTRY_COLUMNS, rows)  # type: ignore[attr-defined]
+        execute_many(connection, _LOG_TABLE.insert(), ENTRY_COLUMNS, rows)
 
 
 def execute_many(
@@ -110,27 +226,68 @@ def execute_many(
     connection.exec_driver_sql(compiled.string, params)
 
 
+def _copy_statement(table: str, columns: Sequence[str]) -> sql.Composed:
+    """COPY in PostgreSQL's binary format: neither side formats or parses text (bytea as
+    hex, integers as digits), so each row costs less on both sides."""
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+
+
+def _copy_types(table: Table, columns: Sequence[str]) -> list[str]:
+    """The PostgreSQL type of each column, which binary COPY needs (the values are plain
+    int, str, bytes or None)."""
+    types = []
+    for name in columns:
+        kind = table.c[name].type
+        if isinstance(kind, BigInteger):
+            types.append("int8")
+        elif isinstance(kind, Integer):
+            types.append("int4")
+        elif isinstance(kind, LargeBinary):
+            types.append("bytea")
+        elif isinstance(kind, String):  # Text and String
+            types.append("text")
+        else:
+            raise TypeError(f"no COPY type for column {table.name}.{name} ({kind})")
+    return types
+
+
+_LOG_TABLE: Table = LogEntry.__table__  # type: ignore[assignment]
+
+
+def _driver(connection: Connection) -> psycopg.Connection[Any]:
+    driver = connection.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError("COPY needs a psycopg connection")
+    return driver
+
+
+@contextmanager
+def _as_dbapi_error(connection: Connection, statement: sql.Composed) -> Iterator[None]:
+    """A psycopg failure raised as SQLAlchemy's DBAPIError subclass for it
+    (IntegrityError for a trigger's refusal), as an executemany would raise it."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        driver = connection.connection.driver_connection
+        raise DBAPIError.instance(
+            statement.as_string(driver), None, exc, psycopg.Error, dialect=connection.dialect
+        ) from exc
+
+
 def copy_rows(
-    connection: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
 ) -> None:
     """PostgreSQL COPY of ``rows`` into ``table`` within the connection's transaction.
     Row triggers fire for every row, in order. A failure is raised as SQLAlchemy's
     DBAPIError subclass for it (IntegrityError for a trigger's refusal), as an
     executemany would raise it."""
-    driver = connection.connection.driver_connection
-    if not isinstance(driver, psycopg.Connection):
-        raise TypeError("COPY needs a psycopg connection")
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
-    try:
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(
-            statement.as_string(driver), None, exc, psycopg.Error, dialect=connection.dialect
-        ) from exc
+    with CopyStream(connection, table, columns) as stream:
+        stream.add_all(rows)
 
 
 def read_entries(connection: Connection, start: int, end: int) -> Iterator[StoredEntry]:

@@ -22,19 +22,24 @@ from schemas import errors
 from schemas.errors import RejectedError
 from schemas.limits import VERIFY_WORKERS_MAX
 from signing.entry import verify_entry_signature
-from signing.keys import PublicKey
+from signing.keys import PublicKey, usable_keys
 
 # One entry to check: its canonical bytes and (signature object, raw public key) pairs.
 Job = tuple[bytes, list[tuple[dict[str, str], bytes]]]
 # None when every signature verified, else (error class name, detail, field).
 Verdict = tuple[str, str, str | None] | None
+# The verdicts of a chunk's jobs, and the raw keys among the public keys its entries
+# declare (base64, as in the wire) that are usable: admission checks them again, and
+# finds them in the cache of checked keys.
+Verdicts = tuple[list[Verdict], list[bytes]]
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 
 
-def _verify_jobs(jobs: Sequence[Job]) -> list[Verdict]:
-    """In the worker: the serial path's checks, in the same order, per entry."""
+def _verify_jobs(jobs: Sequence[Job], declared: Sequence[str] = ()) -> Verdicts:
+    """In the worker: the serial path's checks, in the same order, per entry; and the
+    curve checks of the ``declared`` keys (signing.keys.usable_keys)."""
     verdicts: list[Verdict] = []
     for entry_bytes, pairs in jobs:
         verdict: Verdict = None
@@ -45,7 +50,7 @@ def _verify_jobs(jobs: Sequence[Job]) -> list[Verdict]:
                 verdict = (type(exc).__name__, exc.detail, exc.field)
                 break
         verdicts.append(verdict)
-    return verdicts
+    return verdicts, usable_keys(declared)
 
 
 def error_of(verdict: tuple[str, str, str | None]) -> RejectedError:
@@ -81,13 +86,14 @@ def reset() -> None:
         broken.shutdown(wait=False, cancel_futures=True)
 
 
-def submit(jobs: Sequence[Job]) -> Future[list[Verdict]] | None:
-    """Start checking ``jobs`` in the worker; None when there is no worker."""
+def submit(jobs: Sequence[Job], declared: Sequence[str] = ()) -> Future[Verdicts] | None:
+    """Start checking ``jobs`` (and the ``declared`` keys) in the worker; None when
+    there is no worker."""
     executor = pool()
     if executor is None:
         return None
     try:
-        return executor.submit(_verify_jobs, list(jobs))
+        return executor.submit(_verify_jobs, list(jobs), list(declared))
     except (BrokenProcessPool, RuntimeError):  # its worker died: the caller checks itself
         reset()
         return None

@@ -16,10 +16,11 @@ from sqlalchemy.exc import DBAPIError
 from ledger import store
 from ledger.audit import audit_directory
 from ledger.calendar import local_date
-from ledger.kinds.settlement import escalations
+from ledger.kinds.settlement import escalations, night_report
 from ops.service import run_endorse, trust_from_ledger
 from ops.world import entry_time
-from reconciliation.nightly import close_day, close_due, due_days, verified_night
+from reconciliation.nightly import _signed_night, close_day, close_due, due_days, verified_night
+from reconciliation.report import closed_body
 from schemas.canonical import canonical
 from schemas.errors import PolicyError, TamperedError
 from tests.conftest import Alliance
@@ -331,3 +332,26 @@ def test_a_payment_left_unconfirmed_is_escalated_to_the_payees_region(town: Town
     )
     confirm(town, night, 6_000)
     assert escalations(state(), town.alliance.clock() + timedelta(days=9)) == []
+
+
+def test_a_night_closed_in_the_same_batch_as_other_entries(town: Town) -> None:
+    """The writer reads the cutoff's root before the batch's log rows stream to the
+    database (a COPY in progress holds the connection on PostgreSQL)."""
+    sale(town, town.seller, town.buyer, "R-1", 6_000)
+    to_next_day(town.alliance)
+    alliance = town.alliance
+    ledger = alliance.ledger
+    state = ledger.state()
+    cutoff = state.size  # the first entry after midnight is the batch's first
+    body = closed_body(night_report(state, town.day, cutoff, ledger.root_at(cutoff)))
+    purchased = entry_time(alliance.clock())
+    later = one_item_return(town.seller, purchased, number="R-2", refund_fen=100)
+    documents = [
+        alliance.factory.signed(
+            alliance.ring, "return.recorded", town.buyer, later, alliance.clock()
+        ),
+        _signed_night(ledger, body, alliance.clock(), alliance.factory.new_id),
+    ]
+    results = ledger.submit_many(documents)
+    assert [getattr(result, "seq", result) for result in results] == [cutoff, cutoff + 1]
+    assert verified_night(ledger, town.day).body["cutoff"]["tree_size"] == cutoff
