@@ -439,6 +439,29 @@ def _check_evidence(state: State, ctx: Context, body: NoticeBody, rule: PenaltyR
                     f"{body.rule}",
                     field=where,
                 )
+        _check_instructions_unnoticed(state, body, seq, where)
+
+
+def _check_instructions_unnoticed(state: State, body: NoticeBody, seq: int, where: str) -> None:
+    """For a night, the fact is the unpaid instruction, not the night that lists it: every
+    later night lists it again, and one unpaid instruction is one penalty."""
+    listed = state.overdue_listed.get((seq, body.member))
+    if not listed:
+        return
+    for notice in state.credit_notices.rows():
+        if notice.rule != body.rule or notice.member != body.member:
+            continue
+        for row in state.notice_evidence.rows():
+            if row.notice != notice.seq:
+                continue
+            shared = listed & state.overdue_listed.get((row.evidence, body.member), set())
+            if shared:
+                night, index = min(shared)
+                raise PolicyError(
+                    f"instruction {index} of night {night} is already the fact of notice "
+                    f"{notice.seq} under rule {body.rule}",
+                    field=where,
+                )
 
 
 def _objection_until(state: State, ctx: Context, deadline_text: str) -> datetime:

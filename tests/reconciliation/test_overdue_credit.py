@@ -112,6 +112,22 @@ def test_the_night_listing_the_payer_overdue_is_the_evidence(overdue: Overdue) -
     assert row is not None and row.rule == RULE and row.member == town.seller
 
 
+def test_one_unpaid_instruction_is_one_notice_whichever_night_lists_it(
+    overdue: Overdue,
+) -> None:
+    """Every later night lists the instruction again: citing another of them for the same
+    unpaid instruction is the same fact, refused."""
+    town = overdue.town
+    first = logged(town, "credit.notice", "region:31", notice_body(town, overdue.listing))
+    to_next_day(town.alliance)
+    [later] = close_due(town.alliance.ledger)
+    approve_night(town, later.seq)
+    assert later.body["totals"]["overdue"] == 1
+    sub = document(town, "credit.notice", "region:31", notice_body(town, later.seq))
+    error = refused(town, sub, f"instruction 0 of night {overdue.night}", f"notice {first}")
+    assert error.field == "body.evidence.0"
+
+
 def test_a_night_that_does_not_list_the_member_is_refused(overdue: Overdue) -> None:
     town = overdue.town
     sub = document(town, "credit.notice", "region:31", notice_body(town, overdue.early))
