@@ -95,12 +95,14 @@ def compute_credit(
     *,
     changed: Iterable[PenaltyRow] = (),
     honoured_delta: int = 0,
+    overdue_delta: int = 0,
 ) -> CreditRow:
     """The credit row of ``member_id`` at ``moment``.
 
     Handlers are pure and run before their rows are applied, so ``changed`` lists the
     penalty rows the entry under judgement writes (they replace the stored rows of the
-    same seq) and ``honoured_delta`` the change it makes to returns_honoured."""
+    same seq), ``honoured_delta`` the change it makes to returns_honoured and
+    ``overdue_delta`` to overdue_settlements."""
     penalties: dict[int, PenaltyRow] = {}
     for seq in state.member_penalties.get(member_id, []):
         stored = state.penalties.get(seq)
@@ -118,6 +120,7 @@ def compute_credit(
         moment,
         as_of,
         honoured_delta=honoured_delta,
+        overdue_delta=overdue_delta,
     )
 
 
@@ -130,13 +133,14 @@ def credit_row(
     as_of: str,
     *,
     honoured_delta: int = 0,
+    overdue_delta: int = 0,
 ) -> CreditRow:
     """The credit of ``member_id`` at ``moment`` from all its ``penalties`` and its
     ``stored`` credit row (which carries the counts): the one computation the writer
     (compute_credit) and the readers (ledger.reads) share."""
     points, measure = standing(penalties, moment, policy.points_window_days)
     honoured = (stored.returns_honoured if stored is not None else 0) + honoured_delta
-    overdue = stored.overdue_settlements if stored is not None else 0
+    overdue = (stored.overdue_settlements if stored is not None else 0) + overdue_delta
     invariant(honoured >= 0, f"returns_honoured of {member_id} would fall below zero")
     stars = stars_of(policy.stars, points, measure)
     return CreditRow(member_id, as_of, points, measure, stars, honoured, overdue)

@@ -28,12 +28,14 @@ An instruction is discharged when its confirmed amount reaches its amount.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from ledger.calendar import day_bounds, local_date
+from ledger.kinds.credit import compute_credit
 from ledger.rows import (
     EndorsableRow,
     EndorsementDueRow,
@@ -232,11 +234,20 @@ def _night_rows(state: State, ctx: Context, report: Report) -> list[Row]:
         InstructionRow(seq, i.index, i.payer, i.payee, i.amount_fen, i.due.isoformat(), 0, 0)
         for i in report.instructions
     ]
+    first_time: Counter[str] = Counter()
     for item in report.overdue:
         night = state.night_of_day.get(item.day.isoformat())
         invariant(night is not None, f"overdue instruction of an unknown night {item.day}")
         assert night is not None
         rows.append(OverdueRow(seq, night, item.index, item.payer, item.amount_fen, item.days))
+        if item.days == 1:  # the night after its due date: the first that lists it
+            first_time[item.payer] += 1
+    # Each instruction not discharged by its due date counts once in its payer's credit
+    # record (overdue_settlements), when the first night lists it.
+    rows += [
+        compute_credit(state, payer, ctx.logged, ctx.logged_text, overdue_delta=count)
+        for payer, count in sorted(first_time.items())
+    ]
     return rows
 
 

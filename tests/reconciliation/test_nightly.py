@@ -238,6 +238,8 @@ def test_an_unpaid_instruction_is_overdue_in_later_reports(town: Town) -> None:
     assert overdue["amount_fen"] == 5_000 and overdue["payer"] == town.seller
     assert overdue["days"] == (date.fromisoformat(document["day"]) - date.fromisoformat(due)).days
     assert nights[-1].body["totals"]["overdue"] == 1
+    credit = town.alliance.ledger.state().credit.get(town.seller)
+    assert credit is not None and credit.overdue_settlements == 1  # counted once
     assert json.loads(nights[0].report)["overdue"] == []  # not before due
 
 
