@@ -27,6 +27,7 @@ from schemas.canonical import parse_json
 from schemas.errors import AllianceError, ConfigError, LimitError, MalformedError, NotFoundError
 from schemas.limits import (
     BENCH_APPEND_ENTRIES_MAX,
+    BENCH_HTTP_CLIENTS_MAX,
     BENCH_MEMORY_ENTRIES_MAX,
     BENCH_PROOF_ENTRIES_MAX,
     BENCH_RECONCILE_MEMBERS_MAX,
@@ -507,6 +508,26 @@ def bench_proofs(
     from ops.bench.proofs import bench_proofs as run
 
     emit(run(entries=entries, samples=samples, db=db))
+
+
+@bench_app.command("http")
+@friendly
+def bench_http(
+    clients: int = 64,
+    entries: int = 20_000,
+    batch: Annotated[bool, typer.Option("--batch", help="1,000 entries a request")] = False,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Fresh logs in this database's server")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Appends over HTTP (alliance serve in its own process, a load generator in
+    another) against the library's append rate, in one run."""
+    in_range("--clients", clients, 1, BENCH_HTTP_CLIENTS_MAX)
+    in_range("--entries", entries, 1, BENCH_APPEND_ENTRIES_MAX)
+    from ops.bench.http import bench_http as run
+
+    emit(run(db, clients=clients, entries=entries, batch=batch))
 
 
 @bench_app.command("reconcile")

@@ -29,6 +29,7 @@ DAY_ENDS_PER_ENTRY_MAX = 3660
 # The nightly job: business days one run closes (a longer outage is caught up over runs),
 # and how often it builds a night again when the log moved before it was admitted.
 NIGHTS_PER_RUN_MAX = 62
+BENCH_HTTP_CLIENTS_MAX = 1024  # concurrent connections of `alliance bench http`
 CLOSE_ATTEMPTS_MAX = 3
 REGIONS_MAX = 40  # China has 34 provincial divisions
 ENDORSEMENT_TARGETS_MAX = 1000  # DESIGN §3
