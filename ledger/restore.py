@@ -31,13 +31,13 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from ledger import merkle, projections, store
-from ledger.app import _declared_keys, operator_verifier, row_verifier
+from ledger.app import declared_keys, operator_verifier, row_verifier
 from ledger.audit import (
     AuditReport,
     Overlong,
-    _open_regular,
-    _read_small,
     audit_directory,
+    open_export_file,
+    read_export_file,
     read_lines,
 )
 from ledger.db import make_engine
@@ -106,7 +106,7 @@ def import_export(directory: Path, url: str, operator: PrivateKey) -> Imported:
             f"{report.findings[0]}): nothing was written"
         )
     _check_operator(report, operator)
-    note = _read_small(directory / CHECKPOINT_FILE, "checkpoint", CHECKPOINT_FILE_BYTES_MAX)
+    note = read_export_file(directory / CHECKPOINT_FILE, "checkpoint", CHECKPOINT_FILE_BYTES_MAX)
     split = split_checkpoint(report, note.decode("utf-8"))
     engine = make_engine(url)
     try:
@@ -147,7 +147,7 @@ def split_checkpoint(report: AuditReport, note: str) -> SplitCheckpoint:
     """The audited checkpoint ``note`` as stored rows: the note with the operator's
     signature lines exactly as exported, and each cosignature that verifies under a
     witness key the log declared (the audit required one from every such witness)."""
-    keys = _declared_keys(report.state, report.size)
+    keys = declared_keys(report.state, report.size)
     verifier = operator_verifier(keys, note)
     if verifier is None:
         raise TamperedError("the checkpoint is signed by no operator key of the log")
@@ -227,7 +227,7 @@ def _chunks(directory: Path) -> Iterator[list[store.StoredEntry]]:
     """The leaves of entries.jsonl as log rows, IMPORT_CHUNK_ENTRIES at a time."""
     chunk: list[store.StoredEntry] = []
     seq = 0
-    with _open_regular(directory / ENTRIES_FILE, "entries file") as handle:
+    with open_export_file(directory / ENTRIES_FILE, "entries file") as handle:
         for line in read_lines(handle):
             if isinstance(line, Overlong):
                 raise TamperedError(f"line {seq + 1} grew over a leaf's limit since the audit")
@@ -266,7 +266,7 @@ def _night_reports(directory: Path, chunk: list[store.StoredEntry]) -> list[tupl
         body = leaf_context(entry.leaf).entry["body"]
         day = str(body["day"])
         path = directory / REPORTS_DIR / f"{day}.json"
-        exported = _read_small(path, f"report of {day}", IMPORT_REPORT_BYTES_MAX)
+        exported = read_export_file(path, f"report of {day}", IMPORT_REPORT_BYTES_MAX)
         check_report(exported, body)
         nights.append((day, entry.seq, exported))
     return nights
