@@ -16,7 +16,7 @@ from sqlalchemy import func, make_url, select
 from ledger import store
 from ledger.app import Ledger
 from ledger.db import make_engine
-from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE
+from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR
 from ledger.restore import import_export
 from ledger.schema import is_initialized
 from ledger.tables import Checkpoint, Cosignature
@@ -27,6 +27,7 @@ from signing.note import parse_note
 from tests.conftest import Alliance, require_pg
 from tests.dbtools import PgServer, new_schema_name
 from tests.ledger.test_export_audit import build_log
+from tests.reconciliation.nights import closed, make_town
 
 
 @pytest.fixture
@@ -177,3 +178,44 @@ def test_backup_and_restore_drill(
     result = import_export(exported, url, _operator(alliance))
     assert result.size == 12
     check_restored(alliance, exported, url, tmp_path)
+
+
+def test_a_closed_night_is_restored_byte_for_byte(
+    alliance: Alliance, target_url: str, tmp_path: Path
+) -> None:
+    town = make_town(alliance)
+    night = closed(town)
+    alliance.cosign()
+    directory = tmp_path / "export"
+    alliance.ledger.export(directory)
+    [report] = (directory / REPORTS_DIR).iterdir()
+    result = import_export(directory, target_url, _operator(alliance))
+    assert result.nights == 1 and result.size == night + 1
+    restored = Ledger.open(target_url, _operator(alliance), alliance.clock)
+    try:
+        with restored.engine.connect() as connection:
+            stored = store.read_report(connection, report.stem)
+        assert stored == (night, report.read_bytes())  # the bytes as exported
+        assert restored.rebuild().identical
+        again = tmp_path / "again"
+        restored.export(again)
+        assert _files(again) == _files(directory)
+    finally:
+        restored.close()
+
+
+def test_a_changed_night_report_is_refused(
+    alliance: Alliance, target_url: str, tmp_path: Path
+) -> None:
+    closed(make_town(alliance))
+    alliance.cosign()
+    directory = tmp_path / "export"
+    alliance.ledger.export(directory)
+    [report] = (directory / REPORTS_DIR).iterdir()
+    report.write_bytes(report.read_bytes().replace(b"6000", b"6001"))
+    with pytest.raises(VerificationError, match="report-mismatch"):
+        import_export(directory, target_url, _operator(alliance))
+    assert (
+        not target_url.startswith("sqlite")
+        or not Path(target_url.removeprefix("sqlite:///")).exists()
+    )
