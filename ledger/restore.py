@@ -23,6 +23,7 @@ closing entry's counts and roots, or the transaction is rolled back.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ from ledger.kinds.settlement import check_report
 from ledger.schema import is_initialized, migrate
 from ledger.seal import Sealer
 from ledger.sequencer import lock_log
-from ledger.state import OPERATOR, leaf_context
+from ledger.state import OPERATOR
+from schemas.canonical import canonical
 from schemas.errors import (
     AlreadyInitialisedError,
     OperatorKeyError,
@@ -241,15 +243,21 @@ def _chunks(directory: Path) -> Iterator[list[store.StoredEntry]]:
 
 
 def _stored_entry(seq: int, leaf: bytes) -> store.StoredEntry:
-    """The row the writer stored for ``leaf`` (the columns the triggers compare with it)."""
-    ctx = leaf_context(leaf, expected_seq=seq)
+    """The row the writer stored for ``leaf`` (the columns the triggers compare with it).
+    The leaf was audited (a canonical record, admitted by the rules) and the tree's root
+    binds these bytes to the audited ones, so a plain JSON read suffices: the full
+    reading (ledger.state.leaf_context) was half of the load's time."""
+    record = json.loads(leaf)
+    entry = record["entry"]
+    if record["seq"] != seq:
+        raise TamperedError(f"line {seq + 1} holds seq {record['seq']} since the audit")
     return store.StoredEntry(
         seq=seq,
-        entry_id=str(ctx.entry["id"]),
-        entry_hash=hashlib.sha256(ctx.entry_bytes).digest(),
-        kind=ctx.kind,
-        signer=ctx.signer,
-        logged=ctx.logged_text,
+        entry_id=str(entry["id"]),
+        entry_hash=hashlib.sha256(canonical(entry)).digest(),
+        kind=str(entry["kind"]),
+        signer=str(entry["signer"]),
+        logged=str(record["logged"]),
         leaf=leaf,
         leaf_hash=merkle.leaf_hash(leaf),
     )
@@ -263,7 +271,7 @@ def _night_reports(directory: Path, chunk: list[store.StoredEntry]) -> list[tupl
     for entry in chunk:
         if entry.kind != CLOSING_KIND:
             continue
-        body = leaf_context(entry.leaf).entry["body"]
+        body = json.loads(entry.leaf)["entry"]["body"]
         day = str(body["day"])
         path = directory / REPORTS_DIR / f"{day}.json"
         exported = read_export_file(path, f"report of {day}", IMPORT_REPORT_BYTES_MAX)
