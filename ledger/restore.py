@@ -109,7 +109,10 @@ def import_export(directory: Path, url: str, operator: PrivateKey) -> Imported:
         )
     _check_operator(report, operator)
     note = read_export_file(directory / CHECKPOINT_FILE, "checkpoint", CHECKPOINT_FILE_BYTES_MAX)
-    split = split_checkpoint(report, note.decode("utf-8"))
+    try:
+        split = split_checkpoint(report, note.decode("utf-8"))
+    except UnicodeDecodeError as exc:  # it was text when audited
+        raise TamperedError("the checkpoint changed since it was audited") from exc
     engine = make_engine(url)
     try:
         _refuse_initialised(engine)
