@@ -259,7 +259,7 @@ class Ledger:
                     raise
                 if not self._declared.has_genesis:
                     raise NotFoundError("the log has no genesis yet")
-                self._keys = _declared_keys(self._declared, size)
+                self._keys = declared_keys(self._declared, size)
             return self._keys
 
     # --- checkpoints and proofs --------------------------------------------------------
@@ -474,7 +474,7 @@ def _declare(state: State, leaves: list[store.StoredEntry]) -> None:
     state.forget_changes()  # nothing here is ever written back
 
 
-def _declared_keys(state: State, size: int) -> LogKeys:
+def declared_keys(state: State, size: int) -> LogKeys:
     origin = state.origin
     rows = sorted(
         (row for row in state.principal_keys.rows() if row.principal == OPERATOR),

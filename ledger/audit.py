@@ -113,7 +113,7 @@ class Trust:
 # --- reading hostile files ---------------------------------------------------------------
 
 
-def _open_regular(path: Path, what: str) -> BinaryIO:
+def open_export_file(path: Path, what: str) -> BinaryIO:
     """``path`` opened for reading if it is a regular file (schemas.files: links are
     followed, since an auditor may link an export's files, but what they lead to must be
     a regular file; no device is ever opened, and a FIFO is refused at once)."""
@@ -126,9 +126,9 @@ def _open_regular(path: Path, what: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def _read_small(path: Path, what: str, limit_bytes: int) -> bytes:
+def read_export_file(path: Path, what: str, limit_bytes: int) -> bytes:
     """The whole of a regular file of at most ``limit_bytes``; never reads more."""
-    with _open_regular(path, what) as handle:
+    with open_export_file(path, what) as handle:
         try:
             data = handle.read(limit_bytes + 1)
         except OSError as exc:
@@ -176,7 +176,7 @@ def _skip_overlong(handle: BinaryIO, start: bytes) -> Overlong:
 
 
 def load_trust(path: Path) -> Trust:
-    data = _read_small(path, "trust root", TRUST_FILE_BYTES_MAX)
+    data = read_export_file(path, "trust root", TRUST_FILE_BYTES_MAX)
     try:
         raw = parse_json(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -205,7 +205,7 @@ def load_trust(path: Path) -> Trust:
 
 
 def _read_checkpoint(path: Path, report: AuditReport) -> str | None:
-    data = _read_small(path, "checkpoint", CHECKPOINT_FILE_BYTES_MAX)
+    data = read_export_file(path, "checkpoint", CHECKPOINT_FILE_BYTES_MAX)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -443,7 +443,7 @@ class Replay:
         self.nights.add(day)
         path = self.reports_dir / f"{day}.json"
         try:
-            with _open_regular(path, f"report of {day}") as handle:
+            with open_export_file(path, f"report of {day}") as handle:
                 exported = handle.read(len(recomputed) + 1)
         except AllianceError as exc:
             self.report.add(seq, "report-missing", f"the night of {day}: {exc.detail}")
@@ -463,7 +463,7 @@ class Replay:
 
 def _replay_file(path: Path, trust: Trust, report: AuditReport) -> None:
     replay = Replay(report, trust, path.parent / REPORTS_DIR)
-    with _open_regular(path, "entries file") as handle:
+    with open_export_file(path, "entries file") as handle:
         try:
             for line in read_lines(handle):
                 replay.add(line)

@@ -239,6 +239,23 @@ def audit(
         raise typer.Exit(1)
 
 
+@app.command("import")
+@friendly
+def import_(
+    directory: Annotated[Path, typer.Argument(help="An export directory (`alliance export`)")],
+    db: DbOption = None,
+    keys: KeysOption = None,
+) -> None:
+    """Restore an export into an empty database: audit it, load its leaves, tiles,
+    checkpoint, cosignatures and night reports, and seal the projections with the
+    operator key; prints {"size", "root", "cosignatures", "nights", "seconds",
+    "entries_per_s"}."""
+    from ledger.restore import import_export
+
+    operator = operator_key(keys)
+    emit(import_export(directory, settings().with_db(db), operator).wire())
+
+
 @app.command()
 @friendly
 def rebuild(db: DbOption = None, keys: KeysOption = None) -> None:

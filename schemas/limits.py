@@ -125,6 +125,13 @@ INTEGRATE_CHUNK = 4096  # leaves hashed into the auditor's tree at a time: one f
 FINDINGS_MAX = 1000  # past this an export or a database is plainly broken; stop listing
 TEMPORARY_NAME_ATTEMPTS = 16  # random 64-bit names: a 16th clash means someone is planting them
 
+# `alliance import` (restoring an export into an empty database)
+# Leaves inserted, and their tiles written, per step: one full batch, as the writer does.
+IMPORT_CHUNK_ENTRIES = 4096
+# One exported night report, read whole to store it: a busy night's positions and up to
+# OVERDUE_PER_REPORT_MAX notices stay well below this (a hostile file is cut off here).
+IMPORT_REPORT_BYTES_MAX = 1 << 30
+
 # Command-line input (bounded: a file or stdin may be anything, arguments any number)
 # One `submitted` document: its entry is at most ENTRY_BYTES_MAX canonical bytes, and a
 # file may be indented, so allow generous whitespace.
@@ -202,6 +209,8 @@ _POSITIVE = (
     "GENESIS_TIME_SKEW_S",
     "READ_CHUNK_ENTRIES",
     "INTEGRATE_CHUNK",
+    "IMPORT_CHUNK_ENTRIES",
+    "IMPORT_REPORT_BYTES_MAX",
     "SKIP_CHUNK_BYTES",
     "FINDINGS_MAX",
     "CHECKPOINT_CANDIDATES_MAX",

@@ -247,6 +247,39 @@ def test_export_then_audit(cli: Cli) -> None:
     assert 2 in {finding["seq"] for finding in json.loads(as_json.stdout)["findings"]}
 
 
+def test_import_restores_an_export_and_refuses_a_second_time(cli: Cli) -> None:
+    for serial in range(1, 4):
+        cli.submit(cli.document(serial))
+    cli.cosign_all()
+    directory = cli.tmp / "export"
+    exported = cli.json("export", str(directory))
+    restored = f"sqlite:///{cli.tmp / 'restored.db'}"
+    args = ("import", str(directory), "--db", restored, "--keys", str(cli.keys))
+    result = json.loads(cli.ok(*args).stdout)
+    assert {key: result[key] for key in ("size", "root", "cosignatures", "nights")} == {
+        "size": 4,
+        "root": exported["root"],
+        "cosignatures": 4,
+        "nights": 0,
+    }
+    assert result["seconds"] > 0 and result["entries_per_s"] > 0
+    rebuilt = json.loads(cli.ok("rebuild", "--db", restored, "--keys", str(cli.keys)).stdout)
+    assert rebuilt["identical"] is True
+    assert_clean_error(cli(*args), "already-initialised")
+
+
+def test_import_of_a_tampered_export_is_a_clean_error(cli: Cli) -> None:
+    cli.submit(cli.document(1))
+    cli.cosign_all()
+    directory = cli.tmp / "export"
+    cli.json("export", str(directory))
+    (directory / ENTRIES_FILE).write_bytes((directory / ENTRIES_FILE).read_bytes()[:-20])
+    restored = cli.tmp / "restored.db"
+    result = cli("import", str(directory), "--db", f"sqlite:///{restored}", "--keys", str(cli.keys))
+    assert_clean_error(result, "verification-failed", "nothing was written")
+    assert not restored.exists()
+
+
 def test_audit_of_a_missing_folder_is_a_clean_error(cli: Cli) -> None:
     assert_clean_error(cli("audit", str(cli.tmp / "absent")))
     assert_clean_error(cli("audit", "postgresql://somewhere/db"), "config")

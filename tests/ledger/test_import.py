@@ -1,0 +1,221 @@
+"""`alliance import`: an export restored into a fresh database is the same ledger (the
+exported checkpoint and cosignatures, projections `rebuild` finds identical, an export
+byte for byte the same) and the writer appends after it; a tampered export, a wrong
+operator key and a database that already holds a ledger are refused, writing nothing.
+Both backends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, make_url, select
+
+from ledger import store
+from ledger.app import Ledger
+from ledger.db import make_engine
+from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR
+from ledger.restore import import_export
+from ledger.schema import is_initialized
+from ledger.tables import Checkpoint, Cosignature
+from ops.world import schema_url
+from schemas.errors import AlreadyInitialisedError, OperatorKeyError, VerificationError
+from signing.keys import PrivateKey, b64encode
+from signing.note import parse_note
+from tests.conftest import Alliance, require_pg
+from tests.dbtools import PgServer, new_schema_name
+from tests.ledger.test_export_audit import build_log
+from tests.reconciliation.nights import closed, make_town
+
+
+@pytest.fixture
+def target_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A second, empty database on the same backend as ``db_url`` (not migrated: the
+    import migrates it)."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'restored.db'}"
+        return
+    server: PgServer = require_pg(request.getfixturevalue("pg_server"))
+    schema = new_schema_name()
+    server.admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield schema_url(server.base_url, schema)
+    finally:
+        server.drop(schema)
+
+
+@pytest.fixture
+def exported(alliance: Alliance, tmp_path: Path) -> Path:
+    build_log(alliance)
+    directory = tmp_path / "export"
+    alliance.ledger.export(directory)
+    return directory
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _operator(alliance: Alliance) -> PrivateKey:
+    return alliance.ring.keys["operator"]
+
+
+def _counts(url: str) -> tuple[int, int, int]:
+    """Leaves, checkpoints and cosignatures stored at ``url``."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            size = store.head_size(connection)
+            count = select(func.count())
+            checkpoints = connection.execute(count.select_from(Checkpoint)).scalar_one()
+            cosignatures = connection.execute(count.select_from(Cosignature)).scalar_one()
+        return size, int(checkpoints), int(cosignatures)
+    finally:
+        engine.dispose()
+
+
+def check_restored(alliance: Alliance, exported: Path, url: str, tmp_path: Path) -> None:
+    """The database at ``url`` holds the exported ledger, whole, and can go on."""
+    restored = Ledger.open(url, _operator(alliance), alliance.clock)
+    try:
+        note = (exported / CHECKPOINT_FILE).read_text("utf-8")
+        signed = restored.signed_checkpoint()
+        assert signed.note == note  # the exported note and lines, never re-signed
+        assert signed.cosigned_by == ("31", "32", "33", "34")
+        rebuilt = restored.rebuild()
+        assert rebuilt.identical and rebuilt.differing_tables == []
+        assert rebuilt.entries == 12
+        again = tmp_path / "again"
+        restored.export(again)
+        assert _files(again) == _files(exported)
+        appended = restored.submit(alliance.enroll_doc())
+        assert appended.seq == 12 and not appended.duplicate
+        assert restored.size() == 13
+    finally:
+        restored.close()
+
+
+def test_import_restores_the_exported_ledger(
+    alliance: Alliance, exported: Path, target_url: str, tmp_path: Path
+) -> None:
+    result = import_export(exported, target_url, _operator(alliance)).wire()
+    assert result["size"] == 12 and result["cosignatures"] == 4 and result["nights"] == 0
+    assert result["root"] == b64encode(alliance.ledger.signed_checkpoint().root)
+    assert set(result) == {"size", "root", "cosignatures", "nights", "seconds", "entries_per_s"}
+    assert _counts(target_url) == (12, 1, 4)
+    # The stored rows are the exported note's: the operator's line, each witness's line.
+    _, signatures = parse_note((exported / CHECKPOINT_FILE).read_text("utf-8"))
+    engine = make_engine(target_url)
+    try:
+        with engine.connect() as connection:
+            stored = store.checkpoint_at(connection, 12)
+            lines = store.cosignature_lines(connection, 12)
+    finally:
+        engine.dispose()
+    assert stored is not None
+    assert sorted(lines) == sorted(s.line for s in signatures if s.name != alliance.config.origin)
+    _, own = parse_note(stored.note)
+    assert [s.line for s in own] == [signatures[0].line]
+    check_restored(alliance, exported, target_url, tmp_path)
+
+
+def test_a_tampered_export_is_refused_and_writes_nothing(
+    alliance: Alliance, exported: Path, target_url: str
+) -> None:
+    lines = (exported / ENTRIES_FILE).read_bytes().split(b"\n")
+    record = json.loads(lines[5])
+    record["entry"]["body"]["member"]["name"] = "edited"
+    lines[5] = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    (exported / ENTRIES_FILE).write_bytes(b"\n".join(lines))
+    with pytest.raises(VerificationError, match="does not audit"):
+        import_export(exported, target_url, _operator(alliance))
+    if target_url.startswith("sqlite"):
+        assert not Path(target_url.removeprefix("sqlite:///")).exists()
+    else:
+        engine = make_engine(target_url)
+        try:
+            assert not is_initialized(engine)  # not even the schema
+        finally:
+            engine.dispose()
+
+
+def test_a_wrong_operator_key_is_refused(
+    alliance: Alliance, exported: Path, target_url: str
+) -> None:
+    stranger = PrivateKey.from_seed(b"\x07" * 32)
+    with pytest.raises(OperatorKeyError, match="nothing was written"):
+        import_export(exported, target_url, stranger)
+
+
+def test_importing_into_a_ledger_is_refused(alliance: Alliance, exported: Path) -> None:
+    before = _counts(alliance.url)
+    with pytest.raises(AlreadyInitialisedError):
+        import_export(exported, alliance.url, _operator(alliance))
+    assert _counts(alliance.url) == before
+
+
+def test_backup_and_restore_drill(
+    alliance: Alliance, exported: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Export (the fixture), drop the database, import into it again, compare."""
+    url = alliance.url
+    alliance.ledger.close()
+    alliance.engine.dispose()
+    if url.startswith("sqlite"):
+        Path(url.removeprefix("sqlite:///")).unlink()
+    else:
+        server: PgServer = require_pg(request.getfixturevalue("pg_server"))
+        # The fixture's schema (schema_url puts it in the search path), dropped whole.
+        name = str(make_url(url).query["options"]).removeprefix("-csearch_path=")
+        server.drop(name)
+        server.admin.execute(f'CREATE SCHEMA "{name}"')
+    result = import_export(exported, url, _operator(alliance))
+    assert result.size == 12
+    check_restored(alliance, exported, url, tmp_path)
+
+
+def test_a_closed_night_is_restored_byte_for_byte(
+    alliance: Alliance, target_url: str, tmp_path: Path
+) -> None:
+    town = make_town(alliance)
+    night = closed(town)
+    alliance.cosign()
+    directory = tmp_path / "export"
+    alliance.ledger.export(directory)
+    [report] = (directory / REPORTS_DIR).iterdir()
+    result = import_export(directory, target_url, _operator(alliance))
+    assert result.nights == 1 and result.size == night + 1
+    restored = Ledger.open(target_url, _operator(alliance), alliance.clock)
+    try:
+        with restored.engine.connect() as connection:
+            stored = store.read_report(connection, report.stem)
+        assert stored == (night, report.read_bytes())  # the bytes as exported
+        assert restored.rebuild().identical
+        again = tmp_path / "again"
+        restored.export(again)
+        assert _files(again) == _files(directory)
+    finally:
+        restored.close()
+
+
+def test_a_changed_night_report_is_refused(
+    alliance: Alliance, target_url: str, tmp_path: Path
+) -> None:
+    closed(make_town(alliance))
+    alliance.cosign()
+    directory = tmp_path / "export"
+    alliance.ledger.export(directory)
+    [report] = (directory / REPORTS_DIR).iterdir()
+    report.write_bytes(report.read_bytes().replace(b"6000", b"6001"))
+    with pytest.raises(VerificationError, match="report-mismatch"):
+        import_export(directory, target_url, _operator(alliance))
+    assert (
+        not target_url.startswith("sqlite")
+        or not Path(target_url.removeprefix("sqlite:///")).exists()
+    )
