@@ -1,8 +1,8 @@
 """What every route is handed: the app's services, and who is reading.
 
-``reader()`` is the one place a request becomes a ``ledger.access.Reader``. Until RFC
-9421 request signatures land, everyone is PUBLIC; then this dependency will verify the
-signature and build the reader of the principal, and no route changes."""
+``reader()`` is the one place a request becomes a ``ledger.access.Reader``: an unsigned
+request is PUBLIC; a signed one (RFC 9421, signing.http) is parsed here and judged by
+ledger.access.authenticate, which holds every rule."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.metrics import Metrics
-from ledger.access import PUBLIC, Reader
+from ledger import access
+from ledger.access import PUBLIC, NonceCache, Reader
 from ledger.app import Ledger
 from ledger.public import PublicReads
 from schemas.errors import QueueFullError
 from schemas.limits import API_INFLIGHT_ENTRIES_MAX
+from signing.http import HttpRequest, is_signed, parse_signed
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Services:
     metrics: Metrics
     admission: Admission
     clock: Callable[[], datetime]
+    nonces: NonceCache = field(default_factory=NonceCache)
 
 
 def services(request: Request) -> Services:
@@ -61,11 +65,31 @@ def services(request: Request) -> Services:
     return found
 
 
-def reader(request: Request) -> Reader:
-    """Who sent ``request``. TODO(issue 9, authentication): verify its RFC 9421
-    signature here and return the principal's Reader."""
-    del request
-    return PUBLIC
+async def reader(request: Request) -> Reader:
+    """Who sent ``request``: PUBLIC without a signature, else the principal whose
+    signature verifies (401 ``bad-signature`` when it does not). The body is read here
+    (Starlette keeps it for the route) because a body's Content-Digest is checked."""
+    if not is_signed(request.headers):
+        return PUBLIC
+    headers = {name: ", ".join(request.headers.getlist(name)) for name in request.headers}
+    found = services(request)
+    message = HttpRequest(request.method, _target_uri(request), headers, await request.body())
+    return await run_in_threadpool(
+        access.authenticate,
+        parse_signed(message),
+        found.ledger.reads().key,
+        found.clock(),
+        found.nonces,
+    )
+
+
+def _target_uri(request: Request) -> str:
+    """The target URI as the client wrote it: the raw (still percent-encoded) path and
+    query, which RFC 9421 §2.2.6-7 sign, not Starlette's decoded ``url.path``."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string", b"")
+    uri = f"{request.url.scheme}://{request.url.netloc}{raw_path.decode('latin-1')}"
+    return uri + (f"?{query.decode('latin-1')}" if query else "")
 
 
 ServicesDep = Annotated[Services, Depends(services)]
