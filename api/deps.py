@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.metrics import Metrics
 from ledger import access
-from ledger.access import PUBLIC, NonceCache, Reader
+from ledger.access import PUBLIC, AuditorKeys, NonceCache, Reader
 from ledger.app import Ledger
 from ledger.public import PublicReads
 from schemas.errors import QueueFullError
@@ -58,6 +58,9 @@ class Services:
     admission: Admission
     clock: Callable[[], datetime]
     nonces: NonceCache = field(default_factory=NonceCache)
+    # The policy-declared auditors' keys (ledger.access.AuditorKeys): none until the log
+    # holds them; meanwhile auditors sign with the operator's key.
+    auditors: AuditorKeys = field(default_factory=dict)
 
 
 def services(request: Request) -> Services:
@@ -74,12 +77,11 @@ async def reader(request: Request) -> Reader:
     headers = {name: ", ".join(request.headers.getlist(name)) for name in request.headers}
     found = services(request)
     message = HttpRequest(request.method, _target_uri(request), headers, await request.body())
+    signed = parse_signed(message)
     return await run_in_threadpool(
-        access.authenticate,
-        parse_signed(message),
-        found.ledger.reads().key,
-        found.clock(),
-        found.nonces,
+        lambda: access.authenticate(
+            signed, found.ledger.reads().key, found.clock(), found.nonces, auditors=found.auditors
+        )
     )
 
 

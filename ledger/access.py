@@ -221,6 +221,7 @@ def sees_whole_night(reader: Reader) -> bool:
 
 __all__ = [
     "PUBLIC",
+    "AuditorKeys",
     "EntryFacts",
     "NonceCache",
     "Reader",

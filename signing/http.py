@@ -109,13 +109,17 @@ def component_value(request: HttpRequest, name: str) -> str:
 
 
 def signature_base(request: HttpRequest, components: tuple[str, ...], params: str) -> bytes:
-    lines = [f"{_sf_string(name)}: {component_value(request, name)}" for name in components]
+    """RFC 9421 §2.5 for ``components`` and the serialized ``params`` (checked against
+    the RFC's own Ed25519 example, B.2.6, in tests/signing/test_http.py)."""
+    lines = []
+    for name in components:
+        value = component_value(request, name)
+        if "\n" in value or "\r" in value:  # §2.5 step 2.4: a line per component
+            raise SignatureError(f"covered component {name} holds a line break")
+        lines.append(f"{_sf_string(name)}: {value}")
     lines.append(f'"@signature-params": {params}')
-    text = "\n".join(lines)
-    if "\n" in "".join(component_value(request, name) for name in components):
-        raise SignatureError("a covered component holds a line break")  # §2.5 step 2.4
     try:
-        return text.encode("ascii")
+        return "\n".join(lines).encode("ascii")
     except UnicodeEncodeError as exc:  # §2.5: the base is ASCII
         raise SignatureError("a covered component is not ASCII") from exc
 
@@ -300,5 +304,6 @@ __all__ = [
     "is_signed",
     "parse_signed",
     "sign_request",
+    "signature_base",
     "signed_headers",
 ]

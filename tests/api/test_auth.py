@@ -4,11 +4,13 @@ reads served."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from ops.world import entry_time
 from reconciliation.nightly import close_due
 from schemas.limits import HTTP_SIGNATURE_SKEW_S
@@ -171,3 +173,18 @@ def test_a_night_is_read_whole_by_regions_and_in_part_by_its_members(
     assert_problem(client.get(path), 403, "forbidden")
     missing = f"/v1/reconciliations/{(town.day - timedelta(days=30)).isoformat()}"
     assert_problem(signed_get(client, alliance, "operator", missing), 404, "not-found")
+
+
+def test_a_declared_auditor_reads_bundles(alliance: Alliance) -> None:
+    """The hook for policy-declared auditors: a key handed to the app as an auditor's
+    reads what the operator reads (until the log declares auditors, none is)."""
+    app = create_app(alliance.ledger, alliance.clock)
+    auditor = alliance.ring.ensure("auditor-a")
+    app.state.services = replace(
+        app.state.services, auditors={auditor.key_id: ("auditor-a", auditor.public)}
+    )
+    client = TestClient(app)
+    seller, _, seq = _local_return(alliance, "32")
+    paths = ("/tile/entries/000.p/2", f"/v1/entries/{seq}", f"/v1/members/{seller}/obligations")
+    for path in paths:
+        assert signed_get(client, alliance, "auditor-a", path).status_code == 200, path
