@@ -20,8 +20,8 @@ from ledger import access
 from ledger.access import PUBLIC, AuditorKeys, NonceCache, Reader
 from ledger.app import Ledger
 from ledger.public import PublicReads
-from schemas.errors import QueueFullError
-from schemas.limits import API_INFLIGHT_ENTRIES_MAX
+from schemas.errors import LimitError, QueueFullError
+from schemas.limits import API_INFLIGHT_ENTRIES_MAX, SUBMISSION_BYTES_MAX
 from signing.http import HttpRequest, is_signed, parse_signed
 
 
@@ -76,13 +76,32 @@ async def reader(request: Request) -> Reader:
         return PUBLIC
     headers = {name: ", ".join(request.headers.getlist(name)) for name in request.headers}
     found = services(request)
-    message = HttpRequest(request.method, _target_uri(request), headers, await request.body())
+    body = await _signed_body(request)
+    message = HttpRequest(request.method, _target_uri(request), headers, body)
     signed = parse_signed(message)
     return await run_in_threadpool(
         lambda: access.authenticate(
             signed, found.ledger.reads().key, found.clock(), found.nonces, auditors=found.auditors
         )
     )
+
+
+async def _signed_body(request: Request) -> bytes:
+    """The body whose digest a signature covers, refused (413) past
+    SUBMISSION_BYTES_MAX (no signed route takes more) without reading it all; kept in
+    Starlette's own cache so that the route reads the same bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > SUBMISSION_BYTES_MAX:
+        raise LimitError(f"the body is {declared} bytes; the limit is {SUBMISSION_BYTES_MAX}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > SUBMISSION_BYTES_MAX:
+            raise LimitError(f"the body exceeds the limit of {SUBMISSION_BYTES_MAX} bytes")
+        chunks.append(chunk)
+    request._body = b"".join(chunks)
+    return request._body
 
 
 def _target_uri(request: Request) -> str:

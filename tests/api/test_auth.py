@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from ops.world import entry_time
 from reconciliation.nightly import close_due
-from schemas.limits import HTTP_SIGNATURE_SKEW_S
+from schemas.limits import HTTP_SIGNATURE_SKEW_S, SUBMISSION_BYTES_MAX
 from signing.http import signed_headers
 from tests.api.support import assert_problem, enrol, signed_get, submit
 from tests.conftest import Alliance
@@ -188,3 +188,16 @@ def test_a_declared_auditor_reads_bundles(alliance: Alliance) -> None:
     paths = ("/tile/entries/000.p/2", f"/v1/entries/{seq}", f"/v1/members/{seller}/obligations")
     for path in paths:
         assert signed_get(client, alliance, "auditor-a", path).status_code == 200, path
+
+
+def test_a_signed_body_past_the_limit_is_refused_unread(
+    alliance: Alliance, client: TestClient
+) -> None:
+    member = enrol(alliance, "31")
+    path = f"/v1/members/{member}/obligations"
+    body = b"x" * (SUBMISSION_BYTES_MAX + 1)
+    url = f"{client.base_url}{path}"
+    key = alliance.ring.keys[member]
+    headers = signed_headers("GET", url, key, created=_now(alliance), body=body)
+    response = client.request("GET", path, headers=headers, content=body)
+    assert_problem(response, 413, "limit-exceeded")
