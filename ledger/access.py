@@ -154,19 +154,14 @@ class EntryFacts:
 
 
 def entry_facts(reads: Reads, seq: int, entry: Mapping[str, Any]) -> EntryFacts:
-    """The facts of the logged ``entry`` at ``seq``: parties are its signer, the seller
-    (a return's receipt merchant), the acceptor (a return's signer), the liable member
-    (an advance) and its obligation's debtor and creditor; regions are those its
-    endorsement dues name, its signer's if a region, and the regions of its parties."""
+    """The facts of the logged ``entry`` at ``seq``: parties are its signer (a return's
+    acceptor among them), the members its body names (_body_parties) and its own
+    obligation's debtor and creditor; regions are those its endorsement dues name, its
+    signer's if a region, and the regions of its parties."""
     kind = str(entry["kind"])
     signer = str(entry["signer"])
-    body = entry.get("body") or {}
-    parties = {signer}
-    receipt = body.get("receipt") if isinstance(body, dict) else None
-    if isinstance(receipt, dict) and isinstance(receipt.get("merchant"), str):
-        parties.add(receipt["merchant"])
-    if isinstance(body, dict) and isinstance(body.get("liable"), str):
-        parties.add(body["liable"])
+    body = entry.get("body")
+    parties = {signer} | _body_parties(reads, body if isinstance(body, dict) else {})
     obligation = reads.obligation(seq)
     if obligation is not None:
         parties |= {obligation.debtor, obligation.creditor}
@@ -176,6 +171,27 @@ def entry_facts(reads: Reads, seq: int, entry: Mapping[str, Any]) -> EntryFacts:
     members = {p for p in parties if p != OPERATOR and not p.startswith(REGION_PREFIX)}
     regions |= reads.regions_of(members)
     return EntryFacts(seq, kind, frozenset(parties), frozenset(regions))
+
+
+def _body_parties(reads: Reads, body: Mapping[str, Any]) -> set[str]:
+    """Members a body names as parties: a return's seller (its receipt's merchant), an
+    advance's liable member, a dispute's target's debtor and creditor, a settlement
+    payment's or confirmation's payer and payee (its instruction's)."""
+    parties: set[str] = set()
+    receipt = body.get("receipt")
+    if isinstance(receipt, dict) and isinstance(receipt.get("merchant"), str):
+        parties.add(receipt["merchant"])
+    if isinstance(body.get("liable"), str):
+        parties.add(body["liable"])
+    target = body.get("target")
+    if isinstance(target, int) and (disputed := reads.obligation(target)) is not None:
+        parties |= {disputed.debtor, disputed.creditor}
+    night, index = body.get("reconciliation"), body.get("instruction")
+    if isinstance(night, int) and isinstance(index, int):
+        instruction = reads.instruction(night, index)
+        if instruction is not None:
+            parties |= {instruction.payer, instruction.payee}
+    return parties
 
 
 def check_entry(reader: Reader, facts: EntryFacts) -> None:

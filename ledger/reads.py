@@ -57,6 +57,7 @@ from ledger.rows import (
     CommitmentRow,
     CreditRow,
     ExclusionRow,
+    InstructionRow,
     KeyRow,
     MemberRow,
     MetaRow,
@@ -349,6 +350,13 @@ class Reads:
         obligations = PROJECTION_TABLES["obligations"]
         with self.engine.connect() as connection:
             found: ObligationRow | None = _one(connection, "obligations", obligations.c.seq == seq)
+            return found
+
+    def instruction(self, night: int, index: int) -> InstructionRow | None:
+        table = PROJECTION_TABLES["instructions"]
+        with self.engine.connect() as connection:
+            where = (table.c.night == night, table.c.index == index)
+            found: InstructionRow | None = _one(connection, "instructions", *where)
             return found
 
     def regions_of(self, members: set[str]) -> set[str]:

@@ -18,7 +18,7 @@ from signing.http import signed_headers
 from tests.api.support import assert_problem, enrol, signed_get, submit
 from tests.conftest import Alliance
 from tests.ledger.builders import one_item_return
-from tests.reconciliation.nights import make_town, sale, to_next_day
+from tests.reconciliation.nights import approve_night, make_town, pay, sale, to_next_day
 
 
 def _local_return(alliance: Alliance, region: str) -> tuple[str, str, int]:
@@ -173,6 +173,11 @@ def test_a_night_is_read_whole_by_regions_and_in_part_by_its_members(
     assert_problem(client.get(path), 403, "forbidden")
     missing = f"/v1/reconciliations/{(town.day - timedelta(days=30)).isoformat()}"
     assert_problem(signed_get(client, alliance, "operator", missing), 404, "not-found")
+    approve_night(town, night.seq)
+    paid = f"/v1/entries/{pay(town, night.seq, 1_000)}"  # the seller pays the buyer
+    for principal in (town.seller, town.buyer, "region:32"):
+        assert signed_get(client, alliance, principal, paid).status_code == 200, principal
+    assert_problem(signed_get(client, alliance, town.third, paid), 403, "forbidden")
 
 
 def test_a_declared_auditor_reads_bundles(alliance: Alliance) -> None:
