@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import log, ops, problems, public, writes
+from api import log, ops, problems, public, reads, writes
 from api.deps import Admission, Services
 from api.metrics import Metrics
 from ledger.app import Ledger
@@ -17,7 +17,7 @@ from ledger.public import PublicReads
 from schemas.errors import AllianceError
 
 PROBLEM_REF = "#/components/schemas/Problem"
-PROBLEM_STATUSES = (400, 403, 404, 405, 409, 413, 422, 503)
+PROBLEM_STATUSES = (400, 401, 403, 404, 405, 409, 413, 422, 503)
 
 
 def _utc_now() -> datetime:
@@ -53,7 +53,7 @@ def create_app(ledger: Ledger, clock: Callable[[], datetime] = _utc_now) -> Fast
         },
     }
     responses: dict[int | str, dict[str, Any]] = dict.fromkeys(PROBLEM_STATUSES, problem_response)
-    for router in (writes.router, log.router, public.router, ops.router):
+    for router in (writes.router, log.router, public.router, reads.router, ops.router):
         app.include_router(router, responses=responses)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

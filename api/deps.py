@@ -1,8 +1,8 @@
 """What every route is handed: the app's services, and who is reading.
 
-``reader()`` is the one place a request becomes a ``ledger.access.Reader``. Until RFC
-9421 request signatures land, everyone is PUBLIC; then this dependency will verify the
-signature and build the reader of the principal, and no route changes."""
+``reader()`` is the one place a request becomes a ``ledger.access.Reader``: an unsigned
+request is PUBLIC; a signed one (RFC 9421, signing.http) is parsed here and judged by
+ledger.access.authenticate, which holds every rule."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.metrics import Metrics
-from ledger.access import PUBLIC, Reader
+from ledger import access
+from ledger.access import PUBLIC, AuditorKeys, NonceCache, Reader
 from ledger.app import Ledger
 from ledger.public import PublicReads
-from schemas.errors import QueueFullError
-from schemas.limits import API_INFLIGHT_ENTRIES_MAX
+from schemas.errors import LimitError, QueueFullError
+from schemas.limits import API_INFLIGHT_ENTRIES_MAX, SUBMISSION_BYTES_MAX
+from signing.http import HttpRequest, is_signed, parse_signed
 
 
 @dataclass
@@ -54,6 +57,10 @@ class Services:
     metrics: Metrics
     admission: Admission
     clock: Callable[[], datetime]
+    nonces: NonceCache = field(default_factory=NonceCache)
+    # The policy-declared auditors' keys (ledger.access.AuditorKeys): none until the log
+    # holds them; meanwhile auditors sign with the operator's key.
+    auditors: AuditorKeys = field(default_factory=dict)
 
 
 def services(request: Request) -> Services:
@@ -61,11 +68,49 @@ def services(request: Request) -> Services:
     return found
 
 
-def reader(request: Request) -> Reader:
-    """Who sent ``request``. TODO(issue 9, authentication): verify its RFC 9421
-    signature here and return the principal's Reader."""
-    del request
-    return PUBLIC
+async def reader(request: Request) -> Reader:
+    """Who sent ``request``: PUBLIC without a signature, else the principal whose
+    signature verifies (401 ``bad-signature`` when it does not). The body is read here
+    (Starlette keeps it for the route) because a body's Content-Digest is checked."""
+    if not is_signed(request.headers):
+        return PUBLIC
+    headers = {name: ", ".join(request.headers.getlist(name)) for name in request.headers}
+    found = services(request)
+    body = await _signed_body(request)
+    message = HttpRequest(request.method, _target_uri(request), headers, body)
+    signed = parse_signed(message)
+    return await run_in_threadpool(
+        lambda: access.authenticate(
+            signed, found.ledger.reads().key, found.clock(), found.nonces, auditors=found.auditors
+        )
+    )
+
+
+async def _signed_body(request: Request) -> bytes:
+    """The body whose digest a signature covers, refused (413) past
+    SUBMISSION_BYTES_MAX (no signed route takes more) without reading it all; kept in
+    Starlette's own cache so that the route reads the same bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > SUBMISSION_BYTES_MAX:
+        raise LimitError(f"the body is {declared} bytes; the limit is {SUBMISSION_BYTES_MAX}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > SUBMISSION_BYTES_MAX:
+            raise LimitError(f"the body exceeds the limit of {SUBMISSION_BYTES_MAX} bytes")
+        chunks.append(chunk)
+    request._body = b"".join(chunks)
+    return request._body
+
+
+def _target_uri(request: Request) -> str:
+    """The target URI as the client wrote it: the raw (still percent-encoded) path and
+    query, which RFC 9421 §2.2.6-7 sign, not Starlette's decoded ``url.path``."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string", b"")
+    uri = f"{request.url.scheme}://{request.url.netloc}{raw_path.decode('latin-1')}"
+    return uri + (f"?{query.decode('latin-1')}" if query else "")
 
 
 ServicesDep = Annotated[Services, Depends(services)]

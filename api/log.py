@@ -87,8 +87,8 @@ async def entry(
     reader: ReaderDep,
     seq: Annotated[int, Path(ge=0, le=PROOF_TREE_SIZE_MAX)],
 ) -> EntryWire:
-    """The record at `seq` and its inclusion proof; public kinds only, until requests
-    are signed (then: what the reader's scope allows)."""
+    """The record at `seq` and its inclusion proof: public kinds to everyone, other
+    kinds to the readers whose scope holds them (docs/PROTOCOL.md §6)."""
     return await run_in_threadpool(_entry, services, reader, seq)
 
 
@@ -101,7 +101,10 @@ def _entry(services: ServicesDep, reader: access.Reader, seq: int) -> EntryWire:
         raise TamperedError(f"seq {seq} is missing from the log")
     record, parsed = parse_record(leaves[0])
     kind = parsed.entry.kind
-    access.check_entry(reader, seq, kind)
+    if not access.is_public_kind(kind):
+        access.check_entry(
+            reader, access.entry_facts(services.ledger.reads(), seq, record["entry"])
+        )
     proof = services.ledger.inclusion(seq, size)
     return EntryWire(
         seq=seq, kind=kind, record=record, leaf=b64encode(leaves[0]), proof=InclusionWire.of(proof)

@@ -57,6 +57,8 @@ from ledger.rows import (
     CommitmentRow,
     CreditRow,
     ExclusionRow,
+    InstructionRow,
+    KeyRow,
     MemberRow,
     MetaRow,
     ObligationRow,
@@ -327,6 +329,44 @@ class Reads:
         )
         with self.engine.connect() as connection:
             return [int(target) for (target,) in connection.execute(query)]
+
+    # --- who is reading (ledger.access) -------------------------------------------------
+
+    def key(self, key_id: str) -> KeyRow | None:
+        """The key row of ``key_id`` (its principal, and until_seq once replaced)."""
+        keys = PROJECTION_TABLES["principal_keys"]
+        with self.engine.connect() as connection:
+            found: KeyRow | None = _one(connection, "principal_keys", keys.c.key_id == key_id)
+            return found
+
+    def dues_of(self, seq: int) -> set[str]:
+        """The regions that must endorse the entry at ``seq`` (none for most kinds)."""
+        dues = PROJECTION_TABLES["endorsement_dues"]
+        with self.engine.connect() as connection:
+            rows = _rows(connection, "endorsement_dues", dues.c.target == seq)
+        return {row.region for row in rows}
+
+    def obligation(self, seq: int) -> ObligationRow | None:
+        obligations = PROJECTION_TABLES["obligations"]
+        with self.engine.connect() as connection:
+            found: ObligationRow | None = _one(connection, "obligations", obligations.c.seq == seq)
+            return found
+
+    def instruction(self, night: int, index: int) -> InstructionRow | None:
+        table = PROJECTION_TABLES["instructions"]
+        with self.engine.connect() as connection:
+            where = (table.c.night == night, table.c.index == index)
+            found: InstructionRow | None = _one(connection, "instructions", *where)
+            return found
+
+    def regions_of(self, members: set[str]) -> set[str]:
+        """The regions of those of ``members`` that are enrolled."""
+        table = PROJECTION_TABLES["members"]
+        if not members:
+            return set()
+        with self.engine.connect() as connection:
+            rows = _rows(connection, "members", table.c.id.in_(sorted(members)))
+        return {row.region for row in rows}
 
     # --- public reads (一站式查询): ledger.public builds its views on these ----------------
 

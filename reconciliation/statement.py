@@ -137,3 +137,18 @@ def statement_csv(result: Statement) -> str:
             ]
         )
     return out.getvalue()
+
+
+def night_document(ledger: Ledger, day: date, member: str | None) -> dict[str, Any]:
+    """``day``'s night as a reader sees it (ledger.access.sees_whole_night): the closing
+    entry's seq and body (its totals and roots) and, for ``member=None`` (regions,
+    auditors, the operator), the whole report, whose instructions anyone holding it can
+    check against the body's root; for a member, its own statement, each of its
+    instructions with its inclusion proof, checked before it is served."""
+    night = verified_night(ledger, day)
+    document: dict[str, Any] = {"day": day.isoformat(), "seq": night.seq, "body": night.body}
+    if member is None:
+        document["report"] = json.loads(night.report)
+    else:
+        document["statement"] = statement(ledger, member, day).wire()
+    return document

@@ -128,8 +128,8 @@ class NotFoundError(AllianceError):
 
 
 class ForbiddenError(AllianceError):
-    """The reader may not see what it asked for (an entry of a kind that is not public,
-    until requests are authenticated; then: outside the reader's scope)."""
+    """The reader may not see what it asked for: outside its scope (ledger.access; an
+    unsigned request is the public's)."""
 
     type_slug = "forbidden"
     title = "Not readable by this reader"

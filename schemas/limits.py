@@ -101,6 +101,17 @@ BATCH_REQUEST_BYTES_MAX = 16 * 1024 * 1024
 # it a request is answered 503 with Retry-After before its body is judged (the writer's
 # own QUEUE_DEPTH_MAX still bounds its queue; this keeps the server's memory bounded).
 API_INFLIGHT_ENTRIES_MAX = 16_384
+# RFC 9421 request signatures (api/deps.reader, ledger.access.authenticate):
+# a request's `created` may be this far from the server's clock either way (clocks of
+# tills drift; five minutes is the customary Kerberos-like window).
+HTTP_SIGNATURE_SKEW_S = 300
+# Nonces remembered, each until its request's `created` leaves the skew window: past it
+# a signed request is answered 503 (forgetting a live nonce would let a replay in).
+HTTP_NONCE_CACHE_MAX = 200_000
+# Longest nonce, Signature-Input and Signature header accepted (a signature is 64 bytes,
+# 90 in base64 with its label): anything longer is malformed, not parsed.
+HTTP_NONCE_LENGTH_MAX = 64
+HTTP_SIGNATURE_HEADER_BYTES_MAX = 1024
 # Public search (一站式查询): members one page lists, and the shortest and longest query.
 SEARCH_PAGE_SIZE_MAX = 50
 SEARCH_PAGE_SIZE_DEFAULT = 20
@@ -207,6 +218,10 @@ def _entry_problems() -> list[tuple[bool, str]]:
 # Counts, sizes and times that must be at least 1 (0 would loop forever or hold nothing).
 _POSITIVE = (
     "GENESIS_TIME_SKEW_S",
+    "HTTP_SIGNATURE_SKEW_S",
+    "HTTP_NONCE_CACHE_MAX",
+    "HTTP_NONCE_LENGTH_MAX",
+    "HTTP_SIGNATURE_HEADER_BYTES_MAX",
     "READ_CHUNK_ENTRIES",
     "INTEGRATE_CHUNK",
     "IMPORT_CHUNK_ENTRIES",

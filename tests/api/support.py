@@ -13,6 +13,8 @@ from ledger.calendar import local_date
 from ops.world import entry_time, member_body
 from schemas.errors import PROBLEM_TYPE_BASE
 from signing.entry import submitted
+from signing.http import signed_headers
+from signing.keys import PrivateKey
 from tests.conftest import Alliance
 from tests.ledger.builders import advance_body, one_item_return
 
@@ -22,6 +24,25 @@ PROBLEM = "application/problem+json"
 def client_for(alliance: Alliance) -> TestClient:
     # raise_server_exceptions: a bug surfaces as the exception, never as a quiet 500.
     return TestClient(create_app(alliance.ledger, alliance.clock))
+
+
+def signed_get(
+    client: TestClient,
+    alliance: Alliance,
+    principal: str,
+    path: str,
+    *,
+    key: PrivateKey | None = None,
+    nonce: str | None = None,
+    created_delta_s: int = 0,
+) -> Any:
+    """GET ``path`` signed (RFC 9421) by ``principal``'s key of the alliance's keyring
+    (or ``key``), created at the log clock (plus ``created_delta_s``)."""
+    signing_key = key or alliance.ring.keys[principal]
+    created = int(alliance.clock().timestamp()) + created_delta_s
+    url = f"{client.base_url}{path}"
+    headers = signed_headers("GET", url, signing_key, created=created, nonce=nonce)
+    return client.get(path, headers=headers)
 
 
 def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:

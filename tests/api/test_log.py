@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from ledger import merkle
 from ledger.merkle.tiles import parse_entry_bundle
 from schemas.limits import TILE_WIDTH
-from tests.api.support import assert_problem, busy
+from tests.api.support import assert_problem, busy, signed_get
 from tests.conftest import Alliance
 
 
@@ -44,12 +44,15 @@ def test_full_tiles_are_immutable_partial_ones_revalidate(
     assert partial.status_code == 200 and partial.headers["cache-control"] == "no-cache"
     assert partial.content == merkle.leaf_hash(leaves[TILE_WIDTH])
     assert client.get("/tile/1/000.p/1").content == alliance.ledger.root_at(TILE_WIDTH)
-    bundle = client.get("/tile/entries/000")
+    bundle = signed_get(client, alliance, "operator", "/tile/entries/000")
     assert bundle.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert parse_entry_bundle(bundle.content) == leaves[:TILE_WIDTH]
-    assert parse_entry_bundle(client.get("/tile/entries/001.p/1").content) == leaves[TILE_WIDTH:]
+    partial_bundle = signed_get(client, alliance, "operator", "/tile/entries/001.p/1")
+    assert parse_entry_bundle(partial_bundle.content) == leaves[TILE_WIDTH:]
     assert_problem(client.get("/tile/0/001.p/2"), 404, "not-found")
-    assert_problem(client.get("/tile/entries/001.p/2"), 404, "not-found")
+    missing = signed_get(client, alliance, "operator", "/tile/entries/001.p/2")
+    assert_problem(missing, 404, "not-found")
+    assert_problem(client.get("/tile/entries/000"), 403, "forbidden")  # bundles: not public
 
 
 def test_bad_tile_paths_are_malformed(client: TestClient) -> None:
@@ -106,9 +109,7 @@ def test_public_entries_are_served_with_their_proof(alliance: Alliance, client: 
         merkle.verify_inclusion(merkle.leaf_hash(leaf), seq, proof["tree_size"], hashes, root)
 
 
-def test_other_kinds_are_refused_until_requests_are_signed(
-    alliance: Alliance, client: TestClient
-) -> None:
+def test_other_kinds_are_refused_to_the_public(alliance: Alliance, client: TestClient) -> None:
     scenario = busy(alliance)
     refused = assert_problem(client.get(f"/v1/entries/{scenario.returns[0]}"), 403, "forbidden")
     assert refused["seq"] == scenario.returns[0]
