@@ -31,6 +31,7 @@ from ops.bench.append import (
     bench_append,
     raw_rows,
 )
+from ops.bench.http import bench_http
 from ops.bench.machine import machine
 from ops.bench.memory import bench_memory
 from ops.bench.proofs import bench_proofs
@@ -253,3 +254,18 @@ def test_the_raw_loop_copies_its_rows_into_postgresql(pg_server: PgServer | str)
     server = require_pg(pg_server)
     with _fresh_database(server.base_url) as (backend, engine):
         check_raw_insert(backend, _start_log(engine))
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_the_http_bench_appends_over_a_real_server(batch: bool) -> None:
+    """`alliance serve` in its own process, a load generator in another, the library's
+    rate in the same run; every entry appended (no failures)."""
+    report = bench_http(None, clients=4, entries=60, batch=batch)
+    assert (report["mode"], report["entries"], report["failures"]) == (
+        "batch" if batch else "single",
+        60,
+        0,
+    )
+    assert float(report["ratio"]) > 0  # type: ignore[arg-type]
+    assert 0 < float(report["p50_ms"]) <= float(report["p99_ms"])  # type: ignore[arg-type]
+    check_machine(report)
