@@ -40,6 +40,7 @@ from schemas.errors import (
     RejectedError,
     TamperedError,
     VerificationError,
+    invariant,
 )
 from schemas.limits import CHECKPOINT_CANDIDATES_MAX, PROOF_TREE_SIZE_MAX, WAIT_DEADLINE_S
 from signing.checkpoint import (
@@ -437,22 +438,36 @@ class Ledger:
         return state
 
 
+def stored_night(connection: Connection, day: str) -> tuple[int, bytes, dict[str, Any]] | None:
+    """The stored report of business ``day`` with the seq and body of its closing entry
+    (None if none is stored). TamperedError if the row names no such entry; the report's
+    bytes are the caller's to check against the body (check_report)."""
+    stored = store.read_report(connection, day)
+    if stored is None:
+        return None
+    seq, report = stored
+    entry = store.read_entry(connection, seq)
+    if entry is None:
+        raise TamperedError(f"the night of {day} names seq {seq}, which the log lacks")
+    record, _ = parse_record(entry.leaf)
+    body: dict[str, Any] = record["entry"]["body"]
+    if record["entry"]["kind"] != "reconciliation.closed" or body.get("day") != day:
+        raise TamperedError(f"seq {seq} is not the night of {day}")
+    return seq, report, body
+
+
 def _checked_reports(connection: Connection, size: int) -> Iterator[tuple[str, bytes]]:
     """Each stored night report within the tree of ``size``, checked against its entry's
     counts and roots (a planted or altered report is refused, not exported)."""
     for day, seq in store.report_days(connection):
         if seq >= size:
             continue
-        stored = store.read_report(connection, day)
-        entry = store.read_entry(connection, seq)
-        if stored is None or entry is None:
-            raise TamperedError(f"the night of {day} names seq {seq}, which the log lacks")
-        record, _ = parse_record(entry.leaf)
-        body = record["entry"]["body"]
-        if record["entry"]["kind"] != "reconciliation.closed" or body.get("day") != day:
-            raise TamperedError(f"seq {seq} is not the night of {day}")
-        check_report(stored[1], body)
-        yield day, stored[1]
+        night = stored_night(connection, day)
+        invariant(night is not None, f"the report of {day} vanished while exporting")
+        assert night is not None
+        _, report, body = night
+        check_report(report, body)
+        yield day, report
 
 
 def _declare(state: State, leaves: list[store.StoredEntry]) -> None:

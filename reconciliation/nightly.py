@@ -26,19 +26,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ledger import store
-from ledger.app import Ledger
+from ledger.app import Ledger, stored_night
 from ledger.calendar import LOCAL, local_date
 from ledger.kinds.settlement import check_report, cutoff_size, night_report
 from ledger.state import OPERATOR, State
 from reconciliation.netting import Obligation
 from reconciliation.report import closed_body
-from schemas.entry import parse_record, parse_time
+from schemas.entry import parse_time
 from schemas.errors import (
     ConfigError,
     NotFoundError,
     PolicyError,
-    TamperedError,
     invariant,
 )
 from schemas.limits import CLOSE_ATTEMPTS_MAX, NIGHTS_PER_RUN_MAX
@@ -149,17 +147,10 @@ def close_due(
 def verified_night(ledger: Ledger, day: date) -> Night:
     """The stored night of ``day``, its report checked against the entry's three roots."""
     with ledger.engine.connect() as connection:
-        stored = store.read_report(connection, day.isoformat())
-        if stored is None:
-            raise NotFoundError(f"business day {day} has no closed night")
-        seq, report = stored
-        entry = store.read_entry(connection, seq)
-    if entry is None:
-        raise TamperedError(f"the night of {day} names seq {seq}, which the log lacks")
-    record, _ = parse_record(entry.leaf)
-    if record["entry"]["kind"] != CLOSED_KIND or record["entry"]["body"]["day"] != day.isoformat():
-        raise TamperedError(f"seq {seq} is not the night of {day}")
-    body: dict[str, Any] = record["entry"]["body"]
+        night = stored_night(connection, day.isoformat())
+    if night is None:
+        raise NotFoundError(f"business day {day} has no closed night")
+    seq, report, body = night
     state = ledger.state()
     check_report(report, body, lambda seq: _obligation(state, seq))
     return Night(day, seq, body, report, appended=False)
