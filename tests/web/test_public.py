@@ -49,11 +49,16 @@ def test_search_a_merchant_by_keyboard_and_read_its_card(
     expect(badge).to_contain_text("4/4")
     fingerprint = page.locator("[data-trust-fingerprint]")
     expect(fingerprint).to_have_attribute("data-computed", re.compile("^[0-9a-f]{64}$"))
+    served = page.request.get(f"{site.url}/trust.json")
+    assert fingerprint.get_attribute("data-computed") == served.headers["x-trust-fingerprint"]
+    assert json.loads(served.text()) == site.trust()  # the demo's own trust.json
     assert_accessible(page)
     shoot(page, "home-card")
 
 
-def test_a_shared_link_opens_with_the_search_done_in_english(site: Site, page: Page) -> None:
+def test_a_shared_link_opens_with_the_search_done_in_english(
+    site: Site, page: Page, shoot: Shoot
+) -> None:
     page.goto(f"{site.url}/?q={quote(MERCHANT)}&lang=en")
     card = page.locator(".card")
     expect(card).to_contain_text("Alliance warning")
