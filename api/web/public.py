@@ -64,7 +64,12 @@ i18n.register(
         },
         "card.since": {"zh-CN": "生效日期", "en": "in force since"},
         "card.upcoming": {"zh-CN": "即将生效", "en": "upcoming"},
-        "card.excluded": {"zh-CN": "不适用的商品类别", "en": "Excluded categories"},
+        "card.excluded": {"zh-CN": "商户另行排除的类别", "en": "Categories it also excludes"},
+        "card.excluded_hint": {
+            "zh-CN": "法定及本地不适用的类别见下方退货查询结果。",
+            "en": "The categories excluded by law and locally are listed by the check below.",
+        },
+        "check.excluded": {"zh-CN": "不适用的商品类别", "en": "Excluded categories"},
         "card.excluded_none": {"zh-CN": "无", "en": "none"},
         "card.no_commitment": {"zh-CN": "目前没有生效的承诺。", "en": "No commitment in force."},
         "card.measures": {"zh-CN": "联盟信用措施", "en": "Alliance credit measures"},
