@@ -192,6 +192,12 @@ i18n.register(
 )
 
 
+def script_json(value: object) -> str:
+    """JSON to embed in a ``<script type="application/json">``: ``<`` escaped, so no
+    text can close the element."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+
+
 def _search_results(services: ServicesDep, q: str) -> list[Any]:
     return services.public.search(q, SEARCH_PAGE_SIZE_DEFAULT)
 
@@ -310,8 +316,8 @@ def _transparency_context(services: ServicesDep) -> dict[str, Any]:
         "latest_root": b64encode(latest.root),
         "witnesses": witnesses,
         "growth": growth,
-        "growth_json": json.dumps([[p.day, p.size] for p in growth]),
-        "notes_json": json.dumps({w.region: w.note for w in witnesses}, ensure_ascii=False),
+        "growth_json": script_json([[p.day, p.size] for p in growth]),
+        "notes_json": script_json({w.region: w.note for w in witnesses}),
         "names": names,
         "trust": trust_root(ledger),
     }
