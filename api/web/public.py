@@ -103,6 +103,15 @@ i18n.register(
         "check.store": {"zh-CN": "购买门店", "en": "Store of purchase"},
         "check.purchased": {"zh-CN": "购买日期", "en": "Purchase date"},
         "check.button": {"zh-CN": "查询退货期限", "en": "Check"},
+        "check.err_date": {"zh-CN": "请输入有效的购买日期。", "en": "Enter a valid purchase date."},
+        "check.err_future": {
+            "zh-CN": "购买日期不能晚于今天。",
+            "en": "The purchase date cannot be in the future.",
+        },
+        "check.err_store": {
+            "zh-CN": "该成员没有这家门店。",
+            "en": "The member has no such store.",
+        },
         "check.yes": {"zh-CN": "可以退货", "en": "Returnable"},
         "check.no": {"zh-CN": "不能退货", "en": "Not returnable"},
         "check.until": {
@@ -205,17 +214,19 @@ def _search_results(services: ServicesDep, q: str) -> list[Any]:
 def _check(
     services: ServicesDep, uscc: str, store: str | None, purchased: str | None
 ) -> tuple[ReturnCheck | None, str | None]:
-    """The return check the form asked for, or the reason it cannot be answered."""
+    """The return check the form asked for, or (an i18n key) why it cannot be answered."""
     if not store or not purchased:
         return None, None
     try:
         day = date.fromisoformat(purchased)
     except ValueError:
-        return None, "purchased"
+        return None, "check.err_date"
     try:
         return services.public.check(uscc, store[:ID_LENGTH_MAX], day), None
-    except (MalformedError, NotFoundError) as exc:
-        return None, exc.detail
+    except MalformedError:
+        return None, "check.err_future"
+    except NotFoundError:
+        return None, "check.err_store"
 
 
 @router.get("/", response_class=HTMLResponse)
