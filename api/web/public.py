@@ -184,6 +184,10 @@ i18n.register(
             "en": "Pick two checkpoints: your browser checks that the older tree is a prefix "
             "of the newer one (no entry was changed or removed).",
         },
+        "tr.sizes_hint": {
+            "zh-CN": "可输入任一已签名检查点的规模；列表中是每天的最后一个检查点。",
+            "en": "Any signed checkpoint's size will do; the list offers each day's last.",
+        },
         "tr.old": {"zh-CN": "较早的检查点（规模）", "en": "Older checkpoint (size)"},
         "tr.new": {"zh-CN": "较新的检查点（规模）", "en": "Newer checkpoint (size)"},
         "tr.run": {"zh-CN": "验证一致性", "en": "Check consistency"},
