@@ -121,6 +121,9 @@ PUBLIC_COUNTS_WINDOW_DAYS = 365
 # Entries one public member page proves (its statuses, commitments, stores, measures):
 # past it the oldest are left out and the page says so.
 PUBLIC_PROOFS_MAX = 256
+# The transparency page's tree growth reads at most this many newest checkpoints (one a
+# batch: weeks of a busy log), drawn as the last checkpoint of each local day.
+GROWTH_CHECKPOINTS_MAX = 20_000
 SERVE_PORT_DEFAULT = 8000
 SERVE_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
 
@@ -245,6 +248,7 @@ _POSITIVE = (
     "SEARCH_QUERY_LENGTH_MAX",
     "PUBLIC_COUNTS_WINDOW_DAYS",
     "PUBLIC_PROOFS_MAX",
+    "GROWTH_CHECKPOINTS_MAX",
 )
 
 
