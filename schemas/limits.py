@@ -223,6 +223,7 @@ _POSITIVE = (
     "HTTP_NONCE_LENGTH_MAX",
     "HTTP_SIGNATURE_HEADER_BYTES_MAX",
     "READ_CHUNK_ENTRIES",
+    "REPORT_SEQS_PER_PART",
     "INTEGRATE_CHUNK",
     "IMPORT_CHUNK_ENTRIES",
     "IMPORT_REPORT_BYTES_MAX",
@@ -302,6 +303,7 @@ def check_limits() -> None:
 # Reconciliation (issue 8): the pure netting core, reconciliation/
 # A night's included obligations are held in memory (~150 bytes each): 4 M is ~600 MB.
 OBLIGATIONS_PER_NIGHT_MAX = 4_000_000
+REPORT_SEQS_PER_PART = 65_536  # included seqs written as text per part of a report
 # Members with a position in one night: every enrolled member at most; positions are held
 # in memory and are the report's second-largest list.
 POSITIONS_PER_NIGHT_MAX = 1_000_000
