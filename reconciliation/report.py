@@ -61,6 +61,7 @@ from schemas.limits import (
     HASH_SIZE,
     INSTRUCTIONS_PER_NIGHT_MAX,
     OVERDUE_PER_REPORT_MAX,
+    PARALLEL_ROOT_LEAVES_MIN,
     PROOF_TREE_SIZE_MAX,
     REPORT_SEQS_PER_PART,
 )
@@ -228,8 +229,12 @@ def build_report(
     if type(cutoff_root) is not bytes or len(cutoff_root) != HASH_SIZE:
         raise MalformedError(f"cutoff root must be {HASH_SIZE} bytes", field="cutoff")
     seqs: array[int] = array("q")
-    root = RootBuilder()
-    netted = positions_of(net_rows(_rows(obligations), seqs, root))
+    root = RootBuilder(parallel_from=PARALLEL_ROOT_LEAVES_MIN)
+    try:
+        netted = positions_of(net_rows(_rows(obligations), seqs, root))
+        included_root = root.root()
+    finally:
+        root.close()
     if seqs and seqs[-1] >= cutoff_size:
         seq = seqs[-1]
         raise MalformedError(f"obligation {seq} lies beyond the cutoff {cutoff_size}", seq=seq)
@@ -238,7 +243,7 @@ def build_report(
         cutoff_size=cutoff_size,
         cutoff_root=cutoff_root,
         included=seqs,
-        included_root=root.root(),
+        included_root=included_root,
         positions=tuple(netted),
         instructions=tuple(greedy(netted, day, calendar, settlement_days)),
         overdue=_check_overdue(day, overdue),

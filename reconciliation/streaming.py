@@ -23,16 +23,20 @@ Nothing else of an obligation is kept. ``RootBuilder`` is the RFC 6962 root (SHA
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from array import array
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from ledger import merkle
+from reconciliation import hashworker
 from reconciliation.netting import Obligation, Position, is_member_id, is_slug
 from schemas.errors import InvariantError, LimitError, MalformedError, invariant
 from schemas.limits import (
     AMOUNT_FEN_MAX,
     HASH_SIZE,
+    HASH_WORKER_TIMEOUT_S,
     OBLIGATIONS_PER_NIGHT_MAX,
     POSITIONS_PER_NIGHT_MAX,
     READ_CHUNK_ENTRIES,
@@ -44,6 +48,7 @@ Row = tuple[int, str, str, str, int]  # (seq, kind, debtor, creditor, amount_fen
 _CHUNK_LEAVES = READ_CHUNK_ENTRIES
 _CHUNK_HEIGHT = _CHUNK_LEAVES.bit_length() - 1
 invariant(_CHUNK_LEAVES == 1 << _CHUNK_HEIGHT, "READ_CHUNK_ENTRIES must be a power of two")
+invariant(_CHUNK_LEAVES == hashworker.CHUNK_LEAVES, "the hash worker's chunk is not ours")
 
 # 0x00 ‖ JCS({"seq", "kind", "debtor", "creditor", "amount_fen"}): keys in RFC 8785 order.
 _LEAF_INPUT = b'\x00{"amount_fen":%d,"creditor":"%s","debtor":"%s","kind":"%s","seq":%d}'
@@ -52,12 +57,20 @@ _LEAF_INPUT = b'\x00{"amount_fen":%d,"creditor":"%s","debtor":"%s","kind":"%s","
 class RootBuilder:
     """RFC 6962 root of leaves added in order, in O(log n) memory: a stack of the roots
     of perfect subtrees (heights strictly decreasing, one per set bit of the size). Leaf
-    hashes wait in a buffer until a chunk of ``_CHUNK_LEAVES`` is hashed up at once."""
+    hashes wait in a buffer until a chunk of ``_CHUNK_LEAVES`` is hashed up at once.
 
-    def __init__(self) -> None:
+    With ``parallel_from``, once that many leaves were added through ``add_inputs`` the
+    following whole chunks are hashed by ``hashworker`` in a second process while the
+    caller goes on; ``root()`` collects them. ``close()`` ends that process early."""
+
+    def __init__(self, parallel_from: int | None = None) -> None:
         self.size = 0
         self._stack: list[tuple[int, bytes]] = []  # (height, root), oldest first
         self._pending = bytearray()  # concatenated leaf hashes, fewer than a chunk
+        self._parallel_from = parallel_from
+        self._worker: subprocess.Popen[bytes] | None = None
+        self._waiting: list[bytes] = []  # leaf inputs after the worker's chunks
+        self._sent = 0  # chunks given to the worker
 
     def add(self, leaf: bytes) -> None:
         self.add_hashes((merkle.leaf_hash(leaf),))
@@ -65,8 +78,62 @@ class RootBuilder:
     def extend(self, leaves: Iterable[bytes]) -> None:
         self.add_hashes(map(merkle.leaf_hash, leaves))
 
+    def add_inputs(self, inputs: list[bytes]) -> None:
+        """Add leaves by their hash inputs (0x00 ‖ leaf), none holding a newline."""
+        if self._worker is None and not self._start_worker():
+            self.add_hashes([hashlib.sha256(data).digest() for data in inputs])
+            return
+        waiting = self._waiting
+        waiting += inputs
+        while len(waiting) >= _CHUNK_LEAVES:
+            self._send(waiting[:_CHUNK_LEAVES])
+            del waiting[:_CHUNK_LEAVES]
+
+    def _start_worker(self) -> bool:
+        if self._parallel_from is None or self.size < self._parallel_from or self._pending:
+            return False
+        self._worker = subprocess.Popen(  # noqa: S603 (our interpreter and module)
+            [sys.executable, "-I", "-S", hashworker.__file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        return True
+
+    def _send(self, chunk: list[bytes]) -> None:
+        assert self._worker is not None and self._worker.stdin is not None
+        blob = b"\n".join(chunk)
+        self._worker.stdin.write(hashworker.HEADER.pack(len(blob)))
+        self._worker.stdin.write(blob)
+        self._sent += 1
+        self.size += _CHUNK_LEAVES
+
+    def _collect(self) -> None:
+        """Wait for the worker's chunk roots and stack them, then the leaves after."""
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        try:
+            roots, _ = worker.communicate(timeout=HASH_WORKER_TIMEOUT_S)
+        finally:
+            worker.kill()
+        if worker.returncode != 0 or len(roots) != self._sent * HASH_SIZE:
+            raise InvariantError(f"the hash worker failed (exit {worker.returncode})")
+        for offset in range(0, len(roots), HASH_SIZE):
+            _push(self._stack, _CHUNK_HEIGHT, roots[offset : offset + HASH_SIZE])
+        waiting, self._waiting, self._parallel_from = self._waiting, [], None
+        self.add_hashes([hashlib.sha256(data).digest() for data in waiting])
+
+    def close(self) -> None:
+        """End the worker if one runs (the root is then no longer available)."""
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker.wait()
+            self._worker = None
+
     def add_hashes(self, hashes: Iterable[bytes]) -> None:
         """Add leaves by their hashes (SHA-256(0x00 ‖ leaf)), in order."""
+        invariant(self._worker is None, "leaf hashes added while the worker hashes chunks")
         pending = self._pending
         before = len(pending)
         pending += b"".join(hashes)
@@ -82,6 +149,7 @@ class RootBuilder:
 
     def root(self) -> bytes:
         """The root of every leaf added so far (more may be added after)."""
+        self._collect()
         stack = list(self._stack)
         pending = bytes(self._pending)
         offset = 0
@@ -160,9 +228,8 @@ def net_rows(rows: Iterable[Row], seqs: array[int], root: RootBuilder) -> dict[s
     members: dict[str, list[Any]] = {}
     kinds: dict[str, bytes] = {}
     member_of, kind_of = members.get, kinds.get
-    sha256 = hashlib.sha256
-    hashes: list[bytes] = []
-    add_hash, add_seq = hashes.append, seqs.append
+    inputs: list[bytes] = []  # leaf hash inputs of the chunk being read
+    add_input, add_seq = inputs.append, seqs.append
     previous = -1
     for row in rows:
         try:
@@ -182,19 +249,19 @@ def net_rows(rows: Iterable[Row], seqs: array[int], root: RootBuilder) -> dict[s
         owes[1] += amount
         owed[0] += amount
         name = kind_of(kind) or _kind(kinds, kind, seq)
-        add_hash(sha256(_LEAF_INPUT % (amount, owed[2], owes[2], name, seq)).digest())
+        add_input(_LEAF_INPUT % (amount, owed[2], owes[2], name, seq))
         add_seq(seq)
         previous = seq
-        if len(hashes) == _CHUNK_LEAVES:
-            root.add_hashes(hashes)
-            hashes.clear()
+        if len(inputs) == _CHUNK_LEAVES:
+            root.add_inputs(inputs)
+            inputs.clear()
             if len(seqs) > OBLIGATIONS_PER_NIGHT_MAX:
                 break
     if len(seqs) > OBLIGATIONS_PER_NIGHT_MAX:
         raise LimitError(
             f"more than OBLIGATIONS_PER_NIGHT_MAX {OBLIGATIONS_PER_NIGHT_MAX} obligations"
         )
-    root.add_hashes(hashes)
+    root.add_inputs(inputs)
     return members
 
 

@@ -224,6 +224,8 @@ _POSITIVE = (
     "HTTP_SIGNATURE_HEADER_BYTES_MAX",
     "READ_CHUNK_ENTRIES",
     "REPORT_SEQS_PER_PART",
+    "PARALLEL_ROOT_LEAVES_MIN",
+    "HASH_WORKER_TIMEOUT_S",
     "INTEGRATE_CHUNK",
     "IMPORT_CHUNK_ENTRIES",
     "IMPORT_REPORT_BYTES_MAX",
@@ -304,6 +306,8 @@ def check_limits() -> None:
 # A night's included obligations are held in memory (~150 bytes each): 4 M is ~600 MB.
 OBLIGATIONS_PER_NIGHT_MAX = 4_000_000
 REPORT_SEQS_PER_PART = 65_536  # included seqs written as text per part of a report
+PARALLEL_ROOT_LEAVES_MIN = 65_536  # a night's leaves hashed in-process before the worker helps
+HASH_WORKER_TIMEOUT_S = 300  # the hash worker's roots, after the last chunk was sent
 # Members with a position in one night: every enrolled member at most; positions are held
 # in memory and are the report's second-largest list.
 POSITIONS_PER_NIGHT_MAX = 1_000_000
