@@ -120,7 +120,6 @@ class LedgerClient:
         for code in client.regions:
             key = ring.keys[region_principal(code)]
             client.endorsers[code] = EndorseNode(code, key, trust, new_id=client.factory.new_id)
-            client.endorsers[code].credit = None  # the demo's regulators give these notices
             client.witnesses[code] = WitnessNode(code, ring.witnesses[code], trust)
         client.cosign()
         return client
