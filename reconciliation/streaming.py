@@ -37,12 +37,14 @@ from schemas.limits import (
     AMOUNT_FEN_MAX,
     HASH_SIZE,
     HASH_WORKER_TIMEOUT_S,
+    ID_LENGTH_MAX,
     OBLIGATIONS_PER_NIGHT_MAX,
     POSITIONS_PER_NIGHT_MAX,
     READ_CHUNK_ENTRIES,
 )
 
 Row = tuple[int, str, str, str, int]  # (seq, kind, debtor, creditor, amount_fen)
+ROW_FIELDS = 5
 
 # Leaf hashes are folded a chunk of 2**k at a time into one perfect subtree.
 _CHUNK_LEAVES = READ_CHUNK_ENTRIES
@@ -185,7 +187,8 @@ def _member(members: dict[str, list[Any]], member: object, seq: int, name: str) 
     """The accumulator of a member met for the first time, once its id is checked."""
     if type(member) is not str or not is_member_id(member):
         raise MalformedError(
-            f"obligation {seq}: {name} must be a member id of 1..64 ASCII letters and digits",
+            f"obligation {seq}: {name} must be a member id of 1..{ID_LENGTH_MAX}"
+            " ASCII letters and digits",
             seq=seq,
             field=name,
         )
@@ -199,7 +202,7 @@ def _member(members: dict[str, list[Any]], member: object, seq: int, name: str) 
 def _kind(kinds: dict[str, bytes], kind: object, seq: int) -> bytes:
     if type(kind) is not str or not is_slug(kind):
         raise MalformedError(
-            f"obligation {seq}: kind must be a lowercase slug of 1..64 characters",
+            f"obligation {seq}: kind must be a lowercase slug of 1..{ID_LENGTH_MAX} characters",
             seq=seq,
             field="kind",
         )
@@ -210,7 +213,7 @@ def _kind(kinds: dict[str, bytes], kind: object, seq: int) -> bytes:
 def _refuse(row: Any, previous: int) -> NoReturn:
     """Raise the error that says what is wrong with ``row`` (not a row, out of order, or
     not an obligation: ``Obligation`` says which field)."""
-    if not isinstance(row, tuple) or len(row) != len(Row.__args__):  # type: ignore[attr-defined]
+    if not isinstance(row, tuple) or len(row) != ROW_FIELDS:
         raise MalformedError(f"{row!r} is not an obligation row", field="included")
     seq = row[0]
     if type(seq) is int and 0 <= seq <= previous:

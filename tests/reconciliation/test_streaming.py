@@ -7,6 +7,7 @@ import hashlib
 import io
 from array import array
 from datetime import date
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -15,13 +16,21 @@ from stdnum.iso7064 import mod_97_10
 
 from ledger import merkle
 from reconciliation import hashworker, streaming
+from reconciliation import report as report_module
 from reconciliation.netting import Instruction, Obligation, Position, payment_reference, positions
-from reconciliation.report import Overdue
+from reconciliation.report import (
+    Overdue,
+    build_report,
+    closed_body,
+    document,
+    report_bytes,
+    write_report,
+)
 from reconciliation.streaming import RootBuilder, leaves_root, net_rows, positions_of
 from schemas.canonical import canonical_reference
 from schemas.errors import InvariantError, LimitError, MalformedError
 from schemas.limits import READ_CHUNK_ENTRIES
-from tests.reconciliation.support import nights
+from tests.reconciliation.support import CUTOFF_ROOT, DAY, nights
 
 SETTINGS = settings(max_examples=100, deadline=None)
 IDS = st.text("ABCDEFGHJKLMNPQRTUWXY0123456789", min_size=1, max_size=64)
@@ -178,3 +187,40 @@ def test_reference_check_digits_are_stdnums(day: date, index: int) -> None:
     reference = payment_reference(day, index)
     digits = reference[2:].replace("-", "")
     assert reference[-2:] == mod_97_10.calc_check_digits(digits[:-2])
+
+
+# --- the report through the worker and in parts --------------------------------------------
+
+
+def _night(count: int) -> list[tuple[int, str, str, str, int]]:
+    members = [f"M{n}" for n in range(40)]
+    return [
+        (2 * n + 1, "return", members[n % 40], members[(n * 7 + 3) % 40], 100 + n % 997)
+        for n in range(count)
+    ]
+
+
+def test_a_large_night_closes_the_same_with_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past PARALLEL_ROOT_LEAVES_MIN the included root comes from the worker: the same
+    bytes and roots as in one process, and the root the log's tree gives."""
+    night = _night(3 * READ_CHUNK_ENTRIES + 5)
+    kwargs: dict[str, Any] = {"calendar": None, "settlement_days": 3}
+    monkeypatch.setattr(report_module, "PARALLEL_ROOT_LEAVES_MIN", READ_CHUNK_ENTRIES)
+    parallel = build_report(DAY, 2 * len(night) + 1, CUTOFF_ROOT, iter(night), **kwargs)
+    monkeypatch.setattr(report_module, "PARALLEL_ROOT_LEAVES_MIN", None)
+    single = build_report(DAY, 2 * len(night) + 1, CUTOFF_ROOT, iter(night), **kwargs)
+    assert closed_body(parallel) == closed_body(single)
+    assert report_bytes(parallel) == report_bytes(single)
+    leaves = [Obligation(*row).leaf() for row in night]
+    assert parallel.included_root == integrated_root(leaves)
+
+
+def test_report_parts_join_to_rfc8785(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The included seqs written a few at a time: the same canonical bytes."""
+    monkeypatch.setattr(report_module, "REPORT_SEQS_PER_PART", 2)
+    night = _night(7)
+    built = build_report(DAY, 100, CUTOFF_ROOT, iter(night), calendar=None, settlement_days=3)
+    parts: list[bytes] = []
+    write_report(built, parts.append)
+    assert len(parts) > 4
+    assert b"".join(parts) == canonical_reference(document(built)) == report_bytes(built)
