@@ -22,6 +22,8 @@ Nothing else of an obligation is kept. ``RootBuilder`` is the RFC 6962 root (SHA
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import subprocess
 import sys
@@ -36,6 +38,7 @@ from schemas.errors import InvariantError, LimitError, MalformedError, invariant
 from schemas.limits import (
     AMOUNT_FEN_MAX,
     HASH_SIZE,
+    HASH_WORKER_PIPE_BYTES,
     HASH_WORKER_TIMEOUT_S,
     ID_LENGTH_MAX,
     OBLIGATIONS_PER_NIGHT_MAX,
@@ -100,6 +103,10 @@ class RootBuilder:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
+        if self._worker.stdin is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
+            # Room for a few chunks, so the reader seldom waits for the worker (Linux).
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._worker.stdin, fcntl.F_SETPIPE_SZ, HASH_WORKER_PIPE_BYTES)
         return True
 
     def _send(self, chunk: list[bytes]) -> None:
