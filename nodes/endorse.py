@@ -27,6 +27,7 @@ from typing import Any
 from ledger.audit import Trust
 from ledger.state import Context, State
 from nodes.client import LogClient
+from nodes.credit import CreditDesk, CreditOutcome
 from nodes.follower import Follower
 from schemas.errors import MalformedError, PolicyError
 from schemas.limits import DEFAULT_AUTO_APPROVE_MAX_FEN, ENDORSEMENT_TARGETS_MAX, REVIEW_QUEUE_MAX
@@ -81,6 +82,7 @@ class Outcome:
     approved: int = 0
     rejected: int = 0
     queued: list[int] = field(default_factory=list)
+    credit: CreditOutcome = field(default_factory=CreditOutcome)
 
     def wire(self, region: str) -> dict[str, object]:
         return {
@@ -88,6 +90,7 @@ class Outcome:
             "approved": self.approved,
             "rejected": self.rejected,
             "queued": self.queued,
+            **({"credit": self.credit.wire()} if self.credit.acted() else {}),
         }
 
 
@@ -127,6 +130,8 @@ class EndorseNode:
         self.queue = ReviewQueue(queue_path)
         self.follower = Follower(trust, keep=self._keep)
         self._entries: dict[int, dict[str, Any]] = {}
+        # Issue 8 rule 7: the credit process for its members' overdue instructions.
+        self.credit: CreditDesk | None = CreditDesk(region, key, new_id)
 
     def _keep(self, state: State, ctx: Context) -> None:
         """Remember the entries that will await this region (to judge them later)."""
@@ -158,6 +163,8 @@ class EndorseNode:
         self.queue.hold(queued, now)
         outcome.queued = sorted(queued)
         self._submit(client, now, approvals, rejections, outcome)
+        if self.credit is not None:
+            outcome.credit = self.credit.run(self.follower.state, client, now)
         return outcome
 
     def review(

@@ -19,19 +19,24 @@ and three RFC 6962 roots; the report holding the details is stored beside the lo
   against the instructions root; the verifier raises ``VerificationError``, never
   returns a bool.
 
-``build_report()`` reads the obligations once: each is netted, its seq recorded and its
-leaf added to the included root (the log's own ``ledger.merkle.integrate``, in chunks,
-keeping only the right-edge tiles), and then dropped. A night's memory is its positions,
-instructions and list of seqs, not its million obligations, when the caller streams them
-(a store's cursor, in seq order); a list or tuple is sorted first if it needs to be.
+``build_report()`` reads the obligations once (``reconciliation.streaming``): each is
+checked, netted into its members' positions, its leaf hashed into a stack-based RFC 6962
+root (O(log n) hashes; past PARALLEL_ROOT_LEAVES_MIN leaves by a second process) and its
+seq kept in an ``array('q')``, and then dropped. A night's memory is its positions,
+instructions and 8 bytes per obligation when the caller streams them (a store's cursor
+of rows, in seq order); a list or tuple of ``Obligation`` is sorted first if it needs to
+be. ``write_report()`` writes the JCS bytes a part at a time from the fixed-shape items'
+``leaf()`` bytes, which tests prove identical to the rfc8785 package's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from itertools import islice, pairwise
+from itertools import chain, pairwise
+from operator import attrgetter
 from typing import Any
 
 from ledger import merkle
@@ -40,10 +45,10 @@ from reconciliation.netting import (
     Obligation,
     Position,
     check_reference,
-    instructions,
+    greedy,
     is_member_id,
-    positions,
 )
+from reconciliation.streaming import RootBuilder, Row, leaves_root, net_rows, positions_of
 from schemas.bodies import CalendarModel
 from schemas.canonical import canonical, canonical_validated
 from schemas.errors import (
@@ -59,8 +64,9 @@ from schemas.limits import (
     HASH_SIZE,
     INSTRUCTIONS_PER_NIGHT_MAX,
     OVERDUE_PER_REPORT_MAX,
+    PARALLEL_ROOT_LEAVES_MIN,
     PROOF_TREE_SIZE_MAX,
-    READ_CHUNK_ENTRIES,
+    REPORT_SEQS_PER_PART,
 )
 from signing.keys import b64decode, b64encode
 
@@ -110,6 +116,23 @@ class Overdue:
             "days": self.days,
         }
 
+    def leaf(self) -> bytes:
+        """JCS(``item()``), written directly (keys in RFC 8785 order, checked values)."""
+        return _OVERDUE_LEAF % (
+            self.amount_fen,
+            self.day.isoformat().encode("ascii"),
+            self.days,
+            self.due.isoformat().encode("ascii"),
+            self.index,
+            self.payee.encode("ascii"),
+            self.payer.encode("ascii"),
+        )
+
+
+_OVERDUE_LEAF = (
+    b'{"amount_fen":%d,"day":"%s","days":%d,"due":"%s","index":%d,"payee":"%s","payer":"%s"}'
+)
+
 
 @dataclass(frozen=True)
 class Report:
@@ -118,7 +141,7 @@ class Report:
     day: date
     cutoff_size: int
     cutoff_root: bytes
-    included: tuple[int, ...]  # the included obligations' seqs, ascending
+    included: array[int]  # the included obligations' seqs, ascending (8 bytes each)
     included_root: bytes  # RFC 6962 root over their leaves (Obligation.leaf())
     positions: tuple[Position, ...]  # member ascending
     instructions: tuple[Instruction, ...]  # index ascending (0, 1, ...)
@@ -152,86 +175,26 @@ class InstructionProof:
         return cls(_field(data, "index", int), _field(data, "tree_size", int), decoded)
 
 
-class RootBuilder:
-    """RFC 6962 root of leaves added one at a time: their hashes are appended in chunks
-    with the log's own ``merkle.integrate``, keeping only the right-edge tiles, so a
-    million leaves need a few KB, not 32 MB of hashes. SHA-256("") when empty."""
-
-    def __init__(self) -> None:
-        self.size = 0
-        self.frontier: dict[merkle.TileKey, bytes] = {}
-        self.pending: list[bytes] = []
-        self._root = merkle.EMPTY_ROOT
-
-    def add(self, leaf: bytes) -> None:
-        self.extend((leaf,))
-
-    def extend(self, leaves: Iterable[bytes]) -> None:
-        """Add many leaves at once: one call per chunk, not per leaf, on the hot path;
-        any number of them, as they are integrated a chunk at a time."""
-        iterator = iter(leaves)
-        while chunk := list(islice(iterator, READ_CHUNK_ENTRIES)):
-            self.pending.extend(map(merkle.leaf_hash, chunk))
-            if len(self.pending) >= READ_CHUNK_ENTRIES:
-                self._integrate()
-
-    def _integrate(self) -> None:
-        step = merkle.integrate(self.size, self.frontier, self.pending)
-        grown = {**self.frontier, **step.tiles}
-        self.size, self._root, self.pending = step.size, step.root, []
-        self.frontier = {key: grown[key] for key in merkle.frontier_tile_keys(self.size)}
-
-    def root(self) -> bytes:
-        if self.pending:
-            self._integrate()
-        return self._root
-
-
-def leaves_root(leaves: Iterable[bytes]) -> bytes:
-    """RFC 6962 root over ``leaves`` (``RootBuilder``)."""
-    builder = RootBuilder()
-    builder.extend(leaves)
-    return builder.root()
-
-
-def _seq_ordered(obligations: Iterable[Obligation]) -> Iterable[Obligation]:
-    """A list or tuple is sorted by seq when it is not already; any other iterable (a
-    store's cursor, read by seq) is taken as it comes and ``_included`` checks it."""
+def _rows(obligations: Iterable[Obligation] | Iterable[Row]) -> Iterable[Row]:
+    """The obligations as rows for ``net_rows``: ``Obligation`` values as their fields
+    (a list or tuple of them sorted by seq first when it is not already), a store's rows
+    (tuples, read by seq) as they come."""
+    iterator = iter(obligations)
+    first = next(iterator, None)
+    if first is None:
+        return ()
+    if not isinstance(first, Obligation):
+        return chain((first,), iterator)  # type: ignore[arg-type]
+    values: Iterable[Any] = chain((first,), iterator)
     if isinstance(obligations, list | tuple) and any(
         a.seq > b.seq for a, b in pairwise(obligations)
     ):
-        return sorted(obligations, key=_by_seq)
-    return obligations
+        values = sorted(obligations, key=_SEQ)
+    return map(_FIELDS, values)
 
 
-def _by_seq(obligation: Obligation) -> int:
-    return obligation.seq
-
-
-def _included(
-    obligations: Iterable[Obligation], seqs: list[int], root: RootBuilder
-) -> Iterator[Obligation]:
-    """Pass the obligations on to ``positions()`` while recording each seq and leaf, so
-    the night is read once and no obligation is kept: memory grows with the members and
-    a list of seqs, not with a million obligation objects. Seqs must strictly ascend."""
-    previous = -1
-    leaves: list[bytes] = []  # handed to the root a chunk at a time
-    for obligation in obligations:
-        seq = obligation.seq
-        if seq <= previous:
-            what = "is included twice" if seq == previous else f"comes after {previous}"
-            raise MalformedError(
-                f"obligation {seq} {what}: obligations are included once each, by seq",
-                seq=seq,
-            )
-        previous = seq
-        seqs.append(seq)
-        leaves.append(obligation.leaf())
-        if len(leaves) == READ_CHUNK_ENTRIES:
-            root.extend(leaves)
-            leaves = []
-        yield obligation
-    root.extend(leaves)
+_SEQ = attrgetter("seq")
+_FIELDS = attrgetter("seq", "kind", "debtor", "creditor", "amount_fen")
 
 
 def _check_overdue(day: date, overdue: Iterable[Overdue]) -> tuple[Overdue, ...]:
@@ -255,7 +218,7 @@ def build_report(
     day: date,
     cutoff_size: int,
     cutoff_root: bytes,
-    obligations: Iterable[Obligation],
+    obligations: Iterable[Obligation] | Iterable[Row],
     *,
     calendar: CalendarModel | None,
     settlement_days: int,
@@ -268,9 +231,13 @@ def build_report(
         raise MalformedError(f"cutoff size {cutoff_size!r} is not a tree size", field="cutoff")
     if type(cutoff_root) is not bytes or len(cutoff_root) != HASH_SIZE:
         raise MalformedError(f"cutoff root must be {HASH_SIZE} bytes", field="cutoff")
-    seqs: list[int] = []
-    root = RootBuilder()
-    netted = positions(_included(_seq_ordered(obligations), seqs, root))
+    seqs: array[int] = array("q")
+    root = RootBuilder(parallel_from=PARALLEL_ROOT_LEAVES_MIN)
+    try:
+        netted = positions_of(net_rows(_rows(obligations), seqs, root))
+        included_root = root.root()
+    finally:
+        root.close()
     if seqs and seqs[-1] >= cutoff_size:
         seq = seqs[-1]
         raise MalformedError(f"obligation {seq} lies beyond the cutoff {cutoff_size}", seq=seq)
@@ -278,10 +245,10 @@ def build_report(
         day=day,
         cutoff_size=cutoff_size,
         cutoff_root=cutoff_root,
-        included=tuple(seqs),
-        included_root=root.root(),
+        included=seqs,
+        included_root=included_root,
         positions=tuple(netted),
-        instructions=tuple(instructions(netted, day, calendar, settlement_days)),
+        instructions=tuple(greedy(netted, day, calendar, settlement_days)),
         overdue=_check_overdue(day, overdue),
     )
 
@@ -302,11 +269,37 @@ def document(report: Report) -> dict[str, Any]:
     }
 
 
+def write_report(report: Report, write: Callable[[bytes], object]) -> None:
+    """Write JCS of ``document(report)`` through ``write`` a part at a time (an export
+    writes it to its file): JCS of a list is its items' JCS joined by commas, and each
+    item's JCS is its ``leaf()``, so the parts are the canonical bytes (tests compare
+    them with rfc8785's). Never more than a chunk of seqs as text at once."""
+    write(
+        b'{"cutoff":{"root":"%s","tree_size":%d},"day":"%s","included":['
+        % (b64encode(report.cutoff_root).encode("ascii"), report.cutoff_size, _day(report))
+    )
+    seqs = report.included
+    for start in range(0, len(seqs), REPORT_SEQS_PER_PART):
+        text = ",".join(map(str, seqs[start : start + REPORT_SEQS_PER_PART]))
+        write(("," if start else "").encode("ascii") + text.encode("ascii"))
+    write(b'],"instructions":[')
+    write(b",".join(instruction.leaf() for instruction in report.instructions))
+    write(b'],"overdue":[')
+    write(b",".join(item.leaf() for item in report.overdue))
+    write(b'],"positions":[')
+    write(b",".join(position.leaf() for position in report.positions))
+    write(b"]}")
+
+
+def _day(report: Report) -> bytes:
+    return report.day.isoformat().encode("ascii")
+
+
 def report_bytes(report: Report) -> bytes:
-    """JCS of the report. Every value was checked when the report was built (exact ints
-    and strs), which is ``canonical_validated``'s domain: no second walk of a million
-    items."""
-    return canonical_validated(document(report))
+    """JCS of the report (``write_report``'s parts joined)."""
+    parts: list[bytes] = []
+    write_report(report, parts.append)
+    return b"".join(parts)
 
 
 def items_root(items: Iterable[Mapping[str, Any]]) -> bytes:
@@ -346,12 +339,12 @@ def closed_body(report: Report) -> dict[str, Any]:
         },
         "included": _commitment(len(report.included), gross_fen, report.included_root),
         "positions": _commitment(
-            len(report.positions), net_fen, items_root(p.item() for p in report.positions)
+            len(report.positions), net_fen, leaves_root(p.leaf() for p in report.positions)
         ),
         "instructions": _commitment(
             len(report.instructions),
             net_fen,
-            items_root(i.item() for i in report.instructions),
+            leaves_root(i.leaf() for i in report.instructions),
         ),
     }
 
@@ -371,7 +364,7 @@ def instruction_proofs(report: Report, indexes: Iterable[int]) -> list[Instructi
             raise NotFoundError(f"{report.day.isoformat()} has no instruction {index!r}")
     if not wanted:
         return []
-    return item_proofs([canonical_validated(i.item()) for i in report.instructions], wanted)
+    return item_proofs([i.leaf() for i in report.instructions], wanted)
 
 
 def item_proofs(leaves: list[bytes], wanted: list[int]) -> list[InstructionProof]:

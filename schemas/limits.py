@@ -226,6 +226,10 @@ _POSITIVE = (
     "HTTP_NONCE_LENGTH_MAX",
     "HTTP_SIGNATURE_HEADER_BYTES_MAX",
     "READ_CHUNK_ENTRIES",
+    "REPORT_SEQS_PER_PART",
+    "PARALLEL_ROOT_LEAVES_MIN",
+    "HASH_WORKER_TIMEOUT_S",
+    "HASH_WORKER_PIPE_BYTES",
     "INTEGRATE_CHUNK",
     "IMPORT_CHUNK_ENTRIES",
     "IMPORT_REPORT_BYTES_MAX",
@@ -306,6 +310,10 @@ def check_limits() -> None:
 # Reconciliation (issue 8): the pure netting core, reconciliation/
 # A night's included obligations are held in memory (~150 bytes each): 4 M is ~600 MB.
 OBLIGATIONS_PER_NIGHT_MAX = 4_000_000
+REPORT_SEQS_PER_PART = 65_536  # included seqs written as text per part of a report
+PARALLEL_ROOT_LEAVES_MIN = 65_536  # a night's leaves hashed in-process before the worker helps
+HASH_WORKER_PIPE_BYTES = 2**21  # the pipe to the hash worker: about four chunks of leaves
+HASH_WORKER_TIMEOUT_S = 300  # the hash worker's roots, after the last chunk was sent
 # Members with a position in one night: every enrolled member at most; positions are held
 # in memory and are the report's second-largest list.
 POSITIONS_PER_NIGHT_MAX = 1_000_000

@@ -54,9 +54,9 @@ from reconciliation.report import (
     build_report,
     closed_body,
     items_root,
-    leaves_root,
     report_bytes,
 )
+from reconciliation.streaming import leaves_root
 from schemas.bodies import ReconciliationClosedBody, SettlementConfirmedBody, SettlementPaidBody
 from schemas.canonical import canonical, parse_json
 from schemas.entry import parse_time

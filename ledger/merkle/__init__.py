@@ -45,6 +45,7 @@ from ledger.merkle.tree import (
     integrate,
     leaf_hash,
     node_hash,
+    perfect_root,
     root,
 )
 from ledger.merkle.verify import verify_consistency, verify_inclusion
@@ -78,6 +79,7 @@ __all__ = [
     "node_hash",
     "parse_entry_bundle",
     "parse_tile_path",
+    "perfect_root",
     "root",
     "tile_path",
     "verify_consistency",

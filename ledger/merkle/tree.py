@@ -112,6 +112,11 @@ def _hash_up(hashes: bytes) -> bytes:
     return hashes
 
 
+def perfect_root(hashes: bytes) -> bytes:
+    """Root of a perfect subtree given its ``2**k`` concatenated leaf hashes (k >= 0)."""
+    return _hash_up(hashes)
+
+
 def _tile_nodes(tile: bytes) -> tuple[bytes, bytes]:
     """(inner-nodes blob, root) of a full tile: the blob layout of ``ledger.merkle.tiles``."""
     levels = []

@@ -180,20 +180,26 @@ class Regulators:
         self.restore_cured()
 
     def notice_overdue(self) -> None:
-        """Each instruction a night every region approved lists overdue, once: notice to
-        its payer from the payer's region, citing that night (issue 8 rule 7). The debtor
-        objects that the penalty is out of proportion (陈述申辩)."""
+        """The payer's region node gives notice of each overdue instruction by itself,
+        citing the approved night that lists it (nodes/credit.py, issue 8 rule 7). The
+        debtor objects that the penalty is out of proportion (陈述申辩), so the node leaves
+        the decision to the region's desk, which decides it here (``decide_notices``)."""
         state = self.ledger.sequencer.state()
-        for (listed, payer), instructions in sorted(state.overdue_listed.items()):
-            night = state.nights.get(listed)
-            if night is None or night.status != "approved":
+        known = set(self.books.overdue_notices)
+        for notice in sorted(state.credit_notices.rows(), key=lambda row: row.seq):
+            if notice.rule != "overdue_settlement" or notice.seq in known:
                 continue
-            for instruction in sorted(instructions):
-                if instruction in self.books.overdue_notices.values():
-                    continue
-                seq = self.notice(self.world.member(payer), "overdue_settlement", listed)
-                self.books.overdue_notices[seq] = instruction
-                self.object(seq, OVERDUE_OBJECTION)
+            cited = [
+                row.evidence for row in state.notice_evidence.rows() if row.notice == notice.seq
+            ]
+            instruction = min(state.overdue_listed[(cited[0], notice.member)])
+            self.books.overdue_notices[notice.seq] = instruction
+            self.books.notices.append((notice.seq, self.world.member(notice.member)))
+            invariant(
+                self.world.now < parse_time(notice.objection_until),
+                f"demo: the objection period of notice {notice.seq} ended before the debtor saw it",
+            )
+            self.object(notice.seq, OVERDUE_OBJECTION)
 
     def notice_refused_return(self) -> None:
         """The first fabricated return its region rejected: notice to the member that

@@ -20,16 +20,15 @@ from reconciliation.report import (
     InstructionProof,
     Overdue,
     Report,
-    RootBuilder,
     build_report,
     closed_body,
     document,
     instruction_proof,
     instruction_proofs,
-    leaves_root,
     report_bytes,
     verify_instruction,
 )
+from reconciliation.streaming import RootBuilder, leaves_root
 from schemas.canonical import canonical_reference, parse_json
 from schemas.errors import LimitError, MalformedError, NotFoundError, VerificationError
 from schemas.limits import READ_CHUNK_ENTRIES
