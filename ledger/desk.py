@@ -417,7 +417,126 @@ class DeskReads:
         return anomaly_flags(self.accepted_returns(region, since))
 
 
+@dataclass(frozen=True, slots=True)
+class NightSummary:
+    """A closed night: gross versus net and the netting reduction (its entry's totals)."""
+
+    seq: int
+    day: str
+    status: str  # pending | approved | void (the regions' verdict on the night)
+    gross_fen: int
+    net_fen: int
+    reduction_permille: int
+    obligations: int
+    members: int
+    instructions: int
+    overdue: int
+
+
+@dataclass(frozen=True, slots=True)
+class InstructionStatus:
+    """One instruction of a night and where it stands: ``confirmed`` once the payee
+    confirmed it all, else ``paid`` once the payer paid it all, else ``overdue`` past its
+    due date, else ``due``."""
+
+    night: int
+    index: int
+    payer: str
+    payee: str
+    amount_fen: int
+    due: str
+    paid_fen: int
+    confirmed_fen: int
+    status: str
+
+
+def instruction_status(
+    amount_fen: int, paid_fen: int, confirmed_fen: int, due: str, today: date
+) -> str:
+    if confirmed_fen >= amount_fen:
+        return "confirmed"
+    if paid_fen >= amount_fen:
+        return "paid"
+    return "overdue" if due < today.isoformat() else "due"
+
+
+@dataclass(frozen=True, slots=True)
+class NightReads:
+    """The reconciliation page's reads: the closed nights and each night's instructions."""
+
+    engine: Engine
+
+    def nights(self) -> list[NightSummary]:
+        """The newest DESK_ITEMS_MAX closed nights, newest first, with their totals."""
+        nights = current("nights").subquery()
+        query = (
+            select(nights.c.seq, nights.c.day, nights.c.status, LogEntry.leaf)
+            .join(LogEntry, LogEntry.seq == nights.c.seq)
+            .order_by(nights.c.day.desc())
+            .limit(DESK_ITEMS_MAX)
+        )
+        with self.engine.connect() as connection:
+            rows = list(connection.execute(query))
+        found = []
+        for seq, day, status, leaf in rows:
+            totals = json.loads(bytes(leaf))["entry"]["body"]["totals"]
+            found.append(
+                NightSummary(
+                    int(seq),
+                    str(day),
+                    str(status),
+                    int(totals["gross_fen"]),
+                    int(totals["net_fen"]),
+                    int(totals["reduction_permille"]),
+                    int(totals["obligations"]),
+                    int(totals["members"]),
+                    int(totals["instructions"]),
+                    int(totals["overdue"]),
+                )
+            )
+        return found
+
+    def instructions(self, day: str, today: date) -> list[InstructionStatus]:
+        """The instructions of the night of ``day`` with their status, by index (at most
+        DESK_ITEMS_MAX)."""
+        nights = current("nights").subquery()
+        instructions = current("instructions").subquery()
+        query = (
+            select(instructions)
+            .join(nights, nights.c.seq == instructions.c.night)
+            .where(nights.c.day == day)
+            .order_by(instructions.c["index"])
+            .limit(DESK_ITEMS_MAX)
+        )
+        with self.engine.connect() as connection:
+            rows = list(connection.execute(query))
+        return [
+            InstructionStatus(
+                int(row.night),
+                int(row.index),
+                str(row.payer),
+                str(row.payee),
+                int(row.amount_fen),
+                str(row.due),
+                int(row.paid_fen),
+                int(row.confirmed_fen),
+                instruction_status(
+                    int(row.amount_fen),
+                    int(row.paid_fen),
+                    int(row.confirmed_fen),
+                    str(row.due),
+                    today,
+                ),
+            )
+            for row in rows
+        ]
+
+
 __all__ = [
+    "InstructionStatus",
+    "NightReads",
+    "NightSummary",
+    "instruction_status",
     "AGE_BUCKETS_DAYS",
     "BUNCHED_PERCENT_MIN",
     "BUNCHED_RETURNS_MIN",
