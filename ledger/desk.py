@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Engine, or_, select
 
 from ledger.calendar import local_date
@@ -32,7 +33,9 @@ from ledger.kinds.money import ADVANCE, RETURN, VOID
 from ledger.projections import PROJECTION_TABLES, current
 from ledger.reads import Reads
 from ledger.tables import LogEntry
+from schemas.bodies import PolicyModel
 from schemas.entry import format_utc, parse_time
+from schemas.errors import TamperedError
 from schemas.limits import DESK_ITEMS_MAX, DESK_QUEUE_PAGE_MAX
 
 # How long a region may take over a decision (the desk shows each entry's age against
@@ -415,6 +418,37 @@ class DeskReads:
 
     def flags(self, region: str, since: datetime) -> list[Flag]:
         return anomaly_flags(self.accepted_returns(region, since))
+
+    def members_in(self, region: str, candidates: Iterable[str]) -> set[str]:
+        """Those of ``candidates`` enrolled in ``region``."""
+        wanted = sorted(set(candidates))
+        if not wanted:
+            return set()
+        members = current("members").subquery()
+        query = select(members.c.id).where(members.c.region == region, members.c.id.in_(wanted))
+        with self.engine.connect() as connection:
+            return {str(uscc) for (uscc,) in connection.execute(query)}
+
+    def regions(self) -> list[tuple[str, str]]:
+        """(code, name) of every region the log declares, by code."""
+        regions = current("regions").subquery()
+        query = select(regions.c.code, regions.c.name).order_by(regions.c.code)
+        with self.engine.connect() as connection:
+            return [(str(code), str(name)) for code, name in connection.execute(query)]
+
+    def rejection_reasons(self) -> list[str]:
+        """The codes an endorsement that rejects may carry (policy.reasons.rejection)."""
+        meta = current("meta").subquery()
+        query = select(meta.c.value).where(meta.c.name == "policy")
+        with self.engine.connect() as connection:
+            value = connection.execute(query).scalar_one_or_none()
+        if value is None:
+            return []
+        try:
+            policy = PolicyModel.model_validate_json(value)
+        except ValidationError as exc:  # the writer only stores policies it validated
+            raise TamperedError("the stored policy is not one the log adopted") from exc
+        return list(policy.reasons.rejection)
 
 
 @dataclass(frozen=True, slots=True)
