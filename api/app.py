@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import desk, log, ops, problems, public, reads, session, writes
+from api import desk, log, ops, problems, public, reads, session, web, writes
 from api.deps import Admission, Services
 from api.metrics import Metrics
 from ledger.app import Ledger
@@ -56,6 +56,7 @@ def create_app(ledger: Ledger, clock: Callable[[], datetime] = _utc_now) -> Fast
     routers = (writes.router, log.router, public.router, reads.router, ops.router)
     for router in (*routers, session.router, desk.router):
         app.include_router(router, responses=responses)
+    web.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,0 +1,213 @@
+"""The login-free pages: 一站式查询 (``/``, ``/?q=TEXT``) and the transparency page.
+
+They render the public reads (ledger.public) on the server, so a page is complete
+without JavaScript; the browser then checks what it shows (web/src/verify.js) against
+the trust root the page is served with (``/trust.json``, its fingerprint in the footer).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ServicesDep
+from api.web import i18n, names
+from api.web.render import render
+from api.web.trust import trust_root
+from ledger.calendar import local_date
+from ledger.public import PublicMember, ReturnCheck
+from schemas.errors import AllianceError, MalformedError, NotFoundError
+from schemas.limits import ID_LENGTH_MAX, SEARCH_PAGE_SIZE_DEFAULT, SEARCH_QUERY_LENGTH_MAX
+
+router = APIRouter()
+
+i18n.register(
+    {
+        "home.title": {"zh-CN": "一站式查询", "en": "One-stop lookup"},
+        "home.lead": {
+            "zh-CN": "按统一社会信用代码、商户名称或门店名称查询联盟成员的承诺与信用。",
+            "en": "Look up a member's commitment and credit by USCC, name or store.",
+        },
+        "search.label": {"zh-CN": "代码、名称或门店", "en": "USCC, name or store"},
+        "search.button": {"zh-CN": "查询", "en": "Search"},
+        "search.none": {"zh-CN": "没有找到匹配的成员。", "en": "No member matches."},
+        "search.many": {"zh-CN": "找到 {n} 个成员：", "en": "{n} members found:"},
+        "search.too_long": {
+            "zh-CN": "查询内容过长（最多 {n} 个字符）。",
+            "en": "The query is too long (at most {n} characters).",
+        },
+        "card.status": {"zh-CN": "状态", "en": "Status"},
+        "card.region": {"zh-CN": "所属地区", "en": "Region"},
+        "card.stars": {"zh-CN": "信用星级", "en": "Credit stars"},
+        "card.stars_of": {"zh-CN": "{n} 星（满分 5 星）", "en": "{n} of 5 stars"},
+        "card.stores": {"zh-CN": "门店", "en": "Stores"},
+        "card.store_closed": {"zh-CN": "已关闭", "en": "closed"},
+        "card.store_opened": {"zh-CN": "开业", "en": "opened"},
+        "card.commitment": {"zh-CN": "退货承诺", "en": "Return commitment"},
+        "card.return_days": {
+            "zh-CN": "购买后 {n} 天内可在联盟任一门店无理由退货",
+            "en": "Returns within {n} days of purchase, at any alliance store",
+        },
+        "card.since": {"zh-CN": "生效日期", "en": "in force since"},
+        "card.upcoming": {"zh-CN": "即将生效", "en": "upcoming"},
+        "card.excluded": {"zh-CN": "不适用的商品类别", "en": "Excluded categories"},
+        "card.excluded_none": {"zh-CN": "无", "en": "none"},
+        "card.no_commitment": {"zh-CN": "目前没有生效的承诺。", "en": "No commitment in force."},
+        "card.measures": {"zh-CN": "联盟信用措施", "en": "Alliance credit measures"},
+        "card.measures_none": {"zh-CN": "无生效中的措施。", "en": "No measure in force."},
+        "card.decision": {"zh-CN": "决定文号", "en": "Decision no."},
+        "card.issued": {"zh-CN": "作出日期", "en": "Issued"},
+        "card.until": {"zh-CN": "有效期至", "en": "Until"},
+        "card.counts": {"zh-CN": "近 12 个月", "en": "Last 12 months"},
+        "card.counts_since": {"zh-CN": "自 {d} 起", "en": "since {d}"},
+        "card.returns_honoured": {"zh-CN": "兑现的退货", "en": "Returns honoured"},
+        "card.overdue": {"zh-CN": "逾期结算", "en": "Overdue settlements"},
+        "card.advances": {"zh-CN": "追回的先行垫付", "en": "Advances recovered"},
+        "card.entries": {"zh-CN": "依据的账本条目", "en": "Ledger entries shown"},
+        "badge.label": {"zh-CN": "浏览器验证", "en": "Checked in this browser"},
+        "badge.pending": {"zh-CN": "正在验证…", "en": "Verifying…"},
+        "badge.ok": {"zh-CN": "已验证", "en": "Verified"},
+        "badge.partial": {"zh-CN": "部分已验证", "en": "Partly verified"},
+        "badge.unwitnessed": {"zh-CN": "已签名，待见证", "en": "Signed, not yet witnessed"},
+        "badge.failed": {"zh-CN": "验证失败", "en": "Verification failed"},
+        "badge.nojs": {"zh-CN": "需启用脚本进行验证", "en": "Verification needs JavaScript"},
+        "badge.detail": {
+            "zh-CN": "{entries} 条条目包含于规模为 {size} 的签名检查点；"
+            "{witnessed}/{witnesses} 个地区见证人已联署",
+            "en": "{entries} entries are in signed checkpoint {size}; "
+            "{witnessed} of {witnesses} region witnesses cosigned",
+        },
+        "check.title": {
+            "zh-CN": "能在这里退货吗？截止到哪天？",
+            "en": "Can I return it here, and until when?",
+        },
+        "check.store": {"zh-CN": "购买门店", "en": "Store of purchase"},
+        "check.purchased": {"zh-CN": "购买日期", "en": "Purchase date"},
+        "check.button": {"zh-CN": "查询退货期限", "en": "Check"},
+        "check.yes": {"zh-CN": "可以退货", "en": "Returnable"},
+        "check.no": {"zh-CN": "不能退货", "en": "Not returnable"},
+        "check.until": {
+            "zh-CN": "最晚可于 {d}（北京时间当日 24:00 前）办理",
+            "en": "until the end of {d} (Beijing time)",
+        },
+        "check.days": {"zh-CN": "承诺 {n} 天无理由退货", "en": "{n}-day return commitment"},
+        "check.statutory": {"zh-CN": "法定不适用类别", "en": "Excluded by law"},
+        "check.local": {"zh-CN": "本地不适用类别", "en": "Excluded locally"},
+        "reason.returnable": {"zh-CN": "在承诺期内", "en": "within the commitment"},
+        "reason.window-closed": {"zh-CN": "退货期限已过", "en": "the return window has closed"},
+        "reason.not-committed": {
+            "zh-CN": "购买当日该成员没有生效的承诺",
+            "en": "the member had no commitment in force on the purchase date",
+        },
+        "reason.store-not-open": {
+            "zh-CN": "购买当日该门店未营业",
+            "en": "the store was not open on the purchase date",
+        },
+        "status.active": {"zh-CN": "正常", "en": "Active"},
+        "status.suspended": {"zh-CN": "暂停", "en": "Suspended"},
+        "status.withdrawn": {"zh-CN": "已退出", "en": "Withdrawn"},
+        "status.pending": {"zh-CN": "待审核", "en": "Pending"},
+        "measure.none": {"zh-CN": "无", "en": "None"},
+        "measure.warning": {"zh-CN": "联盟警示", "en": "Alliance warning"},
+        "measure.suspension": {"zh-CN": "暂停承诺资格", "en": "Suspension"},
+        "measure.delisting": {"zh-CN": "摘牌", "en": "Delisting"},
+        "rule.overdue_settlement": {"zh-CN": "逾期结算", "en": "Overdue settlement"},
+        "rule.refused_return": {"zh-CN": "拒绝退货", "en": "Refused return"},
+        "rule.false_claim": {"zh-CN": "虚假申报", "en": "False claim"},
+        "rule.serious_violation": {"zh-CN": "严重违规", "en": "Serious violation"},
+        "kind.merchant": {"zh-CN": "商户", "en": "Merchant"},
+        "kind.platform": {"zh-CN": "平台", "en": "Platform"},
+        "kind.fund": {"zh-CN": "先行垫付资金", "en": "Advance fund"},
+        "error.title": {"zh-CN": "出错了", "en": "Something went wrong"},
+    }
+)
+
+
+def _search_results(services: ServicesDep, q: str) -> list[Any]:
+    return services.public.search(q, SEARCH_PAGE_SIZE_DEFAULT)
+
+
+def _check(
+    services: ServicesDep, uscc: str, store: str | None, purchased: str | None
+) -> tuple[ReturnCheck | None, str | None]:
+    """The return check the form asked for, or the reason it cannot be answered."""
+    if not store or not purchased:
+        return None, None
+    try:
+        day = date.fromisoformat(purchased)
+    except ValueError:
+        return None, "purchased"
+    try:
+        return services.public.check(uscc, store[:ID_LENGTH_MAX], day), None
+    except (MalformedError, NotFoundError) as exc:
+        return None, exc.detail
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(
+    request: Request,
+    services: ServicesDep,
+    q: Annotated[str | None, Query()] = None,
+    store: Annotated[str | None, Query()] = None,
+    purchased: Annotated[str | None, Query()] = None,
+) -> HTMLResponse:
+    """一站式查询: the search form, and with ``q`` its results; one result opens its card."""
+    context = await run_in_threadpool(_home_context, services, q, store, purchased)
+    context["trust"] = await run_in_threadpool(trust_root, services.ledger)
+    return render(request, "home.html", context)
+
+
+def _home_context(
+    services: ServicesDep, q: str | None, store: str | None, purchased: str | None
+) -> dict[str, Any]:
+    query = (q or "").strip()
+    context: dict[str, Any] = {
+        "q": query,
+        "results": None,
+        "card": None,
+        "check": None,
+        "check_error": None,
+        "store": store or "",
+        "purchased": purchased or "",
+        "today": local_date(services.clock()).isoformat(),
+        "too_long": len(query) > SEARCH_QUERY_LENGTH_MAX,
+        "query_max": SEARCH_QUERY_LENGTH_MAX,
+        "names": names,
+    }
+    if not query or context["too_long"]:
+        return context
+    try:
+        results = _search_results(services, query)
+    except AllianceError:
+        results = []
+    context["results"] = results
+    if len(results) == 1:
+        card: PublicMember = services.public.member(results[0].uscc)
+        context["card"] = card
+        context["check"], context["check_error"] = _check(
+            services, card.member.uscc, store, purchased
+        )
+    return context
+
+
+@router.get("/trust.json")
+async def trust_json(services: ServicesDep) -> Response:
+    """The trust root the pages check against (the export's trust.json, canonical JSON)."""
+    trust = await run_in_threadpool(trust_root, services.ledger)
+    return Response(
+        trust.text,
+        media_type="application/json",
+        headers={"Cache-Control": "no-cache", "X-Trust-Fingerprint": trust.fingerprint},
+    )
+
+
+@router.get("/transparency", response_class=HTMLResponse)
+async def transparency(request: Request, services: ServicesDep) -> HTMLResponse:
+    """The latest checkpoint, each witness's last cosignature, tree growth, and a
+    consistency check between two checkpoints run in the browser."""
+    trust = await run_in_threadpool(trust_root, services.ledger)
+    return render(request, "transparency.html", {"trust": trust})
