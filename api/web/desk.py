@@ -104,7 +104,9 @@ def _reconciliation_context(services: Services, reader: Reader, day: date | None
     if region is None:
         return context
     reads = NightReads(services.ledger.engine)
-    nights = reads.nights()
+    closed = reads.nights()
+    # Nights with nothing to net (the enrolment weeks) are counted, not listed.
+    nights = [n for n in closed if n.obligations or n.instructions or n.overdue]
     chosen = next((n for n in nights if day is not None and n.day == day.isoformat()), None)
     if chosen is None and nights:
         chosen = nights[0]
@@ -118,6 +120,7 @@ def _reconciliation_context(services: Services, reader: Reader, day: date | None
         "net": [n.net_fen for n in reversed(nights)],
     }
     context.update(
+        empty_nights=len(closed) - len(nights),
         nights=nights,
         night=chosen,
         instructions=instructions,

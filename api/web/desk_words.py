@@ -149,5 +149,9 @@ WORDS: Final[dict[str, dict[str, str]]] = {
     },
     "rec.download": {"zh-CN": "下载", "en": "Download"},
     "rec.choose_night": {"zh-CN": "查看", "en": "Show"},
+    "rec.empty_nights": {
+        "zh-CN": "另有 {n} 个无待轧差款项的清算夜未列出。",
+        "en": "{n} nights with nothing to net are not listed.",
+    },
     "rec.chart": {"zh-CN": "各晚总额与净额", "en": "Gross and net per night"},
 }
