@@ -334,7 +334,7 @@ class DeskReads:
         return [
             AgedItem(
                 "overdue",
-                f"{row.night}/{row.index}",
+                f"{row.night}/{row._mapping['index']}",
                 str(row.payer),
                 int(row.amount_fen) - int(row.confirmed_fen),
                 str(row.due),
@@ -547,7 +547,7 @@ class NightReads:
         return [
             InstructionStatus(
                 int(row.night),
-                int(row.index),
+                int(row._mapping["index"]),
                 str(row.payer),
                 str(row.payee),
                 int(row.amount_fen),
@@ -567,10 +567,6 @@ class NightReads:
 
 
 __all__ = [
-    "InstructionStatus",
-    "NightReads",
-    "NightSummary",
-    "instruction_status",
     "AGE_BUCKETS_DAYS",
     "BUNCHED_PERCENT_MIN",
     "BUNCHED_RETURNS_MIN",
@@ -584,9 +580,13 @@ __all__ = [
     "DeskReads",
     "Flag",
     "Flow",
+    "InstructionStatus",
+    "NightReads",
+    "NightSummary",
     "NoticeItem",
     "QueueItem",
     "ReviewQueue",
     "age_buckets",
     "anomaly_flags",
+    "instruction_status",
 ]

@@ -10,7 +10,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
     "desk.title": {"zh-CN": "监管工作台", "en": "Regulator desk"},
     "desk.lead": {
         "zh-CN": "地区监管部门凭本地区密钥文件登录。密钥只在本浏览器中读取和使用，不会上传。",
-        "en": "A region signs in with its key file. The key is read and used in this browser only; it is never uploaded.",
+        "en": "A region signs in with its key file. The key is read and used in this "
+        "browser only; it is never uploaded.",
     },
     "desk.sign_in": {"zh-CN": "登录", "en": "Sign in"},
     "desk.region": {"zh-CN": "地区", "en": "Region"},
@@ -24,7 +25,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
     "desk.queue": {"zh-CN": "待审核队列", "en": "Review queue"},
     "desk.queue_lead": {
         "zh-CN": "等待本地区决定的条目，按时间先后排列；时限 {hours} 小时。",
-        "en": "Entries awaiting this region's decision, oldest first; the time limit is {hours} hours.",
+        "en": "Entries awaiting this region's decision, oldest first; "
+        "the time limit is {hours} hours.",
     },
     "desk.queue_empty": {"zh-CN": "没有待审核的条目。", "en": "Nothing awaits a decision."},
     "desk.queue_more": {
@@ -113,7 +115,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
     "rec.title": {"zh-CN": "清算对账", "en": "Reconciliation"},
     "rec.lead": {
         "zh-CN": "每晚的轧差结果：总额与净额、轧差减少比例，以及各清算指令的状态。",
-        "en": "Each night's netting: gross versus net, the netting reduction, and each instruction's status.",
+        "en": "Each night's netting: gross versus net, the netting reduction, "
+        "and each instruction's status.",
     },
     "rec.sign_in_first": {
         "zh-CN": "对账信息需登录后查看，请先在监管工作台登录。",

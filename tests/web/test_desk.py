@@ -225,7 +225,7 @@ def test_the_reconciliation_page_and_a_statement_download(
     with page.expect_download() as waiting:
         page.get_by_role("link", name="下载").click()
     download = waiting.value
-    raw = open(download.path(), "rb").read()  # noqa: PTH123, SIM115
+    raw = download.path().read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf"), "UTF-8 with a BOM"
     table = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert table[0][2:4] == ["成员 member", member]
