@@ -276,6 +276,10 @@ def _reader_and_tool_problems() -> list[tuple[bool, str]]:
             "FETCH_LEAVES_MAX must be within 1..65536 (a fetch holds that many leaves)",
         ),
         (LINE_BYTES_MAX >= LEAF_BYTES_MAX, "LINE_BYTES_MAX must admit every leaf"),
+        (
+            DESK_QUEUE_PAGE_MAX <= ENDORSEMENT_TARGETS_MAX,
+            "DESK_QUEUE_PAGE_MAX above ENDORSEMENT_TARGETS_MAX (a page's decision is one entry)",
+        ),
         (1 <= DEMO_MERCHANTS_MIN <= DEMO_MERCHANTS_MAX, "DEMO_MERCHANTS_MIN above the maximum"),
         (
             0 <= DEMO_ENTRY_DELAY_MAX_S < GENESIS_TIME_SKEW_S,

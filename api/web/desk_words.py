@@ -52,6 +52,10 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "zh-CN": "签名前请再次选择密钥文件",
         "en": "Choose the key file again to sign",
     },
+    "desk.night_by_node": {
+        "zh-CN": "清算夜由本地区节点重新计算后核准",
+        "en": "a night is approved by the region's node, which recomputes it",
+    },
     "desk.approve": {"zh-CN": "批准所选", "en": "Approve selected"},
     "desk.reject": {"zh-CN": "驳回所选", "en": "Reject selected"},
     "desk.reason": {"zh-CN": "驳回理由", "en": "Reason for rejection"},

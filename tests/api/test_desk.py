@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from ledger.desk import REVIEW_SLA_S
 from ledger.sessions import challenge_message
 from ops.world import entry_time
@@ -64,6 +65,13 @@ def test_a_region_signs_in_and_reads_its_queue(alliance: Alliance, client: TestC
     assert client.delete("/v1/session").status_code == 204
     assert client.get("/v1/session").json()["role"] == "public"
     assert_problem(client.get("/v1/regions/32/queue"), 403, "forbidden")
+
+
+def test_the_cookie_is_secure_over_https(alliance: Alliance) -> None:
+    secure = TestClient(create_app(alliance.ledger, alliance.clock), base_url="https://testserver")
+    response = sign_in(secure, "32", alliance.ring.keys["region:32"])
+    assert response.status_code == 200, response.text
+    assert "Secure" in response.headers["set-cookie"]
 
 
 def test_sign_in_refusals(alliance: Alliance, client: TestClient) -> None:
