@@ -28,9 +28,11 @@ $(ASSETS): node_modules/.package-lock.json web/build.mjs $(wildcard web/src/*.js
 
 assets: $(ASSETS)
 
-# The browser tests drive Debian's Chromium by path (browsers cannot be downloaded here).
+# The browser tests drive Debian's Chromium by path (browsers cannot be downloaded here),
+# with a system CJK font so pages and screenshots show Chinese (the pages load no font).
 chromium:
 	@test -x $(CHROMIUM) || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@fc-list :lang=zh 2>/dev/null | grep -q . || apt-get install -y -qq fonts-noto-cjk
 
 demo: $(STAMP) $(ASSETS)
 	rm -rf demo.db demo.db-wal demo.db-shm demo-keys demo-export

@@ -135,6 +135,9 @@ SESSIONS_MAX = 10_000
 DESK_QUEUE_PAGE_MAX = 500
 DESK_WINDOW_DAYS = 30
 DESK_ITEMS_MAX = 1000
+# The transparency page's tree growth reads at most this many newest checkpoints (one a
+# batch: weeks of a busy log), drawn as the last checkpoint of each local day.
+GROWTH_CHECKPOINTS_MAX = 20_000
 SERVE_PORT_DEFAULT = 8000
 SERVE_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
 
@@ -266,6 +269,7 @@ _POSITIVE = (
     "SEARCH_QUERY_LENGTH_MAX",
     "PUBLIC_COUNTS_WINDOW_DAYS",
     "PUBLIC_PROOFS_MAX",
+    "GROWTH_CHECKPOINTS_MAX",
 )
 
 

@@ -39,3 +39,23 @@ def local_day(value: date | datetime | str | None) -> str:
             value = value.astimezone(SHANGHAI)
         return value.date().isoformat()
     return value.isoformat()
+
+
+MINUTE_S = 60
+HOUR_S = 60 * MINUTE_S
+DAY_S = 24 * HOUR_S
+
+
+def age_parts(seconds: int) -> tuple[str, int]:
+    """An age as its largest whole unit: ``("s"|"m"|"h"|"d", count)``."""
+    for unit, size_s in (("d", DAY_S), ("h", HOUR_S), ("m", MINUTE_S)):
+        if seconds >= size_s:
+            return unit, seconds // size_s
+    return "s", max(0, seconds)
+
+
+def unix_time(seconds: int | None) -> str:
+    """Unix seconds as ``YYYY-MM-DD HH:MM`` in Asia/Shanghai."""
+    if seconds is None:
+        return ""
+    return datetime.fromtimestamp(seconds, SHANGHAI).strftime("%Y-%m-%d %H:%M")

@@ -7,10 +7,12 @@ the trust root the page is served with (``/trust.json``, its fingerprint in the 
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -19,9 +21,17 @@ from api.web import i18n, names
 from api.web.render import render
 from api.web.trust import trust_root
 from ledger.calendar import local_date
+from ledger.health import last_cosignatures
 from ledger.public import PublicMember, ReturnCheck
+from ledger.transparency import checkpoint_note, tree_growth
 from schemas.errors import AllianceError, MalformedError, NotFoundError
-from schemas.limits import ID_LENGTH_MAX, SEARCH_PAGE_SIZE_DEFAULT, SEARCH_QUERY_LENGTH_MAX
+from schemas.limits import (
+    ID_LENGTH_MAX,
+    PROOF_TREE_SIZE_MAX,
+    SEARCH_PAGE_SIZE_DEFAULT,
+    SEARCH_QUERY_LENGTH_MAX,
+)
+from signing.keys import b64encode
 
 router = APIRouter()
 
@@ -123,6 +133,56 @@ i18n.register(
         "kind.platform": {"zh-CN": "平台", "en": "Platform"},
         "kind.fund": {"zh-CN": "先行垫付资金", "en": "Advance fund"},
         "error.title": {"zh-CN": "出错了", "en": "Something went wrong"},
+        "tr.lead": {
+            "zh-CN": "账本是只增不改的默克尔树（RFC 6962）。以下内容均在您的浏览器中"
+            "依据信任根重新验证。",
+            "en": "The ledger is an append-only Merkle tree (RFC 6962). Everything below is "
+            "checked again in your browser against the trust root.",
+        },
+        "tr.badge": {
+            "zh-CN": "规模 {size} 的检查点由日志密钥签名；"
+            "{witnessed}/{witnesses} 个地区见证人已联署",
+            "en": "Checkpoint {size} is signed by the log key; "
+            "{witnessed} of {witnesses} region witnesses cosigned",
+        },
+        "tr.latest": {"zh-CN": "最新检查点", "en": "Latest checkpoint"},
+        "tr.size": {"zh-CN": "条目数（树的规模）", "en": "Entries (tree size)"},
+        "tr.root": {"zh-CN": "根哈希", "en": "Root hash"},
+        "tr.origin": {"zh-CN": "日志标识", "en": "Origin"},
+        "tr.note": {"zh-CN": "签名检查点原文", "en": "Signed checkpoint text"},
+        "tr.witnesses": {"zh-CN": "地区见证人", "en": "Region witnesses"},
+        "tr.region": {"zh-CN": "地区", "en": "Region"},
+        "tr.cosigned_size": {"zh-CN": "最近联署的检查点", "en": "Last cosigned checkpoint"},
+        "tr.cosigned_at": {"zh-CN": "联署时间", "en": "Cosigned at"},
+        "tr.age": {"zh-CN": "距今", "en": "Age"},
+        "tr.check": {"zh-CN": "浏览器验证", "en": "Browser check"},
+        "tr.never": {"zh-CN": "尚未联署", "en": "never cosigned"},
+        "tr.growth": {"zh-CN": "账本增长", "en": "Tree growth"},
+        "tr.growth_chart": {
+            "zh-CN": "每日最后一个检查点的树规模折线图",
+            "en": "Line chart of the tree size at each day's last checkpoint",
+        },
+        "tr.day": {"zh-CN": "日期", "en": "Day"},
+        "tr.growth_table": {"zh-CN": "数据表", "en": "Data table"},
+        "tr.consistency": {"zh-CN": "一致性验证", "en": "Consistency check"},
+        "tr.consistency_lead": {
+            "zh-CN": "选择两个检查点，浏览器将验证较早的树是较新树的前缀（没有条目被修改或删除）。",
+            "en": "Pick two checkpoints: your browser checks that the older tree is a prefix "
+            "of the newer one (no entry was changed or removed).",
+        },
+        "tr.old": {"zh-CN": "较早的检查点（规模）", "en": "Older checkpoint (size)"},
+        "tr.new": {"zh-CN": "较新的检查点（规模）", "en": "Newer checkpoint (size)"},
+        "tr.run": {"zh-CN": "验证一致性", "en": "Check consistency"},
+        "tr.consistent": {
+            "zh-CN": "一致：规模 {old} 的树是规模 {new} 的树的前缀，两个检查点的签名均有效。",
+            "en": "Consistent: the tree of {old} is a prefix of the tree of {new}, and both "
+            "checkpoints' signatures verify.",
+        },
+        "tr.inconsistent": {"zh-CN": "验证失败", "en": "Check failed"},
+        "age.s": {"zh-CN": "{n} 秒前", "en": "{n} s ago"},
+        "age.m": {"zh-CN": "{n} 分钟前", "en": "{n} min ago"},
+        "age.h": {"zh-CN": "{n} 小时前", "en": "{n} h ago"},
+        "age.d": {"zh-CN": "{n} 天前", "en": "{n} days ago"},
     }
 )
 
@@ -209,5 +269,54 @@ async def trust_json(services: ServicesDep) -> Response:
 async def transparency(request: Request, services: ServicesDep) -> HTMLResponse:
     """The latest checkpoint, each witness's last cosignature, tree growth, and a
     consistency check between two checkpoints run in the browser."""
-    trust = await run_in_threadpool(trust_root, services.ledger)
-    return render(request, "transparency.html", {"trust": trust})
+    context = await run_in_threadpool(_transparency_context, services)
+    return render(request, "transparency.html", context)
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessRow:
+    region: str
+    size: int | None  # the newest checkpoint it cosigned
+    timestamp_s: int | None  # its cosignature time
+    age_s: int | None
+    note: str | None  # that checkpoint's note, for the browser to verify
+
+
+def _transparency_context(services: ServicesDep) -> dict[str, Any]:
+    ledger = services.ledger
+    latest = ledger.signed_checkpoint()
+    now_s = int(services.clock().timestamp())
+    times = last_cosignatures(ledger)
+    witnesses = []
+    for region, timestamp_s in times.items():
+        cosigned = ledger.last_cosigned(region)
+        witnesses.append(
+            WitnessRow(
+                region=region,
+                size=None if cosigned is None else cosigned.size,
+                timestamp_s=timestamp_s,
+                age_s=None if timestamp_s is None else max(0, now_s - timestamp_s),
+                note=None if cosigned is None else cosigned.note,
+            )
+        )
+    growth = tree_growth(ledger)
+    return {
+        "latest": latest,
+        "latest_root": b64encode(latest.root),
+        "witnesses": witnesses,
+        "growth": growth,
+        "growth_json": json.dumps([[p.day, p.size] for p in growth]),
+        "notes_json": json.dumps({w.region: w.note for w in witnesses}, ensure_ascii=False),
+        "names": names,
+        "trust": trust_root(ledger),
+    }
+
+
+@router.get("/transparency/checkpoints/{size}")
+async def stored_checkpoint(
+    services: ServicesDep, size: Annotated[int, Path(ge=1, le=PROOF_TREE_SIZE_MAX)]
+) -> Response:
+    """The operator's signed note of the checkpoint of ``size``, as it was stored (the
+    page verifies it before it uses its root)."""
+    note = await run_in_threadpool(checkpoint_note, services.ledger, size)
+    return Response(note, media_type="text/plain; charset=utf-8")

@@ -21,6 +21,8 @@ templates = Jinja2Templates(directory=str(TEMPLATES))
 templates.env.filters["yuan"] = fmt.yuan
 templates.env.filters["local_time"] = fmt.local_time
 templates.env.filters["local_day"] = fmt.local_day
+templates.env.filters["unix_time"] = fmt.unix_time
+templates.env.globals["age_parts"] = fmt.age_parts
 
 
 def page_lang(request: Request) -> str:
