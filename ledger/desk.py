@@ -373,22 +373,14 @@ class DeskReads:
         the purchase date (the leaf's receipt and accepted time; nothing personal)."""
         table = PROJECTION_TABLES["obligations"]
         mine = _members_of(region)
-        query = (
-            select(LogEntry.leaf)
-            .join(table, table.c.seq == LogEntry.seq)
-            .where(
-                table.c.seq.in_(
-                    current("obligations")
-                    .where(
-                        table.c.kind == RETURN,
-                        table.c.status != VOID,
-                        table.c.logged >= format_utc(since),
-                        table.c.creditor.in_(mine),
-                    )
-                    .with_only_columns(table.c.seq)
-                )
-            )
-            .distinct()
+        returns = current("obligations").where(
+            table.c.kind == RETURN,
+            table.c.status != VOID,
+            table.c.logged >= format_utc(since),
+            table.c.creditor.in_(mine),
+        )
+        query = select(LogEntry.leaf).where(
+            LogEntry.seq.in_(returns.with_only_columns(table.c.seq))
         )
         commitments = PROJECTION_TABLES["commitments"]
         with self.engine.connect() as connection:

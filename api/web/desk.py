@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ReaderDep, Services, ServicesDep
 from api.web import i18n
 from api.web.desk_words import WORDS
-from api.web.render import render
+from api.web.render import page_lang, render
 from ledger.access import Reader
 from ledger.calendar import local_date
 from ledger.desk import AGE_BUCKETS_DAYS, DeskReads, NightReads, age_buckets
@@ -72,7 +72,7 @@ def _panel_context(services: Services, reader: Reader, lang: str) -> dict[str, A
 @router.get("/desk", response_class=HTMLResponse)
 async def desk_page(request: Request, services: ServicesDep, reader: ReaderDep) -> HTMLResponse:
     """The regulator desk: sign in, the review queue, the region's picture."""
-    lang = _lang(request)
+    lang = page_lang(request)
     context = await run_in_threadpool(_panel_context, services, reader, lang)
     return render(request, "desk/desk.html", context)
 
@@ -80,7 +80,7 @@ async def desk_page(request: Request, services: ServicesDep, reader: ReaderDep) 
 @router.get("/desk/panel", response_class=HTMLResponse)
 async def desk_panel(request: Request, services: ServicesDep, reader: ReaderDep) -> HTMLResponse:
     """The desk's panel alone (the page swaps it in after signing in or deciding)."""
-    lang = _lang(request)
+    lang = page_lang(request)
     context = await run_in_threadpool(_panel_context, services, reader, lang)
     return render(request, "desk/_panel.html", context)
 
@@ -128,11 +128,3 @@ def _reconciliation_context(services: Services, reader: Reader, day: date | None
         series_json=json.dumps(series).replace("</", "<\\/"),
     )
     return context
-
-
-def _lang(request: Request) -> str:
-    return (
-        i18n.normalize(request.query_params.get("lang"))
-        or i18n.normalize(request.cookies.get(i18n.LANG_COOKIE))
-        or i18n.DEFAULT_LANG
-    )
