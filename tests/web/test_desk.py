@@ -6,7 +6,9 @@ screenshots at 360 and 1280 px.
 
 The demo's nodes decide every entry they see, so the fixture seeds what awaits region
 32: advances a fund paid against merchants of 32 (their dues name 32 and the fund's
-region), posted over HTTP signed with the demo's key files, as a fund's system would."""
+region), posted over HTTP signed with the demo's key files, as a fund's system would.
+These tests write, and no witness cosigns what they add, so they serve a demo of their
+own (``desk_site``): the shared ``site`` keeps a checkpoint every witness cosigned."""
 
 from __future__ import annotations
 
@@ -15,22 +17,75 @@ import hashlib
 import io
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
 from ledger.app import Ledger
 from ledger.desk import DeskReads
 from ledger.projections import current
+from ops.demo import simulate
 from schemas.canonical import canonical
 from signing.entry import submitted
 from signing.keys import PrivateKey
-from tests.web.conftest import Shoot, Site, assert_accessible
+from tests.api.support import serving
+from tests.conftest import BACKENDS, require_pg
+from tests.dbtools import PgServer, new_schema_name
+from tests.web.conftest import (
+    DEMO_DAYS,
+    DEMO_MERCHANTS,
+    HEIGHT_PX,
+    SCREENSHOTS,
+    WIDTHS_PX,
+    Site,
+    _require_browser,
+    assert_accessible,
+)
 
 SHANGHAI = timezone(timedelta(hours=8))
 REGION = "32"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def desk_site(
+    request: pytest.FixtureRequest,
+    pg_server: PgServer | str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Site]:
+    """A demo served for the desk's tests alone (the shared ``site``'s construction)."""
+    _require_browser()
+    base = tmp_path_factory.mktemp(f"desk-{request.param}")
+    schema = None
+    if request.param == "postgresql":
+        server = require_pg(pg_server)
+        schema = new_schema_name()
+        db_url = server.create(schema)
+    else:
+        db_url = f"sqlite:///{base / 'demo.db'}"
+    try:
+        keys, export = base / "keys", base / "export"
+        outcome = simulate(db_url, days=DEMO_DAYS, merchants=DEMO_MERCHANTS, keys=keys, out=export)
+        assert outcome.report.ok, [str(finding) for finding in outcome.report.findings]
+        with serving(db_url, keys) as url:
+            yield Site(url, db_url, request.param, keys, export)
+    finally:
+        if schema is not None and isinstance(pg_server, PgServer):
+            pg_server.drop(schema)
+
+
+def shoot(page: Page, site: Site, name: str) -> None:
+    """Full-page screenshots at each of WIDTHS_PX, as the shared ``shoot`` takes them."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width in WIDTHS_PX:
+        page.set_viewport_size({"width": width, "height": HEIGHT_PX})
+        page.screenshot(
+            path=str(SCREENSHOTS / f"{name}-{site.backend}-{width}.png"), full_page=True
+        )
+    page.set_viewport_size({"width": WIDTHS_PX[-1], "height": HEIGHT_PX})
 
 
 def _members(site: Site) -> list[tuple[str, str, str]]:
@@ -114,17 +169,18 @@ def sign_in(page: Page, site: Site) -> None:
 
 
 def test_region_32_signs_in_and_approves_two_entries_in_one_endorsement(
-    site: Site, page: Page, shoot: Shoot
+    desk_site: Site, page: Page
 ) -> None:
+    site = desk_site
     page.goto(f"{site.url}/desk")
     assert_accessible(page)
-    shoot(page, "desk-sign-in")
+    shoot(page, site, "desk-sign-in")
     first, second, third = seed_awaiting(site, 3)
     sign_in(page, site)
     for seq in (first, second, third):
         expect(page.locator(f"#target-{seq}")).to_be_visible()
     assert_accessible(page)
-    shoot(page, "desk-queue")
+    shoot(page, site, "desk-queue")
     before = _size(site)
     page.locator(f"#target-{first}").check()
     page.locator(f"#target-{second}").check()
@@ -141,7 +197,8 @@ def test_region_32_signs_in_and_approves_two_entries_in_one_endorsement(
     expect(page.locator(f"#target-{third}")).to_be_visible()
 
 
-def test_reject_with_a_reason_code_from_the_keyboard(site: Site, page: Page) -> None:
+def test_reject_with_a_reason_code_from_the_keyboard(desk_site: Site, page: Page) -> None:
+    site = desk_site
     [seq] = seed_awaiting(site, 1)
     page.goto(f"{site.url}/desk")
     # Keyboard only: Tab to each control, type or press Space/Enter.
@@ -184,7 +241,8 @@ def _tab_to(page: Page, element_id: str | None, *, role_name: str | None = None)
     raise AssertionError(f"Tab never reached {element_id or role_name}")
 
 
-def test_the_regions_picture_shows_real_demo_data(site: Site, page: Page, shoot: Shoot) -> None:
+def test_the_regions_picture_shows_real_demo_data(desk_site: Site, page: Page) -> None:
+    site = desk_site
     sign_in(page, site)
     expect(page.get_by_role("heading", name="本地区概况")).to_be_visible()
     # Each chart drew on its canvas, and the figures are also in tables.
@@ -200,15 +258,14 @@ def test_the_regions_picture_shows_real_demo_data(site: Site, page: Page, shoot:
     page.get_by_text("流向明细").nth(1).click()
     expect(page.locator("details[open] table").last).to_contain_text(flows[0].debtor_region)
     assert_accessible(page)
-    shoot(page, "desk-picture")
+    shoot(page, site, "desk-picture")
     page.goto(f"{site.url}/desk?lang=en")
     expect(page.get_by_role("heading", name="The region's picture")).to_be_visible()
-    shoot(page, "desk-picture-en")
+    shoot(page, site, "desk-picture-en")
 
 
-def test_the_reconciliation_page_and_a_statement_download(
-    site: Site, page: Page, shoot: Shoot
-) -> None:
+def test_the_reconciliation_page_and_a_statement_download(desk_site: Site, page: Page) -> None:
+    site = desk_site
     page.goto(f"{site.url}/reconciliation")
     expect(page.get_by_text("请先在监管工作台登录")).to_be_visible()
     sign_in(page, site)
@@ -220,7 +277,7 @@ def test_the_reconciliation_page_and_a_statement_download(
     statuses = set(page.locator(".st").all_inner_texts())
     assert statuses <= {"待付", "已付待确认", "已确认", "逾期"}
     assert_accessible(page)
-    shoot(page, "reconciliation")
+    shoot(page, site, "reconciliation")
     member = page.locator("#statement-member").input_value()
     with page.expect_download() as waiting:
         page.get_by_role("link", name="下载").click()
@@ -239,11 +296,12 @@ def test_the_reconciliation_page_and_a_statement_download(
 
     assert fen(net[1]) == fen(receivable[1]) - fen(payable[1])
     page.goto(f"{site.url}/reconciliation?lang=en")
-    shoot(page, "reconciliation-en")
+    shoot(page, site, "reconciliation-en")
 
 
-def test_endorsement_bytes_in_the_browser_equal_pythons(site: Site, page: Page) -> None:
+def test_endorsement_bytes_in_the_browser_equal_pythons(desk_site: Site, page: Page) -> None:
     """The page's RFC 8785 bytes and signature input of an endorsement are Python's."""
+    site = desk_site
     page.goto(f"{site.url}/desk")
     entry = {
         "v": 1,
