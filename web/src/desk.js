@@ -82,7 +82,7 @@ async function keyFor(region, bar) {
 }
 
 async function decide(bar, decision) {
-  const status = $("[data-decide-status]", bar);
+  const status = $("[data-decide-status]");
   const region = bar.dataset.region;
   const targets = Array.from(document.querySelectorAll("input[name=target]:checked"), (box) =>
     Number(box.value),
