@@ -64,7 +64,12 @@ i18n.register(
         },
         "card.since": {"zh-CN": "生效日期", "en": "in force since"},
         "card.upcoming": {"zh-CN": "即将生效", "en": "upcoming"},
-        "card.excluded": {"zh-CN": "不适用的商品类别", "en": "Excluded categories"},
+        "card.excluded": {"zh-CN": "商户另行排除的类别", "en": "Categories it also excludes"},
+        "card.excluded_hint": {
+            "zh-CN": "法定及本地不适用的类别见下方退货查询结果。",
+            "en": "The categories excluded by law and locally are listed by the check below.",
+        },
+        "check.excluded": {"zh-CN": "不适用的商品类别", "en": "Excluded categories"},
         "card.excluded_none": {"zh-CN": "无", "en": "none"},
         "card.no_commitment": {"zh-CN": "目前没有生效的承诺。", "en": "No commitment in force."},
         "card.measures": {"zh-CN": "联盟信用措施", "en": "Alliance credit measures"},
@@ -98,6 +103,15 @@ i18n.register(
         "check.store": {"zh-CN": "购买门店", "en": "Store of purchase"},
         "check.purchased": {"zh-CN": "购买日期", "en": "Purchase date"},
         "check.button": {"zh-CN": "查询退货期限", "en": "Check"},
+        "check.err_date": {"zh-CN": "请输入有效的购买日期。", "en": "Enter a valid purchase date."},
+        "check.err_future": {
+            "zh-CN": "购买日期不能晚于今天。",
+            "en": "The purchase date cannot be in the future.",
+        },
+        "check.err_store": {
+            "zh-CN": "该成员没有这家门店。",
+            "en": "The member has no such store.",
+        },
         "check.yes": {"zh-CN": "可以退货", "en": "Returnable"},
         "check.no": {"zh-CN": "不能退货", "en": "Not returnable"},
         "check.until": {
@@ -170,6 +184,10 @@ i18n.register(
             "en": "Pick two checkpoints: your browser checks that the older tree is a prefix "
             "of the newer one (no entry was changed or removed).",
         },
+        "tr.sizes_hint": {
+            "zh-CN": "可输入任一已签名检查点的规模；列表中是每天的最后一个检查点。",
+            "en": "Any signed checkpoint's size will do; the list offers each day's last.",
+        },
         "tr.old": {"zh-CN": "较早的检查点（规模）", "en": "Older checkpoint (size)"},
         "tr.new": {"zh-CN": "较新的检查点（规模）", "en": "Newer checkpoint (size)"},
         "tr.run": {"zh-CN": "验证一致性", "en": "Check consistency"},
@@ -187,6 +205,12 @@ i18n.register(
 )
 
 
+def script_json(value: object) -> str:
+    """JSON to embed in a ``<script type="application/json">``: ``<`` escaped, so no
+    text can close the element."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+
+
 def _search_results(services: ServicesDep, q: str) -> list[Any]:
     return services.public.search(q, SEARCH_PAGE_SIZE_DEFAULT)
 
@@ -194,17 +218,19 @@ def _search_results(services: ServicesDep, q: str) -> list[Any]:
 def _check(
     services: ServicesDep, uscc: str, store: str | None, purchased: str | None
 ) -> tuple[ReturnCheck | None, str | None]:
-    """The return check the form asked for, or the reason it cannot be answered."""
+    """The return check the form asked for, or (an i18n key) why it cannot be answered."""
     if not store or not purchased:
         return None, None
     try:
         day = date.fromisoformat(purchased)
     except ValueError:
-        return None, "purchased"
+        return None, "check.err_date"
     try:
         return services.public.check(uscc, store[:ID_LENGTH_MAX], day), None
-    except (MalformedError, NotFoundError) as exc:
-        return None, exc.detail
+    except MalformedError:
+        return None, "check.err_future"
+    except NotFoundError:
+        return None, "check.err_store"
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -305,8 +331,8 @@ def _transparency_context(services: ServicesDep) -> dict[str, Any]:
         "latest_root": b64encode(latest.root),
         "witnesses": witnesses,
         "growth": growth,
-        "growth_json": json.dumps([[p.day, p.size] for p in growth]),
-        "notes_json": json.dumps({w.region: w.note for w in witnesses}, ensure_ascii=False),
+        "growth_json": script_json([[p.day, p.size] for p in growth]),
+        "notes_json": script_json({w.region: w.note for w in witnesses}),
         "names": names,
         "trust": trust_root(ledger),
     }

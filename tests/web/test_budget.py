@@ -6,12 +6,13 @@ the page); the render time is recorded, not asserted (it is a property of the ma
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 from urllib.parse import quote
 
-from playwright.sync_api import Browser, Page, Request, expect
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
-from tests.web.conftest import ARTIFACTS, Site
+from tests.web.conftest import ARTIFACTS, CHROMIUM, Site
 
 TRANSFER_BYTES_MAX = 300 * 1024
 PAGES = {"home": "/", "home-card": f"/?q={quote('金桥')}", "transparency": "/transparency"}
@@ -75,3 +76,24 @@ def test_the_public_page_fits_its_budget(site: Site, browser: Browser) -> None:
     scripts = [r for r in public["resources"] if r["url"].endswith(".js")]
     assert scripts and all(r["encoding"] == "gzip" for r in scripts if r["bytes"] > 2048)
     assert public["first_contentful_paint_ms"] > 0
+
+
+def main(argv: list[str]) -> None:
+    """``python -m tests.web.test_budget URL QUERY``: the same figures for a running
+    server (e.g. `alliance serve` after `make demo`), after one warm-up load."""
+    base, query = argv[1].rstrip("/"), quote(argv[2])
+    paths = {"home": "/", "home-card": f"/?q={query}", "transparency": "/transparency"}
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
+        )
+        measure(browser, f"{base}/")
+        for name, path in paths.items():
+            figures = measure(browser, f"{base}{path}")
+            figures.pop("resources")
+            print(name, json.dumps(figures))
+        browser.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import datetime
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, Route, expect
 
@@ -16,6 +18,7 @@ from tests.web.conftest import Shoot, Site, assert_accessible
 MERCHANT = "金桥"  # the demo's merchant with a credit measure (seed 1)
 BADGE = "[data-verify-member]"
 VERIFY_TIMEOUT_MS = 15_000
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _uscc(site: Site, page: Page) -> str:
@@ -49,11 +52,16 @@ def test_search_a_merchant_by_keyboard_and_read_its_card(
     expect(badge).to_contain_text("4/4")
     fingerprint = page.locator("[data-trust-fingerprint]")
     expect(fingerprint).to_have_attribute("data-computed", re.compile("^[0-9a-f]{64}$"))
+    served = page.request.get(f"{site.url}/trust.json")
+    assert fingerprint.get_attribute("data-computed") == served.headers["x-trust-fingerprint"]
+    assert json.loads(served.text()) == site.trust()  # the demo's own trust.json
     assert_accessible(page)
     shoot(page, "home-card")
 
 
-def test_a_shared_link_opens_with_the_search_done_in_english(site: Site, page: Page) -> None:
+def test_a_shared_link_opens_with_the_search_done_in_english(
+    site: Site, page: Page, shoot: Shoot
+) -> None:
     page.goto(f"{site.url}/?q={quote(MERCHANT)}&lang=en")
     card = page.locator(".card")
     expect(card).to_contain_text("Alliance warning")
@@ -124,3 +132,14 @@ def test_nothing_found_and_too_long_are_said_plainly(site: Site, page: Page) -> 
     expect(page.locator("#results")).to_contain_text("没有找到")
     page.goto(f"{site.url}/?q={'x' * 65}")
     expect(page.locator("#results [role=alert]")).to_contain_text("过长")
+
+
+def test_a_purchase_of_today_is_returnable_with_its_exclusions(site: Site, page: Page) -> None:
+    _uscc(site, page)
+    today = datetime.now(SHANGHAI).date().isoformat()
+    expect(page.locator("#purchased")).to_have_value(today)  # the form starts at today
+    page.locator("#purchased").press("Enter")  # submits from the keyboard
+    verdict = page.locator("#verdict")
+    expect(verdict).to_contain_text("可以退货")
+    expect(verdict).to_contain_text("定制商品")  # excluded by law, in Chinese
+    expect(verdict).to_contain_text("黄金饰品")  # excluded in Shanghai (31)

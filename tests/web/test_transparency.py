@@ -10,9 +10,26 @@ import re
 
 from playwright.sync_api import Page, Route, expect
 
+from ledger.app import Ledger
+from ledger.transparency import checkpoint_note
+from schemas.errors import NotFoundError
 from tests.web.conftest import Shoot, Site, assert_accessible
 
 TIMEOUT_MS = 15_000
+
+
+def unsigned_size(site: Site) -> int:
+    """The smallest tree size no checkpoint was signed at (the log signs one a batch)."""
+    ledger = Ledger.open(site.db_url)
+    try:
+        for size in range(1, ledger.signed_checkpoint().size):
+            try:
+                checkpoint_note(ledger, size)
+            except NotFoundError:
+                return size
+    finally:
+        ledger.engine.dispose()
+    raise AssertionError("every size has a checkpoint")
 
 
 def test_the_checkpoint_and_the_witnesses_verify_here(site: Site, page: Page, shoot: Shoot) -> None:
@@ -36,9 +53,9 @@ def test_the_checkpoint_and_the_witnesses_verify_here(site: Site, page: Page, sh
 
 def test_a_consistency_check_between_two_checkpoints(site: Site, page: Page) -> None:
     page.goto(f"{site.url}/transparency")
-    options = page.locator("#old option")
-    assert options.count() >= 3
-    page.locator("#old").select_option(index=1)
+    sizes = page.locator("#checkpoint-sizes option")
+    assert sizes.count() >= 3
+    page.locator("#old").fill(str(sizes.nth(1).get_attribute("value")))
     page.locator("#new").focus()  # by keyboard: the form is reachable and submits
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
@@ -58,11 +75,22 @@ def test_a_tampered_consistency_proof_is_refused(site: Site, page: Page) -> None
 
     page.route(re.compile(r".*/v1/proofs/consistency\?.*"), tamper)
     page.goto(f"{site.url}/transparency")
-    page.locator("#old").select_option(index=1)
+    page.locator("#old").fill(
+        str(page.locator("#checkpoint-sizes option").nth(1).get_attribute("value"))
+    )
     page.get_by_role("button", name="验证一致性").click()
     result = page.locator("#consistency-result")
     expect(result).to_have_attribute("data-state", "failed", timeout=TIMEOUT_MS)
     expect(result).to_contain_text("does not match the roots")
+
+
+def test_a_size_no_checkpoint_was_signed_at_is_refused(site: Site, page: Page) -> None:
+    page.goto(f"{site.url}/transparency")
+    page.locator("#old").fill(str(unsigned_size(site)))
+    page.get_by_role("button", name="验证一致性").click()
+    result = page.locator("#consistency-result")
+    expect(result).to_have_attribute("data-state", "failed", timeout=TIMEOUT_MS)
+    expect(result).to_contain_text("HTTP 404")
 
 
 def test_the_page_reads_in_english(site: Site, page: Page) -> None:

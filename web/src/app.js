@@ -51,8 +51,12 @@ async function verifyBadge(badge) {
       .replace("{size}", String(result.checkpoint.size))
       .replace("{witnessed}", String(witnessed))
       .replace("{witnesses}", String(result.checkpoint.witnesses));
+    // Every entry the card shows (its data-seq marks) must be among those verified.
+    const card = badge.closest("[data-uscc]") ?? document;
+    const verified = new Set(result.seqs);
+    const shown = [...card.querySelectorAll("[data-seq]")].map((e) => Number(e.dataset.seq));
     let state = "ok";
-    if (page.proofs_left_out > 0) state = "partial";
+    if (page.proofs_left_out > 0 || shown.some((seq) => !verified.has(seq))) state = "partial";
     if (witnessed === 0) state = "unwitnessed";
     setBadge(badge, state, detail);
   } catch (error) {
