@@ -55,12 +55,13 @@ def _picture(services: Services, code: str) -> dict[str, Any]:
     since = now - timedelta(days=DESK_WINDOW_DAYS)
     disputes = desk.disputes(code, today)
     overdue = desk.overdue(code, today)
+    per_day, amounts = desk.returns_and_flows(code, since)
     return {
         "region": code,
         "today": today.isoformat(),
         "window_days": DESK_WINDOW_DAYS,
-        "returns_per_day": [asdict(day) for day in desk.returns_per_day(code, since)],
-        "flows": [asdict(flow) for flow in desk.flows(code, since)],
+        "returns_per_day": [asdict(day) for day in per_day],
+        "flows": [asdict(flow) for flow in amounts],
         "age_buckets_days": list(AGE_BUCKETS_DAYS),
         "disputes": [asdict(item) for item in disputes],
         "disputes_by_age": age_buckets(item.age_days for item in disputes),

@@ -174,6 +174,34 @@ def anomaly_flags(returns: Sequence[AcceptedReturn]) -> list[Flag]:
     return flags
 
 
+def returns_per_day(region: str, rows: Iterable[Any]) -> list[DayReturns]:
+    """Per local day, the returns accepted by and sold by ``region``'s members, from
+    DeskReads._obligations rows."""
+    days: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for row in rows:
+        if row.kind != RETURN:
+            continue
+        day = local_date(parse_time(row.logged, field="logged")).isoformat()
+        figures = days[day]
+        if row.creditor_region == region:
+            figures[0] += 1
+            figures[1] += int(row.amount_fen)
+        if row.debtor_region == region:
+            figures[2] += 1
+            figures[3] += int(row.amount_fen)
+    return [DayReturns(day, *days[day]) for day in sorted(days)]
+
+
+def flows(rows: Iterable[Any]) -> list[Flow]:
+    """Count and amount per (debtor's region, creditor's region, kind)."""
+    sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        figures = sums[(str(row.debtor_region), str(row.creditor_region), str(row.kind))]
+        figures[0] += 1
+        figures[1] += int(row.amount_fen)
+    return [Flow(d, c, k, *sums[(d, c, k)]) for d, c, k in sorted(sums)]
+
+
 def _members_of(region: str) -> Any:
     members = current("members").subquery()
     return select(members.c.id).where(members.c.region == region)
@@ -264,29 +292,19 @@ class DeskReads:
 
     def returns_per_day(self, region: str, since: datetime) -> list[DayReturns]:
         """Per local day since ``since``, the returns accepted by and sold by R's members."""
-        days: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for row in self._obligations(region, since):
-            if row.kind != RETURN:
-                continue
-            day = local_date(parse_time(row.logged, field="logged")).isoformat()
-            figures = days[day]
-            if row.creditor_region == region:
-                figures[0] += 1
-                figures[1] += int(row.amount_fen)
-            if row.debtor_region == region:
-                figures[2] += 1
-                figures[3] += int(row.amount_fen)
-        return [DayReturns(day, *days[day]) for day in sorted(days)]
+        return returns_per_day(region, self._obligations(region, since))
 
     def flows(self, region: str, since: datetime) -> list[Flow]:
         """Amounts owed between regions (debtor's region to creditor's) by kind, for the
         obligations touching R since ``since``."""
-        sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-        for row in self._obligations(region, since):
-            figures = sums[(str(row.debtor_region), str(row.creditor_region), str(row.kind))]
-            figures[0] += 1
-            figures[1] += int(row.amount_fen)
-        return [Flow(d, c, k, *sums[(d, c, k)]) for d, c, k in sorted(sums)]
+        return flows(self._obligations(region, since))
+
+    def returns_and_flows(
+        self, region: str, since: datetime
+    ) -> tuple[list[DayReturns], list[Flow]]:
+        """Both of the above from one read of the obligations (the picture's)."""
+        rows = self._obligations(region, since)
+        return returns_per_day(region, rows), flows(rows)
 
     def disputes(self, region: str, today: date) -> list[AgedItem]:
         """Open disputes raised by R's members or against obligations owed to them,

@@ -45,10 +45,11 @@ def _panel_context(services: Services, reader: Reader, lang: str) -> dict[str, A
     since = now - timedelta(days=DESK_WINDOW_DAYS)
     disputes = desk.disputes(region, today)
     overdue = desk.overdue(region, today)
+    per_day, amounts = desk.returns_and_flows(region, since)
     translate = i18n.translator(lang)
     picture = {
-        "returns_per_day": [asdict(day) for day in desk.returns_per_day(region, since)],
-        "flows": [asdict(flow) for flow in desk.flows(region, since)],
+        "returns_per_day": [asdict(day) for day in per_day],
+        "flows": [asdict(flow) for flow in amounts],
         "disputes_by_age": age_buckets(item.age_days for item in disputes),
         "overdue_by_age": age_buckets(item.age_days for item in overdue),
         "words": {word: translate(f"desk.chart.{word}") for word in CHART_WORDS},
