@@ -67,6 +67,7 @@ def test_a_shared_link_opens_with_the_search_done_in_english(
     expect(card).to_contain_text("Alliance warning")
     expect(card.locator(BADGE)).to_have_attribute("data-state", "ok", timeout=VERIFY_TIMEOUT_MS)
     assert_accessible(page)
+    shoot(page, "home-card-en")
 
 
 def test_a_tampered_proof_turns_the_badge_red(site: Site, page: Page, shoot: Shoot) -> None:

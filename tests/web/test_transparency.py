@@ -93,10 +93,11 @@ def test_a_size_no_checkpoint_was_signed_at_is_refused(site: Site, page: Page) -
     expect(result).to_contain_text("HTTP 404")
 
 
-def test_the_page_reads_in_english(site: Site, page: Page) -> None:
+def test_the_page_reads_in_english(site: Site, page: Page, shoot: Shoot) -> None:
     page.goto(f"{site.url}/transparency?lang=en")
     expect(page.locator("h1")).to_have_text("Transparency")
     expect(page.locator("#checkpoint-badge")).to_have_attribute(
         "data-state", "ok", timeout=TIMEOUT_MS
     )
     assert_accessible(page)
+    shoot(page, "transparency-en")
