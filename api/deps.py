@@ -20,6 +20,7 @@ from ledger import access
 from ledger.access import PUBLIC, AuditorKeys, NonceCache, Reader
 from ledger.app import Ledger
 from ledger.public import PublicReads
+from ledger.sessions import Sessions
 from schemas.errors import LimitError, QueueFullError
 from schemas.limits import API_INFLIGHT_ENTRIES_MAX, SUBMISSION_BYTES_MAX
 from signing.http import HttpRequest, is_signed, parse_signed
@@ -61,6 +62,8 @@ class Services:
     # The policy-declared auditors' keys (ledger.access.AuditorKeys): none until the log
     # holds them; meanwhile auditors sign with the operator's key.
     auditors: AuditorKeys = field(default_factory=dict)
+    # The web console's region sessions (ledger.sessions): challenges and cookies.
+    sessions: Sessions = field(default_factory=Sessions)
 
 
 def services(request: Request) -> Services:
@@ -73,7 +76,7 @@ async def reader(request: Request) -> Reader:
     signature verifies (401 ``bad-signature`` when it does not). The body is read here
     (Starlette keeps it for the route) because a body's Content-Digest is checked."""
     if not is_signed(request.headers):
-        return PUBLIC
+        return session_reader(request)
     headers = {name: ", ".join(request.headers.getlist(name)) for name in request.headers}
     found = services(request)
     body = await _signed_body(request)
@@ -84,6 +87,21 @@ async def reader(request: Request) -> Reader:
             signed, found.ledger.reads().key, found.clock(), found.nonces, auditors=found.auditors
         )
     )
+
+
+SESSION_COOKIE = "alliance_session"
+
+
+def session_reader(request: Request) -> Reader:
+    """The region of the request's session cookie (ledger.sessions), or PUBLIC without
+    one or once it has ended: an ended session reads as the public, it is not an error
+    (the page then asks to sign in again)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return PUBLIC
+    found = services(request)
+    session = found.sessions.reader(token, found.clock())
+    return PUBLIC if session is None else session.reader
 
 
 async def _signed_body(request: Request) -> bytes:

@@ -121,6 +121,20 @@ PUBLIC_COUNTS_WINDOW_DAYS = 365
 # Entries one public member page proves (its statuses, commitments, stores, measures):
 # past it the oldest are left out and the page says so.
 PUBLIC_PROOFS_MAX = 256
+# Region sign-in of the web console (ledger/sessions.py, issue 10): a login challenge
+# lives this long and this many are held at once (past it a challenge is refused with
+# 503 rather than a live one dropped); a session lives SESSION_TTL_S and SESSIONS_MAX
+# are held (a region signs in again after its session ends).
+SESSION_CHALLENGE_TTL_S = 120
+SESSION_CHALLENGES_MAX = 10_000
+SESSION_TTL_S = 900
+SESSIONS_MAX = 10_000
+# The regulator desk's reads (ledger/desk.py): entries one review queue page lists, the
+# days the region's picture looks back, and the open items (disputes, overdue
+# instructions, notices) it lists.
+DESK_QUEUE_PAGE_MAX = 500
+DESK_WINDOW_DAYS = 30
+DESK_ITEMS_MAX = 1000
 # The transparency page's tree growth reads at most this many newest checkpoints (one a
 # batch: weeks of a busy log), drawn as the last checkpoint of each local day.
 GROWTH_CHECKPOINTS_MAX = 20_000
@@ -225,6 +239,13 @@ _POSITIVE = (
     "HTTP_NONCE_CACHE_MAX",
     "HTTP_NONCE_LENGTH_MAX",
     "HTTP_SIGNATURE_HEADER_BYTES_MAX",
+    "SESSION_CHALLENGE_TTL_S",
+    "SESSION_CHALLENGES_MAX",
+    "SESSION_TTL_S",
+    "SESSIONS_MAX",
+    "DESK_QUEUE_PAGE_MAX",
+    "DESK_WINDOW_DAYS",
+    "DESK_ITEMS_MAX",
     "READ_CHUNK_ENTRIES",
     "REPORT_SEQS_PER_PART",
     "PARALLEL_ROOT_LEAVES_MIN",
@@ -263,6 +284,10 @@ def _reader_and_tool_problems() -> list[tuple[bool, str]]:
             "FETCH_LEAVES_MAX must be within 1..65536 (a fetch holds that many leaves)",
         ),
         (LINE_BYTES_MAX >= LEAF_BYTES_MAX, "LINE_BYTES_MAX must admit every leaf"),
+        (
+            DESK_QUEUE_PAGE_MAX <= ENDORSEMENT_TARGETS_MAX,
+            "DESK_QUEUE_PAGE_MAX above ENDORSEMENT_TARGETS_MAX (a page's decision is one entry)",
+        ),
         (1 <= DEMO_MERCHANTS_MIN <= DEMO_MERCHANTS_MAX, "DEMO_MERCHANTS_MIN above the maximum"),
         (
             0 <= DEMO_ENTRY_DELAY_MAX_S < GENESIS_TIME_SKEW_S,

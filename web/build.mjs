@@ -11,6 +11,9 @@ await build({
     transparency: "web/src/transparency.js", // the transparency page (ECharts line)
     charts: "web/src/charts.js", // ECharts core with the charts the console draws
     verify: "web/src/verify.js", // the verifier alone (tests import it)
+    desk: "web/src/desk.js", // the regulator desk: sign-in, bulk decisions, the picture
+    reconciliation: "web/src/reconciliation.js", // nights, instructions, statements
+    regionkey: "web/src/regionkey.js", // key file, challenge and entry signing (tests import it)
   },
   bundle: true,
   splitting: true, // shared code (the verifier, ECharts) in chunks loaded once

@@ -11,11 +11,11 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
-from api.web import public
+from api.web import desk, public
 from api.web.render import STATIC
 
 GZIP_MINIMUM_BYTES = 1024
-ROUTERS: list[APIRouter] = [public.router]
+ROUTERS: list[APIRouter] = [public.router, desk.router]
 
 
 def install(app: FastAPI) -> None:

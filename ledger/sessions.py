@@ -1,0 +1,158 @@
+"""Region sign-in for the web console (issue 10, "Signing in"): a login challenge, its
+signature by a region key the log declares, and the short-lived session that follows.
+
+The private key never reaches the server: the browser reads the region's key file and
+signs ``challenge_message`` with WebCrypto Ed25519. The server keeps, in memory and
+bounded, the challenges it issued (each used once, within SESSION_CHALLENGE_TTL_S) and
+the sessions it opened (random tokens, each SESSION_TTL_S). A session makes its holder
+the region's ``ledger.access.Reader``: the same scope as a request the region signs.
+
+The message signed (docs/PROTOCOL.md §6, "Sessions"):
+
+    alliance-ledger/v1/session\\n<nonce>\\nregion:<R>\\n<key id>\\n
+
+A key the log does not hold, a key of another principal, and a replaced key are refused
+(401 ``bad-signature``), exactly as for RFC 9421 requests (ledger.access.authenticate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ledger.access import KeyLookup, Reader
+from schemas.errors import QueueFullError, SignatureError, invariant
+from schemas.limits import (
+    SESSION_CHALLENGE_TTL_S,
+    SESSION_CHALLENGES_MAX,
+    SESSION_TTL_S,
+    SESSIONS_MAX,
+)
+from signing.keys import SIGNATURE_SIZE, PublicKey, b64decode
+
+SESSION_PREFIX = "alliance-ledger/v1/session"
+NONCE_BYTES = 32
+TOKEN_BYTES = 32
+REGION_CODE_DIGITS = 2
+
+
+def challenge_message(nonce: str, region: str, key_id: str) -> bytes:
+    """The bytes a region signs to sign in (UTF-8; every field is ASCII)."""
+    return f"{SESSION_PREFIX}\n{nonce}\nregion:{region}\n{key_id}\n".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    nonce: str
+    expires_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """An open session: its reader (a region) and when it ends (Unix seconds)."""
+
+    reader: Reader
+    expires_s: int
+
+
+def _digest(token: str) -> str:
+    """Sessions are kept under their token's SHA-256: a dump of the map opens none."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Sessions:
+    """The challenges issued and the sessions opened, each map bounded and swept of
+    expired items before it is judged full."""
+
+    challenges_max: int = SESSION_CHALLENGES_MAX
+    sessions_max: int = SESSIONS_MAX
+    challenge_ttl_s: int = SESSION_CHALLENGE_TTL_S
+    session_ttl_s: int = SESSION_TTL_S
+    _challenges: dict[str, int] = field(default_factory=dict)
+    _sessions: dict[str, Session] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def challenge(self, now: datetime) -> Challenge:
+        """A fresh nonce to sign, valid for ``challenge_ttl_s``; QueueFullError (503) when
+        ``challenges_max`` live challenges are held."""
+        now_s = int(now.timestamp())
+        with self._lock:
+            if len(self._challenges) >= self.challenges_max:
+                self._challenges = {n: e for n, e in self._challenges.items() if e >= now_s}
+            if len(self._challenges) >= self.challenges_max:
+                raise QueueFullError(f"{self.challenges_max} sign-in challenges are open")
+            nonce = secrets.token_urlsafe(NONCE_BYTES)
+            expires_s = now_s + self.challenge_ttl_s
+            self._challenges[nonce] = expires_s
+        return Challenge(nonce, expires_s)
+
+    def sign_in(
+        self,
+        region: str,
+        key_id: str,
+        nonce: str,
+        signature_b64: str,
+        lookup: KeyLookup,
+        now: datetime,
+    ) -> tuple[str, Session]:
+        """Open a session for ``region`` if ``signature_b64`` is its current key's
+        signature over challenge_message(nonce, region, key_id) and the nonce is one
+        this server issued, unused and unexpired (it is spent either way). Returns the
+        token (for the cookie) and the session; SignatureError (401) otherwise."""
+        now_s = int(now.timestamp())
+        with self._lock:
+            expires_s = self._challenges.pop(nonce, None)
+        if expires_s is None or expires_s < now_s:
+            raise SignatureError("the sign-in challenge is unknown, used or expired")
+        if not (len(region) == REGION_CODE_DIGITS and region.isascii() and region.isdigit()):
+            raise SignatureError(f"{region!r} is not a region code")
+        row = lookup(key_id)
+        if row is None or row.principal != f"region:{region}":
+            raise SignatureError(f"key {key_id} is not a key of region {region}")
+        if row.until_seq is not None:
+            raise SignatureError(f"key {key_id} was replaced at seq {row.until_seq}")
+        raw = b64decode(signature_b64, size=SIGNATURE_SIZE, what="signature")
+        key = PublicKey.from_wire({"key": row.key_id, "pub": row.pub})
+        key.verify(raw, challenge_message(nonce, region, key_id))
+        return self._open(Reader("region", region), now_s)
+
+    def _open(self, reader: Reader, now_s: int) -> tuple[str, Session]:
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        session = Session(reader, now_s + self.session_ttl_s)
+        with self._lock:
+            if len(self._sessions) >= self.sessions_max:
+                self._sessions = {d: s for d, s in self._sessions.items() if s.expires_s >= now_s}
+            if len(self._sessions) >= self.sessions_max:
+                raise QueueFullError(f"{self.sessions_max} sessions are open")
+            self._sessions[_digest(token)] = session
+        return token, session
+
+    def reader(self, token: str, now: datetime) -> Session | None:
+        """The open session of ``token``, or None (unknown or ended: ended ones are
+        dropped)."""
+        digest = _digest(token)
+        with self._lock:
+            session = self._sessions.get(digest)
+            if session is None:
+                return None
+            if session.expires_s < int(now.timestamp()):
+                del self._sessions[digest]
+                return None
+        invariant(session.reader.role == "region", "sessions are opened for regions only")
+        return session
+
+    def sign_out(self, token: str) -> None:
+        with self._lock:
+            self._sessions.pop(_digest(token), None)
+
+    def counts(self) -> tuple[int, int]:
+        """(challenges, sessions) held, live or not yet swept."""
+        with self._lock:
+            return len(self._challenges), len(self._sessions)
+
+
+__all__ = ["Challenge", "Session", "Sessions", "challenge_message"]

@@ -1,0 +1,77 @@
+"""The desk's pure parts: anomaly flags at their thresholds, age buckets, instruction
+status, and the session store's bounds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from ledger.desk import (
+    BUNCHED_PERCENT_MIN,
+    BUNCHED_RETURNS_MIN,
+    LATE_DAYS,
+    OUTSIZED_PERCENT_MIN,
+    OUTSIZED_RETURNS_MIN,
+    AcceptedReturn,
+    age_buckets,
+    anomaly_flags,
+    instruction_status,
+)
+from ledger.sessions import Sessions
+from schemas.errors import QueueFullError
+
+NOW = datetime(2026, 11, 23, 2, tzinfo=UTC)
+
+
+def _returns(acceptor: str, count: int, late: int) -> list[AcceptedReturn]:
+    return [
+        AcceptedReturn(acceptor, LATE_DAYS if i < late else LATE_DAYS + 3) for i in range(count)
+    ]
+
+
+def test_bunched_at_window_end_fires_at_its_threshold_only() -> None:
+    count = BUNCHED_RETURNS_MIN
+    late = -(-count * BUNCHED_PERCENT_MIN // 100)  # the least count at the threshold
+    flags = anomaly_flags(_returns("A", count, late))
+    assert [(f.rule, f.member, f.returns) for f in flags] == [("bunched_at_window_end", "A", count)]
+    assert flags[0].percent >= BUNCHED_PERCENT_MIN
+    assert anomaly_flags(_returns("A", count, late - 1)) == []
+    assert anomaly_flags(_returns("A", count - 1, count - 1)) == []  # too few to judge
+
+
+def test_outsized_share_fires_for_the_acceptor_holding_the_share() -> None:
+    others = [AcceptedReturn(f"M{i}", 10) for i in range(OUTSIZED_RETURNS_MIN * 4)]
+    big = -(-len(others) * OUTSIZED_PERCENT_MIN // (100 - OUTSIZED_PERCENT_MIN))
+    flags = anomaly_flags(others + [AcceptedReturn("BIG", 10)] * big)
+    assert [(f.rule, f.member) for f in flags] == [("outsized_share", "BIG")]
+    assert flags[0].percent >= OUTSIZED_PERCENT_MIN
+    assert anomaly_flags(others + [AcceptedReturn("BIG", 10)] * (big // 2)) == []
+    few = [AcceptedReturn("ONE", 10)] * (OUTSIZED_RETURNS_MIN - 1)
+    assert anomaly_flags(few) == []
+
+
+def test_age_buckets_and_instruction_status() -> None:
+    assert age_buckets([0, 3, 4, 30, 31, 400]) == [
+        ("0-3", 2),
+        ("4-7", 1),
+        ("8-14", 0),
+        ("15-30", 1),
+        (">30", 2),
+    ]
+    today = NOW.date()
+    assert instruction_status(100, 100, 100, "2026-11-01", today) == "confirmed"
+    assert instruction_status(100, 100, 50, "2026-11-01", today) == "paid"
+    assert instruction_status(100, 60, 0, "2026-11-22", today) == "overdue"
+    assert instruction_status(100, 60, 0, "2026-11-23", today) == "due"
+
+
+def test_sessions_are_bounded_and_swept() -> None:
+    sessions = Sessions(challenges_max=2, challenge_ttl_s=10)
+    sessions.challenge(NOW)
+    sessions.challenge(NOW)
+    with pytest.raises(QueueFullError):
+        sessions.challenge(NOW)
+    later = datetime.fromtimestamp(NOW.timestamp() + 11, UTC)
+    sessions.challenge(later)  # the expired two are swept first
+    assert sessions.counts() == (1, 0)
