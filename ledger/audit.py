@@ -365,8 +365,7 @@ class Replay:
         self.reports_dir = reports_dir
         self.nights: set[str] = set()  # the days whose report the replay recomputed
         report.state.tree_root = self._root_at
-        # The seq where each entry id was first logged. In memory for now (~100 bytes an
-        # entry); issue 11 will spill it to disk so that memory stays flat on huge logs.
+        # The seq where each entry id was first logged, in memory (~100 bytes an entry).
         self.first_seq: dict[bytes | str, int] = {}
         self.count = 0
         self.size = 0
@@ -522,6 +521,9 @@ class Replay:
         self.size, self.root = result.size, result.root
         self.frontier = {key: merged[key] for key in keep}
         self.pending = []
+        # Nothing is stored from the replay as it goes (an import stores every row at
+        # the end, projections.write_all): the sets of changed keys would only grow.
+        self.report.state.forget_changes()
 
 
 def _replay_file(path: Path, trust: Trust, report: AuditReport, chunk_lines: int) -> None:

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -54,10 +54,8 @@ _SIGNED = re.compile(rb'\{"key":"([0-9a-f]{32})","sig":"')
 Verdict = tuple[int, tuple[int, ...]]  # (entry_end, indexes of verified signatures)
 
 
-class Skipped(Protocol):
-    """A line the reader did not hold (ledger.audit.Overlong): never sent to a worker."""
-
-    length_bytes: int
+# A line the reader did not hold (ledger.audit.Overlong): never sent to a worker.
+Skipped = TypeVar("Skipped")
 
 
 def entry_slice(record: dict[str, Any], line: bytes) -> int | None:
