@@ -536,6 +536,25 @@ def bench_audit(
     emit(run(entries, folder))
 
 
+@bench_app.command("scale")
+@friendly
+def bench_scale(
+    entries: int = 10_000_000,
+    db: Annotated[str, typer.Option("--db", help="PostgreSQL server (a fresh schema)")] = (
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    ),
+    folder: Annotated[Path, typer.Option("--dir", help="Where the export is built")] = Path(
+        "scale"
+    ),
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Issue 11's figures on a log of ENTRIES on PostgreSQL (`make scale`)."""
+    in_range("--entries", entries, 2, BENCH_AUDIT_ENTRIES_MAX)
+    from ops.bench.scale import bench_scale as run
+
+    emit(run(entries, db, folder))
+
+
 @bench_app.command("proofs")
 @friendly
 def bench_proofs(

@@ -173,6 +173,7 @@ BENCH_RETURN_ITEMS_MAX = 3  # items on a bench return: a typical receipt, not a 
 BENCH_PURCHASE_AGE_DAYS_MAX = 6.0  # inside the bench merchants' 7-day return window
 BENCH_AUDIT_ENTRIES_MAX = 20_000_000  # the export is built through the writer: hours
 BENCH_AUDIT_TIMEOUT_S = 4 * 3600  # the audit child of a 20 M export; longer means it hangs
+BENCH_SCALE_PYMERKLE_ENTRIES_MAX = 4_000_000  # pymerkle holds every leaf and node in memory
 
 # The audit on every core (ledger/audit.py)
 AUDIT_CHUNK_LINES = 8192  # lines a worker checks at a time: IPC per chunk is noise

@@ -134,4 +134,3 @@ def test_a_tile_is_within_a_tree_when_all_its_hashes_are(
     level: int, index: int, width: int, size: int, within: bool
 ) -> None:
     assert tile_within(level, index, width, size) is within
-
