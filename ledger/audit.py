@@ -29,6 +29,7 @@ first.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from collections.abc import Iterator
@@ -524,6 +525,9 @@ class Replay:
         # Nothing is stored from the replay as it goes (an import stores every row at
         # the end, projections.write_all): the sets of changed keys would only grow.
         self.report.state.forget_changes()
+        # The state's rows hold no reference cycles: the collector need not walk them
+        # again and again as they grow (audit_directory unfreezes them at the end).
+        gc.freeze()
 
 
 def _replay_file(path: Path, trust: Trust, report: AuditReport, chunk_lines: int) -> None:
@@ -559,7 +563,10 @@ def audit_directory(directory: Path, *, chunk_lines: int = AUDIT_CHUNK_LINES) ->
     report = AuditReport()
     trust = load_trust(directory / TRUST_FILE)
     note = _read_checkpoint(directory / CHECKPOINT_FILE, report)
-    _replay_file(directory / ENTRIES_FILE, trust, report, chunk_lines)
+    try:
+        _replay_file(directory / ENTRIES_FILE, trust, report, chunk_lines)
+    finally:
+        gc.unfreeze()
     opened = _check_witnesses(note, trust, report)
     if opened is not None:
         _compare(opened.checkpoint, report.size, report.root, report)
