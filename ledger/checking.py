@@ -47,6 +47,7 @@ from signing.keys import PUBLIC_KEY_SIZE, PublicKey, b64decode, key_id
 # (RFC 8785 sorts the members), so the entry's bytes start right after its member name.
 RECORD_KEYS = frozenset({"entry", "logged", "seq", "signatures"})
 ENTRY_START = len(b'{"entry":')
+LOGGED_MEMBER = b',"logged":"'
 # A declared key and a signature as RFC 8785 writes them (members sorted, no spaces).
 _DECLARED = re.compile(rb'\{"key":"([0-9a-f]{32})","pub":"([A-Za-z0-9+/]{43}=)"\}')
 _SIGNED = re.compile(rb'\{"key":"([0-9a-f]{32})","sig":"')
@@ -56,6 +57,14 @@ Verdict = tuple[int, tuple[int, ...]]  # (entry_end, indexes of verified signatu
 
 # A line the reader did not hold (ledger.audit.Overlong): never sent to a worker.
 Skipped = TypeVar("Skipped")
+
+
+def audited_entry_bytes(line: bytes) -> bytes:
+    """The entry's canonical bytes in an audited leaf: the record is canonical, so the
+    entry is its first member, and the member after it is "logged" (the signatures after
+    that hold only key ids and base64, never that text). Only for leaves the audit
+    passed (ledger.restore re-reads them, and the tree's root binds them)."""
+    return line[ENTRY_START : line.rindex(LOGGED_MEMBER)]
 
 
 def entry_slice(record: dict[str, Any], line: bytes) -> int | None:

@@ -19,7 +19,13 @@ from ledger.audit import (
     open_export_file,
     read_lines,
 )
-from ledger.checking import ENTRY_START, KeyHarvest, check_line, entry_slice
+from ledger.checking import (
+    ENTRY_START,
+    KeyHarvest,
+    audited_entry_bytes,
+    check_line,
+    entry_slice,
+)
 from ledger.export import ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.reads import tile_within
 from schemas.canonical import canonical
@@ -56,6 +62,7 @@ def test_the_entry_slice_is_the_entrys_canonical_bytes(exported: Path) -> None:
         end = entry_slice(record, line)
         assert end is not None
         assert line[ENTRY_START:end] == canonical(record["entry"])
+        assert audited_entry_bytes(line) == canonical(record["entry"])  # ledger.restore's
         verdict = check_line(line, harvest.known)
         assert verdict is not None
         assert verdict == (end, tuple(range(len(record["signatures"]))))
