@@ -24,8 +24,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_app(ledger: Ledger, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
-    """The API of ``ledger``; it writes when the ledger holds the operator key."""
+def create_app(
+    ledger: Ledger, clock: Callable[[], datetime] = _utc_now, *, replica: Ledger | None = None
+) -> FastAPI:
+    """The API of ``ledger``; it writes when the ledger holds the operator key. With
+    ``replica`` (a read-only ledger on a hot standby of ledger's database) the log's
+    reads and the public reads are served from the replica."""
     app = FastAPI(
         title="Alliance Ledger",
         version="1",
@@ -34,10 +38,11 @@ def create_app(ledger: Ledger, clock: Callable[[], datetime] = _utc_now) -> Fast
     metrics = Metrics(ledger, clock)
     app.state.services = Services(
         ledger=ledger,
-        public=PublicReads(ledger, clock),
+        public=PublicReads(replica if replica is not None else ledger, clock),
         metrics=metrics,
         admission=Admission(metrics),
         clock=clock,
+        replica=replica,
     )
 
     def on_problem(exc: AllianceError) -> None:

@@ -64,6 +64,15 @@ class Services:
     auditors: AuditorKeys = field(default_factory=dict)
     # The web console's region sessions (ledger.sessions): challenges and cookies.
     sessions: Sessions = field(default_factory=Sessions)
+    # A read-only ledger on a hot standby (`alliance serve --read-db`): checkpoints,
+    # tiles, proofs, entries and public reads come from it; writes, and whatever decides
+    # admission or authenticates a reader, stay with ``ledger`` (the primary).
+    replica: Ledger | None = None
+
+    @property
+    def reading(self) -> Ledger:
+        """The ledger that serves the log's reads: the replica's, else the primary's."""
+        return self.replica if self.replica is not None else self.ledger
 
 
 def services(request: Request) -> Services:

@@ -40,7 +40,7 @@ PathSeq = Annotated[int, Path(ge=0, le=PROOF_TREE_SIZE_MAX)]
 def checkpoint(services: ServicesDep) -> Response:
     """The latest checkpoint that verifies, with every cosignature that verifies (C2SP
     signed note)."""
-    note = services.ledger.signed_checkpoint().note
+    note = services.reading.signed_checkpoint().note
     return Response(
         note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": REVALIDATE}
     )
@@ -51,13 +51,15 @@ def tile(path: str, services: ServicesDep, reader: ReaderDep) -> Response:
     """A hash tile `tile/<L>/<N>[.p/<W>]` or an entry bundle `tile/entries/<N>[.p/<W>]`
     (C2SP tlog-tiles). Full ones are immutable and cached for a year."""
     level, index, width = parse_tile_path("tile/" + path)
-    reads = services.ledger.reads()
+    reads = services.reading.reads()
     if level == ENTRIES_LEVEL:
         access.check_entry_bundles(reader)
-        size = services.ledger.signed_checkpoint().size
+    # Only what the checkpoint this server serves covers (a lagging replica's own).
+    size = services.reading.signed_checkpoint().size
+    if level == ENTRIES_LEVEL:
         data = reads.entry_bundle(index, width, size)
     else:
-        data = reads.tile(level, index, width)
+        data = reads.tile(level, index, width, tree_size=size)
     if data is None:
         raise NotFoundError(f"tile/{path} is not in the log yet")
     cache = IMMUTABLE if width == TILE_WIDTH else REVALIDATE
@@ -72,13 +74,13 @@ def inclusion(
 ) -> InclusionWire:
     """Inclusion of `seq` in the tree of `tree_size` (default: the latest checkpoint),
     checked against that tree's root before it is served."""
-    return InclusionWire.of(services.ledger.inclusion(seq, tree_size))
+    return InclusionWire.of(services.reading.inclusion(seq, tree_size))
 
 
 @router.get("/v1/proofs/consistency", response_model=ConsistencyWire)
 def consistency(services: ServicesDep, old: Size, new: Size) -> ConsistencyWire:
     """Consistency of the tree of `old` leaves with the tree of `new` leaves."""
-    return ConsistencyWire.of(services.ledger.consistency(old, new))
+    return ConsistencyWire.of(services.reading.consistency(old, new))
 
 
 @router.get("/v1/entries/{seq}", response_model=EntryWire)
@@ -93,19 +95,19 @@ async def entry(
 
 
 def _entry(services: ServicesDep, reader: access.Reader, seq: int) -> EntryWire:
-    size = services.ledger.signed_checkpoint().size
+    size = services.reading.signed_checkpoint().size
     if seq >= size:
         raise NotFoundError(f"seq {seq} is not in the checkpoint of size {size}")
-    leaves = services.ledger.leaves(seq, seq + 1)
+    leaves = services.reading.leaves(seq, seq + 1)
     if not leaves:
         raise TamperedError(f"seq {seq} is missing from the log")
     record, parsed = parse_record(leaves[0])
     kind = parsed.entry.kind
     if not access.is_public_kind(kind):
         access.check_entry(
-            reader, access.entry_facts(services.ledger.reads(), seq, record["entry"])
+            reader, access.entry_facts(services.reading.reads(), seq, record["entry"])
         )
-    proof = services.ledger.inclusion(seq, size)
+    proof = services.reading.inclusion(seq, size)
     return EntryWire(
         seq=seq, kind=kind, record=record, leaf=b64encode(leaves[0]), proof=InclusionWire.of(proof)
     )

@@ -203,6 +203,14 @@ class Ledger:
         return cls(engine, operator, clock, wait_deadline_s=wait_deadline_s)
 
     @classmethod
+    def replica(cls, url: str) -> Ledger:
+        """A read-only ledger on a hot standby (or any copy) of a log's database: it has
+        no operator key, so it can never append or decide admission; it serves what its
+        own verified checkpoint covers (a lagging standby serves an older checkpoint,
+        never a tile or leaf beyond it)."""
+        return cls.open(url)
+
+    @classmethod
     def create(
         cls, url: str, genesis: dict[str, Any], operator: PrivateKey, clock: Clock = _utc_now
     ) -> Ledger:

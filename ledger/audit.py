@@ -29,6 +29,7 @@ first.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 from collections.abc import Iterator
@@ -36,12 +37,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
 from ledger import merkle
 from ledger.calendar import local_date
+from ledger.checking import ENTRY_START, Verdict, checked_chunks
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.rows import KeyRow, RegionRow
-from ledger.state import OPERATOR, State, admit, leaf_context, operator_keys_at
+from ledger.state import (
+    OPERATOR,
+    Context,
+    State,
+    admit,
+    leaf_context,
+    make_context,
+    operator_keys_at,
+)
 from schemas.canonical import canonical, parse_json
 from schemas.entry import parse_record, parse_time
 from schemas.errors import (
@@ -54,6 +66,7 @@ from schemas.errors import (
 )
 from schemas.files import FileRefused, open_regular
 from schemas.limits import (
+    AUDIT_CHUNK_LINES,
     CHECKPOINT_FILE_BYTES_MAX,
     FINDINGS_MAX,
     INTEGRATE_CHUNK,
@@ -353,8 +366,7 @@ class Replay:
         self.reports_dir = reports_dir
         self.nights: set[str] = set()  # the days whose report the replay recomputed
         report.state.tree_root = self._root_at
-        # The seq where each entry id was first logged. In memory for now (~100 bytes an
-        # entry); issue 11 will spill it to disk so that memory stays flat on huge logs.
+        # The seq where each entry id was first logged, in memory (~100 bytes an entry).
         self.first_seq: dict[bytes | str, int] = {}
         self.count = 0
         self.size = 0
@@ -362,7 +374,9 @@ class Replay:
         self.frontier: dict[tuple[int, int], bytes] = {}
         self.pending: list[bytes] = []
 
-    def add(self, line: bytes | Overlong) -> None:
+    def add(self, line: bytes | Overlong, verdict: Verdict | None = None) -> None:
+        """Judge the next line; ``verdict`` is its workers' check (ledger.checking),
+        None for the serial path."""
         index = self.count
         self.count += 1
         if isinstance(line, Overlong):
@@ -372,7 +386,10 @@ class Replay:
             self._pass_over(None)
             self.pending.append(line.leaf_hash)
         else:
-            self._replay(index, line)
+            if verdict is None:
+                self._replay(index, line)
+            else:
+                self._replay_checked(index, line, verdict)
             self.pending.append(merkle.leaf_hash(line))
         if len(self.pending) >= INTEGRATE_CHUNK:
             self._integrate()
@@ -388,6 +405,7 @@ class Replay:
             self.report.state.last_logged = logged
 
     def _replay(self, index: int, line: bytes) -> None:
+        """The serial path: every check in this process."""
         report = self.report
         try:
             record, model = parse_record(line)
@@ -395,35 +413,80 @@ class Replay:
             report.add(index, "malformed", f"line {index + 1} is not a record: {exc.detail}")
             self._pass_over(None)
             return
-        if model.seq != index:
-            report.add(index, "gap", f"line {index + 1} holds seq {model.seq}, expected {index}")
+        self._check_seq(index, model.seq)
         _check_canonical(index, record, line, report)
+        if not self._judge_position(index, model.logged, model.entry.id):
+            return
+        try:
+            # The one reading of a leaf into a context (the writer's catch-up, rebuild,
+            # doctor and the nodes use it too).
+            ctx = leaf_context(line)
+            if ctx.seq != index:  # a gap, reported above: judged where it stands
+                ctx = replace(ctx, seq=index)
+        except RejectedError as exc:
+            self._refused(index, model.entry.kind, model.logged, exc)
+            return
+        self._admit(index, model.entry.kind, ctx, frozenset())
+
+    def _replay_checked(self, index: int, line: bytes, verdict: Verdict) -> None:
+        """A line a worker vouched for (ledger.checking): it is a canonical record, so
+        the plain parse gives what parse_record() gives and the entry's canonical bytes
+        are a slice of the line; the signatures it verified are not verified again."""
+        entry_end, verified = verdict
+        record = orjson.loads(line)
+        entry, logged = record["entry"], record["logged"]
+        self._check_seq(index, record["seq"])
+        if not self._judge_position(index, logged, entry["id"]):
+            return
+        try:
+            ctx = make_context(
+                index,
+                parse_time(logged, field="logged"),
+                logged,
+                entry,
+                record["signatures"],
+                entry_bytes=line[ENTRY_START:entry_end],
+            )
+        except RejectedError as exc:
+            self._refused(index, entry["kind"], logged, exc)
+            return
+        self._admit(index, entry["kind"], ctx, frozenset(verified))
+
+    def _check_seq(self, index: int, seq: int) -> None:
+        if seq != index:
+            self.report.add(index, "gap", f"line {index + 1} holds seq {seq}, expected {index}")
+
+    def _judge_position(self, index: int, logged: str, entry_id: str) -> bool:
+        """The logged order, the day's end and the entry id's first use; False
+        when the entry is a duplicate, counted and passed over."""
+        report = self.report
         previous = report.state.last_logged
-        if previous is not None and model.logged < previous:
+        if previous is not None and logged < previous:
             # RFC 3339 UTC texts in the writer's one form compare as their times do.
-            report.add(index, "logged-order", f"logged {model.logged} is before {previous}")
-        if previous is not None and local_date(parse_time(model.logged)) > local_date(
+            report.add(index, "logged-order", f"logged {logged} is before {previous}")
+        if previous is not None and local_date(parse_time(logged)) > local_date(
             parse_time(previous)
         ):
             self._integrate()  # the tree now holds exactly the entries before this day
             self.day_roots[index] = self.root
-        first = self.first_seq.setdefault(entry_id_key(model.entry.id), index)
+        first = self.first_seq.setdefault(entry_id_key(entry_id), index)
         if first != index:
-            message = f"entry {model.entry.id} was already logged at seq {first}; not applied twice"
+            message = f"entry {entry_id} was already logged at seq {first}; not applied twice"
             report.add(index, "duplicate-id", message)
-            self._pass_over(model.logged)
-            return
+            self._pass_over(logged)
+            return False
+        return True
+
+    def _refused(self, index: int, kind: str, logged: str, exc: RejectedError) -> None:
+        self.report.add(index, exc.type_slug, f"{kind}: {exc.detail}")
+        self._pass_over(logged)  # keep going: later entries are judged at their seqs
+
+    def _admit(self, index: int, kind: str, ctx: Context, verified: frozenset[int]) -> None:
+        report = self.report
         try:
-            # The one reading of a leaf into a context (the writer's catch-up, rebuild,
-            # doctor and the nodes use it too); it parses the leaf again, which the
-            # canonical and genesis checks above needed as a plain record.
-            ctx = leaf_context(line)
-            if ctx.seq != index:  # a gap, reported above: judged where it stands
-                ctx = replace(ctx, seq=index)
-            admit(report.state, ctx)
+            admit(report.state, ctx, verified=verified)
         except RejectedError as exc:
-            report.add(index, exc.type_slug, f"{model.entry.kind}: {exc.detail}")
-            self._pass_over(model.logged)  # keep going: later entries are judged at their seqs
+            self._refused(index, kind, ctx.logged_text, exc)
         for day, seq, recomputed in report.state.reports:
             self._compare_report(day, seq, recomputed)
         report.state.reports.clear()
@@ -459,14 +522,21 @@ class Replay:
         self.size, self.root = result.size, result.root
         self.frontier = {key: merged[key] for key in keep}
         self.pending = []
+        # Nothing is stored from the replay as it goes (an import stores every row at
+        # the end, projections.write_all): the sets of changed keys would only grow.
+        self.report.state.forget_changes()
+        # The state's rows hold no reference cycles: the collector need not walk them
+        # again and again as they grow (audit_directory unfreezes them at the end).
+        gc.freeze()
 
 
-def _replay_file(path: Path, trust: Trust, report: AuditReport) -> None:
+def _replay_file(path: Path, trust: Trust, report: AuditReport, chunk_lines: int) -> None:
     replay = Replay(report, trust, path.parent / REPORTS_DIR)
     with open_export_file(path, "entries file") as handle:
         try:
-            for line in read_lines(handle):
-                replay.add(line)
+            for chunk, verdicts in checked_chunks(read_lines(handle), chunk_lines):
+                for line, verdict in zip(chunk, verdicts, strict=True):
+                    replay.add(line, verdict)
         except OSError as exc:
             raise MalformedError(f"cannot read the entries file {path}: {exc.strerror}") from exc
     replay.finish()
@@ -487,11 +557,16 @@ def _check_no_other_reports(folder: Path, nights: set[str], report: AuditReport)
             report.add(None, "report-extra", f"reconciliations/{name} is no night of the log")
 
 
-def audit_directory(directory: Path) -> AuditReport:
+def audit_directory(directory: Path, *, chunk_lines: int = AUDIT_CHUNK_LINES) -> AuditReport:
+    """Audit the export in ``directory``. Lines are checked ``chunk_lines`` at a time,
+    by every core when the log holds more than one chunk (ledger.checking)."""
     report = AuditReport()
     trust = load_trust(directory / TRUST_FILE)
     note = _read_checkpoint(directory / CHECKPOINT_FILE, report)
-    _replay_file(directory / ENTRIES_FILE, trust, report)
+    try:
+        _replay_file(directory / ENTRIES_FILE, trust, report, chunk_lines)
+    finally:
+        gc.unfreeze()
     opened = _check_witnesses(note, trust, report)
     if opened is not None:
         _compare(opened.checkpoint, report.size, report.root, report)

@@ -69,7 +69,7 @@ from ledger.rows import (
 from schemas.bodies import PolicyModel
 from schemas.entry import format_utc
 from schemas.errors import NotFoundError, TamperedError
-from schemas.limits import ENTRY_BUNDLE_SIZE, HASH_SIZE
+from schemas.limits import ENTRY_BUNDLE_SIZE, HASH_SIZE, TILE_WIDTH
 
 # The double-entry view (DESIGN §5), created by the migrations on both backends: two
 # postings per obligation, derived in SQL exactly as ledger.kinds.money.postings_of
@@ -437,9 +437,15 @@ class Reads:
 
     # --- the log as C2SP tlog-tiles -----------------------------------------------------
 
-    def tile(self, level: int, index: int, width: int) -> bytes | None:
+    def tile(
+        self, level: int, index: int, width: int, tree_size: int | None = None
+    ) -> bytes | None:
         """The first ``width`` hashes of tile (``level``, ``index``), or None while the
-        tile holds fewer (a partial tile is a prefix of the tile it grows into)."""
+        tile holds fewer (a partial tile is a prefix of the tile it grows into), or
+        when they are not all within the tree of ``tree_size`` leaves (the checkpoint
+        this server serves: a lagging replica never serves past its own)."""
+        if tree_size is not None and not tile_within(level, index, width, tree_size):
+            return None
         with self.engine.connect() as connection:
             hashes = store.DbTiles(connection).read_tiles([(level, index)]).get((level, index))
         if hashes is None or len(hashes) < width * HASH_SIZE:
@@ -458,6 +464,15 @@ class Reads:
         if len(leaves) != width:
             raise TamperedError(f"the log lacks leaves in {start}..{end - 1}")
         return entry_bundle(leaves)
+
+
+def tile_within(level: int, index: int, width: int, tree_size: int) -> bool:
+    """Whether the first ``width`` hashes of hash tile (``level``, ``index``) are all
+    nodes of the tree of ``tree_size`` leaves: each is the root of a full subtree of
+    TILE_WIDTH**level leaves, the last ending at leaf (index*TILE_WIDTH + width) *
+    TILE_WIDTH**level."""
+    leaves_per_hash: int = TILE_WIDTH**level
+    return (index * TILE_WIDTH + width) * leaves_per_hash <= tree_size
 
 
 def _of(name: str, member: str) -> Any:

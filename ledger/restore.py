@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 from sqlalchemy import Connection, Engine
 
 from ledger import merkle, projections, store
@@ -41,6 +42,7 @@ from ledger.audit import (
     read_export_file,
     read_lines,
 )
+from ledger.checking import audited_entry_bytes
 from ledger.db import make_engine
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR
 from ledger.kinds.settlement import check_report
@@ -48,7 +50,6 @@ from ledger.schema import is_initialized, migrate
 from ledger.seal import Sealer
 from ledger.sequencer import lock_log
 from ledger.state import OPERATOR
-from schemas.canonical import canonical
 from schemas.errors import (
     AlreadyInitialisedError,
     OperatorKeyError,
@@ -250,14 +251,18 @@ def _stored_entry(seq: int, leaf: bytes) -> store.StoredEntry:
     The leaf was audited (a canonical record, admitted by the rules) and the tree's root
     binds these bytes to the audited ones, so a plain JSON read suffices: the full
     reading (ledger.state.leaf_context) was half of the load's time."""
-    record = json.loads(leaf)
+    try:
+        record = orjson.loads(leaf)
+        entry_bytes = audited_entry_bytes(leaf)
+    except ValueError as exc:  # orjson's JSONDecodeError, or no "logged" member
+        raise TamperedError(f"line {seq + 1} is no longer a record since the audit") from exc
     entry = record["entry"]
     if record["seq"] != seq:
         raise TamperedError(f"line {seq + 1} holds seq {record['seq']} since the audit")
     return store.StoredEntry(
         seq=seq,
         entry_id=str(entry["id"]),
-        entry_hash=hashlib.sha256(canonical(entry)).digest(),
+        entry_hash=hashlib.sha256(entry_bytes).digest(),
         kind=str(entry["kind"]),
         signer=str(entry["signer"]),
         logged=str(record["logged"]),

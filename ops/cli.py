@@ -28,6 +28,7 @@ from schemas.canonical import parse_json
 from schemas.errors import AllianceError, ConfigError, LimitError, MalformedError, NotFoundError
 from schemas.limits import (
     BENCH_APPEND_ENTRIES_MAX,
+    BENCH_AUDIT_ENTRIES_MAX,
     BENCH_HTTP_CLIENTS_MAX,
     BENCH_MEMORY_ENTRIES_MAX,
     BENCH_PROOF_ENTRIES_MAX,
@@ -445,6 +446,14 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = SERVE_PORT_DEFAULT,
     db: DbOption = None,
     keys: KeysOption = None,
+    read_db: Annotated[
+        str | None,
+        typer.Option(
+            "--read-db",
+            help="A PostgreSQL hot standby of --db: checkpoints, tiles, proofs, entries "
+            "and public reads are served from it",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (docs/PROTOCOL.md §6) on uvicorn; this process is the log's
     writer, with the operator key from --keys."""
@@ -455,10 +464,11 @@ def serve(
 
     db, keys = _demo_defaults(db, keys)
     ledger = open_ledger(db, writer_keys=keys)
+    replica = None if read_db is None else Ledger.replica(read_db)
     # Idle keep-alive connections are closed after a few seconds: a slow or vanished
     # client does not hold a connection (and its threadpool slot is never taken).
     uvicorn.run(
-        create_app(ledger),
+        create_app(ledger, replica=replica),
         host=host,
         port=port,
         log_level="warning",
@@ -526,6 +536,42 @@ def bench_memory(
 
     in_range("--entries", entries, 1, BENCH_MEMORY_ENTRIES_MAX)
     emit(run(db, entries=entries))
+
+
+@bench_app.command("audit")
+@friendly
+def bench_audit(
+    entries: int = 1_000_000,
+    export: Annotated[
+        Path | None, typer.Option(help="Folder of the bench's export (built if not there)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The audit's rate at ENTRIES entries against the all-core raw Ed25519 verify rate."""
+    in_range("--entries", entries, 2, BENCH_AUDIT_ENTRIES_MAX)
+    from ops.bench.audit import bench_audit as run
+
+    folder = export if export is not None else Path(f"bench-audit-{entries}")
+    emit(run(entries, folder))
+
+
+@bench_app.command("scale")
+@friendly
+def bench_scale(
+    entries: int = 10_000_000,
+    db: Annotated[str, typer.Option("--db", help="PostgreSQL server (a fresh schema)")] = (
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    ),
+    folder: Annotated[Path, typer.Option("--dir", help="Where the export is built")] = Path(
+        "scale"
+    ),
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Issue 11's figures on a log of ENTRIES on PostgreSQL (`make scale`)."""
+    in_range("--entries", entries, 2, BENCH_AUDIT_ENTRIES_MAX)
+    from ops.bench.scale import bench_scale as run
+
+    emit(run(entries, db, folder))
 
 
 @bench_app.command("proofs")

@@ -1,0 +1,143 @@
+"""The audit on every core (ledger.checking): the entry's bytes taken as a slice of the
+line are its canonical bytes, and a hostile export gets the same findings, tree and
+state whether its lines are checked by workers in many chunks, in this process in one
+chunk, or by the serial path alone."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from ledger.audit import (
+    AuditReport,
+    Replay,
+    audit_directory,
+    load_trust,
+    open_export_file,
+    read_lines,
+)
+from ledger.checking import (
+    ENTRY_START,
+    KeyHarvest,
+    audited_entry_bytes,
+    check_line,
+    entry_slice,
+)
+from ledger.export import ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
+from ledger.reads import tile_within
+from schemas.canonical import canonical
+from tests.conftest import Alliance
+from tests.ledger.builders import snapshot
+from tests.ledger.test_export_audit import build_log
+
+WORKER_CHUNK_LINES = 3  # several chunks, so the workers check them
+
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    return sqlite_url  # what is checked here is the export's files
+
+
+@pytest.fixture
+def exported(alliance: Alliance, tmp_path: Path) -> Path:
+    build_log(alliance)
+    directory = tmp_path / "export"
+    alliance.ledger.export(directory)
+    return directory
+
+
+def _lines(directory: Path) -> list[bytes]:
+    return (directory / ENTRIES_FILE).read_bytes().splitlines()
+
+
+def test_the_entry_slice_is_the_entrys_canonical_bytes(exported: Path) -> None:
+    harvest = KeyHarvest()
+    for line in _lines(exported):
+        harvest.see(line)
+    for line in _lines(exported):
+        record = json.loads(line)
+        end = entry_slice(record, line)
+        assert end is not None
+        assert line[ENTRY_START:end] == canonical(record["entry"])
+        assert audited_entry_bytes(line) == canonical(record["entry"])  # ledger.restore's
+        verdict = check_line(line, harvest.known)
+        assert verdict is not None
+        assert verdict == (end, tuple(range(len(record["signatures"]))))
+
+
+def test_a_line_that_is_not_exactly_canonical_gets_no_slice(exported: Path) -> None:
+    line = _lines(exported)[1]
+    record = json.loads(line)
+    assert entry_slice(record, line.replace(b'{"entry":', b'{ "entry":', 1)) is None
+    extra = {**record, "zz": 1}
+    assert entry_slice(extra, canonical(extra)) is None
+    assert check_line(line.replace(b'"seq":1', b'"seq":1.0'), {}) is None
+    assert check_line(b"[1]", {}) is None
+
+
+def _tamper(directory: Path) -> None:
+    """A bad signature, a non-canonical line, a copied line, a float: each a finding."""
+    lines = _lines(directory)
+    record = json.loads(lines[3])
+    signature = base64.b64decode(record["signatures"][0]["sig"])
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    record["signatures"][0]["sig"] = base64.b64encode(flipped).decode("ascii")
+    lines[3] = canonical(record)
+    lines[4] = lines[4].replace(b'{"entry":', b'{"entry": ', 1)
+    lines.insert(7, lines[6])
+    lines[10] = lines[10].replace(b'"seq":9,', b'"seq":9.0,')
+    (directory / ENTRIES_FILE).write_bytes(b"\n".join(lines) + b"\n")
+
+
+def _serial(directory: Path) -> AuditReport:
+    """The serial path alone: every line judged without a worker's verdict."""
+    report = AuditReport()
+    replay = Replay(report, load_trust(directory / TRUST_FILE), directory / REPORTS_DIR)
+    with open_export_file(directory / ENTRIES_FILE, "entries") as handle:
+        for line in read_lines(handle):
+            replay.add(line)
+    replay.finish()
+    report.size, report.root = replay.size, replay.root
+    return report
+
+
+def test_findings_are_the_same_on_every_path(exported: Path) -> None:
+    _tamper(exported)
+    serial = _serial(exported)
+    one_chunk = audit_directory(exported)
+    workers = audit_directory(exported, chunk_lines=WORKER_CHUNK_LINES)
+    codes = {finding.code for finding in serial.findings}
+    assert {"bad-signature", "canonical", "duplicate-id", "malformed", "gap"} <= codes
+    for report in (one_chunk, workers):
+        # The replay's findings come first; the checkpoint's and witnesses' follow.
+        assert report.findings[: len(serial.findings)] == serial.findings
+        assert (report.size, report.root) == (serial.size, serial.root)
+        assert snapshot(report.state) == snapshot(serial.state)
+
+
+def test_an_honest_export_audits_clean_with_workers(exported: Path) -> None:
+    report = audit_directory(exported, chunk_lines=WORKER_CHUNK_LINES)
+    assert report.ok, report.findings
+    assert report.findings == audit_directory(exported).findings
+
+
+@pytest.mark.parametrize(
+    ("level", "index", "width", "size", "within"),
+    [
+        (0, 0, 6, 6, True),
+        (0, 0, 7, 6, False),
+        (0, 1, 1, 257, True),
+        (0, 1, 2, 257, False),
+        (1, 0, 1, 255, False),
+        (1, 0, 1, 256, True),
+        (1, 0, 2, 767, True),
+        (2, 0, 1, 65_535, False),
+    ],
+)
+def test_a_tile_is_within_a_tree_when_all_its_hashes_are(
+    level: int, index: int, width: int, size: int, within: bool
+) -> None:
+    assert tile_within(level, index, width, size) is within
