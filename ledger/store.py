@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -42,7 +43,11 @@ from ledger.tables import (
     NightReport,
 )
 from schemas.errors import invariant
-from schemas.limits import READ_CHUNK_ENTRIES, SQLITE_INSERT_ROWS_MAX
+from schemas.limits import (
+    READ_CHUNK_ENTRIES,
+    SQLITE_INSERT_ROWS_MAX,
+    SQLITE_STATEMENTS_PENDING_MAX,
+)
 
 # The columns of log_entries, in the order insert_entries() writes them.
 ENTRY_COLUMNS = ("seq", "entry_id", "entry_hash", "kind", "signer", "logged", "leaf", "leaf_hash")
@@ -175,7 +180,8 @@ class SqliteStream:
         self._driver = driver
         self._variables_max = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._executor: ThreadPoolExecutor | None = None
-        self._pending: list[tuple[str, Future[sqlite3.Cursor]]] = []
+        self._pending: deque[tuple[str, Future[sqlite3.Cursor]]] = deque()
+        self._failure: tuple[str, BaseException] | None = None  # the first, with its SQL
 
     def __enter__(self) -> SqliteStream:
         return self
@@ -184,18 +190,22 @@ class SqliteStream:
         if failure[0] is None:
             self.finish()
         else:
-            self._wait(raising=False)
+            self._settle(0)
+            self._close()
 
     def add_all(
         self, table: Table, columns: Sequence[str], rows: Sequence[Sequence[object]]
     ) -> None:
-        """Send ``rows`` (plain int, str, bytes or None, in the order of ``columns``)."""
+        """Send ``rows`` (plain int, str, bytes or None, in the order of ``columns``).
+        At most SQLITE_STATEMENTS_PENDING_MAX statements wait for the helper at a time
+        (a rebuild writes millions of rows), so their values are held only that long."""
         if not rows:
             return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-rows")
         per_statement = max(1, min(SQLITE_INSERT_ROWS_MAX, self._variables_max // len(columns)))
         for start in range(0, len(rows), per_statement):
+            self._settle(SQLITE_STATEMENTS_PENDING_MAX - 1)
             chunk = rows[start : start + per_statement]
             statement = _multi_insert(table.name, tuple(columns), len(chunk))
             values = list(chain.from_iterable(chunk))
@@ -203,28 +213,33 @@ class SqliteStream:
             self._pending.append((statement, future))
 
     def finish(self) -> None:
-        self._wait(raising=True)
-
-    def _wait(self, *, raising: bool) -> None:
-        pending, self._pending = self._pending, []
-        executor, self._executor = self._executor, None
-        failure: BaseException | None = None
-        statement = ""
-        for statement_text, future in pending:
-            try:
-                future.result()
-            except BaseException as exc:  # the first one is raised below
-                if failure is None:
-                    failure, statement = exc, statement_text
-        if executor is not None:
-            executor.shutdown(wait=True)
-        if failure is None or not raising:
+        """Wait for every statement; raise the first failure."""
+        self._settle(0)
+        self._close()
+        if self._failure is None:
             return
+        statement, failure = self._failure
         if isinstance(failure, sqlite3.Error):
             raise DBAPIError.instance(
                 statement, None, failure, sqlite3.Error, dialect=self._connection.dialect
             ) from failure
         raise failure
+
+    def _settle(self, pending_max: int) -> None:
+        """Wait for the oldest statements until at most ``pending_max`` are pending,
+        keeping the first failure."""
+        while len(self._pending) > pending_max:
+            statement, future = self._pending.popleft()
+            try:
+                future.result()
+            except BaseException as exc:  # the first one is raised by finish()
+                if self._failure is None:
+                    self._failure = (statement, exc)
+
+    def _close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
 
 
 @lru_cache(maxsize=256)

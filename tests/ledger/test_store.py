@@ -66,7 +66,13 @@ def test_every_streamed_row_is_stored_in_order(engine: Engine) -> None:
     assert helper_threads() == []
 
 
-def test_a_gap_past_the_first_statement_is_refused_and_nothing_stays(engine: Engine) -> None:
+@pytest.mark.parametrize("rows_per_statement", [SQLITE_INSERT_ROWS_MAX, 16])
+def test_a_gap_past_the_first_statement_is_refused_and_nothing_stays(
+    engine: Engine, rows_per_statement: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """16 rows a statement: the batch is 65 statements, far more than the helper may have
+    pending, so the refusal is met while the writer waits for room, and still raised."""
+    monkeypatch.setattr(store, "SQLITE_INSERT_ROWS_MAX", rows_per_statement)
     entries = [stored(seq) for seq in range(ROWS)]
     entries[SQLITE_INSERT_ROWS_MAX + 3] = stored(ROWS + 5)  # seq jumps: the gapless trigger
     with pytest.raises(IntegrityError):
