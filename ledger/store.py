@@ -179,6 +179,10 @@ class SqliteStream:
             raise TypeError("SqliteStream needs a sqlite3 connection")
         self._driver = driver
         self._variables_max = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        # An in-memory database's connection belongs to the thread that opened it
+        # (SQLAlchemy keeps sqlite3's same-thread check for it): statements run inline.
+        database = connection.engine.url.database
+        self._threaded = bool(database) and database != ":memory:"
         self._executor: ThreadPoolExecutor | None = None
         self._pending: deque[tuple[str, Future[sqlite3.Cursor]]] = deque()
         self._failure: tuple[str, BaseException] | None = None  # the first, with its SQL
@@ -201,7 +205,7 @@ class SqliteStream:
         (a rebuild writes millions of rows), so their values are held only that long."""
         if not rows:
             return
-        if self._executor is None:
+        if self._executor is None and self._threaded:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-rows")
         per_statement = max(1, min(SQLITE_INSERT_ROWS_MAX, self._variables_max // len(columns)))
         for start in range(0, len(rows), per_statement):
@@ -209,8 +213,11 @@ class SqliteStream:
             chunk = rows[start : start + per_statement]
             statement = _multi_insert(table.name, tuple(columns), len(chunk))
             values = list(chain.from_iterable(chunk))
-            future = self._executor.submit(self._driver.execute, statement, values)
-            self._pending.append((statement, future))
+            if self._executor is None:
+                self._execute_inline(statement, values)
+            else:
+                future = self._executor.submit(self._driver.execute, statement, values)
+                self._pending.append((statement, future))
 
     def finish(self) -> None:
         """Wait for every statement; raise the first failure."""
@@ -224,6 +231,14 @@ class SqliteStream:
                 statement, None, failure, sqlite3.Error, dialect=self._connection.dialect
             ) from failure
         raise failure
+
+    def _execute_inline(self, statement: str, values: list[object]) -> None:
+        if self._failure is not None:
+            return  # the transaction is rolled back anyway
+        try:
+            self._driver.execute(statement, values)
+        except sqlite3.Error as exc:
+            self._failure = (statement, exc)
 
     def _settle(self, pending_max: int) -> None:
         """Wait for the oldest statements until at most ``pending_max`` are pending,

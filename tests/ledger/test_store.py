@@ -12,6 +12,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ledger import merkle, store
+from ledger.db import make_engine
+from ledger.schema import migrate
 from ledger.sequencer import record_leaf
 from ledger.tables import LogEntry
 from schemas.canonical import canonical
@@ -107,3 +109,19 @@ def test_a_failure_while_streaming_rolls_everything_back(engine: Engine) -> None
     assert helper_threads() == []
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(LogEntry)).scalar() == 0
+
+
+def test_an_in_memory_database_takes_the_rows_on_the_writer_thread() -> None:
+    """sqlite3 ties an in-memory database's connection to its thread: no helper there,
+    the same rows and the same refusal."""
+    engine = make_engine("sqlite://")
+    try:
+        migrate(engine)
+        entries = [stored(seq) for seq in range(ROWS)]
+        stream_rows(engine, entries)
+        assert logged_seqs(engine) == list(range(ROWS))
+        with pytest.raises(IntegrityError):
+            stream_rows(engine, [stored(ROWS + 1)])
+        assert logged_seqs(engine) == list(range(ROWS))
+    finally:
+        engine.dispose()
