@@ -122,7 +122,8 @@ def write_changes(connection: Connection, state: State, sealer: Sealer) -> int:
 
     PostgreSQL: one COPY per table, each sent before the next table's rows are sealed
     and waited for only after, so the server stores one table while the writer seals
-    the next. SQLite: one executemany per table."""
+    the next. SQLite: multi-row INSERTs on a helper thread (store.SqliteStream), each
+    table's sent before the next table is sealed, all waited for before the marker."""
     changed = [(table.name, table.take_changed()) for table in state.all_tables()]
     changed = [(name, rows) for name, rows in changed if rows]
     written = 0
@@ -136,11 +137,13 @@ def write_changes(connection: Connection, state: State, sealer: Sealer) -> int:
                 if index + 1 < len(changed):
                     sealed = _sealed(sealer, *changed[index + 1])
     else:
-        for name, rows in changed:
-            sealed = _sealed(sealer, name, rows)
-            columns = (*FIELD_NAMES[name], VERSION, SEAL)
-            store.execute_many(connection, PROJECTION_TABLES[name].insert(), columns, sealed)
-            written += len(sealed)
+        # A helper thread inserts each table's rows while the next table is sealed.
+        with store.SqliteStream(connection) as rows_stream:
+            for name, rows in changed:
+                sealed = _sealed(sealer, name, rows)
+                columns = (*FIELD_NAMES[name], VERSION, SEAL)
+                rows_stream.add_all(PROJECTION_TABLES[name], columns, sealed)
+                written += len(sealed)
     connection.execute(
         PROJECTION_HEADS.insert(), {"size": state.size, SEAL: sealer.head(state.size)}
     )

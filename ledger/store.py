@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 import psycopg
@@ -38,7 +43,11 @@ from ledger.tables import (
     NightReport,
 )
 from schemas.errors import invariant
-from schemas.limits import READ_CHUNK_ENTRIES
+from schemas.limits import (
+    READ_CHUNK_ENTRIES,
+    SQLITE_INSERT_ROWS_MAX,
+    SQLITE_STATEMENTS_PENDING_MAX,
+)
 
 # The columns of log_entries, in the order insert_entries() writes them.
 ENTRY_COLUMNS = ("seq", "entry_id", "entry_hash", "kind", "signer", "logged", "leaf", "leaf_hash")
@@ -148,25 +157,138 @@ class CopyStream:
         self._copy = None
 
 
-class EntryStream:
-    """Log rows sent to the database while the sequencer is still judging the rest of
-    its batch. On PostgreSQL one COPY (CopyStream) stays open through the admission:
-    the server checks each row (gapless and leaf triggers) and indexes it on its own
-    core while the writer judges the next entries, instead of all at once after them.
-    insert_entries() ends it. SQLite sends nothing early: insert_entries() writes the
-    batch in one executemany. Use as a context manager around the admission and the
-    insert."""
+class SqliteStream:
+    """Rows for SQLite tables inserted on a helper thread while the caller goes on
+    working, in the caller's transaction: the same idea as CopyStream. sqlite3 releases
+    the GIL while a statement runs (its B-tree, index and trigger work), so the rows go
+    as multi-row INSERTs of up to SQLITE_INSERT_ROWS_MAX rows (one step each, the GIL
+    held only to bind the values): a per-row executemany would need the GIL back for
+    every row. Statements run one after another, in the order they were added (the
+    gapless trigger checks each log row against the one before).
+
+    The caller must not use the connection before finish(), which waits for every
+    statement and raises the first failure as SQLAlchemy's DBAPIError subclass for it
+    (IntegrityError for a trigger's refusal), as an executemany would raise it. Use as a
+    context manager: on a failure inside, it waits for the statements already sent and
+    lets the failure go on (the caller's transaction is then rolled back)."""
 
     def __init__(self, connection: Connection) -> None:
-        self._copy = (
-            CopyStream(connection, _LOG_TABLE, ENTRY_COLUMNS)
-            if connection.dialect.name == "postgresql"
-            else None
-        )
+        self._connection = connection
+        driver = connection.connection.driver_connection
+        if not isinstance(driver, sqlite3.Connection):
+            raise TypeError("SqliteStream needs a sqlite3 connection")
+        self._driver = driver
+        self._variables_max = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        # An in-memory database's connection belongs to the thread that opened it
+        # (SQLAlchemy keeps sqlite3's same-thread check for it): statements run inline.
+        database = connection.engine.url.database
+        self._threaded = bool(database) and database != ":memory:"
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[str, Future[sqlite3.Cursor]]] = deque()
+        self._failure: tuple[str, BaseException] | None = None  # the first, with its SQL
+
+    def __enter__(self) -> SqliteStream:
+        return self
+
+    def __exit__(self, *failure: Any) -> None:
+        if failure[0] is None:
+            self.finish()
+        else:
+            self._settle(0)
+            self._close()
+
+    def add_all(
+        self, table: Table, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        """Send ``rows`` (plain int, str, bytes or None, in the order of ``columns``).
+        At most SQLITE_STATEMENTS_PENDING_MAX statements wait for the helper at a time
+        (a rebuild writes millions of rows), so their values are held only that long."""
+        if not rows:
+            return
+        if self._executor is None and self._threaded:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-rows")
+        per_statement = max(1, min(SQLITE_INSERT_ROWS_MAX, self._variables_max // len(columns)))
+        for start in range(0, len(rows), per_statement):
+            self._settle(SQLITE_STATEMENTS_PENDING_MAX - 1)
+            chunk = rows[start : start + per_statement]
+            statement = _multi_insert(table.name, tuple(columns), len(chunk))
+            values = list(chain.from_iterable(chunk))
+            if self._executor is None:
+                self._execute_inline(statement, values)
+            else:
+                future = self._executor.submit(self._driver.execute, statement, values)
+                self._pending.append((statement, future))
+
+    def finish(self) -> None:
+        """Wait for every statement; raise the first failure."""
+        self._settle(0)
+        self._close()
+        if self._failure is None:
+            return
+        statement, failure = self._failure
+        if isinstance(failure, sqlite3.Error):
+            raise DBAPIError.instance(
+                statement, None, failure, sqlite3.Error, dialect=self._connection.dialect
+            ) from failure
+        raise failure
+
+    def _execute_inline(self, statement: str, values: list[object]) -> None:
+        if self._failure is not None:
+            return  # the transaction is rolled back anyway
+        try:
+            self._driver.execute(statement, values)
+        except sqlite3.Error as exc:
+            self._failure = (statement, exc)
+
+    def _settle(self, pending_max: int) -> None:
+        """Wait for the oldest statements until at most ``pending_max`` are pending,
+        keeping the first failure."""
+        while len(self._pending) > pending_max:
+            statement, future = self._pending.popleft()
+            try:
+                future.result()
+            except BaseException as exc:  # the first one is raised by finish()
+                if self._failure is None:
+                    self._failure = (statement, exc)
+
+    def _close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+
+@lru_cache(maxsize=256)
+def _multi_insert(table: str, columns: tuple[str, ...], rows: int) -> str:
+    """INSERT INTO table (columns) VALUES (?, …), … for ``rows`` rows (names are the
+    schema's own, quoted)."""
+    placeholders = "(" + ", ".join("?" for _ in columns) + ")"
+    names = ", ".join(f'"{name}"' for name in columns)
+    return f'INSERT INTO "{table}" ({names}) VALUES ' + ", ".join([placeholders] * rows)
+
+
+class EntryStream:
+    """Log rows sent to the database while the sequencer is still judging the rest of
+    its batch, so the database checks each row (gapless and leaf triggers) and indexes
+    it on another core while the writer judges the next entries, instead of all at once
+    after them. PostgreSQL: one COPY (CopyStream) stays open through the admission.
+    SQLite: rows go in chunks of SQLITE_INSERT_ROWS_MAX to a SqliteStream's helper
+    thread. insert_entries() ends it. Use as a context manager around the admission and
+    the insert."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._copy: CopyStream | None = None
+        self._sqlite: SqliteStream | None = None
+        self._buffer: list[tuple[object, ...]] = []
+        self._sent = 0
+        if connection.dialect.name == "postgresql":
+            self._copy = CopyStream(connection, _LOG_TABLE, ENTRY_COLUMNS)
+        else:
+            self._sqlite = SqliteStream(connection)
 
     @property
     def sent(self) -> int:
-        return 0 if self._copy is None else self._copy.sent
+        """Rows handed to the database so far (sent or buffered for it)."""
+        return self._sent
 
     def __enter__(self) -> EntryStream:
         return self
@@ -174,15 +296,30 @@ class EntryStream:
     def __exit__(self, *failure: Any) -> None:
         if self._copy is not None:
             self._copy.__exit__(*failure)
+        if self._sqlite is not None:
+            self._sqlite.__exit__(*failure)
 
     def add(self, entry: StoredEntry) -> None:
-        """Send one row now (PostgreSQL), in seq order."""
+        """Hand one row over now, in seq order."""
+        self._sent += 1
         if self._copy is not None:
             self._copy.add(_entry_row(entry))
+        elif self._sqlite is not None:
+            self._buffer.append(_entry_row(entry))
+            if len(self._buffer) >= SQLITE_INSERT_ROWS_MAX:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._sqlite is not None and self._buffer:
+            self._sqlite.add_all(_LOG_TABLE, ENTRY_COLUMNS, self._buffer)
+            self._buffer = []
 
     def finish(self) -> None:
         if self._copy is not None:
             self._copy.finish()
+        if self._sqlite is not None:
+            self._flush()
+            self._sqlite.finish()
 
 
 def insert_entries(

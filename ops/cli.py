@@ -515,13 +515,18 @@ def bench_append(
     entries: int = 20_000,
     db: DbOption = None,
     kind: Annotated[str, typer.Option(help="member (log only) or return (full rules)")] = "member",
+    preload: Annotated[
+        int,
+        typer.Option(help="Then append this many more (untimed) and measure again: sustained"),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Append throughput as a ratio to the raw loop on the same backend."""
     in_range("--entries", entries, 1, BENCH_APPEND_ENTRIES_MAX)
+    in_range("--preload", preload, 0, BENCH_MEMORY_ENTRIES_MAX)
     from ops.bench.append import bench_append as run
 
-    emit(run(db, entries=entries, kind=kind))
+    emit(run(db, entries=entries, kind=kind, preload=preload))
 
 
 @bench_app.command("memory")

@@ -61,6 +61,10 @@ QUEUE_DEPTH_MAX = 65_536  # submissions waiting for the writer before callers ar
 
 # Database
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another process's batch
+# Rows per multi-row INSERT that a batch's helper thread runs (ledger.store.SqliteStream);
+# fewer when the columns times this would pass SQLite's bound-variable limit.
+SQLITE_INSERT_ROWS_MAX = 512
+SQLITE_STATEMENTS_PENDING_MAX = 8  # of those statements waiting for the helper at a time
 POSTGRES_POOL_SIZE = 8  # connections one process keeps: its writer and a few concurrent readers
 READ_CHUNK_ENTRIES = 4096  # leaves read per query when streaming the log: one full batch
 CHECKPOINT_CANDIDATES_MAX = 16  # stored checkpoints a reader tries, newest first, then: tampered
@@ -271,6 +275,8 @@ _POSITIVE = (
     "CHECKED_PUBLIC_KEYS_CACHED",
     "POSTGRES_POOL_SIZE",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "SQLITE_INSERT_ROWS_MAX",
+    "SQLITE_STATEMENTS_PENDING_MAX",
     "DEMO_DRAIN_ROUNDS_MAX",
     "DEMO_PAIR_TRIES_MAX",
     "BENCH_LEAF_SAMPLES",

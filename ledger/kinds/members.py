@@ -111,7 +111,9 @@ def _check_keys_unused(state: State, keys: list[KeyModel]) -> None:
     for key in keys:
         if state.key(key.key) is not None:
             raise PolicyError(f"key {key.key} is already registered", field="body.keys")
-        PublicKey.from_wire(key.model_dump())  # the key id must match the public key
+        # The key id must match the public key (the two fields, not model_dump(): this
+        # runs for every enrolment).
+        PublicKey.from_wire({"key": key.key, "pub": key.pub})
 
 
 def _zone_divisions(state: State, region: str) -> set[str]:

@@ -91,6 +91,41 @@ def test_sqlite_bench_reports_a_positive_ratio(kind: str) -> None:
     check_report(bench_append(None, entries=ENTRIES, kind=kind), "sqlite", kind)
 
 
+SUSTAINED_KEYS = {
+    "preload",
+    "sustained_entries_per_s",
+    "sustained_raw_limit_per_s",
+    "sustained_ratio",
+    "sustained_vs_empty",
+}
+
+
+@pytest.mark.parametrize("kind", ["member", "return"])
+def test_a_preload_measures_again_on_the_grown_log(kind: str) -> None:
+    """--preload: the entries are appended untimed, then the same measure again; every
+    phase's entries are checked in the log (bench_append raises otherwise)."""
+    report = bench_append(None, entries=ENTRIES, kind=kind, preload=3 * ENTRIES)
+    check_report({k: v for k, v in report.items() if k not in SUSTAINED_KEYS}, "sqlite", kind)
+    assert set(report) == KEYS | SUSTAINED_KEYS
+    assert report["preload"] == 3 * ENTRIES
+    for key in SUSTAINED_KEYS - {"preload"}:
+        value = report[key]
+        assert isinstance(value, float) and value > 0, key
+    ratio, sustained = float(report["ratio"]), float(report["sustained_ratio"])  # type: ignore[arg-type]
+    assert report["sustained_vs_empty"] == pytest.approx(sustained / ratio, rel=0.01)
+
+
+def test_a_postgresql_preload_grows_the_log(pg_url: str) -> None:
+    report = bench_append(pg_url, entries=ENTRIES, kind="return", preload=2 * ENTRIES)
+    assert report["backend"] == "postgresql" and report["preload"] == 2 * ENTRIES
+    assert float(report["sustained_entries_per_s"]) > 0  # type: ignore[arg-type]
+
+
+def test_a_negative_preload_is_refused() -> None:
+    with pytest.raises(ConfigError):
+        bench_append(None, entries=ENTRIES, preload=-1)
+
+
 def test_a_sqlite_url_gets_a_fresh_file_next_to_it(tmp_path: Path) -> None:
     target = tmp_path / "ledger.db"
     report = bench_append(f"sqlite:///{target}", entries=ENTRIES)
