@@ -94,8 +94,11 @@ from signing.entry import verify_entry_signature
 from signing.keys import PrivateKey, b64encode, remember_usable
 from signing.note import NoteVerifier
 
-# Any constant: the advisory lock that serializes PostgreSQL writers ("ALLIANCE" in hex).
-ADVISORY_LOCK_ID = 0x414C4C49414E4345
+# The class of advisory lock that serializes PostgreSQL writers ("ALLI" in hex). The lock
+# is two-keyed, (class, hashtext(current_schema())): one log lives in one schema, so two
+# logs in two schemas of one database never wait for each other's writers (a hash
+# collision between two schemas only serializes them, which is safe).
+ADVISORY_LOCK_CLASS = 0x414C4C49
 # The writer's logged times: RFC 3339 UTC as format_utc() writes them.
 _LOGGED_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z")
 
@@ -871,7 +874,11 @@ def lock_log(connection: Connection) -> None:
     SQLite the transaction's BEGIN IMMEDIATE already did; on PostgreSQL an advisory
     lock does."""
     if connection.dialect.name == "postgresql":
-        connection.execute(select(text(f"pg_advisory_xact_lock({ADVISORY_LOCK_ID})")))
+        connection.execute(
+            select(
+                text(f"pg_advisory_xact_lock({ADVISORY_LOCK_CLASS}, hashtext(current_schema()))")
+            )
+        )
 
 
 def replay(state: State, entries: Any) -> None:

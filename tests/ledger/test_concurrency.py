@@ -11,9 +11,21 @@ import multiprocessing
 from multiprocessing.connection import wait
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from ledger.db import make_engine
+from ledger.sequencer import lock_log
+from ops.world import fresh_schema
 from tests.conftest import Alliance
-from tests.dbtools import append_worker, check_log, naive_root, snapshot
+from tests.dbtools import (
+    append_worker,
+    check_log,
+    naive_root,
+    new_schema_name,
+    pg_base_url,
+    snapshot,
+)
 
 WORKERS = 4
 PER_WORKER = 2_000
@@ -87,3 +99,27 @@ def test_four_writer_processes_append_one_gapless_log(alliance: Alliance) -> Non
     # Every batch (one submit_many of a single-threaded writer) committed one checkpoint.
     assert len(snap.checkpoints) == 1 + WORKERS * (PER_WORKER // BATCH)
     assert len(snap.projections["members"]) == total
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_writer_lock_is_per_log_not_per_database(alliance: Alliance) -> None:
+    """Two logs in two schemas of one database never wait for each other's writer; two
+    writers of one log do."""
+    base = pg_base_url()
+    with fresh_schema(base, new_schema_name()) as other_url:
+        holder, same_log, other_log = (
+            make_engine(url) for url in (alliance.url, alliance.url, other_url)
+        )
+        try:
+            with holder.begin() as held:
+                lock_log(held)  # the writer of this log holds it until this block ends
+                with other_log.begin() as other:
+                    other.execute(text("SET LOCAL lock_timeout = '10s'"))
+                    lock_log(other)  # the other log's writer takes its own at once
+                refused = pytest.raises(OperationalError, match="lock timeout")
+                with refused, same_log.begin() as second:
+                    second.execute(text("SET LOCAL lock_timeout = '50ms'"))
+                    lock_log(second)
+        finally:
+            for engine in (holder, same_log, other_log):
+                engine.dispose()
