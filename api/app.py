@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import log, ops, problems, public, reads, writes
+from api import log, nodes, ops, problems, public, reads, writes
 from api.deps import Admission, Services
 from api.metrics import Metrics
 from ledger.app import Ledger
@@ -53,7 +53,9 @@ def create_app(ledger: Ledger, clock: Callable[[], datetime] = _utc_now) -> Fast
         },
     }
     responses: dict[int | str, dict[str, Any]] = dict.fromkeys(PROBLEM_STATUSES, problem_response)
-    for router in (writes.router, log.router, public.router, reads.router, ops.router):
+    for router in (
+        writes.router, log.router, public.router, reads.router, nodes.router, ops.router
+    ):
         app.include_router(router, responses=responses)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

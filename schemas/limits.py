@@ -123,6 +123,19 @@ PUBLIC_COUNTS_WINDOW_DAYS = 365
 PUBLIC_PROOFS_MAX = 256
 SERVE_PORT_DEFAULT = 8000
 SERVE_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
+# Nodes over HTTP (nodes/http.py, api/nodes.py, api/witness.py, ops/witnessing.py):
+# pending entries one `GET /v1/endorsements/pending` page holds, each with its leaf and
+# inclusion proof (a node asks again after deciding them).
+PENDING_PAGE_MAX = 1000
+# `alliance serve --witness` sends the newest checkpoint to each witness at most this
+# often (issue 9: "at most once per second").
+WITNESS_PUSH_INTERVAL_S = 1.0
+# How long a node waits for one HTTP answer (a log's or a witness's).
+NODE_HTTP_TIMEOUT_S = 30.0
+# tlog-witness add-checkpoint: at most 63 proof lines (the spec's limit), and the body:
+# the old size line, the proof lines and a checkpoint note.
+WITNESS_PROOF_LINES_MAX = 63
+WITNESS_REQUEST_BYTES_MAX = 64 + WITNESS_PROOF_LINES_MAX * 46 + NOTE_BYTES_MAX
 
 # Waiting
 WAIT_DEADLINE_S = 60.0  # how long a caller waits for the writer before DeadlineError
@@ -245,6 +258,9 @@ _POSITIVE = (
     "SEARCH_QUERY_LENGTH_MAX",
     "PUBLIC_COUNTS_WINDOW_DAYS",
     "PUBLIC_PROOFS_MAX",
+    "PENDING_PAGE_MAX",
+    "NODE_HTTP_TIMEOUT_S",
+    "WITNESS_PUSH_INTERVAL_S",
 )
 
 

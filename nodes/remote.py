@@ -1,0 +1,232 @@
+"""A region's endorsement node over HTTP (`alliance endorse --url`): it holds only the
+region's key, and reads only what the region may read.
+
+The region's scope does not reach every leaf (entry bundles are for auditors and the
+operator), so this node does not replay the log as the in-process node does. Instead it
+checks each entry it is asked to decide:
+
+* the checkpoint is signed by the log key of ``trust.json``, and consistent with the
+  last one this node verified;
+* the leaf served is in that checkpoint (its inclusion proof leads to the root);
+* every signature on it verifies under a key that the log declared in a public entry
+  (genesis, enrolment, key change) which is itself proven in that checkpoint, held by
+  the signer at that seq; the signer signed.
+
+Then the regulator's ``Judge`` decides, or the node's rules: the signer is an active
+member under no credit measure (its public page), the amount within
+``auto_approve_max_fen``; a night (reconciliation.closed) is approved only by a node
+that recomputed it from the whole log (the in-process node, or a person): queued here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ledger import merkle
+from ledger.audit import Trust
+from nodes.endorse import (
+    Awaiting,
+    Decision,
+    Judge,
+    NodeRules,
+    Outcome,
+    ReviewQueue,
+    no_opinion,
+    submit_decisions,
+)
+from nodes.http import HttpClient
+from schemas.canonical import canonical
+from schemas.entry import parse_record
+from schemas.errors import AllianceError, MalformedError, VerificationError
+from signing.checkpoint import Checkpoint, open_checkpoint
+from signing.entry import verify_entry_signature
+from signing.keys import PrivateKey, PublicKey, b64decode
+
+AMOUNT_FIELDS = ("amount_fen", "refund_fen")
+
+
+class RemoteEndorseNode:
+    """One region's node over HTTP. Keep it between runs: it remembers the checkpoint
+    and the keys it verified."""
+
+    def __init__(
+        self,
+        region: str,
+        key: PrivateKey,
+        trust: Trust,
+        rules: NodeRules = NodeRules(),
+        queue_path: Path | None = None,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.region = region
+        self.signer = f"region:{region}"
+        self.key = key
+        self.trust = trust
+        self.rules = rules
+        self.queue = ReviewQueue(queue_path)
+        self.new_id = new_id
+        self.checkpoint: Checkpoint | None = None
+        self._keys: dict[str, tuple[str, PublicKey, int, int | None]] = {}
+
+    def run(self, client: HttpClient, now: datetime, judge: Judge = no_opinion) -> Outcome:
+        """Verify and judge every entry awaiting this region; submit the decisions."""
+        outcome = Outcome()
+        queued: dict[int, list[str]] = {}
+        after = -1
+        while True:
+            approvals: list[int] = []
+            rejections: dict[str, list[int]] = {}
+            page, more = self._page(client, after)
+            for item in page:
+                after = item.target
+                verdict = judge(item)
+                if verdict is None:
+                    reasons = self._concerns(client, item)
+                    if reasons:
+                        queued[item.target] = reasons
+                        continue
+                    verdict = Decision(True, "")
+                if verdict.approve:
+                    approvals.append(item.target)
+                else:
+                    reason = verdict.reason or "rejected_by_region"
+                    rejections.setdefault(reason, []).append(item.target)
+            submit_decisions(
+                client, self.signer, self.key, now, self.new_id, approvals, rejections, outcome
+            )
+            if not more:
+                break
+        self.queue.hold(queued, now)
+        outcome.queued = sorted(queued)
+        return outcome
+
+    def _page(self, client: HttpClient, after: int) -> tuple[list[Awaiting], bool]:
+        """One page of pending entries, each verified against a checkpoint verified."""
+        answer = client.pending(self.region, after)
+        size = int(answer["tree_size"])
+        checkpoint = self._verified_checkpoint(client, size)
+        items = []
+        for served in answer["entries"]:
+            seq = int(served["seq"])
+            leaf = b64decode(served["leaf"], what="leaf")
+            record = self._proven(client, checkpoint, seq, leaf, served["proof"]["hashes"])
+            self._check_signatures(client, checkpoint, seq, record)
+            entry = record["entry"]
+            items.append(Awaiting(seq, str(entry["kind"]), entry))
+        return items, bool(answer["more"])
+
+    def _verified_checkpoint(self, client: HttpClient, size: int) -> Checkpoint:
+        """The log's checkpoint of ``size`` or later, signed by the trusted log key and
+        consistent with the last one this node verified."""
+        checkpoint = open_checkpoint(client.checkpoint(), self.trust.log)
+        if checkpoint.origin != self.trust.origin:
+            raise VerificationError(f"checkpoint of {checkpoint.origin}, not {self.trust.origin}")
+        if checkpoint.size < size:
+            raise VerificationError(f"the log served proofs in {size}, its checkpoint is smaller")
+        last = self.checkpoint
+        if last is not None:
+            if checkpoint.size < last.size:
+                raise VerificationError(f"the log shrank from {last.size} to {checkpoint.size}")
+            proof = client.consistency(last.size, checkpoint.size)
+            merkle.verify_consistency(last.size, checkpoint.size, last.root, checkpoint.root, proof)
+        self.checkpoint = checkpoint
+        return checkpoint
+
+    @staticmethod
+    def _proven(
+        client: HttpClient, checkpoint: Checkpoint, seq: int, leaf: bytes, hashes: list[str]
+    ) -> dict[str, Any]:
+        """The record of ``leaf``, once proven at ``seq`` in ``checkpoint``."""
+        proof = [b64decode(h, size=32, what="proof hash") for h in hashes]
+        leaf_hash = merkle.leaf_hash(leaf)
+        try:
+            merkle.verify_inclusion(leaf_hash, seq, checkpoint.size, proof, checkpoint.root)
+        except VerificationError:  # served in another tree size: ask for ours
+            proof = client.inclusion(seq, checkpoint.size)
+            merkle.verify_inclusion(leaf_hash, seq, checkpoint.size, proof, checkpoint.root)
+        try:
+            record, parsed = parse_record(leaf)
+        except MalformedError as exc:
+            raise VerificationError(f"seq {seq} is no record: {exc.detail}") from exc
+        if parsed.seq != seq:
+            raise VerificationError(f"the leaf at seq {seq} says seq {parsed.seq}")
+        return record
+
+    def _check_signatures(
+        self, client: HttpClient, checkpoint: Checkpoint, seq: int, record: dict[str, Any]
+    ) -> None:
+        entry_bytes = canonical(record["entry"])
+        signer = str(record["entry"]["signer"])
+        signed = set()
+        for signature in record["signatures"]:
+            principal, public, since, until = self._key(client, checkpoint, str(signature["key"]))
+            if not since <= seq or (until is not None and until <= seq):
+                raise VerificationError(f"seq {seq}: {principal} did not hold that key then")
+            verify_entry_signature(entry_bytes, signature, public)
+            signed.add(principal)
+        if signer not in signed:
+            raise VerificationError(f"seq {seq} does not carry its signer's signature")
+
+    def _key(
+        self, client: HttpClient, checkpoint: Checkpoint, key_id: str
+    ) -> tuple[str, PublicKey, int, int | None]:
+        """A key, its holder and its seqs, once the public entry that declared it is
+        proven in ``checkpoint`` and names both the key and its holder."""
+        known = self._keys.get(key_id)
+        if known is not None:
+            return known
+        row = client.key_row(key_id)
+        principal, since = str(row["principal"]), int(row["from_seq"])
+        public = PublicKey.from_wire({"key": key_id, "pub": str(row["pub"])})
+        served = client.entry(since)
+        leaf = b64decode(served["leaf"], what="leaf")
+        record = self._proven(client, checkpoint, since, leaf, served["proof"]["hashes"])
+        declared = {"key": key_id, "pub": str(row["pub"])}
+        wires = list(_objects(record["entry"]))
+        holder = principal.split(":")[-1]
+        if declared not in wires or not any(holder in str(v) for w in wires for v in w.values()):
+            raise VerificationError(f"seq {since} does not declare key {key_id} of {principal}")
+        until = row["until_seq"]
+        found = (principal, public, since, None if until is None else int(until))
+        self._keys[key_id] = found
+        return found
+
+    def _concerns(self, client: HttpClient, item: Awaiting) -> list[str]:
+        if item.kind == "reconciliation.closed":
+            return ["a night is approved by a node that recomputed it from the whole log"]
+        concerns = []
+        body = item.entry.get("body", {})
+        for name in AMOUNT_FIELDS:
+            amount = body.get(name) if isinstance(body, dict) else None
+            if isinstance(amount, int) and amount > self.rules.auto_approve_max_fen:
+                concerns.append(f"amount {amount} fen above {self.rules.auto_approve_max_fen}")
+        signer = str(item.entry["signer"])
+        if ":" in signer:  # a region or the operator: no member page
+            return concerns
+        try:
+            page = client.public_member(signer)
+        except AllianceError as exc:
+            return [*concerns, f"{signer} has no public page: {exc.detail}"]
+        if page["member"]["status"] != "active":
+            concerns.append(f"{signer} is not an active member")
+        if page["measure"] != "none":
+            concerns.append(f"{signer} is under the credit measure {page['measure']}")
+        return concerns
+
+
+def _objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object within ``value`` (the body's key declarations among them)."""
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _objects(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _objects(item)
+
+
+__all__ = ["RemoteEndorseNode"]
