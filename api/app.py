@@ -54,7 +54,12 @@ def create_app(ledger: Ledger, clock: Callable[[], datetime] = _utc_now) -> Fast
     }
     responses: dict[int | str, dict[str, Any]] = dict.fromkeys(PROBLEM_STATUSES, problem_response)
     for router in (
-        writes.router, log.router, public.router, reads.router, nodes.router, ops.router
+        writes.router,
+        log.router,
+        public.router,
+        reads.router,
+        nodes.router,
+        ops.router,
     ):
         app.include_router(router, responses=responses)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -68,9 +68,7 @@ def _pending(services: ServicesDep, region: str, after: int) -> PendingWire:
         leaf = ledger.leaves(seq, seq + 1)[0]
         proof = InclusionWire.of(ledger.inclusion(seq, size))
         entries.append(PendingEntryWire(seq=seq, leaf=b64encode(leaf), proof=proof))
-    return PendingWire(
-        region=region, tree_size=size, entries=entries, more=len(seqs) > len(page)
-    )
+    return PendingWire(region=region, tree_size=size, entries=entries, more=len(seqs) > len(page))
 
 
 @router.get("/keys/{key_id}", response_model=KeyWire)

@@ -20,9 +20,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_witness_app(
-    witness: TlogWitness, clock: Callable[[], datetime] = _utc_now
-) -> FastAPI:
+def create_witness_app(witness: TlogWitness, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
     app = FastAPI(title=f"Alliance witness {witness.signer.name}", version="1")
 
     def on_problem(_exc: AllianceError) -> None:
@@ -32,7 +30,9 @@ def create_witness_app(
 
     async def stale(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StaleSizeError)
-        return Response(f"{exc.size}\n", status_code=409, media_type=SIZE_MEDIA_TYPE)
+        # Exactly the spec's media type: Starlette would add a charset to a text/* type.
+        headers = {"content-type": SIZE_MEDIA_TYPE}
+        return Response(f"{exc.size}\n".encode(), status_code=409, headers=headers)
 
     app.add_exception_handler(StaleSizeError, stale)
 

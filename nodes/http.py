@@ -177,9 +177,13 @@ def problem_error(response: httpx.Response) -> AllianceError:
     except (ValueError, KeyError, TypeError):
         return VerificationError(f"the server answered {response.status_code} without a problem")
     for value in vars(errors).values():
-        if isinstance(value, type) and issubclass(value, AllianceError):
-            if value.type_slug == slug and value.status == response.status_code:
-                return value(detail)
+        if (
+            isinstance(value, type)
+            and issubclass(value, AllianceError)
+            and value.type_slug == slug
+            and value.status == response.status_code
+        ):
+            return value(detail)
     return VerificationError(f"the server answered {response.status_code} {slug}: {detail}")
 
 

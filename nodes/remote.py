@@ -58,7 +58,7 @@ class RemoteEndorseNode:
         region: str,
         key: PrivateKey,
         trust: Trust,
-        rules: NodeRules = NodeRules(),
+        rules: NodeRules | None = None,
         queue_path: Path | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
@@ -66,7 +66,7 @@ class RemoteEndorseNode:
         self.signer = f"region:{region}"
         self.key = key
         self.trust = trust
-        self.rules = rules
+        self.rules = rules or NodeRules()
         self.queue = ReviewQueue(queue_path)
         self.new_id = new_id
         self.checkpoint: Checkpoint | None = None
@@ -187,7 +187,7 @@ class RemoteEndorseNode:
         record = self._proven(client, checkpoint, since, leaf, served["proof"]["hashes"])
         declared = {"key": key_id, "pub": str(row["pub"])}
         wires = list(_objects(record["entry"]))
-        holder = principal.split(":")[-1]
+        holder = principal.rsplit(":", maxsplit=1)[-1]
         if declared not in wires or not any(holder in str(v) for w in wires for v in w.values()):
             raise VerificationError(f"seq {since} does not declare key {key_id} of {principal}")
         until = row["until_seq"]

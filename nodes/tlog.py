@@ -107,9 +107,7 @@ class TlogWitness(WitnessNode):
             last = self.last
             last_size = 0 if last is None else last.size
             if request.old_size != last_size:
-                raise StaleSizeError(
-                    f"this witness last cosigned size {last_size}", size=last_size
-                )
+                raise StaleSizeError(f"this witness last cosigned size {last_size}", size=last_size)
             if last is not None and last.size == checkpoint.size:
                 if last.root != checkpoint.root:
                     raise ConflictError(f"another root for tree size {checkpoint.size}")

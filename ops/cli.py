@@ -24,7 +24,7 @@ from ledger.db import make_engine
 from ops.inputs import read_input
 from ops.settings import Settings
 from schemas.canonical import parse_json
-from schemas.errors import AllianceError, ConfigError, LimitError, MalformedError, NotFoundError
+from schemas.errors import AllianceError, LimitError, MalformedError, NotFoundError
 from schemas.limits import (
     BENCH_APPEND_ENTRIES_MAX,
     BENCH_HTTP_CLIENTS_MAX,
@@ -60,7 +60,8 @@ KeysOption = Annotated[
     Path | None, typer.Option("--keys", help="Folder of key files [env ALLIANCE_KEYS, keys]")
 ]
 UrlOption = Annotated[
-    str | None, typer.Option("--url", help="The log's HTTP API (alliance serve), e.g. http://host:8000")
+    str | None,
+    typer.Option("--url", help="The log's HTTP API (alliance serve), e.g. http://host:8000"),
 ]
 F = TypeVar("F", bound=Callable[..., Any])
 

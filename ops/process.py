@@ -9,6 +9,7 @@ once, with the end of its stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -47,34 +48,52 @@ def _answers(url: str, ready_path: str) -> bool:
     return status == 200 if ready_path == "/healthz" else status < 500
 
 
+def serve_args(db_url: str, keys: Path, *extra: str) -> list[str]:
+    """`alliance serve` on ``db_url`` with the operator key in ``keys``."""
+    return ["serve", "--db", db_url, "--keys", str(keys), *extra]
+
+
 @contextmanager
-def alliance_server(
-    arguments: Sequence[str], *, ready_path: str = "/healthz", port: int | None = None
-) -> Iterator[str]:
-    """Run ``alliance <arguments> --port/--listen …`` (the port is added: ``--port P``
-    for serve, ``--listen 127.0.0.1:P`` for the witness) until the block ends; yields
-    its base URL once it answers. Stopped with SIGTERM (SIGKILL after STOP_TIMEOUT_S)."""
-    port = port or free_port()
-    command = [sys.executable, "-m", "ops.cli", *arguments]
-    command += ["--port", str(port)] if arguments[0] == "serve" else []
-    command += ["--listen", f"127.0.0.1:{port}"] if arguments[0] == "witness" else []
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as stderr:
-        # Our own interpreter and CLI, with arguments our callers built.
-        process = subprocess.Popen(  # noqa: S603
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr
-        )
-        try:
-            _wait_ready(url, ready_path, process, stderr, arguments[0])
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def alliance_server(arguments: Sequence[str], *, ready_path: str = "/healthz") -> Iterator[str]:
+    """Run ``alliance <arguments>`` on a free port (added: ``--port P`` for serve,
+    ``--listen 127.0.0.1:P`` for the witness) until the block ends; yields its base URL
+    once it answers ``ready_path``. Stopped with SIGTERM (SIGKILL after STOP_TIMEOUT_S)."""
+    with alliance_servers([arguments], ready_path=ready_path) as urls:
+        yield urls[0]
+
+
+@contextmanager
+def alliance_servers(
+    commands: Sequence[Sequence[str]], *, ready_path: str = "/healthz"
+) -> Iterator[list[str]]:
+    """Several servers started together (their start-ups overlap), each waited for."""
+    with contextlib.ExitStack() as stack:
+        started = []
+        for arguments in commands:
+            port = free_port()
+            command = [sys.executable, "-m", "ops.cli", *arguments]
+            command += ["--port", str(port)] if arguments[0] == "serve" else []
+            command += ["--listen", f"127.0.0.1:{port}"] if arguments[0] == "witness" else []
+            stderr = stack.enter_context(tempfile.TemporaryFile())
+            env = os.environ | {"PYTHONPATH": str(ROOT)}
+            # Our own interpreter and CLI, with arguments our callers built.
+            process = subprocess.Popen(  # noqa: S603
+                command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr
+            )
+            stack.callback(_stop, process)
+            started.append((f"http://127.0.0.1:{port}", process, stderr, arguments[0]))
+        for url, process, stderr, what in started:
+            _wait_ready(url, ready_path, process, stderr, what)
+        yield [url for url, *_ in started]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_ready(
@@ -94,4 +113,4 @@ def _wait_ready(
     raise ConfigError(f"the server at {url} was not ready after {READY_ATTEMPTS} attempts")
 
 
-__all__ = ["alliance_server", "free_port"]
+__all__ = ["alliance_server", "alliance_servers", "free_port", "serve_args"]

@@ -81,9 +81,9 @@ class WitnessPusher:
             proof = self.ledger.consistency(old, size).hashes if 0 < old < size else []
             body = AddCheckpoint(old, tuple(proof), note).body()
             response = self.http.post(f"{url}/add-checkpoint", content=body)
-            if response.status_code == 409 and response.headers.get(
-                "content-type", ""
-            ).startswith(SIZE_MEDIA_TYPE):
+            if response.status_code == 409 and response.headers.get("content-type", "").startswith(
+                SIZE_MEDIA_TYPE
+            ):
                 self.sizes[region] = int(response.text.strip())
                 continue
             response.raise_for_status()

@@ -115,7 +115,7 @@ class StaleSizeError(ConflictError):
     title = "Not the size this witness last cosigned"
     status = 409
 
-    def __init__(self, detail: str, *, size: int) -> None:
+    def __init__(self, detail: str, *, size: int = 0) -> None:
         super().__init__(detail)
         self.size = size
 

@@ -5,10 +5,6 @@ lookup go through the network."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,38 +16,12 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
+from ops.process import alliance_server, serve_args
 from tests.api.support import busy
 from tests.conftest import Alliance
 
 ROOT = Path(__file__).resolve().parents[2]
-READY_ATTEMPTS = 300  # × up to 0.1 s waiting on the process: a bounded 30 s at most
 EXAMPLES_PER_OPERATION = 40
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    """Poll /healthz until it answers 200; each failed attempt waits on the process
-    itself (up to 0.1 s), so a server that dies is reported at once with its stderr."""
-    for _ in range(READY_ATTEMPTS):
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        try:
-            process.wait(timeout=0.1)
-        except subprocess.TimeoutExpired:
-            continue
-        _, stderr = process.communicate()
-        pytest.fail(f"alliance serve exited {process.returncode}: {stderr.decode()[-2000:]}")
-    process.kill()
-    pytest.fail(f"alliance serve was not ready after {READY_ATTEMPTS} attempts")
 
 
 @pytest.fixture
@@ -59,24 +29,8 @@ def server(alliance: Alliance, tmp_path: Path) -> Iterator[tuple[str, Alliance]]
     busy(alliance)
     keys = tmp_path / "keys"
     alliance.ring.keys["operator"].save(keys / "operator.pem")
-    port = _free_port()
-    command = [sys.executable, "-m", "ops.cli", "serve", "--db", alliance.url]
-    command += ["--keys", str(keys), "--port", str(port)]
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process)
+    with alliance_server(serve_args(alliance.url, keys)) as url:
         yield url, alliance
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
 
 
 CHECKS = [
