@@ -182,14 +182,17 @@ class RemoteEndorseNode:
         row = client.key_row(key_id)
         principal, since = str(row["principal"]), int(row["from_seq"])
         public = PublicKey.from_wire({"key": key_id, "pub": str(row["pub"])})
-        served = client.entry(since)
+        declaring = max(0, since - 1)  # a key is held from the seq after its declaration
+        served = client.entry(declaring)
         leaf = b64decode(served["leaf"], what="leaf")
-        record = self._proven(client, checkpoint, since, leaf, served["proof"]["hashes"])
+        record = self._proven(client, checkpoint, declaring, leaf, served["proof"]["hashes"])
         declared = {"key": key_id, "pub": str(row["pub"])}
         wires = list(_objects(record["entry"]))
         holder = principal.rsplit(":", maxsplit=1)[-1]
         if declared not in wires or not any(holder in str(v) for w in wires for v in w.values()):
-            raise VerificationError(f"seq {since} does not declare key {key_id} of {principal}")
+            raise VerificationError(
+                f"seq {declaring} does not declare key {key_id} of {principal}"
+            )
         until = row["until_seq"]
         found = (principal, public, since, None if until is None else int(until))
         self._keys[key_id] = found
