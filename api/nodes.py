@@ -63,11 +63,10 @@ def _pending(services: ServicesDep, region: str, after: int) -> PendingWire:
     size = ledger.signed_checkpoint().size
     seqs = [seq for seq in ledger.reads().awaiting(region) if after < seq < size]
     page = seqs[:PENDING_PAGE_MAX]
-    entries = []
-    for seq in page:
-        leaf = ledger.leaves(seq, seq + 1)[0]
-        proof = InclusionWire.of(ledger.inclusion(seq, size))
-        entries.append(PendingEntryWire(seq=seq, leaf=b64encode(leaf), proof=proof))
+    entries = [
+        PendingEntryWire(seq=proof.seq, leaf=b64encode(leaf), proof=InclusionWire.of(proof))
+        for leaf, proof in ledger.proven_leaves(page, size)
+    ]
     return PendingWire(region=region, tree_size=size, entries=entries, more=len(seqs) > len(page))
 
 

@@ -190,9 +190,7 @@ class RemoteEndorseNode:
         wires = list(_objects(record["entry"]))
         holder = principal.rsplit(":", maxsplit=1)[-1]
         if declared not in wires or not any(holder in str(v) for w in wires for v in w.values()):
-            raise VerificationError(
-                f"seq {declaring} does not declare key {key_id} of {principal}"
-            )
+            raise VerificationError(f"seq {declaring} does not declare key {key_id} of {principal}")
         until = row["until_seq"]
         found = (principal, public, since, None if until is None else int(until))
         self._keys[key_id] = found
