@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ReaderDep, ServicesDep
 from api.wire import InclusionWire, Wire
 from ledger import access
 from schemas.errors import NotFoundError
-from schemas.limits import PENDING_PAGE_MAX, PROOF_TREE_SIZE_MAX
+from schemas.limits import KEYS_PAGE_MAX, PENDING_PAGE_MAX, PROOF_TREE_SIZE_MAX
 from signing.keys import b64encode
 
 router = APIRouter(prefix="/v1", tags=["nodes"])
@@ -31,6 +31,7 @@ class PendingEntryWire(Wire):
 
 class PendingWire(Wire):
     region: str
+    checkpoint: str  # the signed note of tree_size, the tree every proof is in
     tree_size: int
     entries: list[PendingEntryWire]
     more: bool  # entries past PENDING_PAGE_MAX are left for the next page
@@ -42,6 +43,15 @@ class KeyWire(Wire):
     pub: str
     from_seq: int
     until_seq: int | None
+    # The entry that declared the key (at from_seq - 1; the genesis' keys at 0), its
+    # leaf and inclusion proof in the tree of KeysWire.tree_size.
+    declared: PendingEntryWire
+
+
+class KeysWire(Wire):
+    checkpoint: str
+    tree_size: int
+    keys: list[KeyWire]
 
 
 @router.get("/endorsements/pending", response_model=PendingWire)
@@ -60,27 +70,61 @@ async def pending(
 
 def _pending(services: ServicesDep, region: str, after: int) -> PendingWire:
     ledger = services.ledger
-    size = ledger.signed_checkpoint().size
+    head = ledger.signed_checkpoint()
+    size = head.size
     seqs = [seq for seq in ledger.reads().awaiting(region) if after < seq < size]
     page = seqs[:PENDING_PAGE_MAX]
     entries = [
         PendingEntryWire(seq=proof.seq, leaf=b64encode(leaf), proof=InclusionWire.of(proof))
         for leaf, proof in ledger.proven_leaves(page, size)
     ]
-    return PendingWire(region=region, tree_size=size, entries=entries, more=len(seqs) > len(page))
-
-
-@router.get("/keys/{key_id}", response_model=KeyWire)
-def key(services: ServicesDep, key_id: Annotated[str, Path(max_length=128)]) -> KeyWire:
-    """Who holds `key_id` and from which seq (the public entry that declared it) until
-    which (the entry that replaced it): public, as the declaring entries are."""
-    row = services.ledger.reads().key(key_id)
-    if row is None:
-        raise NotFoundError(f"key {key_id} is not a key of this log")
-    return KeyWire(
-        key=row.key_id,
-        principal=row.principal,
-        pub=row.pub,
-        from_seq=row.from_seq,
-        until_seq=row.until_seq,
+    return PendingWire(
+        region=region,
+        checkpoint=head.note,
+        tree_size=size,
+        entries=entries,
+        more=len(seqs) > len(page),
     )
+
+
+@router.get("/keys", response_model=KeysWire)
+async def keys(
+    services: ServicesDep,
+    key: Annotated[list[str], Query(min_length=1, max_length=KEYS_PAGE_MAX)],
+) -> KeysWire:
+    """Who holds each `key` (repeat it, at most KEYS_PAGE_MAX) from which seq until which,
+    with the public entry that declared it and that entry's inclusion proof, so that a
+    node checks the key against the log itself: public, as the declaring entries are.
+    404 if one is not a key of this log."""
+    return await run_in_threadpool(_keys, services, key)
+
+
+def _keys(services: ServicesDep, key_ids: list[str]) -> KeysWire:
+    ledger = services.ledger
+    reads = ledger.reads()
+    rows = []
+    for key_id in dict.fromkeys(key_ids):
+        row = reads.key(key_id)
+        if row is None:
+            raise NotFoundError(f"key {key_id} is not a key of this log")
+        rows.append(row)
+    head = ledger.signed_checkpoint()
+    declaring = sorted({max(0, row.from_seq - 1) for row in rows})
+    proven = dict(zip(declaring, ledger.proven_leaves(declaring, head.size), strict=True))
+    found = []
+    for row in rows:
+        leaf, proof = proven[max(0, row.from_seq - 1)]
+        declared = PendingEntryWire(
+            seq=proof.seq, leaf=b64encode(leaf), proof=InclusionWire.of(proof)
+        )
+        found.append(
+            KeyWire(
+                key=row.key_id,
+                principal=row.principal,
+                pub=row.pub,
+                from_seq=row.from_seq,
+                until_seq=row.until_seq,
+                declared=declared,
+            )
+        )
+    return KeysWire(checkpoint=head.note, tree_size=head.size, keys=found)

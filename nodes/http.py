@@ -114,8 +114,10 @@ class HttpClient:
     def entry(self, seq: int) -> Json:
         return self._json("GET", f"/v1/entries/{seq}", signed=self.key is not None)
 
-    def key_row(self, key_id: str) -> Json:
-        return self._json("GET", f"/v1/keys/{key_id}")
+    def keys(self, key_ids: list[str]) -> Json:
+        """The log's rows of ``key_ids`` (at most KEYS_PAGE_MAX), each with its declaring
+        entry and that entry's inclusion proof."""
+        return self._json("GET", "/v1/keys", params={"key": key_ids})
 
     def public_member(self, uscc: str) -> Json:
         return self._json("GET", f"/v1/public/members/{uscc}")

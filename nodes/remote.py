@@ -42,6 +42,7 @@ from nodes.http import HttpClient
 from schemas.canonical import canonical
 from schemas.entry import parse_record
 from schemas.errors import AllianceError, MalformedError, VerificationError
+from schemas.limits import KEYS_PAGE_MAX
 from signing.checkpoint import Checkpoint, open_checkpoint
 from signing.entry import verify_entry_signature
 from signing.keys import PrivateKey, PublicKey, b64decode
@@ -105,32 +106,38 @@ class RemoteEndorseNode:
         return outcome
 
     def _page(self, client: HttpClient, after: int) -> tuple[list[Awaiting], bool]:
-        """One page of pending entries, each verified against a checkpoint verified."""
+        """One page of pending entries, each verified against the checkpoint it came
+        with (signed by the trusted log key, consistent with the last one verified)."""
         answer = client.pending(self.region, after)
-        size = int(answer["tree_size"])
-        checkpoint = self._verified_checkpoint(client, size)
+        checkpoint = self._verified_checkpoint(client, str(answer["checkpoint"]))
+        served = answer["entries"]
+        records = {}
+        for item in served:
+            seq = int(item["seq"])
+            leaf = b64decode(item["leaf"], what="leaf")
+            records[seq] = self._proven(client, checkpoint, seq, leaf, item["proof"]["hashes"])
+        wanted = {str(s["key"]) for r in records.values() for s in r["signatures"]}
+        self._learn_keys(client, checkpoint, sorted(wanted - set(self._keys)))
         items = []
-        for served in answer["entries"]:
-            seq = int(served["seq"])
-            leaf = b64decode(served["leaf"], what="leaf")
-            record = self._proven(client, checkpoint, seq, leaf, served["proof"]["hashes"])
-            self._check_signatures(client, checkpoint, seq, record)
+        for seq, record in records.items():
+            self._check_signatures(seq, record)
             entry = record["entry"]
             items.append(Awaiting(seq, str(entry["kind"]), entry))
         return items, bool(answer["more"])
 
-    def _verified_checkpoint(self, client: HttpClient, size: int) -> Checkpoint:
-        """The log's checkpoint of ``size`` or later, signed by the trusted log key and
-        consistent with the last one this node verified."""
-        checkpoint = open_checkpoint(client.checkpoint(), self.trust.log)
+    def _verified_checkpoint(self, client: HttpClient, note: str) -> Checkpoint:
+        """``note``'s checkpoint, signed by the trusted log key and consistent with the
+        last one this node verified (which it then replaces, if larger)."""
+        checkpoint = open_checkpoint(note, self.trust.log)
         if checkpoint.origin != self.trust.origin:
             raise VerificationError(f"checkpoint of {checkpoint.origin}, not {self.trust.origin}")
-        if checkpoint.size < size:
-            raise VerificationError(f"the log served proofs in {size}, its checkpoint is smaller")
         last = self.checkpoint
-        if last is not None:
-            if checkpoint.size < last.size:
-                raise VerificationError(f"the log shrank from {last.size} to {checkpoint.size}")
+        if last is not None and last.size > checkpoint.size:
+            # An older tree than one verified: consistent with it, or a fork.
+            proof = client.consistency(checkpoint.size, last.size)
+            merkle.verify_consistency(checkpoint.size, last.size, checkpoint.root, last.root, proof)
+            return checkpoint
+        if last is not None and last != checkpoint:
             proof = client.consistency(last.size, checkpoint.size)
             merkle.verify_consistency(last.size, checkpoint.size, last.root, checkpoint.root, proof)
         self.checkpoint = checkpoint
@@ -156,14 +163,18 @@ class RemoteEndorseNode:
             raise VerificationError(f"the leaf at seq {seq} says seq {parsed.seq}")
         return record
 
-    def _check_signatures(
-        self, client: HttpClient, checkpoint: Checkpoint, seq: int, record: dict[str, Any]
-    ) -> None:
+    def _check_signatures(self, seq: int, record: dict[str, Any]) -> None:
         entry_bytes = canonical(record["entry"])
         signer = str(record["entry"]["signer"])
         signed = set()
         for signature in record["signatures"]:
-            principal, public, since, until = self._key(client, checkpoint, str(signature["key"]))
+            key_id = str(signature["key"])
+            known = self._keys.get(key_id)
+            if known is None:
+                raise VerificationError(
+                    f"seq {seq} is signed by {key_id}, which the log did not show"
+                )
+            principal, public, since, until = known
             if not since <= seq or (until is not None and until <= seq):
                 raise VerificationError(f"seq {seq}: {principal} did not hold that key then")
             verify_entry_signature(entry_bytes, signature, public)
@@ -171,30 +182,33 @@ class RemoteEndorseNode:
         if signer not in signed:
             raise VerificationError(f"seq {seq} does not carry its signer's signature")
 
-    def _key(
-        self, client: HttpClient, checkpoint: Checkpoint, key_id: str
-    ) -> tuple[str, PublicKey, int, int | None]:
-        """A key, its holder and its seqs, once the public entry that declared it is
-        proven in ``checkpoint`` and names both the key and its holder."""
-        known = self._keys.get(key_id)
-        if known is not None:
-            return known
-        row = client.key_row(key_id)
-        principal, since = str(row["principal"]), int(row["from_seq"])
-        public = PublicKey.from_wire({"key": key_id, "pub": str(row["pub"])})
+    def _learn_keys(self, client: HttpClient, checkpoint: Checkpoint, key_ids: list[str]) -> None:
+        """Learn ``key_ids``: each key, its holder and its seqs, once the public entry
+        that declared it is proven in a checkpoint verified and names both the key and
+        its holder."""
+        for start in range(0, len(key_ids), KEYS_PAGE_MAX):
+            answer = client.keys(key_ids[start : start + KEYS_PAGE_MAX])
+            tree = self._verified_checkpoint(client, str(answer["checkpoint"]))
+            for row in answer["keys"]:
+                self._learn_key(client, tree, row)
+
+    def _learn_key(self, client: HttpClient, checkpoint: Checkpoint, row: dict[str, Any]) -> None:
+        key_id, principal, pub = str(row["key"]), str(row["principal"]), str(row["pub"])
+        since = int(row["from_seq"])
         declaring = max(0, since - 1)  # a key is held from the seq after its declaration
-        served = client.entry(declaring)
+        served = row["declared"]
+        if int(served["seq"]) != declaring:
+            raise VerificationError(f"key {key_id} is not shown with its declaring entry")
         leaf = b64decode(served["leaf"], what="leaf")
         record = self._proven(client, checkpoint, declaring, leaf, served["proof"]["hashes"])
-        declared = {"key": key_id, "pub": str(row["pub"])}
         wires = list(_objects(record["entry"]))
         holder = principal.rsplit(":", maxsplit=1)[-1]
+        declared = {"key": key_id, "pub": pub}
         if declared not in wires or not any(holder in str(v) for w in wires for v in w.values()):
             raise VerificationError(f"seq {declaring} does not declare key {key_id} of {principal}")
         until = row["until_seq"]
-        found = (principal, public, since, None if until is None else int(until))
-        self._keys[key_id] = found
-        return found
+        public = PublicKey.from_wire({"key": key_id, "pub": pub})
+        self._keys[key_id] = (principal, public, since, None if until is None else int(until))
 
     def _concerns(self, client: HttpClient, item: Awaiting) -> list[str]:
         if item.kind == "reconciliation.closed":

@@ -127,6 +127,8 @@ SERVE_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this lon
 # pending entries one `GET /v1/endorsements/pending` page holds, each with its leaf and
 # inclusion proof (a node asks again after deciding them).
 PENDING_PAGE_MAX = 1000
+# Keys one `GET /v1/keys` answers, each with its declaring entry and proof.
+KEYS_PAGE_MAX = 100
 # `alliance serve --witness` sends the newest checkpoint to each witness at most this
 # often (issue 9: "at most once per second").
 WITNESS_PUSH_INTERVAL_S = 1.0
@@ -259,6 +261,7 @@ _POSITIVE = (
     "PUBLIC_COUNTS_WINDOW_DAYS",
     "PUBLIC_PROOFS_MAX",
     "PENDING_PAGE_MAX",
+    "KEYS_PAGE_MAX",
     "NODE_HTTP_TIMEOUT_S",
     "WITNESS_PUSH_INTERVAL_S",
 )
