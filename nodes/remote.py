@@ -99,7 +99,7 @@ class RemoteEndorseNode:
             submit_decisions(
                 client, self.signer, self.key, now, self.new_id, approvals, rejections, outcome
             )
-            if not more:
+            if not more or not page:  # an empty page that claims more ends the run too
                 break
         self.queue.hold(queued, now)
         outcome.queued = sorted(queued)
