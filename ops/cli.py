@@ -24,7 +24,7 @@ from ledger.db import make_engine
 from ops.inputs import read_input
 from ops.settings import Settings
 from schemas.canonical import parse_json
-from schemas.errors import AllianceError, LimitError, MalformedError, NotFoundError
+from schemas.errors import AllianceError, ConfigError, LimitError, MalformedError, NotFoundError
 from schemas.limits import (
     BENCH_APPEND_ENTRIES_MAX,
     BENCH_HTTP_CLIENTS_MAX,
@@ -251,6 +251,8 @@ def audit(
     when everything holds."""
     from ops.report import print_audit
 
+    if "://" in source and not source.startswith(("http://", "https://")):
+        raise ConfigError("audit takes an export directory or the http(s) URL of a log's API")
     if "://" in source:
         from nodes.audit import audit_url
         from nodes.http import HttpClient
