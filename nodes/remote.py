@@ -21,7 +21,7 @@ that recomputed it from the whole log (the in-process node, or a person): queued
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from nodes.endorse import (
 from nodes.http import HttpClient
 from schemas.canonical import canonical
 from schemas.entry import parse_record
-from schemas.errors import AllianceError, MalformedError, VerificationError
+from schemas.errors import AllianceError, MalformedError, PolicyError, VerificationError
 from schemas.limits import KEYS_PAGE_MAX
 from signing.checkpoint import Checkpoint, open_checkpoint
 from signing.entry import verify_entry_signature
@@ -103,6 +103,36 @@ class RemoteEndorseNode:
                 break
         self.queue.hold(queued, now)
         outcome.queued = sorted(queued)
+        return outcome
+
+    def review(
+        self,
+        client: HttpClient,
+        now: datetime,
+        approve: Sequence[int],
+        reject: Sequence[int],
+        reason: str,
+    ) -> Outcome:
+        """A person's decisions on queued entries, each still awaiting this region (as
+        verified now)."""
+        if reject and not reason.strip():
+            raise PolicyError("a rejection must state its reason", field="reason")
+        waiting: set[int] = set()
+        after, more = -1, True
+        while more:
+            page, more = self._page(client, after)
+            waiting |= {item.target for item in page}
+            more = more and bool(page)
+            after = max(waiting, default=after)
+        for target in [*approve, *reject]:
+            if target not in waiting:
+                raise PolicyError(f"seq {target} does not await region {self.region}")
+        outcome = Outcome()
+        rejections = {reason: list(reject)} if reject else {}
+        submit_decisions(
+            client, self.signer, self.key, now, self.new_id, list(approve), rejections, outcome
+        )
+        self.queue.remove([*approve, *reject])
         return outcome
 
     def _page(self, client: HttpClient, after: int) -> tuple[list[Awaiting], bool]:

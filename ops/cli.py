@@ -346,6 +346,19 @@ def endorse(
     from nodes.client import LocalClient
     from nodes.endorse import EndorseNode, NodeRules
 
+    if url is not None and review:
+        from nodes.http import HttpClient
+        from nodes.remote import RemoteEndorseNode
+
+        queue = key.parent / f"region-{region}.review.json"
+        remote = RemoteEndorseNode(region, PrivateKey.load(key), _trust(trust, key), None, queue)
+        if not (approve or reject):
+            emit({"region": region, "review": remote.queue.listing()})
+            return
+        with HttpClient(url, remote.key) as http:
+            now = datetime.now(UTC)
+            emit(remote.review(http, now, _seqs(approve), _seqs(reject), reason).wire(region))
+        return
     if url is not None:
         _endorse_http(url, region, key, _trust(trust, key), NodeRules.load(rules), follow, interval)
         return

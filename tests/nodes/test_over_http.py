@@ -45,7 +45,10 @@ def served(alliance: Alliance, tmp_path: Path) -> Iterator[tuple[str, Path, list
     witness: (URL, keys folder, the awaiting seqs)."""
     alliance.clock.set(max(alliance.clock(), datetime.now(UTC)))
     seller, buyer = merchants(alliance)
-    pending = [record_return(alliance, seller, buyer, 1_000, "H-1")]
+    pending = [
+        record_return(alliance, seller, buyer, 1_000, "H-1"),
+        record_return(alliance, seller, buyer, 90_000, "H-2"),  # above the rules' 500 元
+    ]
     keys = _keys(alliance, tmp_path / "keys")
     regions = [region.code for region in alliance.config.regions]
     witnesses = [
@@ -97,20 +100,27 @@ def test_regions_endorse_and_cosign_through_their_own_nodes(
     size = alliance.ledger.size()
     names = _cosigned_by_all(url, keys, size)
     assert len(names) == len(alliance.config.regions)
+    small, large = pending
     for region in ("31", "32"):
-        done = _alliance(
-            "endorse", "--url", url, "--region", region, "--key", str(keys / f"region-{region}.pem")
-        )
+        key = str(keys / f"region-{region}.pem")
+        done = _alliance("endorse", "--url", url, "--region", region, "--key", key)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {
             "region": region,
             "approved": 1,
             "rejected": 0,
-            "queued": [],
+            "queued": [large],
         }
+        # A person decides what the rules left, over HTTP too.
+        decided = _alliance(
+            "endorse", "--url", url, "--region", region, "--key", key, "--review",
+            "--approve", str(large),
+        )  # fmt: skip
+        assert decided.returncode == 0, decided.stderr
+        assert json.loads(decided.stdout)["approved"] == 1
     logged = decisions(alliance.ledger, size)
-    assert sorted(signer for signer, _ in logged) == ["region:31", "region:32"]
-    assert all(body["targets"] == pending for _, body in logged)
+    assert sorted(signer for signer, _ in logged) == ["region:31"] * 2 + ["region:32"] * 2
+    assert sorted(body["targets"][0] for _, body in logged) == [small, small, large, large]
     # The endorsements' checkpoint is cosigned too: serve sent it to every witness.
     _cosigned_by_all(url, keys, alliance.ledger.size())
     again = _alliance(
