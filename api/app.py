@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import log, nodes, ops, problems, public, reads, writes
+from api import log, nodes, ops, problems, public, reads, web, writes
 from api.deps import Admission, Services
 from api.metrics import Metrics
 from ledger.app import Ledger
@@ -62,6 +62,7 @@ def create_app(ledger: Ledger, clock: Callable[[], datetime] = _utc_now) -> Fast
         ops.router,
     ):
         app.include_router(router, responses=responses)
+    web.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import wraps
@@ -522,6 +523,23 @@ def scheduler(db: DbOption = None, keys: KeysOption = None) -> None:
     serve(open_ledger(db, writer_keys=keys))
 
 
+DEMO_DB = Path("demo.db")  # where `make demo` leaves its ledger, and its keys
+DEMO_KEYS = Path("demo-keys")
+
+
+def _demo_defaults(db: str | None, keys: Path | None) -> tuple[str | None, Path | None]:
+    """After `make demo`, `alliance serve` alone serves the demo: with no --db, no
+    ALLIANCE_DB and no alliance.db here, demo.db (and demo-keys, unless --keys or
+    ALLIANCE_KEYS say otherwise)."""
+    if db is not None or "ALLIANCE_DB" in os.environ or not DEMO_DB.exists():
+        return db, keys
+    if Path(settings().db_url.removeprefix("sqlite:///")).exists():
+        return db, keys
+    if keys is None and "ALLIANCE_KEYS" not in os.environ and DEMO_KEYS.is_dir():
+        keys = DEMO_KEYS
+    return f"sqlite:///{DEMO_DB}", keys
+
+
 @app.command()
 @friendly
 def serve(
@@ -543,6 +561,7 @@ def serve(
     from api.app import create_app
     from ops.witnessing import WitnessPusher, parse_witnesses
 
+    db, keys = _demo_defaults(db, keys)
     ledger = open_ledger(db, writer_keys=keys)
     pusher = WitnessPusher(ledger, parse_witnesses(witness or [])) if witness else None
     if pusher is not None:

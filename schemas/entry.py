@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -20,33 +20,6 @@ from schemas.limits import PARSED_TIMES_MAX, SIGNATURES_PER_ENTRY_MAX
 
 ENTRY_VERSION = 1
 
-KINDS = (
-    "region.genesis",
-    "policy.adopted",
-    "member.enrolled",
-    "member.suspended",
-    "member.reinstated",
-    "member.withdrawn",
-    "member.keys_changed",
-    "member.stores_changed",
-    "member.commitment_changed",
-    "member.network_changed",
-    "region.joined",
-    "region.keys_changed",
-    "operator.keys_changed",
-    "return.recorded",
-    "advance.paid",
-    "claim.disputed",
-    "dispute.resolved",
-    "endorsement",
-    "reconciliation.closed",
-    "settlement.paid",
-    "settlement.confirmed",
-    "credit.notice",
-    "credit.objection",
-    "credit.penalty",
-    "credit.restored",
-)
 Kind = Literal[
     "region.genesis",
     "policy.adopted",
@@ -74,6 +47,8 @@ Kind = Literal[
     "credit.penalty",
     "credit.restored",
 ]
+# The tuple is read off the Literal, so the two can never disagree.
+KINDS: tuple[str, ...] = get_args(Kind)
 
 # ASCII digits only: \d would also match other scripts' digits.
 RFC3339_PATTERN = (

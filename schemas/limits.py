@@ -121,6 +121,9 @@ PUBLIC_COUNTS_WINDOW_DAYS = 365
 # Entries one public member page proves (its statuses, commitments, stores, measures):
 # past it the oldest are left out and the page says so.
 PUBLIC_PROOFS_MAX = 256
+# The transparency page's tree growth reads at most this many newest checkpoints (one a
+# batch: weeks of a busy log), drawn as the last checkpoint of each local day.
+GROWTH_CHECKPOINTS_MAX = 20_000
 SERVE_PORT_DEFAULT = 8000
 SERVE_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
 # Nodes over HTTP (nodes/http.py, api/nodes.py, api/witness.py, ops/witnessing.py):
@@ -264,6 +267,7 @@ _POSITIVE = (
     "KEYS_PAGE_MAX",
     "NODE_HTTP_TIMEOUT_S",
     "WITNESS_PUSH_INTERVAL_S",
+    "GROWTH_CHECKPOINTS_MAX",
 )
 
 

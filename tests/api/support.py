@@ -1,15 +1,20 @@
-"""Helpers for the API tests: a TestClient over an alliance, and a small busy log."""
+"""Helpers for the API tests: a TestClient over an alliance, a small busy log, and a real
+`alliance serve` in its own process (the web tests use it too)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from ledger.calendar import local_date
+from ops.process import alliance_server, serve_args
 from ops.world import entry_time, member_body
 from schemas.errors import PROBLEM_TYPE_BASE
 from signing.entry import submitted
@@ -19,6 +24,16 @@ from tests.conftest import Alliance
 from tests.ledger.builders import advance_body, one_item_return
 
 PROBLEM = "application/problem+json"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def serving(db_url: str, keys: Path) -> Iterator[str]:
+    """`alliance serve --db db_url --keys keys` on a free port of 127.0.0.1, in its own
+    process (ops.process, the one helper the bench, the demo and the tests share); yields
+    its base URL once /healthz answers, and stops it afterwards."""
+    with alliance_server(serve_args(db_url, keys)) as url:
+        yield url
 
 
 def client_for(alliance: Alliance) -> TestClient:

@@ -16,11 +16,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from ops.process import alliance_server, serve_args
-from tests.api.support import busy
+from tests.api.support import busy, serving
 from tests.conftest import Alliance
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_PER_OPERATION = 40
 
 
@@ -29,7 +27,7 @@ def server(alliance: Alliance, tmp_path: Path) -> Iterator[tuple[str, Alliance]]
     busy(alliance)
     keys = tmp_path / "keys"
     alliance.ring.keys["operator"].save(keys / "operator.pem")
-    with alliance_server(serve_args(alliance.url, keys)) as url:
+    with serving(alliance.url, keys) as url:
         yield url, alliance
 
 

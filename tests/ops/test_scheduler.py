@@ -110,6 +110,14 @@ def _close(town: Town) -> str:
     return f"nightly.close_day(ledger, date.fromisoformat({town.day.isoformat()!r}))\n"
 
 
+def _one_sale_and_saved_keys(town: Town, tmp_path: Path) -> Path:
+    """One cross-store return to settle, and the ring's keys on disk for a child process."""
+    sale(town, town.seller, town.buyer, "R-1", 6_000)
+    keys = tmp_path / "keys"
+    town.alliance.ring.save(keys)
+    return keys
+
+
 def _restarted(town: Town, db_url: str) -> Ledger:
     return Ledger(make_engine(db_url), town.alliance.ring.keys["operator"], town.alliance.clock)
 
@@ -117,20 +125,12 @@ def _restarted(town: Town, db_url: str) -> Ledger:
 def test_a_night_killed_after_its_commit_is_found_on_restart(
     town: Town, db_url: str, tmp_path: Path
 ) -> None:
-    sale(town, town.seller, town.buyer, "R-1", 6_000)
-    keys = tmp_path / "keys"
-    town.alliance.ring.save(keys)
+    keys = _one_sale_and_saved_keys(town, tmp_path)
     # The child dies with SIGKILL right after its night committed, before it read it back.
     kill = "nightly.verified_night = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
-    child = _child(
-        db_url,
-        keys,
-        kill + f"nightly.close_day(ledger, date.fromisoformat({town.day.isoformat()!r}))\n",
-    )
+    child = _child(db_url, keys, kill + _close(town))
     assert child.returncode == -signal.SIGKILL, child.stderr
-    restarted = Ledger(
-        make_engine(db_url), town.alliance.ring.keys["operator"], town.alliance.clock
-    )
+    restarted = _restarted(town, db_url)
     night = verified_night(restarted, town.day)
     again = close_due(restarted)
     assert all(n.day != town.day or not n.appended for n in again)
@@ -142,20 +142,12 @@ def test_a_night_killed_after_its_commit_is_found_on_restart(
 def test_a_night_killed_before_its_commit_closes_once_on_restart(
     town: Town, db_url: str, tmp_path: Path
 ) -> None:
-    sale(town, town.seller, town.buyer, "R-1", 6_000)
-    keys = tmp_path / "keys"
-    town.alliance.ring.save(keys)
+    keys = _one_sale_and_saved_keys(town, tmp_path)
     size = town.alliance.ledger.size()
     kill = "Ledger.submit = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
-    child = _child(
-        db_url,
-        keys,
-        kill + f"nightly.close_day(ledger, date.fromisoformat({town.day.isoformat()!r}))\n",
-    )
+    child = _child(db_url, keys, kill + _close(town))
     assert child.returncode == -signal.SIGKILL, child.stderr
-    restarted = Ledger(
-        make_engine(db_url), town.alliance.ring.keys["operator"], town.alliance.clock
-    )
+    restarted = _restarted(town, db_url)
     assert restarted.size() == size  # nothing of the killed night was written
     to_next_day(town.alliance)
     [night] = close_due(restarted)
@@ -167,9 +159,7 @@ def test_a_night_killed_before_its_commit_closes_once_on_restart(
 def test_the_scheduler_process_stops_cleanly_on_sigterm(
     town: Town, db_url: str, tmp_path: Path
 ) -> None:
-    sale(town, town.seller, town.buyer, "R-1", 6_000)
-    keys = tmp_path / "keys"
-    town.alliance.ring.save(keys)
+    keys = _one_sale_and_saved_keys(town, tmp_path)
     command = [sys.executable, "-m", "ops.cli", "scheduler", "--db", db_url, "--keys", str(keys)]
     process = subprocess.Popen(
         command,
