@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import desk, log, ops, problems, public, reads, session, web, writes
+from api import desk, log, nodes, ops, problems, public, reads, session, web, writes
 from api.deps import Admission, Services
 from api.metrics import Metrics
 from ledger.app import Ledger
@@ -58,7 +58,7 @@ def create_app(
         },
     }
     responses: dict[int | str, dict[str, Any]] = dict.fromkeys(PROBLEM_STATUSES, problem_response)
-    routers = (writes.router, log.router, public.router, reads.router, ops.router)
+    routers = (writes.router, log.router, public.router, reads.router, nodes.router, ops.router)
     for router in (*routers, session.router, desk.router):
         app.include_router(router, responses=responses)
     web.install(app)

@@ -228,13 +228,12 @@ def check_member(reader: Reader, member: str, member_region: str | None) -> None
 
 
 def check_region(reader: Reader, region: str) -> None:
-    """A region's desk (its review queue and picture, ledger.desk): the region itself
-    (a signed request or a web session), auditors and the operator."""
-    if reader.role in ALL_SEEING:
+    """A region's own work lists and desk (its pending endorsements, review queue and
+    picture, ledger.desk): the region itself (a signed request or a web session),
+    auditors and the operator."""
+    if reader.role in ALL_SEEING or (reader.role == "region" and reader.principal == region):
         return
-    if reader.role == "region" and reader.principal == region:
-        return
-    raise ForbiddenError(f"the desk of region {region} is outside the scope of this reader")
+    raise ForbiddenError(f"region {region}'s work lists are outside the scope of this reader")
 
 
 def sees_whole_night(reader: Reader) -> bool:

@@ -42,7 +42,12 @@ from schemas.errors import (
     VerificationError,
     invariant,
 )
-from schemas.limits import CHECKPOINT_CANDIDATES_MAX, PROOF_TREE_SIZE_MAX, WAIT_DEADLINE_S
+from schemas.limits import (
+    CHECKPOINT_CANDIDATES_MAX,
+    FETCH_LEAVES_MAX,
+    PROOF_TREE_SIZE_MAX,
+    WAIT_DEADLINE_S,
+)
 from signing.checkpoint import (
     CosignatureVerifier,
     add_cosignatures,
@@ -319,6 +324,38 @@ class Ledger:
         except VerificationError as exc:
             raise TamperedError(f"stored tiles give a bad proof for seq {seq}") from exc
         return InclusionProof(seq, size, leaf_hash, hashes, root)
+
+    def proven_leaves(
+        self, seqs: Sequence[int], tree_size: int | None = None
+    ) -> list[tuple[bytes, InclusionProof]]:
+        """The leaf and inclusion proof of each of ``seqs`` in one tree: one read of its
+        head and one connection, the tiles shared through a cache (a region's pending
+        page proves hundreds of entries); each proof checked against that root."""
+        size, root = self._tree(tree_size)
+        found = []
+        if any(not 0 <= seq < size for seq in seqs):
+            raise NotFoundError(f"a seq of {list(seqs)[:5]}… is not in the tree of size {size}")
+        with self.engine.connect() as connection:
+            tiles = merkle.CachingReader(store.DbTiles(connection))
+            leaves: dict[int, bytes] = {}
+            for seq in seqs:
+                if seq not in leaves:  # the leaves from here, one read up to a fetch's span
+                    end = min(size, seq + FETCH_LEAVES_MAX)
+                    wanted = {s for s in seqs if seq <= s < end}
+                    for entry in store.read_entries(connection, seq, max(wanted) + 1):
+                        if entry.seq in wanted:
+                            leaves[entry.seq] = entry.leaf
+                leaf = leaves.get(seq)
+                if leaf is None:
+                    raise TamperedError(f"seq {seq} is missing from the log")
+                hashes = merkle.inclusion_proof(seq, size, tiles)
+                leaf_hash = merkle.leaf_hash(leaf)
+                try:
+                    merkle.verify_inclusion(leaf_hash, seq, size, hashes, root)
+                except VerificationError as exc:
+                    raise TamperedError(f"stored tiles give a bad proof for seq {seq}") from exc
+                found.append((leaf, InclusionProof(seq, size, leaf_hash, hashes, root)))
+        return found
 
     def consistency(self, old: int, new: int) -> ConsistencyProof:
         new_size, new_root = self._tree(new)

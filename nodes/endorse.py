@@ -240,22 +240,39 @@ class EndorseNode:
         rejections: dict[str, list[int]],
         outcome: Outcome,
     ) -> None:
-        step = ENDORSEMENT_TARGETS_MAX
-        batches = [("approve", approvals[i : i + step], "") for i in range(0, len(approvals), step)]
-        for reason, targets in sorted(rejections.items()):
-            batches += [
-                ("reject", targets[i : i + step], reason) for i in range(0, len(targets), step)
-            ]
-        for decision, targets, reason in batches:
-            body = {"targets": targets, "decision": decision, "reason": reason}
-            entry = _entry("endorsement", self.signer, body, now, self.new_id())
-            client.submit(submitted(entry, self.key))
-            if decision == "approve":
-                outcome.approved += len(targets)
-            else:
-                outcome.rejected += len(targets)
-            for target in targets:
-                self._entries.pop(target, None)
+        decided = submit_decisions(
+            client, self.signer, self.key, now, self.new_id, approvals, rejections, outcome
+        )
+        for target in decided:
+            self._entries.pop(target, None)
+
+
+def submit_decisions(
+    client: LogClient,
+    signer: str,
+    key: PrivateKey,
+    now: datetime,
+    new_id: Callable[[], str],
+    approvals: list[int],
+    rejections: dict[str, list[int]],
+    outcome: Outcome,
+) -> list[int]:
+    """Sign and submit the decisions in endorsements of at most ENDORSEMENT_TARGETS_MAX
+    targets; count them in ``outcome``; return the targets decided."""
+    step = ENDORSEMENT_TARGETS_MAX
+    batches = [("approve", approvals[i : i + step], "") for i in range(0, len(approvals), step)]
+    for reason, targets in sorted(rejections.items()):
+        batches += [("reject", targets[i : i + step], reason) for i in range(0, len(targets), step)]
+    decided: list[int] = []
+    for decision, targets, reason in batches:
+        body = {"targets": targets, "decision": decision, "reason": reason}
+        client.submit(submitted(_entry("endorsement", signer, body, now, new_id()), key))
+        if decision == "approve":
+            outcome.approved += len(targets)
+        else:
+            outcome.rejected += len(targets)
+        decided += targets
+    return decided
 
 
 def _entry(

@@ -61,6 +61,10 @@ DbOption = Annotated[
 KeysOption = Annotated[
     Path | None, typer.Option("--keys", help="Folder of key files [env ALLIANCE_KEYS, keys]")
 ]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="The log's HTTP API (alliance serve), e.g. http://host:8000"),
+]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -169,11 +173,19 @@ def init(
 @friendly
 def submit(
     file: Annotated[str, typer.Argument(help="A `submitted` JSON file, or - for stdin")],
+    url: UrlOption = None,
     db: DbOption = None,
     keys: KeysOption = None,
 ) -> None:
-    """Append one signed entry; prints {"seq", "leaf_hash"}."""
+    """Append one signed entry (in-process, or to the log at --url); prints {"seq",
+    "leaf_hash"}."""
     document = parse_json(read_input(file, SUBMISSION_BYTES_MAX))
+    if url is not None:
+        from nodes.http import HttpClient
+
+        with HttpClient(url) as client:
+            emit(client.submit(document))
+        return
     emit(open_ledger(db, writer_keys=keys).submit(document).wire())
 
 
@@ -225,17 +237,36 @@ def export(directory: Path, db: DbOption = None) -> None:
 @app.command()
 @friendly
 def audit(
-    source: Annotated[str, typer.Argument(help="An export directory")],
+    source: Annotated[str, typer.Argument(help="An export directory, or the log's URL")],
+    trust: Annotated[
+        Path | None, typer.Option(help="With a URL: the auditor's trust.json [beside --key]")
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(help="With a URL: the auditor's PEM key [--keys/operator.pem for now]"),
+    ] = None,
+    keys: KeysOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Verify an export from the log alone; exit 0 only when everything holds."""
+    """Verify an export, or a live log at a URL (its checkpoint, entry bundles and night
+    reports, fetched with the auditor's signed requests), from the log alone; exit 0 only
+    when everything holds."""
     from ops.report import print_audit
 
+    if "://" in source and not source.startswith(("http://", "https://")):
+        raise ConfigError("audit takes an export directory or the http(s) URL of a log's API")
     if "://" in source:
-        raise ConfigError("auditing a live URL needs the HTTP API; export it and audit the folder")
-    from ledger.audit import audit_directory
+        from nodes.audit import audit_url
+        from nodes.http import HttpClient
 
-    report = audit_directory(Path(source))
+        signer = PrivateKey.load(key) if key is not None else operator_key(keys)
+        beside = key if key is not None else keys_dir(keys) / "operator.pem"
+        with HttpClient(source, signer) as client:
+            report = audit_url(client, trust if trust is not None else beside.parent / "trust.json")
+    else:
+        from ledger.audit import audit_directory
+
+        report = audit_directory(Path(source))
     print_audit(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
@@ -303,14 +334,36 @@ def endorse(
     approve: Annotated[str, typer.Option(help="With --review: seqs to approve, 1,2")] = "",
     reject: Annotated[str, typer.Option(help="With --review: seqs to reject, 3,4")] = "",
     reason: Annotated[str, typer.Option(help="With --reject: the reason code")] = "",
+    url: UrlOption = None,
+    follow: Annotated[bool, typer.Option(help="With --url: run every --interval seconds")] = False,
+    interval: Annotated[float, typer.Option(help="With --follow: seconds between runs")] = 5.0,
     db: DbOption = None,
     keys: KeysOption = None,
 ) -> None:
     """Run a region's endorsement node once: approve what its rules allow, queue the rest
-    for a person (--review). In-process, the log's writer runs in this process and needs
-    the operator key from --keys; the node itself holds only the region's key."""
+    for a person (--review). With --url it talks to the log over HTTP, verifying each
+    pending entry's inclusion proof and signatures (--follow: until stopped). In-process,
+    the log's writer runs in this process and needs the operator key from --keys; the
+    node itself holds only the region's key."""
     from nodes.client import LocalClient
     from nodes.endorse import EndorseNode, NodeRules
+
+    if url is not None and review:
+        from nodes.http import HttpClient
+        from nodes.remote import RemoteEndorseNode
+
+        queue = key.parent / f"region-{region}.review.json"
+        remote = RemoteEndorseNode(region, PrivateKey.load(key), _trust(trust, key), None, queue)
+        if not (approve or reject):
+            emit({"region": region, "review": remote.queue.listing()})
+            return
+        with HttpClient(url, remote.key) as http:
+            now = datetime.now(UTC)
+            emit(remote.review(http, now, _seqs(approve), _seqs(reject), reason).wire(region))
+        return
+    if url is not None:
+        _endorse_http(url, region, key, _trust(trust, key), NodeRules.load(rules), follow, interval)
+        return
 
     node = EndorseNode(
         region,
@@ -330,6 +383,26 @@ def endorse(
         emit({"region": region, "review": node.queue.listing()})
 
 
+def _endorse_http(
+    url: str, region: str, key: Path, trust: Trust, rules: Any, follow: bool, interval_s: float
+) -> None:
+    """`alliance endorse --url`: the node over HTTP, once or (--follow) until stopped."""
+    import time
+
+    from nodes.http import HttpClient
+    from nodes.remote import RemoteEndorseNode
+
+    in_range("--interval", int(interval_s), 0, 86_400)
+    queue = key.parent / f"region-{region}.review.json"
+    node = RemoteEndorseNode(region, PrivateKey.load(key), trust, rules, queue)
+    with HttpClient(url, node.key) as client:
+        while True:
+            emit(node.run(client, datetime.now(UTC)).wire(region))
+            if not follow:
+                return
+            time.sleep(interval_s)  # a polling node's period, not a wait for a result
+
+
 def _seqs(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
@@ -343,17 +416,46 @@ def witness(
     region: Annotated[str, typer.Option(help="Region code, e.g. 31")],
     key: Annotated[Path, typer.Option(help="The region's witness PEM key")],
     trust: Annotated[Path | None, typer.Option(help="trust.json [beside --key]")] = None,
+    listen: Annotated[
+        str | None, typer.Option(help="Serve C2SP tlog-witness on HOST:PORT (the log sends)")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Cosign the latest checkpoint as a region's witness, after a consistency check from
-    the last checkpoint it cosigned (kept beside the key in region-NN.witness.state.json)."""
+    the last checkpoint it cosigned (kept beside the key in region-NN.witness.state.json).
+    With --listen it serves POST /add-checkpoint (C2SP tlog-witness) instead: the log
+    (`alliance serve --witness REGION=URL`) sends it each new checkpoint."""
     from nodes.client import LocalClient
     from nodes.witness import WitnessNode
     from ops.service import witness_state_file_name
 
     state = key.parent / witness_state_file_name(region)
+    if listen is not None:
+        _witness_server(listen, region, key, _trust(trust, key), state)
+        return
     node = WitnessNode(region, PrivateKey.load(key), _trust(trust, key), state)
     emit(node.cosign(LocalClient(open_ledger(db)), datetime.now(UTC)).wire())
+
+
+def _witness_server(listen: str, region: str, key: Path, trust: Trust, state: Path) -> None:
+    import uvicorn
+
+    from api.witness import create_witness_app
+    from nodes.tlog import TlogWitness
+
+    host, colon, port = listen.rpartition(":")
+    if not colon or not port.isdigit():
+        raise MalformedError(f"--listen is HOST:PORT, not {listen!r}", field="--listen")
+    in_range("--listen port", int(port), 1, 65_535)
+    witness = TlogWitness(region, PrivateKey.load(key), trust, state)
+    uvicorn.run(
+        create_witness_app(witness),
+        host=host or "127.0.0.1",
+        port=int(port),
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=SERVE_KEEP_ALIVE_S,
+    )
 
 
 def _day(text: str, option: str) -> date:
@@ -444,6 +546,10 @@ def _demo_defaults(db: str | None, keys: Path | None) -> tuple[str | None, Path 
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = SERVE_PORT_DEFAULT,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(help="REGION=URL of a region's tlog-witness; repeat for each"),
+    ] = None,
     db: DbOption = None,
     keys: KeysOption = None,
     read_db: Annotated[
@@ -456,25 +562,34 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the HTTP API (docs/PROTOCOL.md §6) on uvicorn; this process is the log's
-    writer, with the operator key from --keys."""
+    writer, with the operator key from --keys. With --witness it sends each new
+    checkpoint to those witnesses (at most once a second) and stores their cosignatures."""
     in_range("--port", port, 1, 65_535)
     import uvicorn
 
     from api.app import create_app
+    from ops.witnessing import WitnessPusher, parse_witnesses
 
     db, keys = _demo_defaults(db, keys)
     ledger = open_ledger(db, writer_keys=keys)
     replica = None if read_db is None else Ledger.replica(read_db)
+    pusher = WitnessPusher(ledger, parse_witnesses(witness or [])) if witness else None
+    if pusher is not None:
+        pusher.start()
     # Idle keep-alive connections are closed after a few seconds: a slow or vanished
     # client does not hold a connection (and its threadpool slot is never taken).
-    uvicorn.run(
-        create_app(ledger, replica=replica),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=SERVE_KEEP_ALIVE_S,
-    )
+    try:
+        uvicorn.run(
+            create_app(ledger, replica=replica),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=SERVE_KEEP_ALIVE_S,
+        )
+    finally:
+        if pusher is not None:
+            pusher.stop()
 
 
 @app.command()

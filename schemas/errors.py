@@ -107,6 +107,19 @@ class ConflictError(RejectedError):
     status = 409
 
 
+class StaleSizeError(ConflictError):
+    """A tlog-witness add-checkpoint whose old size is not the size the witness last
+    cosigned; ``size`` is that size (answered as text/x.tlog.size)."""
+
+    type_slug = "stale-size"
+    title = "Not the size this witness last cosigned"
+    status = 409
+
+    def __init__(self, detail: str, *, size: int = 0) -> None:
+        super().__init__(detail)
+        self.size = size
+
+
 class LimitError(RejectedError):
     """A named limit was exceeded (batch size, entry size, targets per endorsement)."""
 

@@ -144,6 +144,21 @@ DESK_ITEMS_MAX = 1000
 GROWTH_CHECKPOINTS_MAX = 20_000
 SERVE_PORT_DEFAULT = 8000
 SERVE_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
+# Nodes over HTTP (nodes/http.py, api/nodes.py, api/witness.py, ops/witnessing.py):
+# pending entries one `GET /v1/endorsements/pending` page holds, each with its leaf and
+# inclusion proof (a node asks again after deciding them).
+PENDING_PAGE_MAX = 1000
+# Keys one `GET /v1/keys` answers, each with its declaring entry and proof.
+KEYS_PAGE_MAX = 100
+# `alliance serve --witness` sends the newest checkpoint to each witness at most this
+# often (issue 9: "at most once per second").
+WITNESS_PUSH_INTERVAL_S = 1.0
+# How long a node waits for one HTTP answer (a log's or a witness's).
+NODE_HTTP_TIMEOUT_S = 30.0
+# tlog-witness add-checkpoint: at most 63 proof lines (the spec's limit), and the body:
+# the old size line, the proof lines and a checkpoint note.
+WITNESS_PROOF_LINES_MAX = 63
+WITNESS_REQUEST_BYTES_MAX = 64 + WITNESS_PROOF_LINES_MAX * 46 + NOTE_BYTES_MAX
 
 # Waiting
 WAIT_DEADLINE_S = 60.0  # how long a caller waits for the writer before DeadlineError
@@ -288,6 +303,10 @@ _POSITIVE = (
     "SEARCH_QUERY_LENGTH_MAX",
     "PUBLIC_COUNTS_WINDOW_DAYS",
     "PUBLIC_PROOFS_MAX",
+    "PENDING_PAGE_MAX",
+    "KEYS_PAGE_MAX",
+    "NODE_HTTP_TIMEOUT_S",
+    "WITNESS_PUSH_INTERVAL_S",
     "GROWTH_CHECKPOINTS_MAX",
 )
 

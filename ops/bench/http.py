@@ -18,29 +18,24 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from ledger.app import Ledger
 from ledger.state import OPERATOR
 from ops.bench.append import _fresh_database
 from ops.bench.machine import machine
 from ops.config import load_config
+from ops.process import alliance_server, serve_args
 from ops.world import EntryFactory, Keyring, genesis_submission, member_body, uscc
 from schemas.errors import ConfigError
 from schemas.limits import BATCH_SIZE_MAX
 
-READY_ATTEMPTS = 600  # × up to 0.1 s waiting on the server process: 60 s at most
 REQUEST_TIMEOUT_S = 120.0
 HTTP_BATCH_ENTRIES = 1_000  # documents per :batch request (the route's limit)
 SIGNER_REGION = "31"
@@ -113,47 +108,6 @@ def _library_rate(url: str, ring: Keyring, documents: list[dict[str, Any]]) -> f
         ledger.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _server(url: str, keys: Path) -> Iterator[str]:
-    port = _free_port()
-    command = [sys.executable, "-m", "ops.cli", "serve", "--db", url, "--keys", str(keys)]
-    command += ["--port", str(port)]
-    # Our own interpreter and CLI, arguments we built: no untrusted input.
-    process = subprocess.Popen(  # noqa: S603
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(READY_ATTEMPTS):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            try:
-                process.wait(timeout=0.1)
-            except subprocess.TimeoutExpired:
-                continue
-            raise ConfigError(f"alliance serve exited {process.returncode}")
-        else:
-            raise ConfigError("alliance serve was not ready in time")
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-
-
 def _percentile_ms(values: list[float], percentile: int) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, round(percentile / 100 * (len(ordered) - 1)))
@@ -192,7 +146,7 @@ def bench_http(
             served_url = served.url.render_as_string(hide_password=False)
             _new_log(served_url, ring, factory).close()
             ring.keys[OPERATOR].save(Path(keys_dir) / "operator.pem")
-            with _server(served_url, Path(keys_dir)) as base:
+            with alliance_server(serve_args(served_url, Path(keys_dir))) as base:
                 per_request = HTTP_BATCH_ENTRIES if batch else 1
                 run = _load(base, documents, clients, per_request)
     http_rate = entries / run["seconds"]

@@ -18,6 +18,7 @@ from ledger.export import TRUST_FILE
 from ledger.state import region_principal
 from ops.config import load_config
 from ops.demo.actors import Regulators, Traders
+from ops.demo.network import network
 from ops.demo.population import Member, PopulationBuilder
 from ops.demo.settling import Treasury, reconcile_minute
 from ops.demo.stage import (
@@ -172,8 +173,19 @@ def simulate(
     ledger = LedgerClient.create(db_url, config, seed)
     try:
         rng = random.Random(seed)  # noqa: S311 (a reproducible simulation, not cryptography)
-        Simulation(ledger, rng, merchants, days, console).run()
+        with network(
+            ledger.ledger, ledger.ring, ledger.regions, ledger.clock, ledger.factory.new_id
+        ) as net:
+            ledger.network = net
+            try:
+                ledger.cosign()
+                Simulation(ledger, rng, merchants, days, console).run()
+            finally:
+                ledger.network = None
+            story = net.story()
         ledger.ledger.export(out)
+        if console is not None:
+            console.print(story, highlight=False, soft_wrap=True)
     finally:
         ledger.engine.dispose()
     report = audit_directory(out)

@@ -18,6 +18,7 @@ from nodes.client import LocalClient
 from nodes.endorse import EndorseNode, Judge
 from nodes.witness import WitnessNode
 from ops.config import AllianceConfig
+from ops.demo.network import Network
 from ops.demo.population import Member, Population
 from ops.demo.sales import ReturnMaker, Sale
 from ops.service import trust_from_ledger
@@ -98,6 +99,8 @@ class LedgerClient:
         self.sequencer = ledger.writer
         self.endorsers: dict[str, EndorseNode] = {}  # each region's node, kept between runs
         self.witnesses: dict[str, WitnessNode] = {}
+        # Once set (ops.demo.network), the regions endorse and cosign over HTTP.
+        self.network: Network | None = None
         self.refused: Counter[str] = Counter()
         self.decided: Counter[tuple[str, str]] = Counter()  # (region, decision) -> targets
 
@@ -164,7 +167,10 @@ class LedgerClient:
         decided = 0
         client = LocalClient(self.ledger)
         for code in self.regions:
-            outcome = self.endorsers[code].run(client, self.clock.now, judge(code))
+            if self.network is not None:
+                outcome = self.network.endorse(code, self.clock, judge(code))
+            else:
+                outcome = self.endorsers[code].run(client, self.clock.now, judge(code))
             invariant(not outcome.queued, "demo: the regions' desks decide every entry")
             self.decided[(code, "approve")] += outcome.approved
             self.decided[(code, "reject")] += outcome.rejected
@@ -172,6 +178,9 @@ class LedgerClient:
         return decided
 
     def cosign(self) -> None:
+        if self.network is not None:
+            self.network.cosign()
+            return
         client = LocalClient(self.ledger)
         for code in self.regions:
             self.witnesses[code].cosign(client, self.clock.now)

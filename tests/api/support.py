@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,12 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from ledger.calendar import local_date
+from ops.process import alliance_server, serve_args
 from ops.world import entry_time, member_body
 from schemas.errors import PROBLEM_TYPE_BASE
 from signing.entry import submitted
@@ -30,57 +25,15 @@ from tests.ledger.builders import advance_body, one_item_return
 
 PROBLEM = "application/problem+json"
 ROOT = Path(__file__).resolve().parents[2]
-READY_ATTEMPTS = 300  # × up to 0.1 s waiting on the process: a bounded 30 s at most
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    """Poll /healthz until it answers 200; each failed attempt waits on the process
-    itself (up to 0.1 s), so a server that dies is reported at once with its stderr."""
-    for _ in range(READY_ATTEMPTS):
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        try:
-            process.wait(timeout=0.1)
-        except subprocess.TimeoutExpired:
-            continue
-        _, stderr = process.communicate()
-        pytest.fail(f"alliance serve exited {process.returncode}: {stderr.decode()[-2000:]}")
-    process.kill()
-    pytest.fail(f"alliance serve was not ready after {READY_ATTEMPTS} attempts")
 
 
 @contextmanager
 def serving(db_url: str, keys: Path) -> Iterator[str]:
     """`alliance serve --db db_url --keys keys` on a free port of 127.0.0.1, in its own
-    process; yields its base URL once /healthz answers, and stops it afterwards."""
-    port = free_port()
-    command = [sys.executable, "-m", "ops.cli", "serve", "--db", db_url]
-    command += ["--keys", str(keys), "--port", str(port)]
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
+    process (ops.process, the one helper the bench, the demo and the tests share); yields
+    its base URL once /healthz answers, and stops it afterwards."""
+    with alliance_server(serve_args(db_url, keys)) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
 
 
 def client_for(alliance: Alliance) -> TestClient:

@@ -1,0 +1,277 @@
+"""A region's endorsement node over HTTP (`alliance endorse --url`): it holds only the
+region's key, and reads only what the region may read.
+
+The region's scope does not reach every leaf (entry bundles are for auditors and the
+operator), so this node does not replay the log as the in-process node does. Instead it
+checks each entry it is asked to decide:
+
+* the checkpoint is signed by the log key of ``trust.json``, and consistent with the
+  last one this node verified;
+* the leaf served is in that checkpoint (its inclusion proof leads to the root);
+* every signature on it verifies under a key that the log declared in a public entry
+  (genesis, enrolment, key change) which is itself proven in that checkpoint, held by
+  the signer at that seq; the signer signed.
+
+Then the regulator's ``Judge`` decides, or the node's rules: the signer is an active
+member under no credit measure (its public page), the amount within
+``auto_approve_max_fen``; a night (reconciliation.closed) is approved only by a node
+that recomputed it from the whole log (the in-process node, or a person): queued here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ledger import merkle
+from ledger.audit import Trust
+from nodes.endorse import (
+    Awaiting,
+    Decision,
+    Judge,
+    NodeRules,
+    Outcome,
+    ReviewQueue,
+    no_opinion,
+    submit_decisions,
+)
+from nodes.http import HttpClient
+from schemas.canonical import canonical
+from schemas.entry import parse_record
+from schemas.errors import AllianceError, MalformedError, PolicyError, VerificationError
+from schemas.limits import KEYS_PAGE_MAX
+from signing.checkpoint import Checkpoint, open_checkpoint
+from signing.entry import verify_entry_signature
+from signing.keys import PrivateKey, PublicKey, b64decode
+
+AMOUNT_FIELDS = ("amount_fen", "refund_fen")
+
+
+class RemoteEndorseNode:
+    """One region's node over HTTP. Keep it between runs: it remembers the checkpoint
+    and the keys it verified."""
+
+    def __init__(
+        self,
+        region: str,
+        key: PrivateKey,
+        trust: Trust,
+        rules: NodeRules | None = None,
+        queue_path: Path | None = None,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.region = region
+        self.signer = f"region:{region}"
+        self.key = key
+        self.trust = trust
+        self.rules = rules or NodeRules()
+        self.queue = ReviewQueue(queue_path)
+        self.new_id = new_id
+        self.checkpoint: Checkpoint | None = None
+        self._keys: dict[str, tuple[str, PublicKey, int, int | None]] = {}
+
+    def run(self, client: HttpClient, now: datetime, judge: Judge = no_opinion) -> Outcome:
+        """Verify and judge every entry awaiting this region; submit the decisions."""
+        outcome = Outcome()
+        queued: dict[int, list[str]] = {}
+        after = -1
+        while True:
+            approvals: list[int] = []
+            rejections: dict[str, list[int]] = {}
+            page, more = self._page(client, after)
+            for item in page:
+                after = item.target
+                verdict = judge(item)
+                if verdict is None:
+                    reasons = self._concerns(client, item)
+                    if reasons:
+                        queued[item.target] = reasons
+                        continue
+                    verdict = Decision(True, "")
+                if verdict.approve:
+                    approvals.append(item.target)
+                else:
+                    reason = verdict.reason or "rejected_by_region"
+                    rejections.setdefault(reason, []).append(item.target)
+            submit_decisions(
+                client, self.signer, self.key, now, self.new_id, approvals, rejections, outcome
+            )
+            if not more or not page:  # an empty page that claims more ends the run too
+                break
+        self.queue.hold(queued, now)
+        outcome.queued = sorted(queued)
+        return outcome
+
+    def review(
+        self,
+        client: HttpClient,
+        now: datetime,
+        approve: Sequence[int],
+        reject: Sequence[int],
+        reason: str,
+    ) -> Outcome:
+        """A person's decisions on queued entries, each still awaiting this region (as
+        verified now)."""
+        if reject and not reason.strip():
+            raise PolicyError("a rejection must state its reason", field="reason")
+        waiting: set[int] = set()
+        after, more = -1, True
+        while more:
+            page, more = self._page(client, after)
+            waiting |= {item.target for item in page}
+            more = more and bool(page)
+            after = max(waiting, default=after)
+        for target in [*approve, *reject]:
+            if target not in waiting:
+                raise PolicyError(f"seq {target} does not await region {self.region}")
+        outcome = Outcome()
+        rejections = {reason: list(reject)} if reject else {}
+        submit_decisions(
+            client, self.signer, self.key, now, self.new_id, list(approve), rejections, outcome
+        )
+        self.queue.remove([*approve, *reject])
+        return outcome
+
+    def _page(self, client: HttpClient, after: int) -> tuple[list[Awaiting], bool]:
+        """One page of pending entries, each verified against the checkpoint it came
+        with (signed by the trusted log key, consistent with the last one verified)."""
+        answer = client.pending(self.region, after)
+        checkpoint = self._verified_checkpoint(client, str(answer["checkpoint"]))
+        served = answer["entries"]
+        records = {}
+        for item in served:
+            seq = int(item["seq"])
+            leaf = b64decode(item["leaf"], what="leaf")
+            records[seq] = self._proven(client, checkpoint, seq, leaf, item["proof"]["hashes"])
+        wanted = {str(s["key"]) for r in records.values() for s in r["signatures"]}
+        self._learn_keys(client, checkpoint, sorted(wanted - set(self._keys)))
+        items = []
+        for seq, record in records.items():
+            self._check_signatures(seq, record)
+            entry = record["entry"]
+            items.append(Awaiting(seq, str(entry["kind"]), entry))
+        return items, bool(answer["more"])
+
+    def _verified_checkpoint(self, client: HttpClient, note: str) -> Checkpoint:
+        """``note``'s checkpoint, signed by the trusted log key and consistent with the
+        last one this node verified (which it then replaces, if larger)."""
+        checkpoint = open_checkpoint(note, self.trust.log)
+        if checkpoint.origin != self.trust.origin:
+            raise VerificationError(f"checkpoint of {checkpoint.origin}, not {self.trust.origin}")
+        last = self.checkpoint
+        if last is not None and last.size > checkpoint.size:
+            # An older tree than one verified: consistent with it, or a fork.
+            proof = client.consistency(checkpoint.size, last.size)
+            merkle.verify_consistency(checkpoint.size, last.size, checkpoint.root, last.root, proof)
+            return checkpoint
+        if last is not None and last != checkpoint:
+            proof = client.consistency(last.size, checkpoint.size)
+            merkle.verify_consistency(last.size, checkpoint.size, last.root, checkpoint.root, proof)
+        self.checkpoint = checkpoint
+        return checkpoint
+
+    @staticmethod
+    def _proven(
+        client: HttpClient, checkpoint: Checkpoint, seq: int, leaf: bytes, hashes: list[str]
+    ) -> dict[str, Any]:
+        """The record of ``leaf``, once proven at ``seq`` in ``checkpoint``."""
+        proof = [b64decode(h, size=32, what="proof hash") for h in hashes]
+        leaf_hash = merkle.leaf_hash(leaf)
+        try:
+            merkle.verify_inclusion(leaf_hash, seq, checkpoint.size, proof, checkpoint.root)
+        except VerificationError:  # served in another tree size: ask for ours
+            proof = client.inclusion(seq, checkpoint.size)
+            merkle.verify_inclusion(leaf_hash, seq, checkpoint.size, proof, checkpoint.root)
+        try:
+            record, parsed = parse_record(leaf)
+        except MalformedError as exc:
+            raise VerificationError(f"seq {seq} is no record: {exc.detail}") from exc
+        if parsed.seq != seq:
+            raise VerificationError(f"the leaf at seq {seq} says seq {parsed.seq}")
+        return record
+
+    def _check_signatures(self, seq: int, record: dict[str, Any]) -> None:
+        entry_bytes = canonical(record["entry"])
+        signer = str(record["entry"]["signer"])
+        signed = set()
+        for signature in record["signatures"]:
+            key_id = str(signature["key"])
+            known = self._keys.get(key_id)
+            if known is None:
+                raise VerificationError(
+                    f"seq {seq} is signed by {key_id}, which the log did not show"
+                )
+            principal, public, since, until = known
+            if not since <= seq or (until is not None and until <= seq):
+                raise VerificationError(f"seq {seq}: {principal} did not hold that key then")
+            verify_entry_signature(entry_bytes, signature, public)
+            signed.add(principal)
+        if signer not in signed:
+            raise VerificationError(f"seq {seq} does not carry its signer's signature")
+
+    def _learn_keys(self, client: HttpClient, checkpoint: Checkpoint, key_ids: list[str]) -> None:
+        """Learn ``key_ids``: each key, its holder and its seqs, once the public entry
+        that declared it is proven in a checkpoint verified and names both the key and
+        its holder."""
+        for start in range(0, len(key_ids), KEYS_PAGE_MAX):
+            answer = client.keys(key_ids[start : start + KEYS_PAGE_MAX])
+            tree = self._verified_checkpoint(client, str(answer["checkpoint"]))
+            for row in answer["keys"]:
+                self._learn_key(client, tree, row)
+
+    def _learn_key(self, client: HttpClient, checkpoint: Checkpoint, row: dict[str, Any]) -> None:
+        key_id, principal, pub = str(row["key"]), str(row["principal"]), str(row["pub"])
+        since = int(row["from_seq"])
+        declaring = max(0, since - 1)  # a key is held from the seq after its declaration
+        served = row["declared"]
+        if int(served["seq"]) != declaring:
+            raise VerificationError(f"key {key_id} is not shown with its declaring entry")
+        leaf = b64decode(served["leaf"], what="leaf")
+        record = self._proven(client, checkpoint, declaring, leaf, served["proof"]["hashes"])
+        wires = list(_objects(record["entry"]))
+        holder = principal.rsplit(":", maxsplit=1)[-1]
+        declared = {"key": key_id, "pub": pub}
+        if declared not in wires or not any(holder in str(v) for w in wires for v in w.values()):
+            raise VerificationError(f"seq {declaring} does not declare key {key_id} of {principal}")
+        until = row["until_seq"]
+        public = PublicKey.from_wire({"key": key_id, "pub": pub})
+        self._keys[key_id] = (principal, public, since, None if until is None else int(until))
+
+    def _concerns(self, client: HttpClient, item: Awaiting) -> list[str]:
+        if item.kind == "reconciliation.closed":
+            return ["a night is approved by a node that recomputed it from the whole log"]
+        concerns = []
+        body = item.entry.get("body", {})
+        for name in AMOUNT_FIELDS:
+            amount = body.get(name) if isinstance(body, dict) else None
+            if isinstance(amount, int) and amount > self.rules.auto_approve_max_fen:
+                concerns.append(f"amount {amount} fen above {self.rules.auto_approve_max_fen}")
+        signer = str(item.entry["signer"])
+        if ":" in signer:  # a region or the operator: no member page
+            return concerns
+        try:
+            page = client.public_member(signer)
+        except AllianceError as exc:
+            return [*concerns, f"{signer} has no public page: {exc.detail}"]
+        if page["member"]["status"] != "active":
+            concerns.append(f"{signer} is not an active member")
+        if page["measure"] != "none":
+            concerns.append(f"{signer} is under the credit measure {page['measure']}")
+        return concerns
+
+
+def _objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object within ``value`` (the body's key declarations among them)."""
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _objects(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _objects(item)
+
+
+__all__ = ["RemoteEndorseNode"]
