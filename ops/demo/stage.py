@@ -14,7 +14,7 @@ from typing import Any
 from ledger import store
 from ledger.app import Ledger
 from ledger.state import OPERATOR, region_principal
-from nodes.client import LocalClient
+from nodes.client import LocalClient, LogClient
 from nodes.endorse import EndorseNode, Judge
 from nodes.witness import WitnessNode
 from ops.config import AllianceConfig
@@ -169,6 +169,7 @@ class LedgerClient:
         for code in self.regions:
             if self.network is not None:
                 outcome = self.network.endorse(code, self.clock, judge(code))
+                self._credit_over_http(code, client, self.network.endorsers[code][1])
             else:
                 outcome = self.endorsers[code].run(client, self.clock.now, judge(code))
             invariant(not outcome.queued, "demo: the regions' desks decide every entry")
@@ -176,6 +177,17 @@ class LedgerClient:
             self.decided[(code, "reject")] += outcome.rejected
             decided += outcome.approved + outcome.rejected
         return decided
+
+    def _credit_over_http(self, code: str, local: LocalClient, http: LogClient) -> None:
+        """The region's credit desk (nodes/credit.py) judges on its node's own replay of
+        the leaves (the follower verifies every leaf and signature; it holds no operator
+        key) and logs its notices and decisions over HTTP with the region's key alone: the
+        HTTP node may not read every leaf (entry bundles are the auditors'), so the desk
+        cannot judge from what it fetches over HTTP."""
+        node = self.endorsers[code]
+        node.follower.sync(local)
+        if node.credit is not None:
+            node.credit.run(node.follower.state, http, self.clock.now)
 
     def cosign(self) -> None:
         if self.network is not None:
