@@ -89,6 +89,7 @@ VERIFY_CHUNK_ENTRIES = (
     512  # signatures sent to the worker at a time: admission starts after the first
 )
 VERIFY_WORKERS_MAX = 1  # the writer's thread verifies too: two cores, two verifiers
+VERIFY_PARENT_POLL_S = 1.0  # a worker whose parent died exits within this
 VERIFY_WAIT_S = 120.0  # a worker that has not answered by then is a broken worker
 
 # HTTP API (api/)

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -42,6 +42,8 @@ from schemas.limits import BATCH_SIZE_MAX
 
 READY_ATTEMPTS = 600  # × up to 0.1 s waiting on the server process: 60 s at most
 REQUEST_TIMEOUT_S = 120.0
+SERVER_STOP_S = 30.0  # a graceful stop after the load; then it is killed
+LOAD_TIMEOUT_S = 3600.0  # the load generator's whole run; past it the bench fails
 HTTP_BATCH_ENTRIES = 1_000  # documents per :batch request (the route's limit)
 SIGNER_REGION = "31"
 
@@ -122,36 +124,43 @@ def _free_port() -> int:
 
 @contextmanager
 def _server(url: str, keys: Path) -> Iterator[str]:
+    """``alliance serve`` on a free port until the block ends. Its stderr goes to a file,
+    never to a pipe: a pipe nobody drains fills and stalls the server, and one that the
+    server's children inherit never closes while any of them lives."""
     port = _free_port()
     command = [sys.executable, "-m", "ops.cli", "serve", "--db", url, "--keys", str(keys)]
     command += ["--port", str(port)]
-    # Our own interpreter and CLI, arguments we built: no untrusted input.
-    process = subprocess.Popen(  # noqa: S603
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(READY_ATTEMPTS):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            try:
-                process.wait(timeout=0.1)
-            except subprocess.TimeoutExpired:
-                continue
-            raise ConfigError(f"alliance serve exited {process.returncode}")
-        else:
-            raise ConfigError("alliance serve was not ready in time")
-        yield base
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile() as errors:
+        # Our own interpreter and CLI, arguments we built: no untrusted input.
+        process = subprocess.Popen(  # noqa: S603
+            command, stdout=subprocess.DEVNULL, stderr=errors
+        )
         try:
-            process.communicate(timeout=30)
+            yield _ready(process, f"http://127.0.0.1:{port}", errors)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=SERVER_STOP_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=SERVER_STOP_S)
+
+
+def _ready(process: subprocess.Popen[bytes], base: str, errors: IO[bytes]) -> str:
+    for _ in range(READY_ATTEMPTS):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return base
+        except httpx.TransportError:
+            pass
+        try:
+            process.wait(timeout=0.1)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+            continue
+        errors.seek(0)
+        tail = errors.read()[-500:].decode(errors="replace")
+        raise ConfigError(f"alliance serve exited {process.returncode}: {tail}")
+    raise ConfigError("alliance serve was not ready in time")
 
 
 def _percentile_ms(values: list[float], percentile: int) -> float:
@@ -171,7 +180,10 @@ def _load(base: str, documents: list[dict[str, Any]], clients: int, per_request:
             text=True,
             check=False,
             env={**os.environ},
+            timeout=LOAD_TIMEOUT_S,
         )
+    except subprocess.TimeoutExpired as exc:
+        raise ConfigError(f"the load generator did not finish in {LOAD_TIMEOUT_S} s") from exc
     finally:
         os.unlink(handle.name)
     if done.returncode != 0:
