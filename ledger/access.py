@@ -227,6 +227,16 @@ def check_member(reader: Reader, member: str, member_region: str | None) -> None
     raise ForbiddenError(f"the reports of {member} are outside the scope of this reader")
 
 
+def check_region(reader: Reader, region: str) -> None:
+    """Region-wide work lists (pending endorsements, disputes awaiting a decision,
+    overdue instructions): the region itself, auditors and the operator."""
+    if reader.role in ALL_SEEING:
+        return
+    if reader.role == "region" and reader.principal == region:
+        return
+    raise ForbiddenError(f"the work lists of region {region} are outside the scope of this reader")
+
+
 def sees_whole_night(reader: Reader) -> bool:
     """Whether ``reader`` sees a night's whole report (regions, auditors, operator), or
     only its own statement (a member); the public sees none (ForbiddenError)."""
@@ -245,6 +255,7 @@ __all__ = [
     "check_entry",
     "check_entry_bundles",
     "check_member",
+    "check_region",
     "entry_facts",
     "is_public_kind",
     "reader_of",

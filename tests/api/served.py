@@ -32,7 +32,7 @@ def start(url: str, keys: Path) -> Served:
     the end from coming."""
     port = _free_port()
     command = [sys.executable, "-m", "ops.cli", "serve", "--db", url, "--keys", str(keys)]
-    process = subprocess.Popen(  # noqa: S603 (our interpreter, our arguments)
+    process = subprocess.Popen(
         [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     base = f"http://127.0.0.1:{port}"
