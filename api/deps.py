@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -20,8 +21,8 @@ from ledger import access
 from ledger.access import PUBLIC, AuditorKeys, NonceCache, Reader
 from ledger.app import Ledger
 from ledger.public import PublicReads
-from schemas.errors import LimitError, QueueFullError
-from schemas.limits import API_INFLIGHT_ENTRIES_MAX, SUBMISSION_BYTES_MAX
+from schemas.errors import LimitError, QueueFullError, SlowClientError
+from schemas.limits import API_INFLIGHT_ENTRIES_MAX, BODY_READ_DEADLINE_S, SUBMISSION_BYTES_MAX
 from signing.http import HttpRequest, is_signed, parse_signed
 
 
@@ -90,18 +91,31 @@ async def _signed_body(request: Request) -> bytes:
     """The body whose digest a signature covers, refused (413) past
     SUBMISSION_BYTES_MAX (no signed route takes more) without reading it all; kept in
     Starlette's own cache so that the route reads the same bytes."""
+    request._body = await read_body(request, SUBMISSION_BYTES_MAX)
+    return request._body
+
+
+async def read_body(request: Request, limit_bytes: int) -> bytes:
+    """The request body, refused (413) past ``limit_bytes`` without reading it all, and
+    (408) when it has not arrived whole within BODY_READ_DEADLINE_S: a slow client
+    holds neither a connection nor a worker for long."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > SUBMISSION_BYTES_MAX:
-        raise LimitError(f"the body is {declared} bytes; the limit is {SUBMISSION_BYTES_MAX}")
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+        raise LimitError(f"the body is {declared} bytes; the limit is {limit_bytes}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > SUBMISSION_BYTES_MAX:
-            raise LimitError(f"the body exceeds the limit of {SUBMISSION_BYTES_MAX} bytes")
-        chunks.append(chunk)
-    request._body = b"".join(chunks)
-    return request._body
+    try:
+        with anyio.fail_after(BODY_READ_DEADLINE_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit_bytes:
+                    raise LimitError(f"the body exceeds the limit of {limit_bytes} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise SlowClientError(
+            f"the body did not arrive within {BODY_READ_DEADLINE_S} s ({size} bytes came)"
+        ) from exc
+    return b"".join(chunks)
 
 
 def _target_uri(request: Request) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ServicesDep
+from api.deps import ServicesDep, read_body
 from api.wire import AppendedWire, BatchItemWire, BatchWire
 from ledger.sequencer import Appended
 from schemas.canonical import parse_json
@@ -43,21 +43,6 @@ BATCH_SCHEMA: dict[str, Any] = {
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-async def read_body(request: Request, limit_bytes: int) -> bytes:
-    """The request body, refused (413) past ``limit_bytes`` without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
-        raise LimitError(f"the body is {declared} bytes; the limit is {limit_bytes}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit_bytes:
-            raise LimitError(f"the body exceeds the limit of {limit_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _submit(

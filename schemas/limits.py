@@ -123,6 +123,7 @@ PUBLIC_COUNTS_WINDOW_DAYS = 365
 # past it the oldest are left out and the page says so.
 PUBLIC_PROOFS_MAX = 256
 SERVE_PORT_DEFAULT = 8000
+BODY_READ_DEADLINE_S = 10.0  # a request body must arrive whole within this (else 408)
 SERVE_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
 
 # Waiting

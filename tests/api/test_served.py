@@ -4,6 +4,7 @@ kill -9 in the middle of a `:batch` upload loses no acknowledged entry."""
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import pytest
 from ledger.state import OPERATOR
 from ops.bench.http import _documents, _new_log
 from ops.world import EntryFactory, Keyring
-from schemas.limits import PARALLEL_VERIFY_MIN_ENTRIES
+from schemas.limits import BODY_READ_DEADLINE_S, PARALLEL_VERIFY_MIN_ENTRIES
 from tests.api.served import STOP_DEADLINE_S, serving, start, stop
 
 BATCH_TIMEOUT_S = 120.0
@@ -128,3 +129,21 @@ def test_kill_9_in_the_middle_of_a_batch_upload(
         assert retried[: len(acked)] == acked
         assert retried == list(range(1, len(log.documents) + 1))
         stop(again)
+
+
+def test_a_slow_client_times_out(sqlite_url: str, tmp_path: Path) -> None:
+    """A body that stalls half-way is answered 408 once BODY_READ_DEADLINE_S passes;
+    the connection is not held for the client."""
+    log = _log(sqlite_url, tmp_path, 1)
+    with serving(log.url, log.keys) as served:
+        port = int(served.base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as connection:
+            connection.settimeout(BODY_READ_DEADLINE_S + STOP_DEADLINE_S)
+            head = "POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            connection.sendall(f'{head}Content-Length: 100\r\n\r\n{{"entry":'.encode())
+            started = time.monotonic()
+            answer = connection.recv(4096).decode()
+        waited_s = time.monotonic() - started
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert "request-timeout" in answer and "application/problem+json" in answer
+        assert BODY_READ_DEADLINE_S - 1 <= waited_s < BODY_READ_DEADLINE_S + STOP_DEADLINE_S
