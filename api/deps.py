@@ -64,7 +64,9 @@ class Services:
     auditors: AuditorKeys = field(default_factory=dict)
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a sync dependency in the threadpool, where it would queue
+    # behind the writes that hold every thread while they wait for their batch.
     found: Services = request.app.state.services
     return found
 
