@@ -64,11 +64,15 @@ class Services:
     auditors: AuditorKeys = field(default_factory=dict)
 
 
+def services_of(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
 async def services(request: Request) -> Services:
     # async: FastAPI runs a sync dependency in the threadpool, where it would queue
     # behind the writes that hold every thread while they wait for their batch.
-    found: Services = request.app.state.services
-    return found
+    return services_of(request)
 
 
 async def reader(request: Request) -> Reader:
@@ -78,7 +82,7 @@ async def reader(request: Request) -> Reader:
     if not is_signed(request.headers):
         return PUBLIC
     headers = {name: ", ".join(request.headers.getlist(name)) for name in request.headers}
-    found = services(request)
+    found = services_of(request)
     body = await _signed_body(request)
     message = HttpRequest(request.method, _target_uri(request), headers, body)
     signed = parse_signed(message)
