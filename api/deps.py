@@ -59,8 +59,8 @@ class Services:
     admission: Admission
     clock: Callable[[], datetime]
     nonces: NonceCache = field(default_factory=NonceCache)
-    # The policy-declared auditors' keys (ledger.access.AuditorKeys): none until the log
-    # holds them; meanwhile auditors sign with the operator's key.
+    # Auditor keys given to the app itself (tests), beside those the policy in force
+    # declares (ledger.access.auditor_keys, read per signed request).
     auditors: AuditorKeys = field(default_factory=dict)
 
 
@@ -86,11 +86,15 @@ async def reader(request: Request) -> Reader:
     body = await _signed_body(request)
     message = HttpRequest(request.method, _target_uri(request), headers, body)
     signed = parse_signed(message)
-    return await run_in_threadpool(
-        lambda: access.authenticate(
-            signed, found.ledger.reads().key, found.clock(), found.nonces, auditors=found.auditors
+
+    def judge() -> Reader:
+        reads = found.ledger.reads()
+        auditors = {**access.auditor_keys(reads), **found.auditors}
+        return access.authenticate(
+            signed, reads.key, found.clock(), found.nonces, auditors=auditors
         )
-    )
+
+    return await run_in_threadpool(judge)
 
 
 async def _signed_body(request: Request) -> bytes:

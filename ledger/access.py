@@ -94,10 +94,21 @@ class NonceCache:
 
 
 KeyLookup = Callable[[str], KeyRow | None]
-# Hook for the auditors the policy will declare (issue 9: "Auditors are declared in the
-# policy with their keys"): key id -> (auditor name, key). The log does not hold them
-# yet, so the API passes none, and the operator's key counts as an auditor's.
+# The auditors the policy in force declares (issue 9: "Auditors are declared in the
+# policy with their keys"): key id -> (auditor name, key).
 AuditorKeys = Mapping[str, tuple[str, PublicKey]]
+
+
+def auditor_keys(reads: Reads) -> dict[str, tuple[str, PublicKey]]:
+    """The keys of the auditors the policy in force declares. A policy adopted later
+    without an auditor, or without one of its keys, ends that key's reads from its seq
+    on: only the policy in force counts."""
+    policy = reads.policy()
+    found: dict[str, tuple[str, PublicKey]] = {}
+    for auditor in [] if policy is None else policy.auditors:
+        for key in auditor.keys:
+            found[key.key] = (auditor.name, PublicKey.from_wire(key.model_dump()))
+    return found
 
 
 def authenticate(
@@ -251,6 +262,7 @@ __all__ = [
     "EntryFacts",
     "NonceCache",
     "Reader",
+    "auditor_keys",
     "authenticate",
     "check_entry",
     "check_entry_bundles",

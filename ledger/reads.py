@@ -297,6 +297,18 @@ class Reads:
             raise TamperedError("the stored policy is not one the log adopted") from exc
         return credit_row(member, rows, stored, policy, moment, format_utc(moment))
 
+    def policy(self) -> PolicyModel | None:
+        """The policy in force (the newest `policy.adopted`, or the genesis's)."""
+        meta = PROJECTION_TABLES["meta"]
+        with self.engine.connect() as connection:
+            row: MetaRow | None = _one(connection, "meta", meta.c.name == "policy")
+        if row is None:
+            return None
+        try:
+            return PolicyModel.model_validate_json(row.value)
+        except ValidationError as exc:  # the writer only stores policies it validated
+            raise TamperedError("the stored policy is not one the log adopted") from exc
+
     def obligations(self, member: str, status: str | None = None) -> list[ObligationRow]:
         """The obligations the member owes or is owed (optionally of one status), by seq."""
         obligations = PROJECTION_TABLES["obligations"]

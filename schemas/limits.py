@@ -103,6 +103,7 @@ BATCH_REQUEST_BYTES_MAX = 16 * 1024 * 1024
 # it a request is answered 503 with Retry-After before its body is judged (the writer's
 # own QUEUE_DEPTH_MAX still bounds its queue; this keeps the server's memory bounded).
 API_INFLIGHT_ENTRIES_MAX = 16_384
+AUDITORS_MAX = 16  # auditors one policy declares
 API_WRITER_THREADS = 128  # requests waiting for the writer at once (the rest wait their turn)
 # RFC 9421 request signatures (api/deps.reader, ledger.access.authenticate):
 # a request's `created` may be this far from the server's clock either way (clocks of

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from ops.world import entry_time
 from reconciliation.nightly import close_due
 from tests.api.support import assert_problem, signed_get
+from tests.api.support import submit as submit_entry
 from tests.conftest import Alliance
 from tests.ledger.builders import one_item_return
 from tests.reconciliation.nights import make_town, sale, submit, to_next_day
@@ -116,3 +117,32 @@ def test_overdue_instructions_per_region(alliance: Alliance, client: TestClient)
     _refused(client, alliance, f"/v1/instructions/overdue?region=31&{late}", "region:32")
     bad = signed_get(client, alliance, "operator", "/v1/instructions/overdue?region=3x")
     assert_problem(bad, 400, "malformed")
+
+
+def _adopt(alliance: Alliance, policy: dict[str, object]) -> int:
+    regions = [f"region:{region.code}" for region in alliance.config.regions]
+    return submit_entry(alliance, "policy.adopted", "operator", policy, *regions)
+
+
+def test_auditors_declared_in_the_policy_read_as_auditors(
+    alliance: Alliance, client: TestClient
+) -> None:
+    """An auditor's key is accepted once a policy declares it, and refused again from the
+    policy that drops it; a key nobody declared never is."""
+    auditor = alliance.ring.ensure("auditor-a")
+    alliance.ring.ensure("auditor-b")
+    path = "/tile/entries/000.p/2"
+    assert_problem(signed_get(client, alliance, "auditor-a", path), 401, "bad-signature")
+    policy: dict[str, object] = dict(alliance.config.policy)
+    declared = {**policy, "auditors": [{"name": "auditor-a", "keys": [auditor.public.wire()]}]}
+    _adopt(alliance, declared)
+    alliance.clock.advance(seconds=1)
+    assert signed_get(client, alliance, "auditor-a", path).status_code == 200
+    town = make_town(alliance)
+    pending = signed_get(client, alliance, "auditor-a", "/v1/endorsements/pending?region=31")
+    assert pending.status_code == 200, pending.text
+    assert signed_get(client, alliance, "auditor-a", f"/v1/members/{town.seller}/obligations")
+    assert_problem(signed_get(client, alliance, "auditor-b", path), 401, "bad-signature")
+    _adopt(alliance, policy)  # the auditor is dropped from this seq on
+    alliance.clock.advance(seconds=1)
+    assert_problem(signed_get(client, alliance, "auditor-a", path), 401, "bad-signature")
