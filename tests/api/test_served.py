@@ -143,7 +143,12 @@ def test_a_slow_client_times_out(sqlite_url: str, tmp_path: Path) -> None:
             connection.sendall(f'{head}Content-Length: 100\r\n\r\n{{"entry":'.encode())
             started = time.monotonic()
             answer = connection.recv(4096).decode()
-        waited_s = time.monotonic() - started
+            waited_s = time.monotonic() - started
+            while "request-timeout" not in answer:  # the body may come in its own segment
+                more = connection.recv(4096).decode()
+                if not more:
+                    break
+                answer += more
         assert answer.startswith("HTTP/1.1 408"), answer
         assert "request-timeout" in answer and "application/problem+json" in answer
         assert BODY_READ_DEADLINE_S - 1 <= waited_s < BODY_READ_DEADLINE_S + STOP_DEADLINE_S
