@@ -43,6 +43,8 @@ def create_app(ledger: Ledger, clock: Callable[[], datetime] = _utc_now) -> Fast
         description="The transparency log of the YRD consumer alliance (docs/PROTOCOL.md §6).",
     )
     metrics = Metrics(ledger, clock)
+    if ledger.operator is not None:
+        ledger.writer.batch_observers.append(metrics.commit_entries.observe)
     app.state.services = Services(
         ledger=ledger,
         public=PublicReads(ledger, clock),

@@ -242,6 +242,8 @@ class Sequencer:
         self._preparing = 0
         self._arrived = threading.Condition(self._queue_lock)
         self._leading = False  # a caller is leading a batch (under _queue_lock)
+        # Told the size of each committed batch (the API's metrics), under the writer lock.
+        self.batch_observers: list[Callable[[int], None]] = []
         self._halted: HaltError | None = None
         self._sealer: Sealer | None = None  # bound to the log's genesis leaf, once known
         # The right edge of the tree as this writer verified it (tiles by key) and the
@@ -529,6 +531,8 @@ class Sequencer:
             return
         try:
             self._append_batch(batch)
+            for observe in self.batch_observers:
+                observe(len(batch))
         except HaltError as exc:
             self._halted, self._state, self._pending_frontier = exc, None, None
             for item in batch:
