@@ -214,6 +214,14 @@ def _entry_problems() -> list[tuple[bool, str]]:
             "CHECKPOINT_FILE_BYTES_MAX must hold a note of NOTE_BYTES_MAX",
         ),
         (
+            0 < GROUP_COMMIT_LINGER_S < WAIT_DEADLINE_S,
+            "GROUP_COMMIT_LINGER_S must be positive and far below WAIT_DEADLINE_S",
+        ),
+        (
+            0 < VERIFY_PARENT_POLL_S < VERIFY_WAIT_S and BODY_READ_DEADLINE_S > 0,
+            "VERIFY_PARENT_POLL_S and BODY_READ_DEADLINE_S must be positive",
+        ),
+        (
             0 <= DEFAULT_AUTO_APPROVE_MAX_FEN <= AMOUNT_FEN_MAX,
             "DEFAULT_AUTO_APPROVE_MAX_FEN must be within 0..AMOUNT_FEN_MAX",
         ),
@@ -250,6 +258,8 @@ _POSITIVE = (
     "SEARCH_QUERY_LENGTH_MAX",
     "PUBLIC_COUNTS_WINDOW_DAYS",
     "PUBLIC_PROOFS_MAX",
+    "AUDITORS_MAX",
+    "API_WRITER_THREADS",
 )
 
 
