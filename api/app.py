@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
 
 from api import desk, log, nodes, ops, problems, public, reads, session, web, writes
 from api.deps import Admission, Services
 from api.metrics import Metrics
+from ledger import verifying
 from ledger.app import Ledger
 from ledger.public import PublicReads
 from schemas.errors import AllianceError
@@ -24,6 +27,13 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield
+    # The writer's verification worker stops with the server, not after it.
+    await run_in_threadpool(verifying.shutdown)
+
+
 def create_app(
     ledger: Ledger, clock: Callable[[], datetime] = _utc_now, *, replica: Ledger | None = None
 ) -> FastAPI:
@@ -31,11 +41,14 @@ def create_app(
     ``replica`` (a read-only ledger on a hot standby of ledger's database) the log's
     reads and the public reads are served from the replica."""
     app = FastAPI(
+        lifespan=_lifespan,
         title="Alliance Ledger",
         version="1",
         description="The transparency log of the YRD consumer alliance (docs/PROTOCOL.md §6).",
     )
     metrics = Metrics(ledger, clock)
+    if ledger.operator is not None:
+        ledger.writer.batch_observers.append(metrics.commit_entries.observe)
     app.state.services = Services(
         ledger=ledger,
         public=PublicReads(replica if replica is not None else ledger, clock),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -21,8 +22,8 @@ from ledger.access import PUBLIC, AuditorKeys, NonceCache, Reader
 from ledger.app import Ledger
 from ledger.public import PublicReads
 from ledger.sessions import Sessions
-from schemas.errors import LimitError, QueueFullError
-from schemas.limits import API_INFLIGHT_ENTRIES_MAX, SUBMISSION_BYTES_MAX
+from schemas.errors import LimitError, QueueFullError, SlowClientError
+from schemas.limits import API_INFLIGHT_ENTRIES_MAX, BODY_READ_DEADLINE_S, SUBMISSION_BYTES_MAX
 from signing.http import HttpRequest, is_signed, parse_signed
 
 
@@ -59,8 +60,8 @@ class Services:
     admission: Admission
     clock: Callable[[], datetime]
     nonces: NonceCache = field(default_factory=NonceCache)
-    # The policy-declared auditors' keys (ledger.access.AuditorKeys): none until the log
-    # holds them; meanwhile auditors sign with the operator's key.
+    # Auditor keys given to the app itself (tests), beside those the policy in force
+    # declares (ledger.access.auditor_keys, read per signed request).
     auditors: AuditorKeys = field(default_factory=dict)
     # The web console's region sessions (ledger.sessions): challenges and cookies.
     sessions: Sessions = field(default_factory=Sessions)
@@ -75,9 +76,15 @@ class Services:
         return self.replica if self.replica is not None else self.ledger
 
 
-def services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
+
+
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a sync dependency in the threadpool, where it would queue
+    # behind the writes that hold every thread while they wait for their batch.
+    return services_of(request)
 
 
 async def reader(request: Request) -> Reader:
@@ -87,15 +94,19 @@ async def reader(request: Request) -> Reader:
     if not is_signed(request.headers):
         return session_reader(request)
     headers = {name: ", ".join(request.headers.getlist(name)) for name in request.headers}
-    found = services(request)
+    found = services_of(request)
     body = await _signed_body(request)
     message = HttpRequest(request.method, _target_uri(request), headers, body)
     signed = parse_signed(message)
-    return await run_in_threadpool(
-        lambda: access.authenticate(
-            signed, found.ledger.reads().key, found.clock(), found.nonces, auditors=found.auditors
+
+    def judge() -> Reader:
+        reads = found.ledger.reads()
+        auditors = {**access.auditor_keys(reads), **found.auditors}
+        return access.authenticate(
+            signed, reads.key, found.clock(), found.nonces, auditors=auditors
         )
-    )
+
+    return await run_in_threadpool(judge)
 
 
 SESSION_COOKIE = "alliance_session"
@@ -108,7 +119,7 @@ def session_reader(request: Request) -> Reader:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return PUBLIC
-    found = services(request)
+    found = services_of(request)
     session = found.sessions.reader(token, found.clock())
     return PUBLIC if session is None else session.reader
 
@@ -117,18 +128,31 @@ async def _signed_body(request: Request) -> bytes:
     """The body whose digest a signature covers, refused (413) past
     SUBMISSION_BYTES_MAX (no signed route takes more) without reading it all; kept in
     Starlette's own cache so that the route reads the same bytes."""
+    request._body = await read_body(request, SUBMISSION_BYTES_MAX)
+    return request._body
+
+
+async def read_body(request: Request, limit_bytes: int) -> bytes:
+    """The request body, refused (413) past ``limit_bytes`` without reading it all, and
+    (408) when it has not arrived whole within BODY_READ_DEADLINE_S: a slow client
+    holds neither a connection nor a worker for long."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > SUBMISSION_BYTES_MAX:
-        raise LimitError(f"the body is {declared} bytes; the limit is {SUBMISSION_BYTES_MAX}")
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+        raise LimitError(f"the body is {declared} bytes; the limit is {limit_bytes}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > SUBMISSION_BYTES_MAX:
-            raise LimitError(f"the body exceeds the limit of {SUBMISSION_BYTES_MAX} bytes")
-        chunks.append(chunk)
-    request._body = b"".join(chunks)
-    return request._body
+    try:
+        with anyio.fail_after(BODY_READ_DEADLINE_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit_bytes:
+                    raise LimitError(f"the body exceeds the limit of {limit_bytes} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise SlowClientError(
+            f"the body did not arrive within {BODY_READ_DEADLINE_S} s ({size} bytes came)"
+        ) from exc
+    return b"".join(chunks)
 
 
 def _target_uri(request: Request) -> str:

@@ -25,6 +25,7 @@ log = logging.getLogger("alliance.api")
 # Append latency: a group commit takes a few ms; a queue behind a slow disk, seconds.
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 50, 100, 250, 500, 1000)
+COMMIT_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 1000, 4096)
 
 
 class LogCollector(Collector):
@@ -79,6 +80,12 @@ class Metrics:
             "alliance_batch_request_entries",
             "Documents per POST /v1/entries:batch request",
             buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.commit_entries = Histogram(
+            "alliance_group_commit_entries",
+            "Entries per writer transaction (one group commit of concurrent requests)",
+            buckets=COMMIT_BUCKETS,
             registry=self.registry,
         )
         self.queue_depth = Gauge(

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api import problems
-from api.writes import read_body
+from api.deps import read_body
 from nodes.tlog import SIZE_MEDIA_TYPE, AddCheckpoint, TlogWitness
 from schemas.errors import AllianceError, StaleSizeError
 from schemas.limits import WITNESS_REQUEST_BYTES_MAX

@@ -6,15 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import ServicesDep
+from api.deps import ServicesDep, read_body
 from api.wire import AppendedWire, BatchItemWire, BatchWire
 from ledger.sequencer import Appended
 from schemas.canonical import parse_json
 from schemas.errors import AllianceError, LimitError, MalformedError, NotReadyError
-from schemas.limits import BATCH_REQUEST_BYTES_MAX, BATCH_REQUEST_ENTRIES_MAX, SUBMISSION_BYTES_MAX
+from schemas.limits import (
+    API_WRITER_THREADS,
+    BATCH_REQUEST_BYTES_MAX,
+    BATCH_REQUEST_ENTRIES_MAX,
+    SUBMISSION_BYTES_MAX,
+)
 
 router = APIRouter(tags=["writes"])
 
@@ -45,19 +51,16 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-async def read_body(request: Request, limit_bytes: int) -> bytes:
-    """The request body, refused (413) past ``limit_bytes`` without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
-        raise LimitError(f"the body is {declared} bytes; the limit is {limit_bytes}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit_bytes:
-            raise LimitError(f"the body exceeds the limit of {limit_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+_WRITER_THREADS: list[anyio.CapacityLimiter] = []
+
+
+def _writer_threads() -> anyio.CapacityLimiter:
+    """The threads that wait for the writer, apart from the shared threadpool: each
+    write holds its thread until its batch is durable, and reads must not queue behind
+    them; and enough of them that concurrent single posts fill one group commit."""
+    if not _WRITER_THREADS:
+        _WRITER_THREADS.append(anyio.CapacityLimiter(API_WRITER_THREADS))
+    return _WRITER_THREADS[0]
 
 
 async def _submit(
@@ -68,7 +71,9 @@ async def _submit(
     services.admission.enter(len(documents))
     started = services.metrics.timer()
     try:
-        return await run_in_threadpool(services.ledger.submit_many, documents)
+        return await anyio.to_thread.run_sync(
+            services.ledger.submit_many, documents, limiter=_writer_threads()
+        )
     finally:
         services.admission.leave(len(documents))
         services.metrics.observe_append(route, started)

@@ -94,10 +94,21 @@ class NonceCache:
 
 
 KeyLookup = Callable[[str], KeyRow | None]
-# Hook for the auditors the policy will declare (issue 9: "Auditors are declared in the
-# policy with their keys"): key id -> (auditor name, key). The log does not hold them
-# yet, so the API passes none, and the operator's key counts as an auditor's.
+# The auditors the policy in force declares (issue 9: "Auditors are declared in the
+# policy with their keys"): key id -> (auditor name, key).
 AuditorKeys = Mapping[str, tuple[str, PublicKey]]
+
+
+def auditor_keys(reads: Reads) -> dict[str, tuple[str, PublicKey]]:
+    """The keys of the auditors the policy in force declares. A policy adopted later
+    without an auditor, or without one of its keys, ends that key's reads from its seq
+    on: only the policy in force counts."""
+    policy = reads.policy()
+    found: dict[str, tuple[str, PublicKey]] = {}
+    for auditor in [] if policy is None else policy.auditors:
+        for key in auditor.keys:
+            found[key.key] = (auditor.name, PublicKey.from_wire(key.model_dump()))
+    return found
 
 
 def authenticate(
@@ -228,9 +239,9 @@ def check_member(reader: Reader, member: str, member_region: str | None) -> None
 
 
 def check_region(reader: Reader, region: str) -> None:
-    """A region's own work lists and desk (its pending endorsements, review queue and
-    picture, ledger.desk): the region itself (a signed request or a web session),
-    auditors and the operator."""
+    """A region's own work lists and desk (pending endorsements, disputes awaiting a
+    decision, overdue instructions, the desk's review queue and picture): the region
+    itself (a signed request or a web session), auditors and the operator."""
     if reader.role in ALL_SEEING or (reader.role == "region" and reader.principal == region):
         return
     raise ForbiddenError(f"region {region}'s work lists are outside the scope of this reader")
@@ -250,6 +261,7 @@ __all__ = [
     "EntryFacts",
     "NonceCache",
     "Reader",
+    "auditor_keys",
     "authenticate",
     "check_entry",
     "check_entry_bundles",

@@ -56,6 +56,7 @@ from ledger.rows import (
     TABLES,
     CommitmentRow,
     CreditRow,
+    DisputeRow,
     ExclusionRow,
     InstructionRow,
     KeyRow,
@@ -249,6 +250,19 @@ def _count_overdue(member: str, since_day: str) -> Select[Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitingDispute:
+    """An open dispute (its seq) over the obligation ``target``: the debtor's region
+    decides, with the creditor's when it is another (ledger.kinds.money)."""
+
+    seq: int
+    target: int
+    debtor: str
+    creditor: str
+    amount_fen: int
+    regions: tuple[str, ...]  # the regions whose decision it awaits
+
+
+@dataclass(frozen=True, slots=True)
 class Reads:
     engine: Engine
 
@@ -282,6 +296,18 @@ class Reads:
         except ValidationError as exc:  # the writer only stores policies it validated
             raise TamperedError("the stored policy is not one the log adopted") from exc
         return credit_row(member, rows, stored, policy, moment, format_utc(moment))
+
+    def policy(self) -> PolicyModel | None:
+        """The policy in force (the newest `policy.adopted`, or the genesis's)."""
+        meta = PROJECTION_TABLES["meta"]
+        with self.engine.connect() as connection:
+            row: MetaRow | None = _one(connection, "meta", meta.c.name == "policy")
+        if row is None:
+            return None
+        try:
+            return PolicyModel.model_validate_json(row.value)
+        except ValidationError as exc:  # the writer only stores policies it validated
+            raise TamperedError("the stored policy is not one the log adopted") from exc
 
     def obligations(self, member: str, status: str | None = None) -> list[ObligationRow]:
         """The obligations the member owes or is owed (optionally of one status), by seq."""
@@ -329,6 +355,48 @@ class Reads:
         )
         with self.engine.connect() as connection:
             return [int(target) for (target,) in connection.execute(query)]
+
+    def disputes_awaiting(self, region: str) -> list[AwaitingDispute]:
+        """Open disputes whose decision ``region`` takes part in (its members are the
+        disputed obligation's debtor or creditor), oldest first."""
+        disputes = PROJECTION_TABLES["disputes"]
+        with self.engine.connect() as connection:
+            open_rows: list[DisputeRow] = _rows(connection, "disputes", disputes.c.status == "open")
+        found = []
+        for dispute in open_rows:
+            obligation = self.obligation(dispute.target)
+            if obligation is None:
+                raise TamperedError(f"dispute {dispute.seq} targets seq {dispute.target}: none")
+            regions = self._regions_in_order(obligation.debtor, obligation.creditor)
+            if region in regions:
+                found.append(
+                    AwaitingDispute(
+                        dispute.seq,
+                        dispute.target,
+                        obligation.debtor,
+                        obligation.creditor,
+                        obligation.amount_fen,
+                        regions,
+                    )
+                )
+        return found
+
+    def overdue_instructions(self, region: str, day: str) -> list[InstructionRow]:
+        """Instructions due before ``day`` (YYYY-MM-DD) and not yet confirmed in full,
+        whose payer or payee is a member of ``region``, by night and index."""
+        table = PROJECTION_TABLES["instructions"]
+        where = (table.c.due < day, table.c.confirmed_fen < table.c.amount_fen)
+        with self.engine.connect() as connection:
+            rows: list[InstructionRow] = _rows(connection, "instructions", *where)
+        return [row for row in rows if region in self._regions_in_order(row.payer, row.payee)]
+
+    def _regions_in_order(self, *members: str) -> tuple[str, ...]:
+        regions: list[str] = []
+        for member in members:
+            view = self.member(member)
+            if view is not None and view.member.region not in regions:
+                regions.append(view.member.region)
+        return tuple(regions)
 
     # --- who is reading (ledger.access) -------------------------------------------------
 

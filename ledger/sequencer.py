@@ -82,6 +82,7 @@ from schemas.limits import (
     BATCH_SIZE_MAX,
     ENTRY_BYTES_MAX,
     GENESIS_TIME_SKEW_S,
+    GROUP_COMMIT_LINGER_S,
     LEAF_BYTES_MAX,
     PARALLEL_VERIFY_MIN_ENTRIES,
     QUEUE_DEPTH_MAX,
@@ -238,6 +239,14 @@ class Sequencer:
         self._writer = threading.Lock()  # held by the batch leader
         self._queue: list[Prepared] = []
         self._queue_lock = threading.Lock()
+        # Callers checking their submissions right now (outside every lock): a leader
+        # waits a moment for them (_linger), so that concurrent single submissions share
+        # one transaction instead of paying for one each.
+        self._preparing = 0
+        self._arrived = threading.Condition(self._queue_lock)
+        self._leading = False  # a caller is leading a batch (under _queue_lock)
+        # Told the size of each committed batch (the API's metrics), under the writer lock.
+        self.batch_observers: list[Callable[[int], None]] = []
         self._halted: HaltError | None = None
         self._sealer: Sealer | None = None  # bound to the log's genesis leaf, once known
         # The right edge of the tree as this writer verified it (tiles by key) and the
@@ -263,8 +272,14 @@ class Sequencer:
         its Appended, or the error that rejected it. A submission still waiting for the
         writer after ``deadline_s`` answers DeadlineError (it may yet be appended)."""
         with _collection_deferred():
-            prepared = self.prepare_many(documents)
-            pending = [item for item in prepared if isinstance(item, Prepared)]
+            with self._queue_lock:
+                self._preparing += 1
+            try:
+                prepared = self.prepare_many(documents)
+                pending = [item for item in prepared if isinstance(item, Prepared)]
+            except BaseException:
+                self._enqueue([])
+                raise
             self._enqueue(pending)
             self._drain_until_done(pending, time.monotonic() + deadline_s)
             results = [
@@ -430,27 +445,71 @@ class Sequencer:
         return item
 
     def _enqueue(self, pending: list[Prepared]) -> None:
+        """Queue a caller's checked submissions (it is no longer preparing)."""
         with self._queue_lock:
+            self._preparing -= 1
+            self._arrived.notify_all()
             if len(self._queue) + len(pending) > QUEUE_DEPTH_MAX:
                 for item in pending:
                     item.finish(QueueFullError("the writer queue is full; retry shortly"))
                 return
             self._queue.extend(pending)
 
+    def _linger(self) -> None:
+        """The leader's wait before it takes a batch: while other callers are still
+        checking their submissions, up to GROUP_COMMIT_LINGER_S, or until a full batch
+        is queued. A transaction's fixed cost (commit, tiles, checkpoint) is then
+        shared by every concurrent caller; a lone caller never waits."""
+        deadline = time.monotonic() + GROUP_COMMIT_LINGER_S
+        with self._arrived:
+            while self._preparing > 0 and len(self._queue) < BATCH_SIZE_MAX:
+                remaining_s = deadline - time.monotonic()
+                if remaining_s <= 0:
+                    return
+                self._arrived.wait(remaining_s)
+
     def _drain_until_done(self, pending: list[Prepared], deadline: float) -> None:
+        """Wait until every item is done, leading a batch whenever no one else leads.
+        Waiters sleep on a condition that each leader signals when its batch is done,
+        not on the writer lock itself: a lock hands itself to one waiter at a time, so
+        the callers of a finished batch would trickle out one by one while the next
+        leader took the few that had queued meanwhile (batches of one or two under
+        concurrent single submissions)."""
         for item in pending:
             while not item.done:
-                remaining_s = deadline - time.monotonic()
-                if remaining_s <= 0 or not self._writer.acquire(timeout=remaining_s):
+                if not self._lead_or_wait(item, deadline):
                     item.finish(DeadlineError("the writer did not reach this entry in time"))
                     break
-                try:
-                    if not item.done:
-                        batch = self._take_batch()
-                        if batch:
-                            self._run_batch(batch)
-                finally:
-                    self._writer.release()
+
+    def _lead_or_wait(self, item: Prepared, deadline: float) -> bool:
+        """Lead one batch, or wait for the current leader's batch to end; False once
+        ``deadline`` passed."""
+        with self._arrived:
+            while self._leading and not item.done:
+                remaining_s = deadline - time.monotonic()
+                if remaining_s <= 0:
+                    return False
+                self._arrived.wait(remaining_s)
+            if item.done:
+                return True
+            self._leading = True
+        try:
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0 or not self._writer.acquire(timeout=remaining_s):
+                return False
+            try:
+                if not item.done:
+                    self._linger()
+                    batch = self._take_batch()
+                    if batch:
+                        self._run_batch(batch)
+            finally:
+                self._writer.release()
+        finally:
+            with self._arrived:
+                self._leading = False
+                self._arrived.notify_all()
+        return True
 
     def _take_batch(self) -> list[Prepared]:
         """The next batch: queued submissions in order, up to BATCH_SIZE_MAX entries and
@@ -475,6 +534,8 @@ class Sequencer:
             return
         try:
             self._append_batch(batch)
+            for observe in self.batch_observers:
+                observe(len(batch))
         except HaltError as exc:
             self._halted, self._state, self._pending_frontier = exc, None, None
             for item in batch:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from schemas import errors
 from schemas.errors import RejectedError
-from schemas.limits import VERIFY_WORKERS_MAX
+from schemas.limits import VERIFY_PARENT_POLL_S, VERIFY_WORKERS_MAX
 from signing.entry import verify_entry_signature
 from signing.keys import PublicKey, usable_keys
 
@@ -62,6 +63,22 @@ def error_of(verdict: tuple[str, str, str | None]) -> RejectedError:
     return kind(detail, field=field)
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """In the worker, its initializer: end the worker once the process that started it
+    is gone. A ProcessPoolExecutor worker holds both ends of its own call queue, so it
+    never sees end-of-file when its parent dies (kill -9, or an exit that skipped the
+    executor's shutdown): it would live on as an orphan and keep every file its parent
+    gave it open (the server's stderr pipe: whoever waits for that pipe to close, as
+    `alliance bench http` did, waits forever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(VERIFY_PARENT_POLL_S)
+        os._exit(0)  # the parent is gone: nobody will read our verdicts
+
+    threading.Thread(target=watch, name="alliance-parent-watch", daemon=True).start()
+
+
 def pool() -> ProcessPoolExecutor | None:
     """The worker pool, started on first use; None on a one-core machine."""
     global _pool  # noqa: PLW0603 (one pool per process, started lazily)
@@ -73,7 +90,12 @@ def pool() -> ProcessPoolExecutor | None:
             # spawn: a forked child would inherit the writer's database connections.
             context = multiprocessing.get_context("spawn")
             workers = min(cores - 1, VERIFY_WORKERS_MAX)
-            _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            _pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return _pool
 
 
@@ -84,6 +106,16 @@ def reset() -> None:
         broken, _pool = _pool, None
     if broken is not None:
         broken.shutdown(wait=False, cancel_futures=True)
+
+
+def shutdown() -> None:
+    """Stop the worker and wait for it (a server's shutdown): nothing outlives the
+    process that started it."""
+    global _pool
+    with _lock:
+        running, _pool = _pool, None
+    if running is not None:
+        running.shutdown(wait=True, cancel_futures=True)
 
 
 def submit(jobs: Sequence[Job], declared: Sequence[str] = ()) -> Future[Verdicts] | None:

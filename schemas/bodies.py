@@ -12,6 +12,7 @@ from schemas.entry import PRINTABLE_TEXT_PATTERN, KeyModel, Rfc3339, WireModel, 
 from schemas.errors import MalformedError
 from schemas.limits import (
     AMOUNT_FEN_MAX,
+    AUDITORS_MAX,
     CALENDAR_DATES_MAX,
     ENDORSEMENT_TARGETS_MAX,
     EVIDENCE_SEQS_MAX,
@@ -227,6 +228,15 @@ class ReasonsModel(WireModel):
     restoration: ReasonList = Field(default_factory=lambda: list(DEFAULT_REASONS["restoration"]))
 
 
+class AuditorModel(WireModel):
+    """An auditor the policy declares (issue 9): its name and its request-signing keys.
+    Its signed reads see what the operator's see; a later `policy.adopted` without it
+    (or without a key) ends them from that entry on."""
+
+    name: Ident
+    keys: KeyList
+
+
 class PolicyModel(WireModel):
     return_days_min: Annotated[int, Field(ge=7, le=365)]
     excluded_categories: Annotated[list[Category], Field(max_length=256)]
@@ -255,6 +265,11 @@ class PolicyModel(WireModel):
     confirm_days: Annotated[int, Field(ge=1, le=30)] = 3
     objection_days_min: Annotated[int, Field(ge=1, le=90)] = 3
     objection_days_max: Annotated[int, Field(ge=1, le=365)] = 15
+    # Left out of the stored policy when empty: the policies logged before auditors
+    # existed keep the exact projection row they were sealed with.
+    auditors: Annotated[list[AuditorModel], Field(max_length=AUDITORS_MAX)] = Field(
+        default_factory=list, exclude_if=lambda auditors: not auditors
+    )
 
 
 class GenesisBody(WireModel):

@@ -165,6 +165,15 @@ class AlreadyInitialisedError(AllianceError):
     status = 409
 
 
+class SlowClientError(AllianceError):
+    """The request body did not arrive within the server's deadline: the connection is
+    closed rather than held for a client that sends a byte at a time."""
+
+    type_slug = "request-timeout"
+    title = "Request body too slow"
+    status = 408
+
+
 # --- retryable: the submission was fine, the service could not take it now --------------
 
 

@@ -57,6 +57,7 @@ NOTE_BYTES_MAX = 1_000_000  # the spec's alternative bound, torchwood's: far abo
 # Sequencer
 BATCH_SIZE_MAX = 4096  # entries appended in one transaction
 BATCH_BYTES_MAX = 32 * 1024 * 1024
+GROUP_COMMIT_LINGER_S = 0.01  # a batch leader waits this long at most for concurrent callers
 QUEUE_DEPTH_MAX = 65_536  # submissions waiting for the writer before callers are refused
 
 # Database
@@ -93,6 +94,7 @@ VERIFY_CHUNK_ENTRIES = (
     512  # signatures sent to the worker at a time: admission starts after the first
 )
 VERIFY_WORKERS_MAX = 1  # the writer's thread verifies too: two cores, two verifiers
+VERIFY_PARENT_POLL_S = 1.0  # a worker whose parent died exits within this
 VERIFY_WAIT_S = 120.0  # a worker that has not answered by then is a broken worker
 
 # HTTP API (api/)
@@ -105,6 +107,8 @@ BATCH_REQUEST_BYTES_MAX = 16 * 1024 * 1024
 # it a request is answered 503 with Retry-After before its body is judged (the writer's
 # own QUEUE_DEPTH_MAX still bounds its queue; this keeps the server's memory bounded).
 API_INFLIGHT_ENTRIES_MAX = 16_384
+AUDITORS_MAX = 16  # auditors one policy declares
+API_WRITER_THREADS = 128  # requests waiting for the writer at once (the rest wait their turn)
 # RFC 9421 request signatures (api/deps.reader, ledger.access.authenticate):
 # a request's `created` may be this far from the server's clock either way (clocks of
 # tills drift; five minutes is the customary Kerberos-like window).
@@ -143,6 +147,7 @@ DESK_ITEMS_MAX = 1000
 # batch: weeks of a busy log), drawn as the last checkpoint of each local day.
 GROWTH_CHECKPOINTS_MAX = 20_000
 SERVE_PORT_DEFAULT = 8000
+BODY_READ_DEADLINE_S = 10.0  # a request body must arrive whole within this (else 408)
 SERVE_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
 # Nodes over HTTP (nodes/http.py, api/nodes.py, api/witness.py, ops/witnessing.py):
 # pending entries one `GET /v1/endorsements/pending` page holds, each with its leaf and
@@ -252,6 +257,14 @@ def _entry_problems() -> list[tuple[bool, str]]:
             "CHECKPOINT_FILE_BYTES_MAX must hold a note of NOTE_BYTES_MAX",
         ),
         (
+            0 < GROUP_COMMIT_LINGER_S < WAIT_DEADLINE_S,
+            "GROUP_COMMIT_LINGER_S must be positive and far below WAIT_DEADLINE_S",
+        ),
+        (
+            0 < VERIFY_PARENT_POLL_S < VERIFY_WAIT_S and BODY_READ_DEADLINE_S > 0,
+            "VERIFY_PARENT_POLL_S and BODY_READ_DEADLINE_S must be positive",
+        ),
+        (
             0 <= DEFAULT_AUTO_APPROVE_MAX_FEN <= AMOUNT_FEN_MAX,
             "DEFAULT_AUTO_APPROVE_MAX_FEN must be within 0..AMOUNT_FEN_MAX",
         ),
@@ -308,6 +321,8 @@ _POSITIVE = (
     "NODE_HTTP_TIMEOUT_S",
     "WITNESS_PUSH_INTERVAL_S",
     "GROWTH_CHECKPOINTS_MAX",
+    "AUDITORS_MAX",
+    "API_WRITER_THREADS",
 )
 
 

@@ -37,6 +37,8 @@ from schemas.errors import ConfigError
 from schemas.limits import BATCH_SIZE_MAX
 
 REQUEST_TIMEOUT_S = 120.0
+SERVER_STOP_S = 30.0  # a graceful stop after the load; then it is killed
+LOAD_TIMEOUT_S = 3600.0  # the load generator's whole run; past it the bench fails
 HTTP_BATCH_ENTRIES = 1_000  # documents per :batch request (the route's limit)
 SIGNER_REGION = "31"
 
@@ -125,7 +127,10 @@ def _load(base: str, documents: list[dict[str, Any]], clients: int, per_request:
             text=True,
             check=False,
             env={**os.environ},
+            timeout=LOAD_TIMEOUT_S,
         )
+    except subprocess.TimeoutExpired as exc:
+        raise ConfigError(f"the load generator did not finish in {LOAD_TIMEOUT_S} s") from exc
     finally:
         os.unlink(handle.name)
     if done.returncode != 0:

@@ -52,6 +52,11 @@ def test_metrics(alliance: Alliance, client: TestClient) -> None:
     assert 'alliance_endorsement_backlog{region="31"} 2.0' in text  # R-2 and R-3
     assert 'alliance_problems_total{type="forbidden"} 1.0' in text
     assert "alliance_refused_reads_total 1.0" in text
+    # Every transaction of the writer since the app started: the two posts' among them.
+    figures = dict(line.rsplit(" ", 1) for line in text.splitlines() if line[:1] != "#")
+    assert float(figures["alliance_group_commit_entries_count"]) >= 2
+    assert float(figures["alliance_group_commit_entries_sum"]) >= 2
+    assert float(figures['alliance_group_commit_entries_bucket{le="4096.0"}']) >= 2
 
 
 def test_openapi_lists_every_problem_type(client: TestClient) -> None:
