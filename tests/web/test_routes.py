@@ -53,3 +53,21 @@ def test_checkpoint_notes_and_compression(alliance: Alliance) -> None:
     css = client.get("/static/app.css", headers={"Accept-Encoding": "gzip"})
     assert css.headers["content-encoding"] == "gzip"
     assert css.content == (STATIC / "app.css").read_bytes()
+
+
+def test_every_answer_carries_the_security_headers(alliance: Alliance) -> None:
+    """No page may be framed by another site (the desk's approve button under a decoy),
+    and only the bundled scripts run: an injected inline script or a script from
+    elsewhere would be refused by the browser even if escaping ever failed."""
+    client = client_for(alliance)
+    answers = [client.get(path) for path in ("/", "/desk", "/reconciliation", "/transparency")]
+    answers += [client.get("/static/app.css"), client.get("/v1/session")]
+    answers.append(client.get("/no/such/page"))  # a problem document too
+    for answer in answers:
+        policy = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self';" in policy
+        assert "unsafe-eval" not in policy and "default-src 'none'" in policy
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+    assert "<script>" not in answers[0].text  # no inline script for the policy to refuse
