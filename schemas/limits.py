@@ -122,8 +122,9 @@ PUBLIC_COUNTS_WINDOW_DAYS = 365
 # past it the oldest are left out and the page says so.
 PUBLIC_PROOFS_MAX = 256
 # Region sign-in of the web console (ledger/sessions.py, issue 10): a login challenge
-# lives this long and this many are held at once (past it a challenge is refused with
-# 503 rather than a live one dropped); a session lives SESSION_TTL_S and SESSIONS_MAX
+# lives this long (it is stateless, HMAC-authenticated) and this many used nonces are
+# remembered (past it a sign-in is refused with 503 rather than a nonce forgotten
+# early); a session lives SESSION_TTL_S and SESSIONS_MAX
 # are held (a region signs in again after its session ends).
 SESSION_CHALLENGE_TTL_S = 120
 SESSION_CHALLENGES_MAX = 10_000
