@@ -41,6 +41,8 @@ def test_mistakes_are_said_on_the_page(alliance: Alliance) -> None:
     assert unknown.status_code == 200 and "该成员没有这家门店" in unknown.text
     bad = client.get("/", params={"q": seller, "store": "S1", "purchased": "2026-02-30"})
     assert bad.status_code == 200 and "有效的购买日期" in bad.text
+    nul = client.get("/", params={"q": "member\x00"})  # a 500 on PostgreSQL before
+    assert nul.status_code == 200 and "没有找到" in nul.text
 
 
 def test_checkpoint_notes_and_compression(alliance: Alliance) -> None:
