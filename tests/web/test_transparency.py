@@ -101,3 +101,23 @@ def test_the_page_reads_in_english(site: Site, page: Page, shoot: Shoot) -> None
     )
     assert_accessible(page)
     shoot(page, "transparency-en")
+
+
+def test_a_checkpoint_served_for_another_size_is_refused(site: Site, page: Page) -> None:
+    """A hostile server answers a size no checkpoint was signed at with another, genuine
+    checkpoint: its signatures verify, but it is not the tree asked about, so the page
+    must not say that a checkpoint of that size is signed and consistent."""
+    asked = unsigned_size(site)
+    latest = page.request.get(f"{site.url}/checkpoint").text()
+
+    def substitute(route: Route) -> None:
+        route.fulfill(status=200, content_type="text/plain; charset=utf-8", body=latest)
+
+    page.route(re.compile(rf".*/transparency/checkpoints/{asked}$"), substitute)
+    page.goto(f"{site.url}/transparency")
+    page.locator("#old").fill(str(asked))
+    page.locator("#new").fill(str(asked))
+    page.get_by_role("button", name="验证一致性").click()
+    result = page.locator("#consistency-result")
+    expect(result).to_have_attribute("data-state", "failed", timeout=TIMEOUT_MS)
+    expect(result).to_contain_text(f"not {asked}")

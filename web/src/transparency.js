@@ -95,6 +95,12 @@ async function checkConsistency(form, trust) {
     const [first, second] = await Promise.all(
       [old, size].map(async (n) => verifyCheckpoint(await getText(`/transparency/checkpoints/${n}`), trust)),
     );
+    // A genuine checkpoint of another size proves nothing about the size asked for.
+    for (const [checkpoint, asked] of [[first, old], [second, size]]) {
+      if (checkpoint.size !== asked) {
+        throw new VerificationError(`served a checkpoint of size ${checkpoint.size}, not ${asked}`);
+      }
+    }
     const response = await fetch(`/v1/proofs/consistency?old=${old}&new=${size}`);
     if (!response.ok) throw new VerificationError(`consistency proof: HTTP ${response.status}`);
     const proof = await response.json();
