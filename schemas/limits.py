@@ -127,6 +127,9 @@ PUBLIC_PROOFS_MAX = 256
 # early); a session lives SESSION_TTL_S and SESSIONS_MAX
 # are held (a region signs in again after its session ends).
 SESSION_CHALLENGE_TTL_S = 120
+# A sign-in request (region, key id, nonce, signature: ~250 bytes), read no further:
+# the route needs no credential, so its body must not be read whole whatever its size.
+SESSION_SIGN_IN_BYTES_MAX = 4 * 1024
 SESSION_CHALLENGES_MAX = 10_000
 SESSION_TTL_S = 900
 SESSIONS_MAX = 10_000
@@ -241,6 +244,7 @@ _POSITIVE = (
     "HTTP_NONCE_LENGTH_MAX",
     "HTTP_SIGNATURE_HEADER_BYTES_MAX",
     "SESSION_CHALLENGE_TTL_S",
+    "SESSION_SIGN_IN_BYTES_MAX",
     "SESSION_CHALLENGES_MAX",
     "SESSION_TTL_S",
     "SESSIONS_MAX",

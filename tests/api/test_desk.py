@@ -93,6 +93,17 @@ def test_sign_in_refusals(alliance: Alliance, client: TestClient) -> None:
     alliance.clock.advance(seconds=SESSION_CHALLENGE_TTL_S + 1)
     assert_problem(sign_in(client, "32", region_32, nonce=nonce), 401, "bad-signature")
     assert_problem(client.post("/v1/session", json={"region": "32"}), 400, "malformed")
+    assert_problem(client.post("/v1/session", content=b"{"), 400, "malformed")
+    assert_problem(client.post("/v1/session", json=[1]), 400, "malformed")
+
+
+def test_a_sign_in_body_is_not_read_past_its_bound(client: TestClient) -> None:
+    """Anyone may post to /v1/session: a body of megabytes must be refused (413) before
+    it is read whole, not parsed and then refused as malformed."""
+    big = b'{"region": "32", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    assert_problem(client.post("/v1/session", content=big), 413, "limit-exceeded")
+    streamed = (b"x" * 64 * 1024 for _ in range(64))  # no Content-Length to trust
+    assert_problem(client.post("/v1/session", content=streamed), 413, "limit-exceeded")
 
 
 def test_a_session_ends_after_its_ttl(alliance: Alliance, client: TestClient) -> None:
