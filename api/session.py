@@ -101,7 +101,8 @@ async def sign_in(services: ServicesDep, request: Request, response: Response) -
 def whoami(services: ServicesDep, request: Request, reader: ReaderDep) -> SessionWire:
     """Who the request reads as: a region while its session lasts, else public."""
     token = request.cookies.get(SESSION_COOKIE)
-    session = services.sessions.reader(token, services.clock()) if token else None
+    lookup = services.ledger.reads().key
+    session = services.sessions.reader(token, services.clock(), lookup) if token else None
     if session is None:
         return SessionWire(role=reader.role, region=None)
     return SessionWire(role="region", region=session.reader.principal, expires=session.expires_s)

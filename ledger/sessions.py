@@ -61,10 +61,12 @@ class Challenge:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """An open session: its reader (a region) and when it ends (Unix seconds)."""
+    """An open session: its reader (a region), when it ends (Unix seconds), and the key
+    it was opened with (a session ends when the log replaces that key)."""
 
     reader: Reader
     expires_s: int
+    key_id: str
 
 
 def _digest(token: str) -> str:
@@ -153,11 +155,11 @@ class Sessions:
         key = PublicKey.from_wire({"key": row.key_id, "pub": row.pub})
         key.verify(raw, challenge_message(nonce, region, key_id))
         self._spend(nonce, expires_s, now_s)
-        return self._open(Reader("region", region), now_s)
+        return self._open(Reader("region", region), key_id, now_s)
 
-    def _open(self, reader: Reader, now_s: int) -> tuple[str, Session]:
+    def _open(self, reader: Reader, key_id: str, now_s: int) -> tuple[str, Session]:
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        session = Session(reader, now_s + self.session_ttl_s)
+        session = Session(reader, now_s + self.session_ttl_s, key_id)
         with self._lock:
             if len(self._sessions) >= self.sessions_max:
                 self._sessions = {d: s for d, s in self._sessions.items() if s.expires_s >= now_s}
@@ -166,9 +168,10 @@ class Sessions:
             self._sessions[_digest(token)] = session
         return token, session
 
-    def reader(self, token: str, now: datetime) -> Session | None:
+    def reader(self, token: str, now: datetime, lookup: KeyLookup) -> Session | None:
         """The open session of ``token``, or None (unknown or ended: ended ones are
-        dropped)."""
+        dropped). A session whose key the log no longer holds as current ends too,
+        as a request signed by that key would be refused."""
         digest = _digest(token)
         with self._lock:
             session = self._sessions.get(digest)
@@ -178,6 +181,10 @@ class Sessions:
                 del self._sessions[digest]
                 return None
         invariant(session.reader.role == "region", "sessions are opened for regions only")
+        row = lookup(session.key_id)
+        if row is None or row.until_seq is not None:
+            self.sign_out(token)
+            return None
         return session
 
     def sign_out(self, token: str) -> None:

@@ -125,3 +125,20 @@ def test_a_challenge_is_this_servers_own_and_used_once() -> None:
     sig = b64encode(key.sign(challenge_message(forged, "32", key.key_id)))
     with pytest.raises(SignatureError):
         sessions.sign_in("32", key.key_id, forged, sig, _lookup(key), NOW)
+
+
+def test_a_session_ends_when_the_log_replaces_its_key() -> None:
+    """A thief who signed in with a stolen region key keeps no access once the region
+    replaces that key: a request signed by it is refused, and so is its session."""
+    key = PrivateKey.generate()
+    sessions = Sessions()
+    rows = {key.key_id: KeyRow(key.key_id, "region:32", b64encode(key.public.raw), 0, None)}
+    nonce = sessions.challenge(NOW).nonce
+    sig = b64encode(key.sign(challenge_message(nonce, "32", key.key_id)))
+    token, _ = sessions.sign_in("32", key.key_id, nonce, sig, rows.get, NOW)
+    assert sessions.reader(token, NOW, rows.get) is not None
+    rows[key.key_id] = KeyRow(key.key_id, "region:32", b64encode(key.public.raw), 0, 7)
+    assert sessions.reader(token, NOW, rows.get) is None
+    assert sessions.counts()[1] == 0  # dropped, not only hidden
+    rows[key.key_id] = KeyRow(key.key_id, "region:32", b64encode(key.public.raw), 0, None)
+    assert sessions.reader(token, NOW, rows.get) is None  # ended for good
