@@ -85,6 +85,9 @@ async def sign_in(services: ServicesDep, request: Request, response: Response) -
         lookup,
         services.clock(),
     )
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:  # one browser, one session: the cookie replaced ends its session too
+        services.sessions.sign_out(previous)
     response.set_cookie(
         SESSION_COOKIE,
         token,

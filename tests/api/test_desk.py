@@ -97,6 +97,22 @@ def test_sign_in_refusals(alliance: Alliance, client: TestClient) -> None:
     assert_problem(client.post("/v1/session", json=[1]), 400, "malformed")
 
 
+def test_signing_in_again_ends_the_session_it_replaces(
+    alliance: Alliance, client: TestClient
+) -> None:
+    """A cookie copied before the region signed in again (or one fixed in the browser
+    beforehand) must not outlive the session the new cookie replaced."""
+    key = alliance.ring.keys["region:32"]
+    assert sign_in(client, "32", key).status_code == 200
+    first = client.cookies["alliance_session"]
+    assert sign_in(client, "32", key).status_code == 200
+    assert client.cookies["alliance_session"] != first
+    stolen = TestClient(client.app)
+    stolen.cookies.set("alliance_session", first)
+    assert stolen.get("/v1/session").json()["role"] == "public"
+    assert client.get("/v1/session").json()["region"] == "32"
+
+
 def test_a_sign_in_body_is_not_read_past_its_bound(client: TestClient) -> None:
     """Anyone may post to /v1/session: a body of megabytes must be refused (413) before
     it is read whole, not parsed and then refused as malformed."""
