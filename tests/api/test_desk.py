@@ -164,6 +164,7 @@ def test_nights_instructions_and_a_statement_csv(alliance: Alliance, client: Tes
     response = client.get(f"/v1/reconciliations/{day}/statements/{member}.csv")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["cache-control"] == "no-store"  # a member's accounts
     raw = response.content
     assert raw.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
