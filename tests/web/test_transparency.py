@@ -121,3 +121,23 @@ def test_a_checkpoint_served_for_another_size_is_refused(site: Site, page: Page)
     result = page.locator("#consistency-result")
     expect(result).to_have_attribute("data-state", "failed", timeout=TIMEOUT_MS)
     expect(result).to_contain_text(f"not {asked}")
+
+
+def test_a_witness_row_that_misstates_its_checkpoint_is_refused(site: Site, page: Page) -> None:
+    """The table's size and time of a witness's last cosignature are written by the
+    server: a row that does not match the cosigned note it is checked with gets ✗."""
+
+    def misstate(route: Route) -> None:
+        response = route.fetch()
+        html = response.text()
+        found = re.search(r'<td data-size="(\d+)">(\d+)</td>', html)
+        assert found, "a witness row shows the size it cosigned"
+        size = int(found.group(1))
+        lie = f'<td data-size="{size + 1}">{size + 1}</td>'
+        route.fulfill(response=response, body=html.replace(found.group(0), lie, 1))
+
+    page.route(re.compile(r".*/transparency$"), misstate)
+    page.goto(f"{site.url}/transparency")
+    checks = page.locator("#witnesses [data-witness-check]")
+    expect(checks.first).to_contain_text("✗", timeout=TIMEOUT_MS)
+    expect(checks.nth(1)).to_contain_text("✓", timeout=TIMEOUT_MS)

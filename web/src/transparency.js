@@ -59,6 +59,12 @@ async function checkWitnesses(trust) {
       const checkpoint = await verifyCheckpoint(notes[region], trust);
       const timestamp = checkpoint.cosigned[region];
       if (timestamp === undefined) throw new VerificationError(`no cosignature of ${region}`);
+      // The row's size and time are the server's words: they must be the verified ones.
+      const shownSize = Number(row.querySelector("[data-size]")?.dataset.size);
+      const shownTime = Number(row.querySelector("[data-age]")?.dataset.timestamp);
+      if (shownSize !== checkpoint.size || shownTime !== timestamp) {
+        throw new VerificationError(`the row shows ${shownSize} at ${shownTime}, not what was cosigned`);
+      }
       row.querySelector("[data-age]").textContent = ageText(table, now - timestamp);
       cell.textContent = `✓ ${table.dataset.ok}`;
       cell.className = "ok";
