@@ -92,7 +92,7 @@ async def reader(request: Request) -> Reader:
     signature verifies (401 ``bad-signature`` when it does not). The body is read here
     (Starlette keeps it for the route) because a body's Content-Digest is checked."""
     if not is_signed(request.headers):
-        return session_reader(request)
+        return await run_in_threadpool(session_reader, request)
     headers = {name: ", ".join(request.headers.getlist(name)) for name in request.headers}
     found = services_of(request)
     body = await _signed_body(request)
@@ -114,13 +114,14 @@ SESSION_COOKIE = "alliance_session"
 
 def session_reader(request: Request) -> Reader:
     """The region of the request's session cookie (ledger.sessions), or PUBLIC without
-    one or once it has ended: an ended session reads as the public, it is not an error
-    (the page then asks to sign in again)."""
+    one or once it has ended (its time is up, or the log replaced its key): an ended
+    session reads as the public, it is not an error (the page then asks to sign in
+    again). It reads the key's row (the database): call it from a worker thread."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return PUBLIC
     found = services_of(request)
-    session = found.sessions.reader(token, found.clock())
+    session = found.sessions.reader(token, found.clock(), found.ledger.reads().key)
     return PUBLIC if session is None else session.reader
 
 

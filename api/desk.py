@@ -118,5 +118,8 @@ async def statement_file(
     return Response(
         statement_csv(found).encode("utf-8"),
         media_type=CSV_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",  # a member's accounts: kept by no cache
+        },
     )

@@ -4,16 +4,18 @@ signed in, and signing out."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SESSION_COOKIE, ReaderDep, ServicesDep
+from api.writes import read_body
 from ledger.sessions import SESSION_PREFIX
 from schemas.entry import KEY_ID_PATTERN
-from schemas.errors import SignatureError
+from schemas.errors import MalformedError, SignatureError
+from schemas.limits import SESSION_SIGN_IN_BYTES_MAX
 
 router = APIRouter(prefix="/v1/session", tags=["session"])
 
@@ -50,12 +52,29 @@ def challenge(services: ServicesDep) -> ChallengeWire:
     return ChallengeWire(nonce=issued.nonce, expires=issued.expires_s, message=template)
 
 
-@router.post("", response_model=SessionWire)
-async def sign_in(
-    services: ServicesDep, request: Request, response: Response, body: SignInWire
-) -> SessionWire:
+def _sign_in_body() -> dict[str, Any]:
+    schema = SignInWire.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def _sign_in_wire(request: Request) -> SignInWire:
+    """The body, read no further than SESSION_SIGN_IN_BYTES_MAX (413 past it): anyone
+    may post here, so FastAPI's own body parameter (read whole first) is not used."""
+    raw = await read_body(request, SESSION_SIGN_IN_BYTES_MAX)
+    try:
+        return SignInWire.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]  # a ValidationError holds at least one
+        field = ".".join(str(part) for part in first["loc"]) or None
+        message = first["msg"]
+        raise MalformedError(f"{field or 'request'}: {message}", field=field) from None
+
+
+@router.post("", response_model=SessionWire, openapi_extra=_sign_in_body())
+async def sign_in(services: ServicesDep, request: Request, response: Response) -> SessionWire:
     """Open a session for `region` if `sig` is its current key's Ed25519 signature over
     the challenge message; sets the session cookie."""
+    body = await _sign_in_wire(request)
     lookup = services.ledger.reads().key
     token, session = await run_in_threadpool(
         services.sessions.sign_in,
@@ -66,6 +85,9 @@ async def sign_in(
         lookup,
         services.clock(),
     )
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:  # one browser, one session: the cookie replaced ends its session too
+        services.sessions.sign_out(previous)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -82,7 +104,8 @@ async def sign_in(
 def whoami(services: ServicesDep, request: Request, reader: ReaderDep) -> SessionWire:
     """Who the request reads as: a region while its session lasts, else public."""
     token = request.cookies.get(SESSION_COOKIE)
-    session = services.sessions.reader(token, services.clock()) if token else None
+    lookup = services.ledger.reads().key
+    session = services.sessions.reader(token, services.clock(), lookup) if token else None
     if session is None:
         return SessionWire(role=reader.role, region=None)
     return SessionWire(role="region", region=session.reader.principal, expires=session.expires_s)

@@ -140,6 +140,10 @@ class PublicReads:
         text = query.strip()
         if not text:
             raise MalformedError("the query is empty", field="q")
+        if "\x00" in text:
+            # PostgreSQL text cannot hold NUL (it raised, a 500) and SQLite's LIKE stops
+            # at it (it matched everyone): refused alike on both backends.
+            raise MalformedError("the query holds a NUL character", field="q")
         return [MemberSummary.of(row) for row in self.ledger.reads().search_members(text, limit)]
 
     def _record(self, uscc: str) -> MemberRecord:

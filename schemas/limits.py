@@ -130,10 +130,14 @@ PUBLIC_COUNTS_WINDOW_DAYS = 365
 # past it the oldest are left out and the page says so.
 PUBLIC_PROOFS_MAX = 256
 # Region sign-in of the web console (ledger/sessions.py, issue 10): a login challenge
-# lives this long and this many are held at once (past it a challenge is refused with
-# 503 rather than a live one dropped); a session lives SESSION_TTL_S and SESSIONS_MAX
+# lives this long (it is stateless, HMAC-authenticated) and this many used nonces are
+# remembered (past it a sign-in is refused with 503 rather than a nonce forgotten
+# early); a session lives SESSION_TTL_S and SESSIONS_MAX
 # are held (a region signs in again after its session ends).
 SESSION_CHALLENGE_TTL_S = 120
+# A sign-in request (region, key id, nonce, signature: ~250 bytes), read no further:
+# the route needs no credential, so its body must not be read whole whatever its size.
+SESSION_SIGN_IN_BYTES_MAX = 4 * 1024
 SESSION_CHALLENGES_MAX = 10_000
 SESSION_TTL_S = 900
 SESSIONS_MAX = 10_000
@@ -279,6 +283,7 @@ _POSITIVE = (
     "HTTP_NONCE_LENGTH_MAX",
     "HTTP_SIGNATURE_HEADER_BYTES_MAX",
     "SESSION_CHALLENGE_TTL_S",
+    "SESSION_SIGN_IN_BYTES_MAX",
     "SESSION_CHALLENGES_MAX",
     "SESSION_TTL_S",
     "SESSIONS_MAX",

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
 from api.web import desk, public
+from api.web.headers import SecurityHeaders
 from api.web.render import STATIC
 
 GZIP_MINIMUM_BYTES = 1024
@@ -19,8 +20,10 @@ ROUTERS: list[APIRouter] = [public.router, desk.router]
 
 
 def install(app: FastAPI) -> None:
-    """Pages, /static and gzip (compressed when the client accepts it, pages and API)."""
+    """Pages, /static, gzip (compressed when the client accepts it, pages and API) and
+    the security headers (api.web.headers) on every response."""
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES)
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(STATIC), check_dir=False), name="static")
     for router in ROUTERS:
         app.include_router(router, include_in_schema=False)

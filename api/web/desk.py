@@ -26,6 +26,17 @@ from schemas.limits import DESK_WINDOW_DAYS
 router = APIRouter()
 i18n.register(WORDS)
 
+PRIVATE_CACHE_CONTROL = "no-store"
+
+
+def _private(response: HTMLResponse, region: str | None) -> HTMLResponse:
+    """A page showing a region's own data is kept by no cache (not the browser's disk
+    after signing out, not a proxy shared by a government intranet)."""
+    if region is not None:
+        response.headers["Cache-Control"] = PRIVATE_CACHE_CONTROL
+    return response
+
+
 CHART_WORDS = ("accepted", "sold", "owes", "owed", "days", "disputes", "overdue")
 
 
@@ -75,7 +86,7 @@ async def desk_page(request: Request, services: ServicesDep, reader: ReaderDep) 
     """The regulator desk: sign in, the review queue, the region's picture."""
     lang = page_lang(request)
     context = await run_in_threadpool(_panel_context, services, reader, lang)
-    return render(request, "desk/desk.html", context)
+    return _private(render(request, "desk/desk.html", context), context["region"])
 
 
 @router.get("/desk/panel", response_class=HTMLResponse)
@@ -83,7 +94,7 @@ async def desk_panel(request: Request, services: ServicesDep, reader: ReaderDep)
     """The desk's panel alone (the page swaps it in after signing in or deciding)."""
     lang = page_lang(request)
     context = await run_in_threadpool(_panel_context, services, reader, lang)
-    return render(request, "desk/_panel.html", context)
+    return _private(render(request, "desk/_panel.html", context), context["region"])
 
 
 @router.get("/reconciliation", response_class=HTMLResponse)
@@ -96,7 +107,8 @@ async def reconciliation_page(
     """Per night: gross versus net, the netting reduction, the instructions with their
     status; a statement as CSV for a member of the signed-in region."""
     context = await run_in_threadpool(_reconciliation_context, services, reader, day)
-    return render(request, "reconciliation/reconciliation.html", context)
+    page = render(request, "reconciliation/reconciliation.html", context)
+    return _private(page, context["region"])
 
 
 def _reconciliation_context(services: Services, reader: Reader, day: date | None) -> dict[str, Any]:

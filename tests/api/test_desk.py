@@ -93,6 +93,33 @@ def test_sign_in_refusals(alliance: Alliance, client: TestClient) -> None:
     alliance.clock.advance(seconds=SESSION_CHALLENGE_TTL_S + 1)
     assert_problem(sign_in(client, "32", region_32, nonce=nonce), 401, "bad-signature")
     assert_problem(client.post("/v1/session", json={"region": "32"}), 400, "malformed")
+    assert_problem(client.post("/v1/session", content=b"{"), 400, "malformed")
+    assert_problem(client.post("/v1/session", json=[1]), 400, "malformed")
+
+
+def test_signing_in_again_ends_the_session_it_replaces(
+    alliance: Alliance, client: TestClient
+) -> None:
+    """A cookie copied before the region signed in again (or one fixed in the browser
+    beforehand) must not outlive the session the new cookie replaced."""
+    key = alliance.ring.keys["region:32"]
+    assert sign_in(client, "32", key).status_code == 200
+    first = client.cookies["alliance_session"]
+    assert sign_in(client, "32", key).status_code == 200
+    assert client.cookies["alliance_session"] != first
+    stolen = TestClient(client.app)
+    stolen.cookies.set("alliance_session", first)
+    assert stolen.get("/v1/session").json()["role"] == "public"
+    assert client.get("/v1/session").json()["region"] == "32"
+
+
+def test_a_sign_in_body_is_not_read_past_its_bound(client: TestClient) -> None:
+    """Anyone may post to /v1/session: a body of megabytes must be refused (413) before
+    it is read whole, not parsed and then refused as malformed."""
+    big = b'{"region": "32", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    assert_problem(client.post("/v1/session", content=big), 413, "limit-exceeded")
+    streamed = (b"x" * 64 * 1024 for _ in range(64))  # no Content-Length to trust
+    assert_problem(client.post("/v1/session", content=streamed), 413, "limit-exceeded")
 
 
 def test_a_session_ends_after_its_ttl(alliance: Alliance, client: TestClient) -> None:
@@ -137,6 +164,7 @@ def test_nights_instructions_and_a_statement_csv(alliance: Alliance, client: Tes
     response = client.get(f"/v1/reconciliations/{day}/statements/{member}.csv")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["cache-control"] == "no-store"  # a member's accounts
     raw = response.content
     assert raw.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))

@@ -38,6 +38,17 @@ def test_search_errors(client: TestClient) -> None:
     assert_problem(client.get("/v1/public/members", params=too_many), 400, "malformed")
 
 
+def test_a_nul_in_the_query_is_refused_on_both_backends(
+    alliance: Alliance, client: TestClient
+) -> None:
+    """A hostile query string with a NUL: PostgreSQL raised (a 500 per request, logged
+    with its traceback), SQLite's LIKE matched every member. Both now refuse it."""
+    busy(alliance)
+    for query in ("\x00", "member\x00x"):
+        answer = client.get("/v1/public/members", params={"q": query})
+        assert assert_problem(answer, 400, "malformed")["field"] == "q"
+
+
 def test_member_page(alliance: Alliance, client: TestClient) -> None:
     scenario = busy(alliance)
     response = client.get(f"/v1/public/members/{scenario.seller}")

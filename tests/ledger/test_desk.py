@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ledger.access import KeyLookup
 from ledger.desk import (
     BUNCHED_PERCENT_MIN,
     BUNCHED_RETURNS_MIN,
@@ -18,8 +19,10 @@ from ledger.desk import (
     anomaly_flags,
     instruction_status,
 )
-from ledger.sessions import Sessions
-from schemas.errors import QueueFullError
+from ledger.rows import KeyRow
+from ledger.sessions import Sessions, challenge_message
+from schemas.errors import QueueFullError, SignatureError
+from signing.keys import PrivateKey, b64encode
 
 NOW = datetime(2026, 11, 23, 2, tzinfo=UTC)
 
@@ -66,12 +69,76 @@ def test_age_buckets_and_instruction_status() -> None:
     assert instruction_status(100, 60, 0, "2026-11-23", today) == "due"
 
 
-def test_sessions_are_bounded_and_swept() -> None:
+def _signed_in(sessions: Sessions, key: PrivateKey, now: datetime) -> str:
+    """Sign region 32 in with ``key`` over a fresh challenge; returns the nonce used."""
+    nonce = sessions.challenge(now).nonce
+    sig = b64encode(key.sign(challenge_message(nonce, "32", key.key_id)))
+    sessions.sign_in("32", key.key_id, nonce, sig, _lookup(key), now)
+    return nonce
+
+
+def _lookup(key: PrivateKey) -> KeyLookup:
+    row = KeyRow(key.key_id, "region:32", b64encode(key.public.raw), 0, None)
+    return lambda key_id: row if key_id == key.key_id else None
+
+
+def test_anyone_asking_for_challenges_cannot_lock_a_region_out() -> None:
+    """Challenges are free to ask for: the public asking for more than the server
+    remembers must not stop a region from signing in (they hold nothing until used)."""
+    key = PrivateKey.generate()
     sessions = Sessions(challenges_max=2, challenge_ttl_s=10)
-    sessions.challenge(NOW)
-    sessions.challenge(NOW)
-    with pytest.raises(QueueFullError):
+    for _ in range(5):
         sessions.challenge(NOW)
+    _signed_in(sessions, key, NOW)
+    assert sessions.counts() == (1, 1)
+
+
+def test_used_nonces_are_bounded_and_swept() -> None:
+    key = PrivateKey.generate()
+    sessions = Sessions(challenges_max=2, challenge_ttl_s=10)
+    used = _signed_in(sessions, key, NOW)
+    _signed_in(sessions, key, NOW)
+    with pytest.raises(QueueFullError):
+        _signed_in(sessions, key, NOW)
     later = datetime.fromtimestamp(NOW.timestamp() + 11, UTC)
-    sessions.challenge(later)  # the expired two are swept first
-    assert sessions.counts() == (1, 0)
+    _signed_in(sessions, key, later)  # the expired two are swept first
+    assert sessions.counts() == (1, 3)  # the refused one opened no session
+    sig = b64encode(key.sign(challenge_message(used, "32", key.key_id)))
+    with pytest.raises(SignatureError):  # swept only once expired: still refused
+        sessions.sign_in("32", key.key_id, used, sig, _lookup(key), later)
+
+
+def test_a_challenge_is_this_servers_own_and_used_once() -> None:
+    key = PrivateKey.generate()
+    sessions = Sessions()
+    nonce = sessions.challenge(NOW).nonce
+    sig = b64encode(key.sign(challenge_message(nonce, "32", key.key_id)))
+    sessions.sign_in("32", key.key_id, nonce, sig, _lookup(key), NOW)
+    with pytest.raises(SignatureError):  # replayed
+        sessions.sign_in("32", key.key_id, nonce, sig, _lookup(key), NOW)
+    other = Sessions().challenge(NOW).nonce  # another server's (or a restarted one's)
+    sig = b64encode(key.sign(challenge_message(other, "32", key.key_id)))
+    with pytest.raises(SignatureError):
+        sessions.sign_in("32", key.key_id, other, sig, _lookup(key), NOW)
+    mine = sessions.challenge(NOW).nonce
+    forged = mine[:-1] + ("A" if mine[-1] != "A" else "B")  # its MAC no longer matches
+    sig = b64encode(key.sign(challenge_message(forged, "32", key.key_id)))
+    with pytest.raises(SignatureError):
+        sessions.sign_in("32", key.key_id, forged, sig, _lookup(key), NOW)
+
+
+def test_a_session_ends_when_the_log_replaces_its_key() -> None:
+    """A thief who signed in with a stolen region key keeps no access once the region
+    replaces that key: a request signed by it is refused, and so is its session."""
+    key = PrivateKey.generate()
+    sessions = Sessions()
+    rows = {key.key_id: KeyRow(key.key_id, "region:32", b64encode(key.public.raw), 0, None)}
+    nonce = sessions.challenge(NOW).nonce
+    sig = b64encode(key.sign(challenge_message(nonce, "32", key.key_id)))
+    token, _ = sessions.sign_in("32", key.key_id, nonce, sig, rows.get, NOW)
+    assert sessions.reader(token, NOW, rows.get) is not None
+    rows[key.key_id] = KeyRow(key.key_id, "region:32", b64encode(key.public.raw), 0, 7)
+    assert sessions.reader(token, NOW, rows.get) is None
+    assert sessions.counts()[1] == 0  # dropped, not only hidden
+    rows[key.key_id] = KeyRow(key.key_id, "region:32", b64encode(key.public.raw), 0, None)
+    assert sessions.reader(token, NOW, rows.get) is None  # ended for good

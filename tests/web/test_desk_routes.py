@@ -21,6 +21,10 @@ def test_the_desk_page_before_and_after_signing_in(alliance: Alliance) -> None:
     assert "evidence_insufficient" in after.text  # the policy's rejection codes
     panel = client.get("/desk/panel", params={"lang": "en"})
     assert "Review queue" in panel.text and "<html" not in panel.text
+    # a region's own data is stored by no cache (the browser's after signing out, a proxy)
+    assert before.headers["cache-control"] == "no-cache"
+    for page in (after, panel, client.get("/reconciliation")):
+        assert page.headers["cache-control"] == "no-store"
 
 
 def test_the_reconciliation_page(alliance: Alliance) -> None:

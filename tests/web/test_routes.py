@@ -41,6 +41,8 @@ def test_mistakes_are_said_on_the_page(alliance: Alliance) -> None:
     assert unknown.status_code == 200 and "该成员没有这家门店" in unknown.text
     bad = client.get("/", params={"q": seller, "store": "S1", "purchased": "2026-02-30"})
     assert bad.status_code == 200 and "有效的购买日期" in bad.text
+    nul = client.get("/", params={"q": "member\x00"})  # a 500 on PostgreSQL before
+    assert nul.status_code == 200 and "没有找到" in nul.text
 
 
 def test_checkpoint_notes_and_compression(alliance: Alliance) -> None:
@@ -53,3 +55,21 @@ def test_checkpoint_notes_and_compression(alliance: Alliance) -> None:
     css = client.get("/static/app.css", headers={"Accept-Encoding": "gzip"})
     assert css.headers["content-encoding"] == "gzip"
     assert css.content == (STATIC / "app.css").read_bytes()
+
+
+def test_every_answer_carries_the_security_headers(alliance: Alliance) -> None:
+    """No page may be framed by another site (the desk's approve button under a decoy),
+    and only the bundled scripts run: an injected inline script or a script from
+    elsewhere would be refused by the browser even if escaping ever failed."""
+    client = client_for(alliance)
+    answers = [client.get(path) for path in ("/", "/desk", "/reconciliation", "/transparency")]
+    answers += [client.get("/static/app.css"), client.get("/v1/session")]
+    answers.append(client.get("/no/such/page"))  # a problem document too
+    for answer in answers:
+        policy = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self';" in policy
+        assert "unsafe-eval" not in policy and "default-src 'none'" in policy
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+    assert "<script>" not in answers[0].text  # no inline script for the policy to refuse

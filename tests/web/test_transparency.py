@@ -101,3 +101,43 @@ def test_the_page_reads_in_english(site: Site, page: Page, shoot: Shoot) -> None
     )
     assert_accessible(page)
     shoot(page, "transparency-en")
+
+
+def test_a_checkpoint_served_for_another_size_is_refused(site: Site, page: Page) -> None:
+    """A hostile server answers a size no checkpoint was signed at with another, genuine
+    checkpoint: its signatures verify, but it is not the tree asked about, so the page
+    must not say that a checkpoint of that size is signed and consistent."""
+    asked = unsigned_size(site)
+    latest = page.request.get(f"{site.url}/checkpoint").text()
+
+    def substitute(route: Route) -> None:
+        route.fulfill(status=200, content_type="text/plain; charset=utf-8", body=latest)
+
+    page.route(re.compile(rf".*/transparency/checkpoints/{asked}$"), substitute)
+    page.goto(f"{site.url}/transparency")
+    page.locator("#old").fill(str(asked))
+    page.locator("#new").fill(str(asked))
+    page.get_by_role("button", name="验证一致性").click()
+    result = page.locator("#consistency-result")
+    expect(result).to_have_attribute("data-state", "failed", timeout=TIMEOUT_MS)
+    expect(result).to_contain_text(f"not {asked}")
+
+
+def test_a_witness_row_that_misstates_its_checkpoint_is_refused(site: Site, page: Page) -> None:
+    """The table's size and time of a witness's last cosignature are written by the
+    server: a row that does not match the cosigned note it is checked with gets ✗."""
+
+    def misstate(route: Route) -> None:
+        response = route.fetch()
+        html = response.text()
+        found = re.search(r'<td data-size="(\d+)">(\d+)</td>', html)
+        assert found, "a witness row shows the size it cosigned"
+        size = int(found.group(1))
+        lie = f'<td data-size="{size + 1}">{size + 1}</td>'
+        route.fulfill(response=response, body=html.replace(found.group(0), lie, 1))
+
+    page.route(re.compile(r".*/transparency$"), misstate)
+    page.goto(f"{site.url}/transparency")
+    checks = page.locator("#witnesses [data-witness-check]")
+    expect(checks.first).to_contain_text("✗", timeout=TIMEOUT_MS)
+    expect(checks.nth(1)).to_contain_text("✓", timeout=TIMEOUT_MS)

@@ -9,10 +9,12 @@ import base64
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Page
 
 from ledger.app import Ledger
+from ledger.merkle.tree import node_hash
 from ledger.merkle.verify import verify_consistency, verify_inclusion
 from schemas.errors import VerificationError
 from signing.checkpoint import (
@@ -25,6 +27,7 @@ from signing.checkpoint import (
 from signing.keys import PrivateKey
 from signing.note import NoteSigner
 from tests.web.conftest import Site
+from tests.web.test_public import _uscc
 
 RUN = """async ({cases, kind}) => {
   const v = await import('/static/dist/verify.js');
@@ -206,3 +209,59 @@ def test_checkpoints_and_cosignatures(site: Site, page: Page, ledger: Ledger) ->
     }
     assert verdicts[2]["cosigned"] == verdicts[1]["cosigned"]  # the stranger is ignored
     assert "cosignature of region 2" in verdicts[5]["error"]
+
+
+MEMBER_PAGE = """async ({page, note, trust}) => {
+  const v = await import('/static/dist/verify.js');
+  const consistency = async (old, size) =>
+    (await fetch(`/v1/proofs/consistency?old=${old}&new=${size}`)).json();
+  try {
+    const r = await v.verifyMemberPage(page, note, trust, consistency);
+    return {ok: true, seqs: r.seqs};
+  } catch (e) {
+    return {ok: false, error: e.name + ': ' + e.message};
+  }
+}"""
+
+
+def _root_from_path(leaf: bytes, index: int, size: int, path: list[bytes]) -> bytes:
+    """The root an inclusion path leads to (RFC 9162 §2.1.3.2's loop, without checks):
+    what a forger computes to make a self-consistent proof for a leaf of its choosing."""
+    fn, sn, r = index, size - 1, leaf
+    for element in path:
+        if fn % 2 == 1 or fn == sn:
+            r = node_hash(element, r)
+            while fn != 0 and fn % 2 == 0:
+                fn, sn = fn // 2, sn // 2
+        else:
+            r = node_hash(r, element)
+        fn, sn = fn // 2, sn // 2
+    return r
+
+
+def test_a_forged_proof_cannot_hide_behind_a_true_one_of_the_same_tree(
+    site: Site, page: Page, ledger: Ledger
+) -> None:
+    """A hostile server offers, for one tree size, a forged proof (a leaf the log never
+    held, leading to a root it computed) and a true proof: both name the same tree, so
+    both roots must be that tree's one root; the badge must not keep the last only."""
+    uscc = _uscc(site, page)
+    served = httpx.get(f"{site.url}/v1/public/members/{uscc}").json()
+    note = httpx.get(f"{site.url}/checkpoint").text
+    trust = site.trust()
+    assert served["proofs"], "the demo member's page proves its entries"
+    honest = page.evaluate(MEMBER_PAGE, {"page": served, "note": note, "trust": trust})
+    assert honest["ok"], honest
+    true = served["proofs"][0]
+    proof = true["proof"]
+    forged_leaf = flip(base64.b64decode(proof["leaf_hash"]))
+    path = [base64.b64decode(h) for h in proof["hashes"]]
+    forged_root = _root_from_path(forged_leaf, proof["seq"], proof["tree_size"], path)
+    forged = {
+        "seq": true["seq"],
+        "proof": proof | {"leaf_hash": b64(forged_leaf), "root": b64(forged_root)},
+    }
+    hostile = served | {"proofs": [forged, *served["proofs"]]}
+    verdict = page.evaluate(MEMBER_PAGE, {"page": hostile, "note": note, "trust": trust})
+    assert not verdict["ok"], verdict
+    assert "root" in verdict["error"]

@@ -59,6 +59,12 @@ async function checkWitnesses(trust) {
       const checkpoint = await verifyCheckpoint(notes[region], trust);
       const timestamp = checkpoint.cosigned[region];
       if (timestamp === undefined) throw new VerificationError(`no cosignature of ${region}`);
+      // The row's size and time are the server's words: they must be the verified ones.
+      const shownSize = Number(row.querySelector("[data-size]")?.dataset.size);
+      const shownTime = Number(row.querySelector("[data-age]")?.dataset.timestamp);
+      if (shownSize !== checkpoint.size || shownTime !== timestamp) {
+        throw new VerificationError(`the row shows ${shownSize} at ${shownTime}, not what was cosigned`);
+      }
       row.querySelector("[data-age]").textContent = ageText(table, now - timestamp);
       cell.textContent = `✓ ${table.dataset.ok}`;
       cell.className = "ok";
@@ -95,6 +101,12 @@ async function checkConsistency(form, trust) {
     const [first, second] = await Promise.all(
       [old, size].map(async (n) => verifyCheckpoint(await getText(`/transparency/checkpoints/${n}`), trust)),
     );
+    // A genuine checkpoint of another size proves nothing about the size asked for.
+    for (const [checkpoint, asked] of [[first, old], [second, size]]) {
+      if (checkpoint.size !== asked) {
+        throw new VerificationError(`served a checkpoint of size ${checkpoint.size}, not ${asked}`);
+      }
+    }
     const response = await fetch(`/v1/proofs/consistency?old=${old}&new=${size}`);
     if (!response.ok) throw new VerificationError(`consistency proof: HTTP ${response.status}`);
     const proof = await response.json();

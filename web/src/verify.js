@@ -294,6 +294,10 @@ export async function verifyMemberPage(page, note, trust, consistency) {
       proof.hashes.map(b64decode),
       root,
     );
+    // One tree has one root: a second proof naming the same size must lead to the same
+    // root, or the first one (perhaps forged) would never be tied to the checkpoint.
+    const known = roots.get(proof.tree_size);
+    if (known && !equal(known, root)) fail(`two different roots for tree ${proof.tree_size}`);
     roots.set(proof.tree_size, root);
   }
   for (const [size, root] of roots) {
