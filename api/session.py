@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import SESSION_COOKIE, ReaderDep, ServicesDep
-from api.writes import read_body
+from api.deps import SESSION_COOKIE, ReaderDep, ServicesDep, read_body
 from ledger.sessions import SESSION_PREFIX
 from schemas.entry import KEY_ID_PATTERN
 from schemas.errors import MalformedError, SignatureError
