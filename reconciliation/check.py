@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import date
 from itertools import pairwise
 from typing import Any
@@ -54,25 +55,39 @@ def check_night(
         raise VerificationError(
             f"the report of {body.get('day')!r} is no report: {detail}"
         ) from exc
+    recomputed, concerns = _with_served_due(recomputed, report["instructions"])
     expected = closed_body(recomputed)
     if expected != dict(body):
         names = sorted(k for k in expected.keys() | body.keys() if expected.get(k) != body.get(k))
         raise VerificationError(
             f"the report of {body.get('day')} recomputes to another body: {', '.join(names)}"
         )
-    served = [dict(item) for item in report["instructions"]]
-    wanted = [i.item() for i in recomputed.instructions]
-    if served == wanted and document(recomputed) == dict(report):
-        return []
-    due = [item.get("due") for item in served]
-    if len(set(due)) == 1 and [{**item, "due": due[0]} for item in wanted] == served:
-        return [
-            f"the instructions of {recomputed.day} are due {due[0]}, not {wanted[0]['due']}"
-            f" ({settlement_days} working days under the policy this node holds)"
-        ]
-    raise VerificationError(
-        f"the instructions of {recomputed.day} are not the greedy match of its positions"
+    if document(recomputed) != dict(report):
+        raise VerificationError(f"the report of {recomputed.day} is not its recomputation")
+    return concerns
+
+
+def _with_served_due(recomputed: Report, served: list[Any]) -> tuple[Report, list[str]]:
+    """The recomputed report with the served instructions' one due date, if they share
+    one that is not this node's (the policy it holds may be older than the night's):
+    everything else must then match, and the date is left to a person."""
+    dues = {item.get("due") if isinstance(item, Mapping) else None for item in served}
+    if len(dues) != 1 or not recomputed.instructions:
+        return recomputed, []
+    text = str(dues.pop())
+    ours = recomputed.instructions[0].due
+    if text == ours.isoformat():
+        return recomputed, []
+    try:
+        due = date.fromisoformat(text)
+    except ValueError as exc:
+        raise VerificationError(f"due date {text!r} is not YYYY-MM-DD") from exc
+    moved = tuple(replace(item, due=due) for item in recomputed.instructions)
+    concern = (
+        f"the instructions of {recomputed.day} are due {text}, not {ours.isoformat()}"
+        " (the settlement days under the policy this node holds)"
     )
+    return replace(recomputed, instructions=moved), [concern]
 
 
 def _recompute(
