@@ -51,13 +51,14 @@ from schemas.errors import (
     VerificationError,
     invariant,
 )
-from schemas.limits import KEYS_PAGE_MAX
+from schemas.limits import KEYS_PAGE_MAX, NODE_OBLIGATIONS_KEPT_MAX
 from signing.checkpoint import Checkpoint, open_checkpoint
 from signing.entry import verify_entry_signature
 from signing.keys import PrivateKey, PublicKey, b64decode
 
 AMOUNT_FIELDS = ("amount_fen", "refund_fen")
 NIGHT = "reconciliation.closed"
+OBLIGATION_KINDS = ("return.recorded", "advance.paid")
 MISMATCH = "report_mismatch"  # policy.reasons.rejection: the recomputation differs
 
 
@@ -83,6 +84,8 @@ class RemoteEndorseNode:
         self.new_id = new_id
         self.checkpoint: Checkpoint | None = None
         self.mismatches: dict[int, str] = {}  # night seq -> why it was rejected
+        self._regions: dict[str, str] = {}  # member -> its region (public pages)
+        self._obligations: dict[int, Obligation] = {}  # proven while endorsing, by seq
         self._keys: dict[str, tuple[str, PublicKey, int, int | None]] = {}
         self._policy: PolicyModel | None = None
 
@@ -171,6 +174,7 @@ class RemoteEndorseNode:
         for seq, record in records.items():
             self._check_signatures(seq, record)
             entry = record["entry"]
+            self._keep_obligation(seq, record)
             items.append(Awaiting(seq, str(entry["kind"]), entry))
         return items, bool(answer["more"])
 
@@ -296,7 +300,28 @@ class RemoteEndorseNode:
                 exc.detail if isinstance(exc, AllianceError) else repr(exc)
             )
             return Decision(False, MISMATCH)
+        for seq in night["report"]["included"]:  # decided: never needed again
+            self._obligations.pop(seq, None)
         return concerns or Decision(True, "")
+
+    def _keep_obligation(self, seq: int, record: dict[str, Any]) -> None:
+        """Remember the obligation a proven return or advance creates (none when a
+        merchant takes back its own goods), for the night that will include it."""
+        entry = record["entry"]
+        if entry["kind"] not in OBLIGATION_KINDS:
+            return
+        try:
+            obligation = _obligation(seq, record, {})
+        except AllianceError:  # a return a merchant took back itself: no obligation
+            return
+        self._obligations[seq] = obligation
+        if len(self._obligations) > NODE_OBLIGATIONS_KEPT_MAX:
+            del self._obligations[next(iter(self._obligations))]
+
+    def _region_of(self, client: HttpClient, member: str) -> str:
+        if member not in self._regions:
+            self._regions[member] = str(client.public_member(member)["member"]["region"])
+        return self._regions[member]
 
     def _genesis_policy(self, client: HttpClient) -> PolicyModel:
         """The policy of the genesis (seq 0, proven in the checkpoint verified): the
@@ -327,14 +352,17 @@ class RemoteEndorseNode:
         members = [
             str(p["member"])
             for p in report["positions"]
-            if client.public_member(str(p["member"]))["member"]["region"] == self.region
+            if self._region_of(client, str(p["member"])) == self.region
         ]
         obligations: dict[int, Obligation] = {}
         for member in members:
             for row in client.obligations(member)["obligations"]:
                 seq = int(row["seq"])
                 if seq in included and seq not in obligations:
-                    obligations[seq] = _obligation(seq, self._served(client, seq), row)
+                    known = self._obligations.get(seq)
+                    if known is None:
+                        known = _obligation(seq, self._served(client, seq), row)
+                    obligations[seq] = known
         return members, list(obligations.values())
 
     def _concerns(self, client: HttpClient, item: Awaiting) -> list[str]:
