@@ -14,8 +14,17 @@ checks each entry it is asked to decide:
 
 Then the regulator's ``Judge`` decides, or the node's rules: the signer is an active
 member under no credit measure (its public page), the amount within
-``auto_approve_max_fen``; a night (reconciliation.closed) is approved only by a node
-that recomputed it from the whole log (the in-process node, or a person): queued here.
+``auto_approve_max_fen``.
+
+A night (reconciliation.closed) is checked as far as the region's scope reaches
+(``_night``, docs/PROTOCOL.md §6a "A night over HTTP"): its report recomputed to the
+logged body (``reconciliation.check``: greedy instructions with due dates and references,
+totals, counts, the positions and instructions roots), its cutoff consistent with the
+checkpoint verified, and each of the region's members netting to its position from its
+included obligations, each proven from its source entry. All hold: approved; one
+fails: rejected ``report_mismatch``, which voids the night; what cannot be read or
+proven: queued for a person. The included root itself (obligations among other regions'
+members) is theirs to check, and the audit's.
 """
 
 from __future__ import annotations
