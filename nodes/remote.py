@@ -277,41 +277,43 @@ class RemoteEndorseNode:
         approved if every check holds, rejected as ``report_mismatch`` if one fails,
         queued (the concerns) if what it needs could not be read or proven."""
         body = item.entry["body"]
+        checkpoint = self.checkpoint
+        invariant(checkpoint is not None, "a night judged before any checkpoint")
+        assert checkpoint is not None
         try:
             night = client.night(str(body["day"]))
             policy = self._genesis_policy(client)
-            checkpoint = self.checkpoint
-            invariant(checkpoint is not None, "a night judged before any checkpoint")
-            assert checkpoint is not None
-            cutoff = body["cutoff"]
-            if int(cutoff["tree_size"]) > checkpoint.size:
-                return [f"the cutoff {cutoff['tree_size']} lies beyond the tree verified"]
-            consistency = client.consistency(int(cutoff["tree_size"]), checkpoint.size)
-            members, obligations = self._region_obligations(client, checkpoint, night)
+            cutoff = int(body["cutoff"]["tree_size"])
+            if cutoff > checkpoint.size:
+                return [f"the cutoff {cutoff} lies beyond the tree verified ({checkpoint.size})"]
+            consistency = client.consistency(cutoff, checkpoint.size)
         except (AllianceError, KeyError, TypeError, ValueError) as exc:
-            detail = exc.detail if isinstance(exc, AllianceError) else repr(exc)
-            return [f"the night of {body.get('day')} could not be checked: {detail}"]
+            return [_unchecked(body, exc)]
         try:
             if night.get("seq") != item.target or night.get("body") != body:
                 raise VerificationError(f"the log serves another night than seq {item.target}")
-            cutoff_root = b64decode(str(cutoff["root"]), size=32, what="cutoff root")
+            cutoff_root = b64decode(str(body["cutoff"]["root"]), size=32, what="cutoff root")
             merkle.verify_consistency(
-                int(cutoff["tree_size"]),
-                checkpoint.size,
-                cutoff_root,
-                checkpoint.root,
-                consistency,
+                cutoff, checkpoint.size, cutoff_root, checkpoint.root, consistency
             )
             concerns = check_night(body, night["report"], policy.calendar, policy.settlement_days)
-            check_members(night["report"], members, obligations)
         except (AllianceError, KeyError, TypeError, ValueError) as exc:
-            self.mismatches[item.target] = (
-                exc.detail if isinstance(exc, AllianceError) else repr(exc)
-            )
-            return Decision(False, MISMATCH)
+            return self._mismatch(item.target, exc)
+        try:
+            members, obligations = self._region_obligations(client, checkpoint, night)
+        except (AllianceError, KeyError, TypeError, ValueError) as exc:
+            return [_unchecked(body, exc)]
+        try:
+            check_members(night["report"], members, obligations)
+        except AllianceError as exc:
+            return self._mismatch(item.target, exc)
         for seq in night["report"]["included"]:  # decided: never needed again
             self._obligations.pop(seq, None)
         return concerns or Decision(True, "")
+
+    def _mismatch(self, seq: int, exc: Exception) -> Decision:
+        self.mismatches[seq] = exc.detail if isinstance(exc, AllianceError) else repr(exc)
+        return Decision(False, MISMATCH)
 
     def _keep_obligation(self, seq: int, record: dict[str, Any]) -> None:
         """Remember the obligation a proven return or advance creates (none when a
@@ -393,6 +395,11 @@ class RemoteEndorseNode:
         if page["measure"] != "none":
             concerns.append(f"{signer} is under the credit measure {page['measure']}")
         return concerns
+
+
+def _unchecked(body: dict[str, Any], exc: Exception) -> str:
+    detail = exc.detail if isinstance(exc, AllianceError) else repr(exc)
+    return f"the night of {body.get('day')} could not be checked: {detail}"
 
 
 def _obligation(seq: int, record: dict[str, Any], row: dict[str, Any]) -> Obligation:
