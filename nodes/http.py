@@ -122,6 +122,10 @@ class HttpClient:
     def public_member(self, uscc: str) -> Json:
         return self._json("GET", f"/v1/public/members/{uscc}")
 
+    def obligations(self, uscc: str) -> Json:
+        """The obligations ``uscc`` owes or is owed (its region, auditors, the operator)."""
+        return self._json("GET", f"/v1/members/{uscc}/obligations", signed=True)
+
     def night(self, day: str) -> Json:
         return self._json("GET", f"/v1/reconciliations/{day}", signed=True)
 

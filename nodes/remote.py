@@ -14,8 +14,17 @@ checks each entry it is asked to decide:
 
 Then the regulator's ``Judge`` decides, or the node's rules: the signer is an active
 member under no credit measure (its public page), the amount within
-``auto_approve_max_fen``; a night (reconciliation.closed) is approved only by a node
-that recomputed it from the whole log (the in-process node, or a person): queued here.
+``auto_approve_max_fen``.
+
+A night (reconciliation.closed) is checked as far as the region's scope reaches
+(``_night``, docs/PROTOCOL.md §6a "A night over HTTP"): its report recomputed to the
+logged body (``reconciliation.check``: greedy instructions with due dates and references,
+totals, counts, the positions and instructions roots), its cutoff consistent with the
+checkpoint verified, and each of the region's members netting to its position from its
+included obligations, each proven from its source entry. All hold: approved; one
+fails: rejected ``report_mismatch``, which voids the night; what cannot be read or
+proven: queued for a person. The included root itself (obligations among other regions'
+members) is theirs to check, and the audit's.
 """
 
 from __future__ import annotations
@@ -39,15 +48,27 @@ from nodes.endorse import (
     submit_decisions,
 )
 from nodes.http import HttpClient
+from reconciliation.check import check_members, check_night
+from reconciliation.netting import Obligation
+from schemas.bodies import PolicyModel
 from schemas.canonical import canonical
 from schemas.entry import parse_record
-from schemas.errors import AllianceError, MalformedError, PolicyError, VerificationError
-from schemas.limits import KEYS_PAGE_MAX
+from schemas.errors import (
+    AllianceError,
+    MalformedError,
+    PolicyError,
+    VerificationError,
+    invariant,
+)
+from schemas.limits import KEYS_PAGE_MAX, NODE_OBLIGATIONS_KEPT_MAX
 from signing.checkpoint import Checkpoint, open_checkpoint
 from signing.entry import verify_entry_signature
 from signing.keys import PrivateKey, PublicKey, b64decode
 
 AMOUNT_FIELDS = ("amount_fen", "refund_fen")
+NIGHT = "reconciliation.closed"
+OBLIGATION_KINDS = ("return.recorded", "advance.paid")
+MISMATCH = "report_mismatch"  # policy.reasons.rejection: the recomputation differs
 
 
 class RemoteEndorseNode:
@@ -71,7 +92,11 @@ class RemoteEndorseNode:
         self.queue = ReviewQueue(queue_path)
         self.new_id = new_id
         self.checkpoint: Checkpoint | None = None
+        self.mismatches: dict[int, str] = {}  # night seq -> why it was rejected
+        self._regions: dict[str, str] = {}  # member -> its region (public pages)
+        self._obligations: dict[int, Obligation] = {}  # proven while endorsing, by seq
         self._keys: dict[str, tuple[str, PublicKey, int, int | None]] = {}
+        self._policy: PolicyModel | None = None
 
     def run(self, client: HttpClient, now: datetime, judge: Judge = no_opinion) -> Outcome:
         """Verify and judge every entry awaiting this region; submit the decisions."""
@@ -85,6 +110,12 @@ class RemoteEndorseNode:
             for item in page:
                 after = item.target
                 verdict = judge(item)
+                if verdict is None and item.kind == NIGHT:
+                    checked = self._night(client, item)
+                    if isinstance(checked, list):
+                        queued[item.target] = checked
+                        continue
+                    verdict = checked
                 if verdict is None:
                     reasons = self._concerns(client, item)
                     if reasons:
@@ -152,6 +183,7 @@ class RemoteEndorseNode:
         for seq, record in records.items():
             self._check_signatures(seq, record)
             entry = record["entry"]
+            self._keep_obligation(seq, record)
             items.append(Awaiting(seq, str(entry["kind"]), entry))
         return items, bool(answer["more"])
 
@@ -240,9 +272,111 @@ class RemoteEndorseNode:
         public = PublicKey.from_wire({"key": key_id, "pub": pub})
         self._keys[key_id] = (principal, public, since, None if until is None else int(until))
 
+    def _night(self, client: HttpClient, item: Awaiting) -> Decision | list[str]:
+        """A night checked as far as the region's scope reaches (module docstring):
+        approved if every check holds, rejected as ``report_mismatch`` if one fails,
+        queued (the concerns) if what it needs could not be read or proven."""
+        body = item.entry["body"]
+        checkpoint = self.checkpoint
+        invariant(checkpoint is not None, "a night judged before any checkpoint")
+        assert checkpoint is not None
+        try:
+            night = client.night(str(body["day"]))
+            policy = self._genesis_policy(client)
+            cutoff = int(body["cutoff"]["tree_size"])
+            if cutoff > checkpoint.size:
+                return [f"the cutoff {cutoff} lies beyond the tree verified ({checkpoint.size})"]
+            consistency = client.consistency(cutoff, checkpoint.size)
+        except (AllianceError, KeyError, TypeError, ValueError) as exc:
+            return [_unchecked(body, exc)]
+        try:
+            if night.get("seq") != item.target or night.get("body") != body:
+                raise VerificationError(f"the log serves another night than seq {item.target}")
+            cutoff_root = b64decode(str(body["cutoff"]["root"]), size=32, what="cutoff root")
+            merkle.verify_consistency(
+                cutoff, checkpoint.size, cutoff_root, checkpoint.root, consistency
+            )
+            concerns = check_night(body, night["report"], policy.calendar, policy.settlement_days)
+        except (AllianceError, KeyError, TypeError, ValueError) as exc:
+            return self._mismatch(item.target, exc)
+        try:
+            members, obligations = self._region_obligations(client, checkpoint, night)
+        except (AllianceError, KeyError, TypeError, ValueError) as exc:
+            return [_unchecked(body, exc)]
+        try:
+            check_members(night["report"], members, obligations)
+        except AllianceError as exc:
+            return self._mismatch(item.target, exc)
+        for seq in night["report"]["included"]:  # decided: never needed again
+            self._obligations.pop(seq, None)
+        return concerns or Decision(True, "")
+
+    def _mismatch(self, seq: int, exc: Exception) -> Decision:
+        self.mismatches[seq] = exc.detail if isinstance(exc, AllianceError) else repr(exc)
+        return Decision(False, MISMATCH)
+
+    def _keep_obligation(self, seq: int, record: dict[str, Any]) -> None:
+        """Remember the obligation a proven return or advance creates (none when a
+        merchant takes back its own goods), for the night that will include it."""
+        entry = record["entry"]
+        if entry["kind"] not in OBLIGATION_KINDS:
+            return
+        try:
+            obligation = _obligation(seq, record, {})
+        except AllianceError:  # a return a merchant took back itself: no obligation
+            return
+        self._obligations[seq] = obligation
+        if len(self._obligations) > NODE_OBLIGATIONS_KEPT_MAX:
+            del self._obligations[next(iter(self._obligations))]
+
+    def _region_of(self, client: HttpClient, member: str) -> str:
+        if member not in self._regions:
+            self._regions[member] = str(client.public_member(member)["member"]["region"])
+        return self._regions[member]
+
+    def _genesis_policy(self, client: HttpClient) -> PolicyModel:
+        """The policy of the genesis (seq 0, proven in the checkpoint verified): the
+        calendar and settlement days of the instructions' due dates."""
+        if self._policy is None:
+            record = self._served(client, 0)
+            if record["entry"]["kind"] != "region.genesis":
+                raise VerificationError("seq 0 is not the genesis")
+            self._policy = PolicyModel.model_validate(record["entry"]["body"]["policy"])
+        return self._policy
+
+    def _served(self, client: HttpClient, seq: int) -> dict[str, Any]:
+        """The record at ``seq``, proven in the checkpoint this node verified."""
+        checkpoint = self.checkpoint
+        invariant(checkpoint is not None, "an entry read before any checkpoint")
+        assert checkpoint is not None
+        served = client.entry(seq)
+        leaf = b64decode(str(served["leaf"]), what="leaf")
+        return self._proven(client, checkpoint, seq, leaf, served["proof"]["hashes"])
+
+    def _region_obligations(
+        self, client: HttpClient, checkpoint: Checkpoint, night: dict[str, Any]
+    ) -> tuple[list[str], list[Obligation]]:
+        """The region's members among the night's positions, and their included
+        obligations, each what its source entry (proven) creates."""
+        report = night["report"]
+        included = set(report["included"])
+        members = [
+            str(p["member"])
+            for p in report["positions"]
+            if self._region_of(client, str(p["member"])) == self.region
+        ]
+        obligations: dict[int, Obligation] = {}
+        for member in members:
+            for row in client.obligations(member)["obligations"]:
+                seq = int(row["seq"])
+                if seq in included and seq not in obligations:
+                    known = self._obligations.get(seq)
+                    if known is None:
+                        known = _obligation(seq, self._served(client, seq), row)
+                    obligations[seq] = known
+        return members, list(obligations.values())
+
     def _concerns(self, client: HttpClient, item: Awaiting) -> list[str]:
-        if item.kind == "reconciliation.closed":
-            return ["a night is approved by a node that recomputed it from the whole log"]
         concerns = []
         body = item.entry.get("body", {})
         for name in AMOUNT_FIELDS:
@@ -261,6 +395,32 @@ class RemoteEndorseNode:
         if page["measure"] != "none":
             concerns.append(f"{signer} is under the credit measure {page['measure']}")
         return concerns
+
+
+def _unchecked(body: dict[str, Any], exc: Exception) -> str:
+    detail = exc.detail if isinstance(exc, AllianceError) else repr(exc)
+    return f"the night of {body.get('day')} could not be checked: {detail}"
+
+
+def _obligation(seq: int, record: dict[str, Any], row: dict[str, Any]) -> Obligation:
+    """The obligation the entry ``record`` at ``seq`` creates: a return's seller owes its
+    accepting merchant (the signer) the refund, an advance's liable merchant owes the
+    payer (the signer) the amount. A reversal (dispute.resolved) is the row's own,
+    its source entry being checked as a resolution only: its parties and amount come
+    from the disputed obligation, which a region may not see."""
+    entry = record["entry"]
+    kind, body, signer = str(entry["kind"]), entry["body"], str(entry["signer"])
+    if kind == "return.recorded":
+        return Obligation(
+            seq, "return", str(body["receipt"]["merchant"]), signer, body["refund_fen"]
+        )
+    if kind == "advance.paid":
+        return Obligation(seq, "advance", str(body["liable"]), signer, body["amount_fen"])
+    if kind == "dispute.resolved" and row["kind"] == "reversal":
+        return Obligation(
+            seq, "reversal", str(row["debtor"]), str(row["creditor"]), int(row["amount_fen"])
+        )
+    raise VerificationError(f"seq {seq} ({kind}) creates no obligation")
 
 
 def _objects(value: Any) -> Iterator[dict[str, Any]]:

@@ -164,6 +164,10 @@ KEYS_PAGE_MAX = 100
 WITNESS_PUSH_INTERVAL_S = 1.0
 # How long a node waits for one HTTP answer (a log's or a witness's).
 NODE_HTTP_TIMEOUT_S = 30.0
+# A region's node over HTTP keeps the obligations it proved while endorsing their entries
+# (to check the night that includes them without reading each entry again): at most this
+# many, the oldest forgotten first (a forgotten one is read again when a night needs it).
+NODE_OBLIGATIONS_KEPT_MAX = 1_000_000
 # tlog-witness add-checkpoint: at most 63 proof lines (the spec's limit), and the body:
 # the old size line, the proof lines and a checkpoint note.
 WITNESS_PROOF_LINES_MAX = 63
@@ -324,6 +328,7 @@ _POSITIVE = (
     "PENDING_PAGE_MAX",
     "KEYS_PAGE_MAX",
     "NODE_HTTP_TIMEOUT_S",
+    "NODE_OBLIGATIONS_KEPT_MAX",
     "WITNESS_PUSH_INTERVAL_S",
     "GROWTH_CHECKPOINTS_MAX",
     "AUDITORS_MAX",

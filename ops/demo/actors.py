@@ -75,9 +75,14 @@ class Regulators:
 
     def judge(self, region: str) -> Judge:
         """The region's own knowledge (POS checks, complaint records): it rejects what the
-        simulation planted against its records and approves the rest."""
+        simulation planted against its records and approves the rest. A night it leaves
+        to its node, which approves it only once its own check of the report holds
+        (recomputed from the log in process, over HTTP as far as the region's scope
+        reaches: nodes.remote)."""
 
-        def decide(item: Awaiting) -> Decision:
+        def decide(item: Awaiting) -> Decision | None:
+            if item.kind == "reconciliation.closed":
+                return None
             plant = self.books.planted.get(str(item.entry["id"]))
             if plant is not None and plant.region == region:
                 return Decision(False, plant.reason)
