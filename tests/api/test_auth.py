@@ -12,13 +12,16 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from ops.world import entry_time
-from reconciliation.nightly import close_due
 from schemas.limits import HTTP_SIGNATURE_SKEW_S, SUBMISSION_BYTES_MAX
 from signing.http import signed_headers
 from tests.api.support import assert_problem, enrol, signed_get, submit
 from tests.conftest import Alliance
 from tests.ledger.builders import one_item_return
-from tests.reconciliation.nights import approve_night, make_town, pay, sale, to_next_day
+from tests.reconciliation.nights import (
+    approve_night,
+    one_closed_night,
+    pay,
+)
 
 
 def _local_return(alliance: Alliance, region: str) -> tuple[str, str, int]:
@@ -156,11 +159,7 @@ def test_a_tampered_path_or_body_is_refused(alliance: Alliance, client: TestClie
 def test_a_night_is_read_whole_by_regions_and_in_part_by_its_members(
     alliance: Alliance, client: TestClient
 ) -> None:
-    town = make_town(alliance)
-    sale(town, town.seller, town.buyer, "N-1", 3_000)
-    to_next_day(alliance)
-    [night] = close_due(alliance.ledger)
-    alliance.clock.advance(minutes=1)
+    town, night = one_closed_night(alliance)
     path = f"/v1/reconciliations/{town.day.isoformat()}"
     for principal in ("operator", "region:31", "region:33"):
         body = signed_get(client, alliance, principal, path).json()

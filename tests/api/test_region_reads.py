@@ -14,7 +14,7 @@ from tests.api.support import assert_problem, signed_get
 from tests.api.support import submit as submit_entry
 from tests.conftest import Alliance
 from tests.ledger.builders import one_item_return
-from tests.reconciliation.nights import make_town, sale, submit, to_next_day
+from tests.reconciliation.nights import make_town, one_closed_night, sale, submit, to_next_day
 
 
 def _refused(client: TestClient, alliance: Alliance, path: str, *principals: str) -> None:
@@ -33,11 +33,7 @@ def _refused_count(client: TestClient) -> float:
 def test_a_statement_is_read_by_the_member_its_region_and_the_operator(
     alliance: Alliance, client: TestClient
 ) -> None:
-    town = make_town(alliance)
-    sale(town, town.seller, town.buyer, "N-1", 3_000)
-    to_next_day(alliance)
-    [night] = close_due(alliance.ledger)
-    alliance.clock.advance(minutes=1)
+    town, night = one_closed_night(alliance)
     path = f"/v1/members/{town.seller}/statement?day={town.day.isoformat()}"
     for principal in (town.seller, "region:31", "operator"):
         response = signed_get(client, alliance, principal, path)

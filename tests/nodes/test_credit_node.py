@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
-from ledger.calendar import local_date
 from nodes.client import LocalClient
 from nodes.credit import RULE, CreditOutcome
 from nodes.endorse import EndorseNode
@@ -20,18 +19,15 @@ from reconciliation.nightly import close_due
 from schemas.entry import parse_time
 from tests.conftest import Alliance
 from tests.reconciliation.nights import (
+    FIRST_PART_FEN,
+    INSTRUCTION_FEN,
     Town,
     approve_night,
-    closed,
-    confirm,
-    enrol,
+    overdue_story,
     pay,
     submit,
     to_next_day,
 )
-
-INSTRUCTION_FEN = 6_000
-FIRST_PART_FEN = 1_000
 
 
 @dataclass
@@ -43,23 +39,8 @@ class Overdue:
 
 @pytest.fixture
 def overdue(alliance: Alliance) -> Overdue:
-    seller = enrol(alliance, "31", [])
-    buyer = enrol(alliance, "32", [seller])
-    third = enrol(alliance, "33", [seller, buyer])
-    town = Town(alliance, seller, buyer, third, local_date(alliance.clock()))
-    night = closed(town, INSTRUCTION_FEN)
-    approve_night(town, night)
-    pay(town, night, FIRST_PART_FEN)
-    confirm(town, night, FIRST_PART_FEN)
-    instruction = alliance.ledger.state().instructions.get(night, 0)
-    assert instruction is not None
-    while local_date(alliance.clock()) <= date.fromisoformat(instruction.due) + timedelta(days=1):
-        to_next_day(alliance)
-    nights = close_due(alliance.ledger)
-    for later in nights:
-        approve_night(town, later.seq)
-    assert nights[-1].body["totals"]["overdue"] == 1
-    return Overdue(town, night, nights[-1].seq)
+    story = overdue_story(alliance)
+    return Overdue(story.town, story.night, story.after_due[-1])
 
 
 def node(alliance: Alliance, region: str) -> EndorseNode:

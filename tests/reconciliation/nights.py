@@ -101,3 +101,49 @@ def pay(town: Town, night: int, amount_fen: int, signer: str | None = None) -> i
 def confirm(town: Town, night: int, amount_fen: int, signer: str | None = None) -> int:
     body = {"reconciliation": night, "instruction": 0, "amount_fen": amount_fen}
     return submit(town, "settlement.confirmed", signer or town.buyer, body)
+
+
+INSTRUCTION_FEN = 6_000  # the seller owes the buyer this, instruction 0 of the first night
+FIRST_PART_FEN = 1_000  # paid and confirmed before the due date: the rest is overdue
+
+
+@dataclass
+class OverdueStory:
+    town: Town
+    night: int  # the first night: its instruction 0 is the seller's debt to the buyer
+    after_due: list[int]  # the nights closed (and approved) up to the day after its due date
+
+
+def overdue_story(alliance: Alliance) -> OverdueStory:
+    """A seller in 31 owes a buyer in 32 on the first night, pays part before the due
+    date, and every night up to the day after it is closed and approved by every region:
+    the last of them lists the rest overdue, the first does not."""
+    seller = enrol(alliance, "31", [])
+    buyer = enrol(alliance, "32", [seller])
+    third = enrol(alliance, "33", [seller, buyer])
+    town = Town(alliance, seller, buyer, third, local_date(alliance.clock()))
+    night = closed(town, INSTRUCTION_FEN)
+    approve_night(town, night)
+    pay(town, night, FIRST_PART_FEN)
+    confirm(town, night, FIRST_PART_FEN)
+    instruction = alliance.ledger.state().instructions.get(night, 0)
+    assert instruction is not None
+    while local_date(alliance.clock()) <= date.fromisoformat(instruction.due) + timedelta(days=1):
+        to_next_day(alliance)
+    nights = close_due(alliance.ledger)
+    for later in nights:
+        approve_night(town, later.seq)
+    assert nights[0].body["totals"]["overdue"] == 0
+    assert nights[-1].body["totals"]["overdue"] == 1
+    return OverdueStory(town, night, [later.seq for later in nights])
+
+
+def one_closed_night(alliance: Alliance) -> tuple[Town, Any]:
+    """A town with one cross-store return (the buyer owes the seller ¥30) and the night
+    that settles it closed, a minute before now."""
+    town = make_town(alliance)
+    sale(town, town.seller, town.buyer, "N-1", 3_000)
+    to_next_day(alliance)
+    [night] = close_due(alliance.ledger)
+    alliance.clock.advance(minutes=1)
+    return town, night

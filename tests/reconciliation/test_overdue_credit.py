@@ -6,7 +6,7 @@ class, message, field, state unchanged."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -23,20 +23,19 @@ from signing.entry import submitted
 from tests.conftest import Alliance
 from tests.ledger.builders import snapshot
 from tests.reconciliation.nights import (
+    FIRST_PART_FEN,
+    INSTRUCTION_FEN,
     Town,
     approve,
     approve_night,
-    closed,
     confirm,
-    enrol,
+    overdue_story,
     pay,
     sale,
     to_next_day,
 )
 
 RULE = "overdue_settlement"
-INSTRUCTION_FEN = 6_000  # the seller owes the buyer this, instruction 0 of the first night
-FIRST_PART_FEN = 1_000  # paid and confirmed before the due date: the rest is overdue
 
 
 @dataclass
@@ -83,24 +82,8 @@ def notice_body(town: Town, evidence: int, member: str | None = None) -> dict[st
 
 @pytest.fixture
 def overdue(alliance: Alliance) -> Overdue:
-    seller = enrol(alliance, "31", [])
-    buyer = enrol(alliance, "32", [seller])
-    third = enrol(alliance, "33", [seller, buyer])
-    town = Town(alliance, seller, buyer, third, local_date(alliance.clock()))
-    night = closed(town, INSTRUCTION_FEN)
-    approve_night(town, night)
-    pay(town, night, FIRST_PART_FEN)
-    confirm(town, night, FIRST_PART_FEN)
-    instruction = alliance.ledger.state().instructions.get(night, 0)
-    assert instruction is not None
-    while local_date(alliance.clock()) <= date.fromisoformat(instruction.due) + timedelta(days=1):
-        to_next_day(alliance)
-    nights = close_due(alliance.ledger)
-    for later in nights:
-        approve_night(town, later.seq)
-    assert nights[0].body["totals"]["overdue"] == 0
-    assert nights[-1].body["totals"]["overdue"] == 1
-    return Overdue(town, night, nights[0].seq, nights[-1].seq)
+    story = overdue_story(alliance)
+    return Overdue(story.town, story.night, story.after_due[0], story.after_due[-1])
 
 
 def test_the_night_listing_the_payer_overdue_is_the_evidence(overdue: Overdue) -> None:

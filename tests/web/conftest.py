@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,16 +67,13 @@ def _require_browser() -> None:
         pytest.fail("the web assets are not built: run `make assets`", pytrace=False)
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def site(
-    request: pytest.FixtureRequest,
-    pg_server: PgServer | str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Site]:
+@contextmanager
+def served_demo(backend: str, pg_server: PgServer | str, base: Path) -> Iterator[Site]:
+    """A demo log on ``backend`` (a fresh PostgreSQL schema, or a SQLite file in
+    ``base``), audited, then served by a real `alliance serve` until the block ends."""
     _require_browser()
-    base = tmp_path_factory.mktemp(f"site-{request.param}")
     schema = None
-    if request.param == "postgresql":
+    if backend == "postgresql":
         server = require_pg(pg_server)
         schema = new_schema_name()
         db_url = server.create(schema)
@@ -86,10 +84,21 @@ def site(
         outcome = simulate(db_url, days=DEMO_DAYS, merchants=DEMO_MERCHANTS, keys=keys, out=export)
         assert outcome.report.ok, [str(finding) for finding in outcome.report.findings]
         with serving(db_url, keys) as url:
-            yield Site(url, db_url, request.param, keys, export)
+            yield Site(url, db_url, backend, keys, export)
     finally:
         if schema is not None and isinstance(pg_server, PgServer):
             pg_server.drop(schema)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def site(
+    request: pytest.FixtureRequest,
+    pg_server: PgServer | str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Site]:
+    base = tmp_path_factory.mktemp(f"site-{request.param}")
+    with served_demo(request.param, pg_server, base) as served:
+        yield served
 
 
 @pytest.fixture(scope="session")

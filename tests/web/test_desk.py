@@ -28,22 +28,18 @@ from playwright.sync_api import Page, expect
 from ledger.app import Ledger
 from ledger.desk import DeskReads
 from ledger.projections import current
-from ops.demo import simulate
 from schemas.canonical import canonical
 from signing.entry import submitted
 from signing.keys import PrivateKey
-from tests.api.support import serving
-from tests.conftest import BACKENDS, require_pg
-from tests.dbtools import PgServer, new_schema_name
+from tests.conftest import BACKENDS
+from tests.dbtools import PgServer
 from tests.web.conftest import (
-    DEMO_DAYS,
-    DEMO_MERCHANTS,
     HEIGHT_PX,
     SCREENSHOTS,
     WIDTHS_PX,
     Site,
-    _require_browser,
     assert_accessible,
+    served_demo,
 )
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -58,25 +54,11 @@ def desk_site(
     pg_server: PgServer | str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Site]:
-    """A demo served for the desk's tests alone (the shared ``site``'s construction)."""
-    _require_browser()
+    """A demo served for the desk's tests alone: what they write is not cosigned, and the
+    shared ``site``'s pages must show a checkpoint every witness cosigned."""
     base = tmp_path_factory.mktemp(f"desk-{request.param}")
-    schema = None
-    if request.param == "postgresql":
-        server = require_pg(pg_server)
-        schema = new_schema_name()
-        db_url = server.create(schema)
-    else:
-        db_url = f"sqlite:///{base / 'demo.db'}"
-    try:
-        keys, export = base / "keys", base / "export"
-        outcome = simulate(db_url, days=DEMO_DAYS, merchants=DEMO_MERCHANTS, keys=keys, out=export)
-        assert outcome.report.ok, [str(finding) for finding in outcome.report.findings]
-        with serving(db_url, keys) as url:
-            yield Site(url, db_url, request.param, keys, export)
-    finally:
-        if schema is not None and isinstance(pg_server, PgServer):
-            pg_server.drop(schema)
+    with served_demo(request.param, pg_server, base) as served:
+        yield served
 
 
 def shoot(page: Page, site: Site, name: str) -> None:
