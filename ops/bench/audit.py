@@ -19,8 +19,6 @@ import binascii
 import json
 import os
 import random
-import subprocess
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -42,6 +40,7 @@ from ops.bench.append import (
     _return_body,
     _start_log,
 )
+from ops.bench.child import run_child
 from ops.bench.machine import machine
 from ops.service import run_witness, trust_from_ledger
 from schemas.errors import ConfigError
@@ -186,17 +185,7 @@ def raw_verify(path: Path) -> tuple[int, float]:
 
 
 def _audit_child(directory: Path) -> dict[str, object]:
-    child = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", _AUDIT, str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=BENCH_AUDIT_TIMEOUT_S,
-        check=False,
-    )
-    if child.returncode != 0:
-        raise ConfigError(f"the audit child failed: {child.stderr.strip()[-500:]}")
-    result: dict[str, object] = json.loads(child.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(_AUDIT, str(directory), BENCH_AUDIT_TIMEOUT_S, "the audit child")
 
 
 def bench_audit(entries: int, directory: Path) -> dict[str, object]:

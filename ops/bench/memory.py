@@ -14,10 +14,7 @@ Not a timed test: a figure for the README, with the machine it ran on.
 from __future__ import annotations
 
 import gc
-import json
 import random
-import subprocess
-import sys
 import time
 
 from ops.bench.append import (
@@ -32,6 +29,7 @@ from ops.bench.append import (
     _return_body,
     _start_log,
 )
+from ops.bench.child import run_child
 from ops.bench.machine import machine
 from schemas.errors import ConfigError
 from schemas.limits import (
@@ -97,16 +95,7 @@ def bench_memory(db: str | None, entries: int = 1_000_000) -> dict[str, object]:
         gc.collect()
         writer_rss_mb = _rss_mb()
         url = engine.url.render_as_string(hide_password=False)
-        restart = subprocess.run(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", _RESTART, url],
-            capture_output=True,
-            text=True,
-            timeout=BENCH_RESTART_TIMEOUT_S,
-            check=False,
-        )
-        if restart.returncode != 0:
-            raise ConfigError(f"the restart child failed: {restart.stderr.strip()[-500:]}")
-    child = json.loads(restart.stdout.strip().splitlines()[-1])
+        child = run_child(_RESTART, url, BENCH_RESTART_TIMEOUT_S, "the restart child")
     return {
         "bench": "memory",
         "backend": backend,

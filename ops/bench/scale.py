@@ -19,10 +19,7 @@ The append rates come from `alliance bench append` (the Makefile runs it beside 
 from __future__ import annotations
 
 import gc
-import json
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from ledger.export import ENTRIES_FILE
 from ledger.restore import import_export
 from ops.bench.append import BENCH_SETUP_AT, SEED, _fresh_database
 from ops.bench.audit import bench_audit
+from ops.bench.child import run_child
 from ops.bench.machine import machine
 from ops.bench.memory import _RESTART
 from ops.bench.proofs import _percentile_us, _time_interleaved
@@ -55,17 +53,7 @@ def bench_operator() -> PrivateKey:
 
 
 def _restart(url: str) -> dict[str, Any]:
-    child = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", _RESTART, url],
-        capture_output=True,
-        text=True,
-        timeout=BENCH_RESTART_TIMEOUT_S,
-        check=False,
-    )
-    if child.returncode != 0:
-        raise ConfigError(f"the one-entry submit failed: {child.stderr.strip()[-500:]}")
-    result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(_RESTART, url, BENCH_RESTART_TIMEOUT_S, "the one-entry submit")
 
 
 def _pymerkle(path: Path) -> Any:
