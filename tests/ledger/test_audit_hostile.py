@@ -66,15 +66,6 @@ def db_url(sqlite_url: str) -> str:
     return sqlite_url
 
 
-@pytest.fixture
-def exported(alliance: Alliance, tmp_path: Path) -> Path:
-    build_log(alliance)
-    directory = tmp_path / "export"
-    result = alliance.ledger.export(directory)
-    assert result.size == SIZE and result.cosignatures == len(REGIONS)
-    return directory
-
-
 def audit_cli(directory: Path, *options: str) -> Result:
     return CliRunner().invoke(app, ["audit", str(directory), *options])
 

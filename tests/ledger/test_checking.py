@@ -29,9 +29,7 @@ from ledger.checking import (
 from ledger.export import ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.reads import tile_within
 from schemas.canonical import canonical
-from tests.conftest import Alliance
 from tests.ledger.builders import snapshot
-from tests.ledger.test_export_audit import build_log
 
 WORKER_CHUNK_LINES = 3  # several chunks, so the workers check them
 
@@ -39,14 +37,6 @@ WORKER_CHUNK_LINES = 3  # several chunks, so the workers check them
 @pytest.fixture
 def db_url(sqlite_url: str) -> str:
     return sqlite_url  # what is checked here is the export's files
-
-
-@pytest.fixture
-def exported(alliance: Alliance, tmp_path: Path) -> Path:
-    build_log(alliance)
-    directory = tmp_path / "export"
-    alliance.ledger.export(directory)
-    return directory
 
 
 def _lines(directory: Path) -> list[bytes]:

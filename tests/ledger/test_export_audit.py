@@ -61,15 +61,6 @@ def build_log(alliance: Alliance) -> None:
     alliance.cosign()
 
 
-@pytest.fixture
-def exported(alliance: Alliance, tmp_path: Path) -> Path:
-    build_log(alliance)
-    directory = tmp_path / "export"
-    result = alliance.ledger.export(directory)
-    assert result.size == 12 and result.cosignatures == 4
-    return directory
-
-
 def read_lines(directory: Path) -> list[bytes]:
     return (directory / ENTRIES_FILE).read_bytes().split(b"\n")[:-1]
 

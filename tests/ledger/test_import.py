@@ -26,7 +26,6 @@ from signing.keys import PrivateKey, b64encode
 from signing.note import parse_note
 from tests.conftest import Alliance, require_pg
 from tests.dbtools import PgServer, new_schema_name
-from tests.ledger.test_export_audit import build_log
 from tests.reconciliation.nights import closed, make_town
 
 
@@ -44,14 +43,6 @@ def target_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
         yield schema_url(server.base_url, schema)
     finally:
         server.drop(schema)
-
-
-@pytest.fixture
-def exported(alliance: Alliance, tmp_path: Path) -> Path:
-    build_log(alliance)
-    directory = tmp_path / "export"
-    alliance.ledger.export(directory)
-    return directory
 
 
 def _files(directory: Path) -> dict[str, bytes]:
