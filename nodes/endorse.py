@@ -110,6 +110,31 @@ def awaiting_region(state: State, region: str) -> list[int]:
     )
 
 
+DEFAULT_REJECTION = "rejected_by_region"  # a judge's rejection that names no reason
+
+
+def file_verdict(
+    target: int,
+    verdict: Decision | None,
+    concerns: list[str],
+    approvals: list[int],
+    rejections: dict[str, list[int]],
+    queued: dict[int, list[str]],
+) -> None:
+    """File ``target`` under the judge's ``verdict``, or, with no verdict, under the
+    node's rules: any concern queues it for a person, none approves it. The in-process
+    and the HTTP node decide by this one rule."""
+    if verdict is None:
+        if concerns:
+            queued[target] = concerns
+            return
+        verdict = Decision(True, "")
+    if verdict.approve:
+        approvals.append(target)
+    else:
+        rejections.setdefault(verdict.reason or DEFAULT_REJECTION, []).append(target)
+
+
 class EndorseNode:
     """One region's node. Keep it between runs: it follows the log incrementally."""
 
@@ -148,18 +173,8 @@ class EndorseNode:
         queued: dict[int, list[str]] = {}
         for item in self._awaiting(client):
             verdict = judge(item)
-            if verdict is None:
-                reasons = self._concerns(item)
-                if reasons:
-                    queued[item.target] = reasons
-                    continue
-                verdict = Decision(True, "")
-            if verdict.approve:
-                approvals.append(item.target)
-            else:
-                rejections.setdefault(verdict.reason or "rejected_by_region", []).append(
-                    item.target
-                )
+            concerns = [] if verdict is not None else self._concerns(item)
+            file_verdict(item.target, verdict, concerns, approvals, rejections, queued)
         self.queue.hold(queued, now)
         outcome.queued = sorted(queued)
         self._submit(client, now, approvals, rejections, outcome)

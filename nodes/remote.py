@@ -44,6 +44,7 @@ from nodes.endorse import (
     NodeRules,
     Outcome,
     ReviewQueue,
+    file_verdict,
     no_opinion,
     submit_decisions,
 )
@@ -116,17 +117,8 @@ class RemoteEndorseNode:
                         queued[item.target] = checked
                         continue
                     verdict = checked
-                if verdict is None:
-                    reasons = self._concerns(client, item)
-                    if reasons:
-                        queued[item.target] = reasons
-                        continue
-                    verdict = Decision(True, "")
-                if verdict.approve:
-                    approvals.append(item.target)
-                else:
-                    reason = verdict.reason or "rejected_by_region"
-                    rejections.setdefault(reason, []).append(item.target)
+                concerns = [] if verdict is not None else self._concerns(client, item)
+                file_verdict(item.target, verdict, concerns, approvals, rejections, queued)
             submit_decisions(
                 client, self.signer, self.key, now, self.new_id, approvals, rejections, outcome
             )
