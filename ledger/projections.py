@@ -11,16 +11,20 @@ Writes are plain inserts: one COPY per table on PostgreSQL, one executemany on S
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import operator
+import threading
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    Engine,
     Index,
     LargeBinary,
     MetaData,
@@ -36,9 +40,10 @@ from sqlalchemy import (
 from ledger import store
 from ledger.rows import TABLES, Row
 from ledger.seal import Sealer
-from ledger.state import State
+from ledger.state import PAGED_TABLES, State
 from ledger.tables import LogEntry
 from schemas.errors import invariant
+from schemas.limits import PAGE_READ_KEYS_MAX
 
 metadata = MetaData()
 VERSION = "version"
@@ -151,7 +156,9 @@ def write_changes(connection: Connection, state: State, sealer: Sealer) -> int:
 
 
 def write_all(connection: Connection, state: State, sealer: Sealer) -> None:
-    """Store every row of ``state`` (into emptied tables: rebuild and doctor)."""
+    """Store every row of ``state`` (into emptied tables: rebuild and doctor), a replay's
+    (a paged state holds only its working set)."""
+    invariant(state.source is None, "write_all() of a paged state")
     for table in state.all_tables():
         table.changed.update(table.rows_by_key)
     write_changes(connection, state, sealer)
@@ -172,69 +179,216 @@ def sealed_head(connection: Connection, sealer: Sealer, log_size: int) -> int:
     return 0
 
 
-def load_state(connection: Connection, sealer: Sealer, log_size: int) -> Loaded:
+def load_state(
+    connection: Connection, sealer: Sealer, log_size: int, *, paged: bool = False
+) -> Loaded:
     """The state as of the newest sealed head at most ``log_size``, from the newest
     version of each row whose seal verifies (an older version is never checked once a
     newer one verified); the derived indexes come out as a replay builds them. The
     caller replays the log from ``state.size`` on (verifying every signature): rows and
-    markers it cannot verify are never built upon."""
+    markers it cannot verify are never built upon. ``paged``: the tables of
+    ledger.state.PAGED_TABLES are left out (the caller attaches a SealedRows source), so
+    a start reads only what does not grow with the log."""
     head = sealed_head(connection, sealer, log_size)
     state = State()
-    forged = 0
+    forged = Forged()
     if head == 0:
         return Loaded(state, 0)
-    for name, table in PROJECTION_TABLES.items():
-        forged += _load_table(connection, state, sealer, name, table, head)
+    for name in PROJECTION_TABLES:
+        if paged and name in PAGED_TABLES:
+            continue
+        row_type = TABLES[name][0]
+        put = state.put
+        for fields, version in _newest_sealed(connection, sealer, name, head, None, forged):
+            put(row_type(*fields), version, changed=False)
     # Replay appends each member's penalties in seq order; keys were read descending.
     for seqs in state.member_penalties.values():
         seqs.sort()
     state.size = head
     logged = connection.execute(select(LogEntry.logged).where(LogEntry.seq == head - 1)).scalar()
     state.last_logged = None if logged is None else str(logged)
-    return Loaded(state, forged)
+    return Loaded(state, forged.rows)
 
 
-def _load_table(
+@dataclass
+class Forged:
+    """How many stored row versions failed their seal (and were skipped)."""
+
+    rows: int = 0
+
+
+def _newest_sealed(
     connection: Connection,
-    state: State,
     sealer: Sealer,
     name: str,
-    table: Table,
-    head: int | None,
-) -> int:
-    """Load projection ``name`` into ``state`` (the versions written before ``head``, or
-    all of them); returns how many rows failed their seal.
-    Read through the driver's own cursor (plain tuples, fetched in C): at a million
-    entries this loop runs for every stored row version."""
-    row_type, keys = TABLES[name]
+    below: int | None,
+    prefixes: Sequence[tuple[object, ...]] | None,
+    forged: Forged,
+) -> Iterator[tuple[tuple[object, ...], int]]:
+    """(fields, version) of the newest version of each row of projection ``name`` whose
+    seal verifies, written before seq ``below`` (None: any), of every key or of the keys
+    under ``prefixes`` (each the first columns of the key), in descending key order.
+    Read through the driver's own cursor (plain tuples, fetched in C): at a start of a
+    log without paging this loop runs for every stored row version."""
+    keys = TABLES[name][1]
     width = len(FIELD_NAMES[name])
     key_of = operator.itemgetter(*[FIELD_NAMES[name].index(key) for key in keys])
     ok = sealer.checker(name)
-    # Every column descending: the (keys…, version) index read backwards, no sort. The
-    # only bound value is an int, so the statement is compiled with it inline.
-    query = select(table).order_by(*[table.c[key].desc() for key in keys], table.c[VERSION].desc())
-    if head is not None:
-        query = query.where(table.c[VERSION] < head)
-    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    forged = 0
     try:
-        cursor.execute(sql)
         current: object = None
-        put = state.put
-        for values in cursor:
+        for values in _versions(connection, cursor, name, below, prefixes):
             key = key_of(values)
             if key == current:
-                continue  # an older version of a row already loaded
+                continue  # an older version of a row already taken
             fields, version = tuple(values[:width]), values[width]
             if not ok(fields, version, bytes(values[width + 1])):
-                forged += 1
+                forged.rows += 1
                 continue  # not ours: an older version of this key may still be
             current = key
-            put(row_type(*fields), version, changed=False)
+            yield fields, version
     finally:
         cursor.close()
-    return forged
+
+
+def _versions(
+    connection: Connection,
+    cursor: typing.Any,
+    name: str,
+    below: int | None,
+    prefixes: Sequence[tuple[object, ...]] | None,
+) -> Iterator[typing.Any]:
+    """Every stored version (values…, version, seal) of the rows asked for, each key's
+    versions together, newest first: every column descending, the (keys…, version)
+    index read backwards, no sort."""
+    table = PROJECTION_TABLES[name]
+    keys = TABLES[name][1]
+    order = [*[table.c[key].desc() for key in keys], table.c[VERSION].desc()]
+    if prefixes is None:
+        query = select(table).order_by(*order)
+        if below is not None:
+            query = query.where(table.c[VERSION] < below)
+        dialect = connection.dialect
+        sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        cursor.execute(sql)
+        yield from cursor
+        return
+    invariant(below is not None, "a keyed read is of a state's size")
+    if not prefixes:
+        return
+    length = len(prefixes[0])
+    invariant(all(len(p) == length for p in prefixes), "prefixes of one length per read")
+    if connection.dialect.name == "postgresql":
+        columns = list(zip(*prefixes, strict=True))
+        cursor.execute(_pg_keyed_rows(name, length), [*[list(c) for c in columns], below])
+        yield from cursor
+        return
+    statement = _sqlite_keyed_rows(name, length)
+    for prefix in prefixes:  # in-process: one indexed look-up each costs microseconds
+        cursor.execute(statement, (*prefix, below))
+        yield from cursor.fetchall()
+
+
+@functools.cache
+def _pg_keyed_rows(name: str, length: int) -> str:
+    """One statement per (table, prefix length) whatever the keys: the prefixes come as
+    one array per column, joined on the (keys…, version) index (psycopg prepares it)."""
+    table = PROJECTION_TABLES[name]
+    keys = TABLES[name][1]
+    arrays = ", ".join(
+        f"CAST(%s AS {'bigint' if isinstance(table.c[key].type, BigInteger) else 'text'}[])"
+        for key in keys[:length]
+    )
+    joined = " AND ".join(f't."{key}" = k.c{index}' for index, key in enumerate(keys[:length]))
+    names = ", ".join(f"c{index}" for index in range(length))
+    return (
+        f"SELECT {_columns(name, 't.')} FROM {name} AS t "
+        f"JOIN unnest({arrays}) AS k({names}) ON {joined} "
+        f"WHERE t.{VERSION} < %s ORDER BY {_order(name, 't.')}"
+    )
+
+
+@functools.cache
+def _sqlite_keyed_rows(name: str, length: int) -> str:
+    keys = TABLES[name][1]
+    where = " AND ".join([*[f'"{key}" = ?' for key in keys[:length]], f"{VERSION} < ?"])
+    return f"SELECT {_columns(name, '')} FROM {name} WHERE {where} ORDER BY {_order(name, '')}"
+
+
+def _columns(name: str, alias: str) -> str:
+    """Every stored column of ``name``, quoted (a field may be a reserved word)."""
+    return ", ".join(f'{alias}"{column}"' for column in (*FIELD_NAMES[name], VERSION, SEAL))
+
+
+def _order(name: str, alias: str) -> str:
+    """Each key's versions together, newest first (the key-version index backwards)."""
+    keys = TABLES[name][1]
+    return ", ".join([*[f'{alias}"{key}" DESC' for key in keys], f"{alias}{VERSION} DESC"])
+
+
+class SealedRows:
+    """The writer's RowSource (ledger.state): the paged projections' rows from their
+    sealed tables, only versions whose seal verifies, the newest of each key below the
+    state's size.
+
+    It reads on a connection of its own, never the batch's: the batch streams its rows
+    (a COPY on PostgreSQL, a helper thread on SQLite) while entries are still being
+    judged, and the rows a batch reads were all committed by earlier batches (its own
+    are in memory; the log lock keeps other writers out). While the writer's batch runs
+    (bound()) that connection is kept and what it reads joins the working set; any
+    other thread reads on a fresh connection and nothing it reads is kept."""
+
+    def __init__(self, engine: Engine, sealer: Sealer) -> None:
+        self.engine = engine
+        self.sealer = sealer
+        self.forged = Forged()
+        self._bound: tuple[Connection, int] | None = None
+
+    @contextlib.contextmanager
+    def bound(self) -> Iterator[None]:
+        """Serve the writer's batch (this thread) until the block ends."""
+        invariant(self._bound is None, "a source serves one batch at a time")
+        with self.engine.connect() as connection:
+            self._bound = (connection, threading.get_ident())
+            try:
+                yield
+            finally:
+                self._bound = None
+
+    def caches_here(self) -> bool:
+        return self._bound is not None and self._bound[1] == threading.get_ident()
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        if self.caches_here():
+            assert self._bound is not None
+            yield self._bound[0]
+        else:
+            with self.engine.connect() as connection:
+                yield connection
+
+    def _read(
+        self, name: str, prefixes: Sequence[tuple[object, ...]] | None, below: int
+    ) -> list[tuple[Row, int]]:
+        row_type = TABLES[name][0]
+        with self._connection() as connection:
+            found = _newest_sealed(connection, self.sealer, name, below, prefixes, self.forged)
+            return [(row_type(*fields), version) for fields, version in found]
+
+    def fetch(
+        self, name: str, prefixes: Sequence[tuple[object, ...]], below: int
+    ) -> list[tuple[Row, int]]:
+        found: list[tuple[Row, int]] = []
+        by_length: dict[int, list[tuple[object, ...]]] = {}
+        for prefix in prefixes:
+            by_length.setdefault(len(prefix), []).append(prefix)
+        for group in by_length.values():
+            for start in range(0, len(group), PAGE_READ_KEYS_MAX):
+                found += self._read(name, group[start : start + PAGE_READ_KEYS_MAX], below)
+        return found
+
+    def scan(self, name: str, below: int) -> list[tuple[Row, int]]:
+        return self._read(name, None, below)
 
 
 def current(name: str) -> Select[typing.Any]:
@@ -278,8 +432,11 @@ def read_sealed(connection: Connection, sealer: Sealer) -> dict[str, list[tuple[
     """Like read_all(), from the newest version of each key whose seal verifies (what a
     starting writer would load, every version included)."""
     state = State()
-    for name, table in PROJECTION_TABLES.items():
-        _load_table(connection, state, sealer, name, table, None)
+    forged = Forged()
+    for name in PROJECTION_TABLES:
+        row_type = TABLES[name][0]
+        for fields, version in _newest_sealed(connection, sealer, name, None, None, forged):
+            state.put(row_type(*fields), version, changed=False)
     return state_rows(state)
 
 

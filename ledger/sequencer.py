@@ -14,6 +14,7 @@ A broken invariant (``InvariantError``) halts the writer: every later call raise
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import re
@@ -42,6 +43,7 @@ from ledger.state import (
     leaf_context,
     make_context,
     operator_keys_at,
+    prefetch,
     preverify,
 )
 from ledger.store import StoredEntry
@@ -236,6 +238,9 @@ class Sequencer:
         self.operator = operator
         self.clock = clock
         self._state: State | None = None
+        # The batch in progress (_paging): its connection, which the paged tables read on.
+        self._batch_connection: Connection | None = None
+        self._paging_stack: contextlib.ExitStack | None = None
         self._writer = threading.Lock()  # held by the batch leader
         self._queue: list[Prepared] = []
         self._queue_lock = threading.Lock()
@@ -292,7 +297,7 @@ class Sequencer:
 
     def state(self) -> State:
         """The state as of the log head (catching up with other writers)."""
-        with self._writer, self.engine.begin() as connection:
+        with self._writer, self.engine.begin() as connection, self._paging(connection):
             lock_log(connection)
             return self._sync_state(connection, store.head_size(connection))
 
@@ -552,7 +557,7 @@ class Sequencer:
         now = self.clock()
         logged = format_utc(now)
         results: list[tuple[Prepared, Appended | AllianceError]] = []
-        with self.engine.begin() as connection:
+        with self.engine.begin() as connection, self._paging(connection):
             lock_log(connection)
             # We now hold the log: nobody else can append until we commit or roll back.
             size = store.head_size(connection)
@@ -578,6 +583,7 @@ class Sequencer:
                 finally:
                     state.tree_root = None  # it holds the connection
         # Committed: the batch's entries, tiles, projections and checkpoint are durable.
+        self._page_out(state)
         if self._pending_frontier is not None:
             self._frontier, self._frontier_size = self._pending_frontier
             self._pending_frontier = None
@@ -623,6 +629,7 @@ class Sequencer:
     ) -> list[StoredEntry]:
         entries: list[StoredEntry] = []
         handed_over: OperatorKeyError | None = None
+        prefetch(state, [(i.entry["kind"], i.body) for i in batch if i.refusal is None])
         for item in batch:
             if item.pending is not None:
                 item.pending.resolve()  # the worker's verdicts on this item's chunk
@@ -708,17 +715,44 @@ class Sequencer:
         state = self._state
         if state is None or self._frontier_size != state.size:
             sealer = self.sealer_in(connection) if size else None
-            state = (
-                State()
-                if sealer is None
-                else projections.load_state(connection, sealer, size).state
-            )
+            state = State()
+            if sealer is not None:
+                state = projections.load_state(connection, sealer, size, paged=True).state
+                state.attach(projections.SealedRows(self.engine, sealer))
+                self._bind(state, connection)
             self._verify_frontier(connection, state)
         invariant(state.size <= size, f"state at {state.size} is ahead of the log at {size}")
         if state.size < size:
             self._catch_up(connection, state, size)
         self._state = state
         return state
+
+    @contextlib.contextmanager
+    def _paging(self, connection: Connection) -> Iterator[None]:
+        """While the block runs (a batch), the state's paged tables read on
+        ``connection``: the batch's transaction, so what it judges is what it sees."""
+        self._batch_connection = connection
+        try:
+            with contextlib.ExitStack() as stack:
+                self._paging_stack = stack
+                if self._state is not None:
+                    self._bind(self._state, connection)
+                yield
+        finally:
+            self._batch_connection = self._paging_stack = None
+
+    def _bind(self, state: State, _connection: Connection) -> None:
+        source = state.source
+        if isinstance(source, projections.SealedRows) and self._paging_stack is not None:
+            self._paging_stack.enter_context(source.bound())
+
+    def _page_out(self, state: State) -> None:
+        """After a commit: the paged rows the batch read or wrote are stored, so the
+        state drops them. A writer that started on an empty log starts paging here, once
+        its genesis (which the sealer needs) is stored."""
+        if state.source is None and state.has_genesis:
+            state.attach(projections.SealedRows(self.engine, self.sealer))
+        state.evict_pages()
 
     def _verify_frontier(self, connection: Connection, state: State) -> None:
         """Take the stored frontier of ``state.size`` only if its root is the root of a

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable, Iterable
+import typing
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ledger.calendar import local_date
 from ledger.rows import (
@@ -136,13 +137,81 @@ def register(
 
 R = TypeVar("R", bound=Row)
 
+# What an entry of a kind will read from the paged tables, from its body alone: (table,
+# key or key prefix) pairs. The writer reads them for a whole batch at once before
+# admitting it (prefetch()); a read no hint foresaw is still served, one miss at a time.
+PageHint = Callable[[Any], Iterable[tuple[str, tuple[object, ...]]]]
+PAGE_HINTS: dict[str, PageHint] = {}
+
+
+def page_hint(kind: str) -> Callable[[PageHint], PageHint]:
+    def decorate(hint: PageHint) -> PageHint:
+        invariant(kind not in PAGE_HINTS, f"page hint for {kind} registered twice")
+        PAGE_HINTS[kind] = hint
+        return hint
+
+    return decorate
+
+
+def prefetch(state: State, bodies: Iterable[tuple[str, Any]]) -> None:
+    """Read what the (kind, body) pairs of a batch will need from the paged tables: one
+    read per table for the whole batch."""
+    if state.source is None:
+        return
+    wanted: dict[str, list[tuple[object, ...]]] = {}
+    for kind, body in bodies:
+        hint = PAGE_HINTS.get(kind)
+        if hint is not None:
+            for name, prefix in hint(body):
+                wanted.setdefault(name, []).append(prefix)
+    for name, prefixes in wanted.items():
+        state.page_in(name, prefixes)
+
+
+class RowSource(Protocol):
+    """Where a paged projection's rows live when they are not in memory (the writer: its
+    sealed projection tables, ledger.projections.SealedRows). Each method returns the
+    newest version of each row, below seq ``below``, that the source could verify, as
+    (row, version) pairs ordered by key."""
+
+    def fetch(
+        self, name: str, prefixes: Sequence[tuple[object, ...]], below: int
+    ) -> Iterable[tuple[Row, int]]:
+        """The rows of ``name`` whose key starts with one of ``prefixes`` (a whole key
+        is a prefix of itself)."""
+        ...
+
+    def scan(self, name: str, below: int) -> Iterable[tuple[Row, int]]:
+        """Every row of ``name`` (a full scan: rare events only)."""
+        ...
+
+    def caches_here(self) -> bool:
+        """Whether the caller is the writer in its batch (rows it reads may be kept in
+        the working set); any other thread reads through and keeps nothing."""
+        ...
+
 
 class Table(Generic[R]):
     """One projection in memory: rows of one type by key, each with the seq of the entry
     that last wrote it (its *version*, which the stored projection rows carry and seal),
-    and the keys changed since the last write to the database."""
+    and the keys changed since the last write to the database.
 
-    __slots__ = ("_key_of", "changed", "name", "row_type", "rows_by_key", "versions")
+    A *paged* table (PAGED_TABLES, once a source is attached: the writer) holds only its
+    working set: the rows the current batch read or wrote. A miss is read from the
+    source (and remembered as absent if there is none), so get() answers as if every
+    row were in memory; evict() drops the working set once the batch is stored."""
+
+    __slots__ = (
+        "_key_of",
+        "absent",
+        "changed",
+        "complete",
+        "name",
+        "pager",
+        "row_type",
+        "rows_by_key",
+        "versions",
+    )
 
     def __init__(self, name: str, row_type: type[R], key_fields: tuple[str, ...]) -> None:
         self.name = name
@@ -151,25 +220,43 @@ class Table(Generic[R]):
         self.rows_by_key: dict[tuple[object, ...], R] = {}
         self.versions: dict[tuple[object, ...], int] = {}
         self.changed: set[tuple[object, ...]] = set()
+        # Paging (None: every row is in memory, as in a replay).
+        self.pager: State | None = None
+        self.absent: set[tuple[object, ...]] = set()  # keys the source has no row for
+        self.complete: set[tuple[object, ...]] = set()  # prefixes read whole
 
     def get(self, *key: object) -> R | None:
-        return self.rows_by_key.get(key)
+        row = self.rows_by_key.get(key)
+        if row is None and self.pager is not None and key not in self.absent:
+            found: R | None = self.pager.miss(self, key)
+            return found
+        return row
 
     def rows(self) -> Iterable[R]:
-        return self.rows_by_key.values()
+        if self.pager is None:
+            return self.rows_by_key.values()
+        return [row for row, _ in self.pager.merged(self).values()]
 
     def key_of(self, row: R) -> tuple[object, ...]:
         return self._key_of(row)
 
     def __len__(self) -> int:
-        return len(self.rows_by_key)
+        if self.pager is None:
+            return len(self.rows_by_key)
+        return len(self.pager.merged(self))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Table):
             return NotImplemented
-        return self.rows_by_key == other.rows_by_key and self.versions == other.versions
+        return self.items() == other.items()
 
     __hash__ = None  # type: ignore[assignment]
+
+    def items(self) -> dict[tuple[object, ...], tuple[R, int]]:
+        """Every row with its version, by key (a full scan of a paged table)."""
+        if self.pager is not None:
+            return self.pager.merged(self)
+        return {key: (row, self.versions[key]) for key, row in self.rows_by_key.items()}
 
     def put(self, row: R, version: int, *, changed: bool = True) -> R | None:
         """Store ``row`` as written by the entry at seq ``version``; returns the row it
@@ -189,6 +276,14 @@ class Table(Generic[R]):
         changed = [(rows[key], versions[key]) for key in self.changed]
         self.changed.clear()
         return changed
+
+    def evict(self) -> None:
+        """Drop the working set, but for rows changed and not yet stored."""
+        keep = {key: self.rows_by_key[key] for key in self.changed}
+        kept_versions = {key: self.versions[key] for key in self.changed}
+        self.rows_by_key, self.versions = keep, kept_versions
+        self.absent.clear()
+        self.complete.clear()
 
 
 @dataclass
@@ -242,14 +337,14 @@ class State:
     # For credit evidence (ledger.kinds.credit): what a rejecting endorsement's seq rejected,
     # which dispute a resolution's seq resolved, which notices cite an evidence seq. Sets,
     # so a load (keys read in any order) builds what a replay builds.
-    rejections: dict[int, set[int]] = field(default_factory=dict)  # endorsement -> targets
+    # (rejections: the property below, over _rejections)
     resolutions: dict[int, int] = field(default_factory=dict)  # dispute.resolved -> dispute
     evidence_notices: dict[int, set[int]] = field(default_factory=dict)  # evidence -> notices
     # For the nightly reconciliation (ledger.kinds.settlement): obligations no night has
     # included yet (void ones leave for good), instructions not yet discharged, and each
     # business day's night (void ones too: a day is closed once). The first two are bounded
     # by what is still open, not by history.
-    unreconciled: set[int] = field(default_factory=set)
+    # (unreconciled: the property below, over _unreconciled)
     undischarged: set[tuple[int, int]] = field(default_factory=set)  # (night seq, index)
     night_of_day: dict[str, int] = field(default_factory=dict)
     # For overdue_settlement (ledger.kinds.credit): the instructions each night's report
@@ -273,6 +368,12 @@ class State:
     )
     # Each row type's table, so put() (several calls per entry) is one dict look-up.
     _by_type: dict[type, Table[Any]] = field(init=False, repr=False, compare=False)
+    # Paging (attach()): where the paged tables' rows live beyond the working set. The two
+    # indexes over paged rows are then built on first use (a scan, once per writer
+    # process: nights and credit evidence only) and kept up to date after; None until.
+    source: RowSource | None = field(default=None, repr=False, compare=False)
+    _rejections: dict[int, set[int]] | None = field(default_factory=dict, compare=False)
+    _unreconciled: set[int] | None = field(default_factory=set, compare=False)
 
     def __post_init__(self) -> None:
         self._by_type = {row_type: getattr(self, name) for row_type, name in _TABLE_OF.items()}
@@ -376,9 +477,10 @@ class State:
         """Index a row of the reconciliation's; False if ``new`` is none of its types."""
         if isinstance(new, ObligationRow):
             if new.reconciled is None and new.status != "void":
-                self.unreconciled.add(new.seq)
-            else:
-                self.unreconciled.discard(new.seq)
+                if self._unreconciled is not None:
+                    self._unreconciled.add(new.seq)
+            elif self._unreconciled is not None:
+                self._unreconciled.discard(new.seq)
         elif isinstance(new, InstructionRow):
             if new.confirmed_fen < new.amount_fen:
                 self.undischarged.add((new.night, new.index))
@@ -399,11 +501,132 @@ class State:
 
     def _index_credit_evidence(self, old: Row | None, new: Row) -> None:
         if old is None and isinstance(new, EndorsementRow) and new.decision == "reject":
-            self.rejections.setdefault(new.seq, set()).add(new.target)
+            if self._rejections is not None:
+                self._rejections.setdefault(new.seq, set()).add(new.target)
         elif isinstance(new, DisputeRow) and new.resolved_seq is not None:
             self.resolutions[new.resolved_seq] = new.seq
         elif old is None and isinstance(new, NoticeEvidenceRow):
             self.evidence_notices.setdefault(new.evidence, set()).add(new.notice)
+
+    # --- paging -----------------------------------------------------------------------
+
+    @property
+    def rejections(self) -> dict[int, set[int]]:
+        """What each rejecting endorsement's seq rejected (credit evidence)."""
+        if self._rejections is not None:
+            return self._rejections
+        found: dict[int, set[int]] = {}
+        for row in self.endorsements.rows():
+            if row.decision == "reject":
+                found.setdefault(row.seq, set()).add(row.target)
+        if self._keeps_indexes():
+            self._rejections = found
+        return found
+
+    @property
+    def unreconciled(self) -> set[int]:
+        """The obligations no night has included yet (void ones leave for good)."""
+        if self._unreconciled is not None:
+            return self._unreconciled
+        found = {
+            row.seq
+            for row in self.obligations.rows()
+            if row.reconciled is None and row.status != "void"
+        }
+        if self._keeps_indexes():
+            self._unreconciled = found
+        return found
+
+    def _keeps_indexes(self) -> bool:
+        """Whether an index built now may be kept and maintained: only by the writer in
+        its batch (another thread's scan could miss a batch committing meanwhile)."""
+        return self.source is None or self.source.caches_here()
+
+    def attach(self, source: RowSource) -> None:
+        """Page PAGED_TABLES from ``source``: from now on only a batch's working set of
+        their rows is held (ledger.projections.load_state(paged=True) loaded none)."""
+        invariant(self.source is None, "a source is attached once")
+        self.source = source
+        for name in PAGED_TABLES:
+            self.table(name).evict()
+            self.table(name).pager = self
+        self.lines_of_return.clear()
+        self._rejections = self._unreconciled = None
+
+    def miss(self, table: Table[R], key: tuple[object, ...]) -> R | None:
+        """The row of ``key`` that is not in ``table``'s working set, from the source."""
+        source = self.source
+        invariant(source is not None, "a paged table has no source")
+        assert source is not None
+        if not source.caches_here():  # not the writer's batch: read through, keep nothing
+            for row, _ in source.fetch(table.name, [key], self.size):
+                return row  # type: ignore[return-value]
+            return None
+        length = PAGE_PREFIXES.get(table.name)
+        if length is not None and key[:length] in table.complete:
+            table.absent.add(key)
+            return None
+        self.page_in(table.name, [key])
+        return table.rows_by_key.get(key)
+
+    def page_in(self, name: str, prefixes: Iterable[tuple[object, ...]]) -> None:
+        """Read into the working set of paged table ``name`` every row under each of
+        ``prefixes`` (whole keys or PAGE_PREFIXES-long prefixes) not held yet: one read
+        of the source for them all (a batch's prefetch, or one miss)."""
+        table = self.table(name)
+        source = self.source
+        if table.pager is None or source is None or not source.caches_here():
+            return
+        held, absent, complete = table.rows_by_key, table.absent, table.complete
+        wanted = sorted(
+            {p for p in prefixes if p not in held and p not in absent and p not in complete},
+            key=repr,
+        )
+        if not wanted:
+            return
+        for row, version in source.fetch(name, wanted, self.size):
+            if table.key_of(row) not in held:  # held rows are newer (this batch's)
+                self.put(row, version, changed=False)
+        full = len(TABLES[name][1])
+        for prefix in wanted:
+            if len(prefix) < full:
+                complete.add(prefix)
+            elif prefix not in held:
+                absent.add(prefix)
+
+    def merged(self, table: Table[R]) -> dict[tuple[object, ...], tuple[R, int]]:
+        """Every row of paged ``table``: the source's, with the working set's over them."""
+        source = self.source
+        invariant(source is not None, "a paged table has no source")
+        assert source is not None
+        found: dict[tuple[object, ...], tuple[R, int]] = {}
+        for row, stored in source.scan(table.name, self.size):
+            typed = typing.cast(R, row)
+            found[table.key_of(typed)] = (typed, stored)
+        # Copies (atomic under the GIL): a reader on another thread may scan while the
+        # writer's batch changes the working set.
+        versions = dict(table.versions)
+        for key, held in dict(table.rows_by_key).items():
+            version = versions.get(key)
+            if version is not None:
+                found[key] = (held, version)
+        return found
+
+    def return_line_numbers(self, seq: int) -> list[int]:
+        """The receipt lines the return at ``seq`` took units from."""
+        if self.return_lines.pager is not None:
+            self.page_in("return_lines", [(seq,)])
+        return self.lines_of_return.get(seq, [])
+
+    def evict_pages(self) -> None:
+        """Drop the paged tables' working sets (their rows are stored), so the writer's
+        memory does not grow with the log."""
+        if self.source is None:
+            return
+        for name in PAGED_TABLES:
+            self.table(name).evict()
+        # Rebuilt from whatever rows are paged in again (return_line_numbers).
+        self.lines_of_return.clear()
 
     def forget_changes(self) -> None:
         """Forget which rows changed: they are already stored."""
@@ -426,6 +649,28 @@ def _table(name: str) -> Table[Any]:
 
 
 _TABLE_OF: dict[type, str] = {row_type: name for name, (row_type, _) in TABLES.items()}
+# The projections that grow with every return, advance and endorsement: the writer pages
+# them (State.attach); every other projection stays in memory. Each paged table read
+# by a key prefix names that prefix's length (the receipt of a line, the target of a
+# due region, endorsement or taken line).
+PAGED_TABLES = (
+    "receipts",
+    "receipt_lines",
+    "receipt_returns",
+    "return_lines",
+    "endorsables",
+    "endorsement_dues",
+    "endorsements",
+    "obligations",
+    "cases",
+)
+PAGE_PREFIXES: dict[str, int] = {
+    "receipt_lines": 3,
+    "return_lines": 1,
+    "endorsement_dues": 1,
+    "endorsements": 1,
+}
+invariant(set(PAGE_PREFIXES) <= set(PAGED_TABLES), "a prefix for a table not paged")
 # Row types that feed a secondary index (State._index).
 _INDEXED = frozenset(
     {

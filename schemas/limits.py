@@ -56,6 +56,9 @@ NOTE_BYTES_MAX = 1_000_000  # the spec's alternative bound, torchwood's: far abo
 
 # Sequencer
 BATCH_SIZE_MAX = 4096  # entries appended in one transaction
+# Keys (or key prefixes) in one read of a paged projection (ledger.projections.SealedRows):
+# a batch's prefetch, or a night's open obligations, in statements of this many.
+PAGE_READ_KEYS_MAX = 8192
 BATCH_BYTES_MAX = 32 * 1024 * 1024
 GROUP_COMMIT_LINGER_S = 0.01  # a batch leader waits this long at most for concurrent callers
 QUEUE_DEPTH_MAX = 65_536  # submissions waiting for the writer before callers are refused

@@ -62,7 +62,14 @@ from ledger.rows import (
     Row,
     StoreRow,
 )
-from ledger.state import Context, State, days_between, region_principal, register
+from ledger.state import (
+    Context,
+    State,
+    days_between,
+    page_hint,
+    region_principal,
+    register,
+)
 from schemas.bodies import (
     AdvanceBody,
     DisputeBody,
@@ -413,7 +420,7 @@ def _void_returns(state: State, targets: Iterable[int]) -> list[Row]:
                 refunded_fen=receipt.refunded_fen - returned.refund_fen,
                 returns=receipt.returns - 1,
             )
-        for number in state.lines_of_return.get(target, []):
+        for number in state.return_line_numbers(target):
             taken = state.return_lines.get(target, number)
             line_key = (*key, number)
             line = lines.get(line_key) or state.receipt_lines.get(*line_key)
@@ -428,6 +435,12 @@ def _void_returns(state: State, targets: Iterable[int]) -> list[Row]:
             )
         rows.append(replace(returned, status=VOID))
     return [*rows, *receipts.values(), *lines.values()]
+
+
+@page_hint("return.recorded")
+def _return_pages(body: ReturnBody) -> list[tuple[str, tuple[object, ...]]]:
+    receipt = (body.receipt.merchant, body.receipt.store, body.receipt.ref)
+    return [("receipts", receipt), ("receipt_lines", receipt)]
 
 
 @register("return.recorded", ReturnBody)
@@ -586,6 +599,21 @@ def _after_endorsement(obligation: ObligationRow, endorsable_status: str) -> str
     if endorsable_status == APPROVED and obligation.status == PENDING:
         return EFFECTIVE
     return obligation.status
+
+
+@page_hint("endorsement")
+def _endorsement_pages(body: EndorsementBody) -> list[tuple[str, tuple[object, ...]]]:
+    pages: list[tuple[str, tuple[object, ...]]] = []
+    for target in body.targets:
+        key = (target,)
+        pages += [
+            ("endorsables", key),
+            ("endorsement_dues", key),
+            ("endorsements", key),
+            ("obligations", key),
+            ("receipt_returns", key),
+        ]
+    return pages
 
 
 @register("endorsement", EndorsementBody)

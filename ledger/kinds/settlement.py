@@ -114,7 +114,9 @@ def _in_log(state: State, day: date) -> bool:
 def eligible(state: State, day: date) -> Iterator[Obligation]:
     """The obligations the night of ``day`` includes, by seq (module docstring)."""
     _, cutoff_time = day_bounds(day)
-    for seq in sorted(state.unreconciled):
+    open_seqs = sorted(state.unreconciled)
+    state.page_in("obligations", [(seq,) for seq in open_seqs])  # one read, not one each
+    for seq in open_seqs:
         row = state.obligations.get(seq)
         invariant(row is not None, f"unreconciled index names a missing obligation {seq}")
         assert row is not None

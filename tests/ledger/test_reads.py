@@ -139,7 +139,7 @@ def _busy(alliance: Alliance) -> Busy:
 @pytest.fixture
 def busy(alliance: Alliance) -> tuple[Busy, State, Reads]:
     scenario = _busy(alliance)
-    return scenario, alliance.ledger.state(), alliance.ledger.reads()
+    return scenario, alliance.ledger.replayed_state(), alliance.ledger.reads()
 
 
 def test_member_view_has_its_stores_and_exclusions(busy: tuple[Busy, State, Reads]) -> None:
