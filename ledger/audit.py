@@ -32,6 +32,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+from datetime import date, datetime
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -373,6 +374,7 @@ class Replay:
         self.root = merkle.EMPTY_ROOT
         self.frontier: dict[tuple[int, int], bytes] = {}
         self.pending: list[bytes] = []
+        self._last_day: tuple[str, date] = ("", date.min)  # a logged text and its local day
 
     def add(
         self, line: bytes | Overlong, verdict: Verdict | None = None, leaf: bytes | None = None
@@ -437,13 +439,18 @@ class Replay:
         entry_end, verified = verdict
         record = orjson.loads(line)
         entry, logged = record["entry"], record["logged"]
+        try:
+            logged_at = parse_time(logged, field="logged")
+        except RejectedError:  # the shape allows it, the calendar does not: judged
+            self._replay(index, line)  # as the serial path judges it
+            return
         self._check_seq(index, record["seq"])
-        if not self._judge_position(index, logged, entry["id"]):
+        if not self._judge_position(index, logged, entry["id"], logged_at):
             return
         try:
             ctx = make_context(
                 index,
-                parse_time(logged, field="logged"),
+                logged_at,
                 logged,
                 entry,
                 record["signatures"],
@@ -458,19 +465,23 @@ class Replay:
         if seq != index:
             self.report.add(index, "gap", f"line {index + 1} holds seq {seq}, expected {index}")
 
-    def _judge_position(self, index: int, logged: str, entry_id: str) -> bool:
+    def _judge_position(
+        self, index: int, logged: str, entry_id: str, logged_at: datetime | None = None
+    ) -> bool:
         """The logged order, the day's end and the entry id's first use; False
-        when the entry is a duplicate, counted and passed over."""
+        when the entry is a duplicate, counted and passed over. ``logged_at`` is
+        ``logged`` parsed, when the caller has it."""
         report = self.report
         previous = report.state.last_logged
         if previous is not None and logged < previous:
             # RFC 3339 UTC texts in the writer's one form compare as their times do.
             report.add(index, "logged-order", f"logged {logged} is before {previous}")
-        if previous is not None and local_date(parse_time(logged)) > local_date(
-            parse_time(previous)
-        ):
-            self._integrate()  # the tree now holds exactly the entries before this day
-            self.day_roots[index] = self.root
+        if previous is not None:
+            day = local_date(logged_at if logged_at is not None else parse_time(logged))
+            if day > self._day_of(previous):
+                self._integrate()  # the tree now holds exactly the entries before this day
+                self.day_roots[index] = self.root
+            self._last_day = (logged, day)  # the next entry's previous, most of the time
         first = self.first_seq.setdefault(entry_id_key(entry_id), index)
         if first != index:
             message = f"entry {entry_id} was already logged at seq {first}; not applied twice"
@@ -478,6 +489,11 @@ class Replay:
             self._pass_over(logged)
             return False
         return True
+
+    def _day_of(self, logged: str) -> date:
+        """The local day of a logged time: the last entry's, remembered, else parsed."""
+        text, day = self._last_day
+        return day if text == logged else local_date(parse_time(logged))
 
     def _refused(self, index: int, kind: str, logged: str, exc: RejectedError) -> None:
         self.report.add(index, exc.type_slug, f"{kind}: {exc.detail}")

@@ -93,10 +93,12 @@ def check_line(
         record = orjson.loads(line)
         if type(record) is not dict:
             return None
-        entry_end = entry_slice(record, line)
-        if entry_end is None:
+        if record.keys() != RECORD_KEYS or canonical(record) != line:
             return None
         RecordModel.model_validate(record)  # the shape parse_record() requires
+        # Canonical, so the entry comes first and "logged" right after it; nothing
+        # after that (a time, a seq, key ids and base64) can hold the member's text.
+        entry_end = line.rindex(LOGGED_MEMBER)
     except (orjson.JSONDecodeError, AllianceError, ValidationError, RecursionError):
         return None
     entry_bytes = line[ENTRY_START:entry_end]
