@@ -32,9 +32,9 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-from datetime import date, datetime
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
