@@ -34,6 +34,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -42,7 +43,7 @@ import orjson
 import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
 from ledger import merkle
 from ledger.calendar import local_date
-from ledger.checking import ENTRY_START, Verdict, checked_chunks
+from ledger.checking import ENTRY_START, Verdict, checked_chunks, leaf_hashes
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.rows import KeyRow, RegionRow
 from ledger.state import (
@@ -373,10 +374,13 @@ class Replay:
         self.root = merkle.EMPTY_ROOT
         self.frontier: dict[tuple[int, int], bytes] = {}
         self.pending: list[bytes] = []
+        self._last_day: tuple[str, date] = ("", date.min)  # a logged text and its local day
 
-    def add(self, line: bytes | Overlong, verdict: Verdict | None = None) -> None:
+    def add(
+        self, line: bytes | Overlong, verdict: Verdict | None = None, leaf: bytes | None = None
+    ) -> None:
         """Judge the next line; ``verdict`` is its workers' check (ledger.checking),
-        None for the serial path."""
+        None for the serial path; ``leaf`` its leaf hash when a worker computed it."""
         index = self.count
         self.count += 1
         if isinstance(line, Overlong):
@@ -390,7 +394,7 @@ class Replay:
                 self._replay(index, line)
             else:
                 self._replay_checked(index, line, verdict)
-            self.pending.append(merkle.leaf_hash(line))
+            self.pending.append(merkle.leaf_hash(line) if leaf is None else leaf)
         if len(self.pending) >= INTEGRATE_CHUNK:
             self._integrate()
 
@@ -435,13 +439,18 @@ class Replay:
         entry_end, verified = verdict
         record = orjson.loads(line)
         entry, logged = record["entry"], record["logged"]
+        try:
+            logged_at = parse_time(logged, field="logged")
+        except RejectedError:  # the shape allows it, the calendar does not: judged
+            self._replay(index, line)  # as the serial path judges it
+            return
         self._check_seq(index, record["seq"])
-        if not self._judge_position(index, logged, entry["id"]):
+        if not self._judge_position(index, logged, entry["id"], logged_at):
             return
         try:
             ctx = make_context(
                 index,
-                parse_time(logged, field="logged"),
+                logged_at,
                 logged,
                 entry,
                 record["signatures"],
@@ -456,19 +465,23 @@ class Replay:
         if seq != index:
             self.report.add(index, "gap", f"line {index + 1} holds seq {seq}, expected {index}")
 
-    def _judge_position(self, index: int, logged: str, entry_id: str) -> bool:
+    def _judge_position(
+        self, index: int, logged: str, entry_id: str, logged_at: datetime | None = None
+    ) -> bool:
         """The logged order, the day's end and the entry id's first use; False
-        when the entry is a duplicate, counted and passed over."""
+        when the entry is a duplicate, counted and passed over. ``logged_at`` is
+        ``logged`` parsed, when the caller has it."""
         report = self.report
         previous = report.state.last_logged
         if previous is not None and logged < previous:
             # RFC 3339 UTC texts in the writer's one form compare as their times do.
             report.add(index, "logged-order", f"logged {logged} is before {previous}")
-        if previous is not None and local_date(parse_time(logged)) > local_date(
-            parse_time(previous)
-        ):
-            self._integrate()  # the tree now holds exactly the entries before this day
-            self.day_roots[index] = self.root
+        if previous is not None:
+            day = local_date(logged_at if logged_at is not None else parse_time(logged))
+            if day > self._day_of(previous):
+                self._integrate()  # the tree now holds exactly the entries before this day
+                self.day_roots[index] = self.root
+            self._last_day = (logged, day)  # the next entry's previous, most of the time
         first = self.first_seq.setdefault(entry_id_key(entry_id), index)
         if first != index:
             message = f"entry {entry_id} was already logged at seq {first}; not applied twice"
@@ -476,6 +489,11 @@ class Replay:
             self._pass_over(logged)
             return False
         return True
+
+    def _day_of(self, logged: str) -> date:
+        """The local day of a logged time: the last entry's, remembered, else parsed."""
+        text, day = self._last_day
+        return day if text == logged else local_date(parse_time(logged))
 
     def _refused(self, index: int, kind: str, logged: str, exc: RejectedError) -> None:
         self.report.add(index, exc.type_slug, f"{kind}: {exc.detail}")
@@ -530,13 +548,18 @@ class Replay:
         gc.freeze()
 
 
-def _replay_file(path: Path, trust: Trust, report: AuditReport, chunk_lines: int) -> None:
+def _replay_file(
+    path: Path, trust: Trust, report: AuditReport, chunk_lines: int, workers: int | None
+) -> None:
     replay = Replay(report, trust, path.parent / REPORTS_DIR)
     with open_export_file(path, "entries file") as handle:
         try:
-            for chunk, verdicts in checked_chunks(read_lines(handle), chunk_lines):
-                for line, verdict in zip(chunk, verdicts, strict=True):
-                    replay.add(line, verdict)
+            checked = checked_chunks(read_lines(handle), chunk_lines, workers)
+            for chunk, (verdicts, hashes) in checked:
+                for line, verdict, leaf in zip(
+                    chunk, verdicts, leaf_hashes((verdicts, hashes)), strict=True
+                ):
+                    replay.add(line, verdict, leaf)
         except OSError as exc:
             raise MalformedError(f"cannot read the entries file {path}: {exc.strerror}") from exc
     replay.finish()
@@ -557,14 +580,17 @@ def _check_no_other_reports(folder: Path, nights: set[str], report: AuditReport)
             report.add(None, "report-extra", f"reconciliations/{name} is no night of the log")
 
 
-def audit_directory(directory: Path, *, chunk_lines: int = AUDIT_CHUNK_LINES) -> AuditReport:
+def audit_directory(
+    directory: Path, *, chunk_lines: int = AUDIT_CHUNK_LINES, workers: int | None = None
+) -> AuditReport:
     """Audit the export in ``directory``. Lines are checked ``chunk_lines`` at a time,
-    by every core when the log holds more than one chunk (ledger.checking)."""
+    by ``workers`` processes (default: one per core) when the log holds more than one
+    chunk (ledger.checking); the findings are the same for any chunk size and count."""
     report = AuditReport()
     trust = load_trust(directory / TRUST_FILE)
     note = _read_checkpoint(directory / CHECKPOINT_FILE, report)
     try:
-        _replay_file(directory / ENTRIES_FILE, trust, report, chunk_lines)
+        _replay_file(directory / ENTRIES_FILE, trust, report, chunk_lines, workers)
     finally:
         gc.unfreeze()
     opened = _check_witnesses(note, trust, report)

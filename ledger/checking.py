@@ -24,6 +24,7 @@ before it sends the chunk, and sends the keys its signatures name.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import re
@@ -36,10 +37,12 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import ValidationError
 
+from ledger import merkle
+from ledger.verifying import exit_with_parent
 from schemas.canonical import canonical
 from schemas.entry import RecordModel
-from schemas.errors import AllianceError
-from schemas.limits import AUDIT_CHUNKS_AHEAD
+from schemas.errors import AllianceError, VerificationError, invariant
+from schemas.limits import AUDIT_CHUNKS_AHEAD, AUDIT_FIRST_CHUNK_LINES
 from signing.entry import verify_entry_signature
 from signing.keys import PUBLIC_KEY_SIZE, PublicKey, b64decode, key_id
 
@@ -53,6 +56,9 @@ _DECLARED = re.compile(rb'\{"key":"([0-9a-f]{32})","pub":"([A-Za-z0-9+/]{43}=)"\
 _SIGNED = re.compile(rb'\{"key":"([0-9a-f]{32})","sig":"')
 
 Verdict = tuple[int, tuple[int, ...]]  # (entry_end, indexes of verified signatures)
+# A chunk's answer: each line's verdict, and the lines' leaf hashes end to end.
+Checked = tuple[list[Verdict | None], bytes]
+LEAF_HASH_SIZE = 32  # SHA-256
 
 
 # A line the reader did not hold (ledger.audit.Overlong): never sent to a worker.
@@ -78,36 +84,69 @@ def entry_slice(record: dict[str, Any], line: bytes) -> int | None:
     return len(line) - len(rest)
 
 
-def check_line(line: bytes, keys: dict[str, bytes]) -> Verdict | None:
-    """One line's verdict (see the module docstring); None on anything unusual."""
+def check_line(
+    line: bytes, keys: dict[str, bytes], publics: dict[str, PublicKey | None] | None = None
+) -> Verdict | None:
+    """One line's verdict (see the module docstring); None on anything unusual.
+    ``publics`` caches the checked PublicKey of each key id (None: the key is unusable)."""
     try:
         record = orjson.loads(line)
         if type(record) is not dict:
             return None
-        entry_end = entry_slice(record, line)
-        if entry_end is None:
+        if record.keys() != RECORD_KEYS or canonical(record) != line:
             return None
         RecordModel.model_validate(record)  # the shape parse_record() requires
+        # Canonical, so the entry comes first and "logged" right after it; nothing
+        # after that (a time, a seq, key ids and base64) can hold the member's text.
+        entry_end = line.rindex(LOGGED_MEMBER)
     except (orjson.JSONDecodeError, AllianceError, ValidationError, RecursionError):
         return None
     entry_bytes = line[ENTRY_START:entry_end]
+    cache = {} if publics is None else publics
     verified = []
     for index, signature in enumerate(record["signatures"]):
-        raw = keys.get(signature["key"])
-        if raw is None:
+        public = _public(signature["key"], keys, cache)
+        if public is None:
             continue
         try:
-            verify_entry_signature(entry_bytes, signature, PublicKey(raw))
+            verify_entry_signature(entry_bytes, signature, public)
         except AllianceError:
             continue  # admit() verifies it again and raises the finding
         verified.append(index)
     return entry_end, tuple(verified)
 
 
-def check_chunk(lines: list[bytes], keys: dict[str, bytes]) -> list[Verdict | None]:
+def _public(
+    identifier: str, keys: dict[str, bytes], cache: dict[str, PublicKey | None]
+) -> PublicKey | None:
+    """The checked public key of ``identifier`` (a small-order or off-curve key is
+    refused by PublicKey, and left to the serial path's finding), built once a chunk."""
+    if identifier in cache:
+        return cache[identifier]
+    raw = keys.get(identifier)
+    public = None
+    if raw is not None:
+        try:
+            public = PublicKey(raw)
+        except AllianceError:
+            public = None
+    cache[identifier] = public
+    return public
+
+
+def check_chunk(lines: list[bytes], keys: dict[str, bytes]) -> Checked:
     """The worker's task: the verdict of each line (an empty line stands for a line the
-    reader skipped, and gets None)."""
-    return [check_line(line, keys) if line else None for line in lines]
+    reader skipped, and gets None) and the leaf hashes of the lines, LEAF_HASH_SIZE
+    bytes each, in one bytes object (cheap to send back)."""
+    publics: dict[str, PublicKey | None] = {}
+    verdicts = [check_line(line, keys, publics) if line else None for line in lines]
+    return verdicts, b"".join([merkle.leaf_hash(line) for line in lines])
+
+
+def leaf_hashes(checked: Checked) -> list[bytes]:
+    """The leaf hash of each line of a checked chunk."""
+    blob = checked[1]
+    return [blob[at : at + LEAF_HASH_SIZE] for at in range(0, len(blob), LEAF_HASH_SIZE)]
 
 
 class KeyHarvest:
@@ -137,14 +176,21 @@ class KeyHarvest:
         return {name: self.known[name] for name in named if name in self.known}
 
 
-def _chunks(lines: Iterable[bytes | Skipped], chunk_lines: int) -> Iterator[list[bytes | Skipped]]:
-    chunk: list[bytes | Skipped] = []
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) >= chunk_lines:
-            yield chunk
-            chunk = []
-    if chunk:
+def _ramp(chunk_lines: int) -> Iterator[int]:
+    """Chunk sizes: AUDIT_FIRST_CHUNK_LINES, doubling, then ``chunk_lines`` for good."""
+    size = min(AUDIT_FIRST_CHUNK_LINES, chunk_lines)
+    while True:
+        yield size
+        size = min(size * 2, chunk_lines)
+
+
+def _chunks(
+    lines: Iterator[bytes | Skipped], sizes: Iterator[int]
+) -> Iterator[list[bytes | Skipped]]:
+    for size in sizes:
+        chunk = list(itertools.islice(lines, size))
+        if not chunk:
+            return
         yield chunk
 
 
@@ -152,58 +198,67 @@ def _payload(chunk: list[bytes | Skipped]) -> list[bytes]:
     return [line if isinstance(line, bytes) else b"" for line in chunk]
 
 
+Pending = tuple[list[bytes | Skipped], Future[Checked]]
+
+
 def checked_chunks(
-    lines: Iterable[bytes | Skipped], chunk_lines: int
-) -> Iterator[tuple[list[bytes | Skipped], list[Verdict | None]]]:
-    """``lines`` in chunks, in order, each with its verdicts. A log of one chunk is
-    checked in this process; a longer one by os.cpu_count() workers, with
-    AUDIT_CHUNKS_AHEAD chunks per worker in flight while the caller replays."""
+    lines: Iterable[bytes | Skipped], chunk_lines: int, workers: int | None = None
+) -> Iterator[tuple[list[bytes | Skipped], Checked]]:
+    """``lines`` in chunks, in order, each with its verdicts and leaf hashes. A log of at
+    most one chunk is checked in this process; a longer one by ``workers`` worker
+    processes (default os.cpu_count()), AUDIT_CHUNKS_AHEAD chunks per worker in flight
+    while the caller replays. A worker that dies raises VerificationError: the lines it
+    held were not checked, so the audit cannot pass."""
+    invariant(chunk_lines >= 1, "an audit chunk holds at least one line")
     harvest = KeyHarvest()
-    chunks = _chunks(lines, chunk_lines)
-    first = next(chunks, None)
-    if first is None:
+    stream = iter(lines)
+    head = list(itertools.islice(stream, chunk_lines + 1))
+    if len(head) <= chunk_lines:  # the whole log: no worker is worth starting
+        payload = _payload(head)
+        yield head, check_chunk(payload, harvest.for_lines(payload))
         return
-    if len(first) < chunk_lines:  # the whole log: no worker is worth starting
-        payload = _payload(first)
-        yield first, check_chunk(payload, harvest.for_lines(payload))
-        return
-    workers = os.cpu_count() or 1
+    count = workers if workers is not None else os.cpu_count() or 1
+    invariant(count >= 1, "the audit needs at least one worker")
     context = multiprocessing.get_context("spawn")  # no inherited state or handles
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
-        pending: deque[tuple[list[bytes | Skipped], list[bytes], Future[Any] | None]] = deque()
-        for chunk in _prepend(first, chunks):
+    with ProcessPoolExecutor(
+        max_workers=count,
+        mp_context=context,
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as executor:
+        pending: deque[Pending[Skipped]] = deque()
+        for chunk in _chunks(itertools.chain(head, stream), _ramp(chunk_lines)):
             payload = _payload(chunk)
-            pending.append((chunk, payload, _submit(executor, payload, harvest)))
-            while len(pending) > workers * AUDIT_CHUNKS_AHEAD:
-                yield _result(pending.popleft(), harvest)
+            pending.append((chunk, _submit(executor, payload, harvest)))
+            while len(pending) > count * AUDIT_CHUNKS_AHEAD:
+                yield _result(pending.popleft())
         while pending:
-            yield _result(pending.popleft(), harvest)
-
-
-def _prepend(
-    first: list[bytes | Skipped], rest: Iterator[list[bytes | Skipped]]
-) -> Iterator[list[bytes | Skipped]]:
-    yield first
-    yield from rest
+            yield _result(pending.popleft())
 
 
 def _submit(
     executor: ProcessPoolExecutor, payload: list[bytes], harvest: KeyHarvest
-) -> Future[Any] | None:
+) -> Future[Checked]:
     try:
         return executor.submit(check_chunk, payload, harvest.for_lines(payload))
-    except (BrokenProcessPool, RuntimeError):  # a dead worker: this process checks it
-        return None
+    except BrokenProcessPool as exc:
+        raise _worker_died(exc) from exc
 
 
-def _result(
-    item: tuple[list[bytes | Skipped], list[bytes], Future[Any] | None], harvest: KeyHarvest
-) -> tuple[list[bytes | Skipped], list[Verdict | None]]:
-    chunk, payload, future = item
-    if future is not None:
-        try:
-            verdicts: list[Verdict | None] = future.result()
-            return chunk, verdicts
-        except BrokenProcessPool:
-            pass
-    return chunk, check_chunk(payload, harvest.for_lines(payload))
+def _result(item: Pending[Skipped]) -> tuple[list[bytes | Skipped], Checked]:
+    chunk, future = item
+    try:
+        checked = future.result()
+    except BrokenProcessPool as exc:
+        raise _worker_died(exc) from exc
+    invariant(
+        len(checked[0]) == len(chunk) and len(checked[1]) == LEAF_HASH_SIZE * len(chunk),
+        "a worker answered for another number of lines than it was sent",
+    )
+    return chunk, checked
+
+
+def _worker_died(exc: BaseException) -> VerificationError:
+    return VerificationError(
+        f"a worker checking the log's lines died ({exc}); the audit is incomplete, not passed"
+    )

@@ -63,7 +63,7 @@ def error_of(verdict: tuple[str, str, str | None]) -> RejectedError:
     return kind(detail, field=field)
 
 
-def _exit_with_parent(parent_pid: int) -> None:
+def exit_with_parent(parent_pid: int) -> None:
     """In the worker, its initializer: end the worker once the process that started it
     is gone. A ProcessPoolExecutor worker holds both ends of its own call queue, so it
     never sees end-of-file when its parent dies (kill -9, or an exit that skipped the
@@ -93,7 +93,7 @@ def pool() -> ProcessPoolExecutor | None:
             _pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=context,
-                initializer=_exit_with_parent,
+                initializer=exit_with_parent,
                 initargs=(os.getpid(),),
             )
         return _pool

@@ -230,6 +230,9 @@ BENCH_SCALE_PYMERKLE_ENTRIES_MAX = 4_000_000  # pymerkle holds every leaf and no
 # The audit on every core (ledger/audit.py)
 AUDIT_CHUNK_LINES = 8192  # lines a worker checks at a time: IPC per chunk is noise
 AUDIT_CHUNKS_AHEAD = 2  # chunks in flight per worker: the workers never wait for the replay
+# The first chunks are smaller (doubling up to AUDIT_CHUNK_LINES), so the replay starts as
+# soon as the workers are up instead of waiting for a whole chunk's signatures.
+AUDIT_FIRST_CHUNK_LINES = 256
 
 
 def _entry_problems() -> list[tuple[bool, str]]:
@@ -305,6 +308,7 @@ _POSITIVE = (
     "INTEGRATE_CHUNK",
     "AUDIT_CHUNK_LINES",
     "AUDIT_CHUNKS_AHEAD",
+    "AUDIT_FIRST_CHUNK_LINES",
     "IMPORT_CHUNK_ENTRIES",
     "IMPORT_REPORT_BYTES_MAX",
     "SKIP_CHUNK_BYTES",

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from ledger import checking, merkle
 from ledger.audit import (
     AuditReport,
     Replay,
@@ -29,7 +31,9 @@ from ledger.checking import (
 from ledger.export import ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.reads import tile_within
 from schemas.canonical import canonical
+from schemas.errors import VerificationError
 from tests.ledger.builders import snapshot
+from tests.ledger.conftest import EXPORTED_SIZE
 
 WORKER_CHUNK_LINES = 3  # several chunks, so the workers check them
 
@@ -112,6 +116,60 @@ def test_an_honest_export_audits_clean_with_workers(exported: Path) -> None:
     report = audit_directory(exported, chunk_lines=WORKER_CHUNK_LINES)
     assert report.ok, report.findings
     assert report.findings == audit_directory(exported).findings
+
+
+def _flip_signature(directory: Path, seq: int) -> None:
+    """Line ``seq`` still canonical, its first signature one bit off."""
+    lines = _lines(directory)
+    record = json.loads(lines[seq])
+    signature = base64.b64decode(record["signatures"][0]["sig"])
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    record["signatures"][0]["sig"] = base64.b64encode(flipped).decode("ascii")
+    lines[seq] = canonical(record)
+    (directory / ENTRIES_FILE).write_bytes(b"\n".join(lines) + b"\n")
+
+
+def test_a_bad_signature_in_the_last_chunk_is_found_at_its_seq(exported: Path) -> None:
+    late = EXPORTED_SIZE - 2  # in the last chunk of WORKER_CHUNK_LINES lines
+    _flip_signature(exported, late)
+    report = audit_directory(exported, chunk_lines=WORKER_CHUNK_LINES, workers=2)
+    bad = [finding for finding in report.findings if finding.code == "bad-signature"]
+    assert [finding.seq for finding in bad] == [late]
+    assert not report.ok
+
+
+def test_one_worker_and_several_give_the_same_report(exported: Path) -> None:
+    _tamper(exported)
+    reports = [
+        audit_directory(exported, chunk_lines=chunk_lines, workers=workers)
+        for chunk_lines, workers in ((WORKER_CHUNK_LINES, 1), (WORKER_CHUNK_LINES, 3), (2, 2))
+    ]
+    first = reports[0]
+    assert first.findings
+    for report in reports[1:]:
+        assert report.findings == first.findings
+        assert (report.size, report.root) == (first.size, first.root)
+        assert snapshot(report.state) == snapshot(first.state)
+
+
+def _die(lines: list[bytes], keys: dict[str, bytes]) -> checking.Checked:
+    """A worker's task that kills its worker (run in the worker, found by name)."""
+    os._exit(3)
+
+
+def test_a_worker_that_dies_fails_the_audit(
+    exported: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checking, "check_chunk", _die)
+    with pytest.raises(VerificationError, match="audit is incomplete"):
+        audit_directory(exported, chunk_lines=WORKER_CHUNK_LINES, workers=2)
+
+
+def test_the_leaf_hashes_a_worker_sends_are_the_lines(exported: Path) -> None:
+    lines = _lines(exported)
+    harvest = KeyHarvest()
+    checked = checking.check_chunk(lines, harvest.for_lines(lines))
+    assert checking.leaf_hashes(checked) == [merkle.leaf_hash(line) for line in lines]
 
 
 @pytest.mark.parametrize(
