@@ -46,6 +46,7 @@ from ledger.calendar import local_date
 from ledger.checking import ENTRY_START, Verdict, checked_chunks, leaf_hashes
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.rows import KeyRow, RegionRow
+from ledger.spill import Spill
 from ledger.state import (
     OPERATOR,
     Context,
@@ -68,6 +69,7 @@ from schemas.errors import (
 from schemas.files import FileRefused, open_regular
 from schemas.limits import (
     AUDIT_CHUNK_LINES,
+    AUDIT_SPILL_BYTES_MIN,
     CHECKPOINT_FILE_BYTES_MAX,
     FINDINGS_MAX,
     INTEGRATE_CHUNK,
@@ -107,6 +109,13 @@ class AuditReport:
     witnesses_declared: list[str] = field(default_factory=list)  # region codes, all required
     findings: list[Finding] = field(default_factory=list)
     state: State = field(default_factory=State)
+    # Where the replay paged its growing rows (ledger.spill), for an import to read them
+    # back; removed by close() (or when the report is collected).
+    spill: Spill | None = field(default=None, repr=False, compare=False)
+
+    def close(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
 
     @property
     def ok(self) -> bool:
@@ -359,8 +368,14 @@ class Replay:
     """Checks each leaf of ``entries.jsonl`` in order, replays it into ``report.state``
     and grows the tree over the leaf hashes."""
 
-    def __init__(self, report: AuditReport, trust: Trust, reports_dir: Path) -> None:
+    def __init__(
+        self, report: AuditReport, trust: Trust, reports_dir: Path, spill: Spill | None = None
+    ) -> None:
         self.report = report
+        # Paged rows and entry ids on disk (ledger.spill), for a replay of any length.
+        self.spill = spill
+        if spill is not None:
+            report.state.attach(spill)
         self.trust = trust
         # The root at each business day's end (a night's cutoff is one): one per day.
         self.day_roots: dict[int, bytes] = {}
@@ -482,7 +497,11 @@ class Replay:
                 self._integrate()  # the tree now holds exactly the entries before this day
                 self.day_roots[index] = self.root
             self._last_day = (logged, day)  # the next entry's previous, most of the time
-        first = self.first_seq.setdefault(entry_id_key(entry_id), index)
+        key = entry_id_key(entry_id)
+        if self.spill is None:
+            first = self.first_seq.setdefault(key, index)
+        else:
+            first = self.spill.first_seq(key, index)
         if first != index:
             message = f"entry {entry_id} was already logged at seq {first}; not applied twice"
             report.add(index, "duplicate-id", message)
@@ -542,16 +561,25 @@ class Replay:
         self.pending = []
         # Nothing is stored from the replay as it goes (an import stores every row at
         # the end, projections.write_all): the sets of changed keys would only grow.
-        self.report.state.forget_changes()
+        # Spilled, the paged rows go to the file and leave memory.
+        if self.spill is None:
+            self.report.state.forget_changes()
+        else:
+            self.spill.store(self.report.state)
         # The state's rows hold no reference cycles: the collector need not walk them
         # again and again as they grow (audit_directory unfreezes them at the end).
         gc.freeze()
 
 
 def _replay_file(
-    path: Path, trust: Trust, report: AuditReport, chunk_lines: int, workers: int | None
+    path: Path,
+    trust: Trust,
+    report: AuditReport,
+    chunk_lines: int,
+    workers: int | None,
+    spill: Spill | None,
 ) -> None:
-    replay = Replay(report, trust, path.parent / REPORTS_DIR)
+    replay = Replay(report, trust, path.parent / REPORTS_DIR, spill)
     with open_export_file(path, "entries file") as handle:
         try:
             checked = checked_chunks(read_lines(handle), chunk_lines, workers)
@@ -581,7 +609,11 @@ def _check_no_other_reports(folder: Path, nights: set[str], report: AuditReport)
 
 
 def audit_directory(
-    directory: Path, *, chunk_lines: int = AUDIT_CHUNK_LINES, workers: int | None = None
+    directory: Path,
+    *,
+    chunk_lines: int = AUDIT_CHUNK_LINES,
+    workers: int | None = None,
+    spill: bool | None = None,
 ) -> AuditReport:
     """Audit the export in ``directory``. Lines are checked ``chunk_lines`` at a time,
     by ``workers`` processes (default: one per core) when the log holds more than one
@@ -590,13 +622,25 @@ def audit_directory(
     trust = load_trust(directory / TRUST_FILE)
     note = _read_checkpoint(directory / CHECKPOINT_FILE, report)
     try:
-        _replay_file(directory / ENTRIES_FILE, trust, report, chunk_lines, workers)
+        entries = directory / ENTRIES_FILE
+        if spill is None:
+            spill = _entries_bytes(entries) > AUDIT_SPILL_BYTES_MIN
+        report.spill = Spill() if spill else None
+        _replay_file(entries, trust, report, chunk_lines, workers, report.spill)
     finally:
         gc.unfreeze()
     opened = _check_witnesses(note, trust, report)
     if opened is not None:
         _compare(opened.checkpoint, report.size, report.root, report)
     return report
+
+
+def _entries_bytes(path: Path) -> int:
+    """The size of the entries file (0 if it cannot be stat'ed: opening it says why)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _compare(checkpoint: Checkpoint, size: int, root: bytes, report: AuditReport) -> None:

@@ -123,14 +123,24 @@ def _sealed(sealer: Sealer, name: str, changed: list[tuple[Row, int]]) -> list[t
 
 def write_changes(connection: Connection, state: State, sealer: Sealer) -> int:
     """Insert a sealed version of every row the state changed since the last write, and
-    the sealed head marker of ``state.size``; returns the row count.
+    the sealed head marker of ``state.size``; returns the row count."""
+    changed = [(table.name, table.take_changed()) for table in state.all_tables()]
+    written = _store(connection, sealer, [(name, rows) for name, rows in changed if rows])
+    connection.execute(
+        PROJECTION_HEADS.insert(), {"size": state.size, SEAL: sealer.head(state.size)}
+    )
+    return written
+
+
+def _store(
+    connection: Connection, sealer: Sealer, changed: list[tuple[str, list[tuple[Row, int]]]]
+) -> int:
+    """Insert a sealed version of each (row, version) of each table; returns the count.
 
     PostgreSQL: one COPY per table, each sent before the next table's rows are sealed
     and waited for only after, so the server stores one table while the writer seals
     the next. SQLite: multi-row INSERTs on a helper thread (store.SqliteStream), each
-    table's sent before the next table is sealed, all waited for before the marker."""
-    changed = [(table.name, table.take_changed()) for table in state.all_tables()]
-    changed = [(name, rows) for name, rows in changed if rows]
+    table's sent before the next table is sealed, all waited for before returning."""
     written = 0
     if connection.dialect.name == "postgresql":
         sealed = _sealed(sealer, *changed[0]) if changed else []
@@ -149,19 +159,32 @@ def write_changes(connection: Connection, state: State, sealer: Sealer) -> int:
                 columns = (*FIELD_NAMES[name], VERSION, SEAL)
                 rows_stream.add_all(PROJECTION_TABLES[name], columns, sealed)
                 written += len(sealed)
-    connection.execute(
-        PROJECTION_HEADS.insert(), {"size": state.size, SEAL: sealer.head(state.size)}
-    )
     return written
 
 
 def write_all(connection: Connection, state: State, sealer: Sealer) -> None:
-    """Store every row of ``state`` (into emptied tables: rebuild and doctor), a replay's
-    (a paged state holds only its working set)."""
-    invariant(state.source is None, "write_all() of a paged state")
+    """Store every row of ``state`` (into emptied tables: rebuild, doctor and import): a
+    replay's, whose paged rows, if it spilled them (ledger.spill), are streamed back from
+    the spill file a chunk at a time. Never the writer's own state (it holds only a
+    working set of what these tables already hold)."""
+    invariant(not isinstance(state.source, SealedRows), "write_all() of the writer's state")
+    source = state.source
     for table in state.all_tables():
-        table.changed.update(table.rows_by_key)
+        if table.pager is None:
+            table.changed.update(table.rows_by_key)
     write_changes(connection, state, sealer)
+    if source is None:
+        return
+    for name in PAGED_TABLES:
+        invariant(not state.table(name).rows_by_key, f"{name} was not spilled before")
+        chunk: list[tuple[Row, int]] = []
+        for row, version in source.scan(name, state.size):
+            chunk.append((row, version))
+            if len(chunk) >= PAGE_READ_KEYS_MAX:
+                _store(connection, sealer, [(name, chunk)])
+                chunk = []
+        if chunk:
+            _store(connection, sealer, [(name, chunk)])
 
 
 def sealed_head(connection: Connection, sealer: Sealer, log_size: int) -> int:

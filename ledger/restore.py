@@ -97,12 +97,24 @@ class SplitCheckpoint:
     cosignatures: list[tuple[str, int, str]]
 
 
-def import_export(directory: Path, url: str, operator: PrivateKey) -> Imported:
+def import_export(
+    directory: Path, url: str, operator: PrivateKey, *, spill: bool | None = None
+) -> Imported:
     """Audit the export in ``directory``, then load it into the empty database at
     ``url``; refuses (writing nothing) an export that does not audit, an operator key
-    that is not the log's, and a database that already holds a ledger."""
+    that is not the log's, and a database that already holds a ledger. ``spill``: page
+    the replay's growing rows to disk (default: above AUDIT_SPILL_BYTES_MIN; ledger.spill)."""
     started = time.perf_counter()
-    report = audit_directory(directory)
+    report = audit_directory(directory, spill=spill)
+    try:
+        return _import_audited(directory, url, operator, report, started)
+    finally:
+        report.close()  # the spill file, if the audit made one
+
+
+def _import_audited(
+    directory: Path, url: str, operator: PrivateKey, report: AuditReport, started: float
+) -> Imported:
     if not report.ok:
         raise VerificationError(
             f"the export does not audit ({len(report.findings)} findings; first: "

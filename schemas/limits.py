@@ -233,6 +233,10 @@ AUDIT_CHUNKS_AHEAD = 2  # chunks in flight per worker: the workers never wait fo
 # The first chunks are smaller (doubling up to AUDIT_CHUNK_LINES), so the replay starts as
 # soon as the workers are up instead of waiting for a whole chunk's signatures.
 AUDIT_FIRST_CHUNK_LINES = 256
+# Above this size of entries.jsonl an audit (and an import) pages the projections that grow
+# with the log, and the entry ids, to a private SQLite file (ledger.spill): about 400 k
+# entries, some 600 MB of replay state in memory, below which memory is the faster place.
+AUDIT_SPILL_BYTES_MIN = 256 * 1024 * 1024
 
 
 def _entry_problems() -> list[tuple[bool, str]]:
@@ -309,6 +313,8 @@ _POSITIVE = (
     "AUDIT_CHUNK_LINES",
     "AUDIT_CHUNKS_AHEAD",
     "AUDIT_FIRST_CHUNK_LINES",
+    "AUDIT_SPILL_BYTES_MIN",
+    "PAGE_READ_KEYS_MAX",
     "IMPORT_CHUNK_ENTRIES",
     "IMPORT_REPORT_BYTES_MAX",
     "SKIP_CHUNK_BYTES",

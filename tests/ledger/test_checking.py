@@ -30,6 +30,7 @@ from ledger.checking import (
 )
 from ledger.export import ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.reads import tile_within
+from ledger.state import PAGED_TABLES
 from schemas.canonical import canonical
 from schemas.errors import VerificationError
 from tests.ledger.builders import snapshot
@@ -189,3 +190,24 @@ def test_a_tile_is_within_a_tree_when_all_its_hashes_are(
     level: int, index: int, width: int, size: int, within: bool
 ) -> None:
     assert tile_within(level, index, width, size) is within
+
+
+def test_a_spilled_audit_finds_what_an_in_memory_one_finds(exported: Path) -> None:
+    """Paged to disk (ledger.spill), the replay reaches the same verdict, root and rows."""
+    in_memory = audit_directory(exported, spill=False)
+    spilled = audit_directory(exported, spill=True)
+    try:
+        assert spilled.spill is not None and in_memory.spill is None
+        assert (spilled.size, spilled.root, spilled.findings) == (
+            in_memory.size,
+            in_memory.root,
+            in_memory.findings,
+        )
+        for name in PAGED_TABLES:
+            assert not spilled.state.table(name).rows_by_key, name  # nothing held
+            assert spilled.state.table(name) == in_memory.state.table(name), name
+        assert spilled.state.unreconciled == in_memory.state.unreconciled
+        directory = spilled.spill.directory
+    finally:
+        spilled.close()
+    assert not directory.exists()

@@ -210,3 +210,23 @@ def test_a_changed_night_report_is_refused(
         not target_url.startswith("sqlite")
         or not Path(target_url.removeprefix("sqlite:///")).exists()
     )
+
+
+def test_a_spilled_import_restores_the_same_ledger(
+    alliance: Alliance, target_url: str, tmp_path: Path
+) -> None:
+    """An import that pages the replay's growing rows to disk (ledger.spill, what an
+    export over AUDIT_SPILL_BYTES_MIN gets) restores what an in-memory one restores,
+    night, returns, endorsements and all."""
+    town = make_town(alliance)
+    night = closed(town)
+    alliance.cosign()
+    directory = tmp_path / "export"
+    alliance.ledger.export(directory)
+    result = import_export(directory, target_url, _operator(alliance), spill=True)
+    assert result.nights == 1 and result.size == night + 1
+    restored = Ledger.open(target_url, _operator(alliance), alliance.clock)
+    try:
+        assert restored.rebuild().identical
+    finally:
+        restored.close()
