@@ -22,13 +22,10 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
-    and_,
     any_,
     bindparam,
     func,
-    or_,
     select,
-    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -481,57 +478,111 @@ def read_entry(connection: Connection, seq: int) -> StoredEntry | None:
     return next(read_entries(connection, seq, seq + 1), None)
 
 
-def _pg_keyed(table: str, column: str) -> Any:
-    return text(
-        f"SELECT t.level, t.idx, t.{column} FROM {table} AS t "
-        "JOIN unnest(CAST(:levels AS integer[]), CAST(:idxs AS bigint[])) AS k(level, idx) "
-        "ON t.level = k.level AND t.idx = k.idx"
+# Built once: a proof reads one leaf and the newest checkpoint, and building the
+# statement each time cost more than running it.
+_LEAF = select(LogEntry.leaf).where(LogEntry.seq == bindparam("seq"))
+_NEWEST_CHECKPOINTS = (
+    select(Checkpoint.size, Checkpoint.root, Checkpoint.note, Checkpoint.signed)
+    .order_by(Checkpoint.size.desc())
+    .limit(bindparam("limit"))
+)
+
+
+def read_leaf(connection: Connection, seq: int) -> bytes | None:
+    """The leaf of ``seq`` (unverified bytes: the caller proves them)."""
+    value = connection.execute(_LEAF, {"seq": seq}).scalar()
+    return None if value is None else bytes(value)
+
+
+@lru_cache(maxsize=256)
+def keyed_sql(dialect: str, table: str, keys: int) -> str:
+    """The driver-level SQL DbTiles reads ``keys`` (level, idx) rows of ``table`` with
+    on ``dialect``, as (level, idx, data): each key one probe of the primary key
+    (tests/ledger/test_store.py checks both plans). PostgreSQL: a row-value IN list,
+    planned as one index scan per key (a join with unnest() of key arrays is planned as
+    a hash join over a full scan of the table); one text per key count, which psycopg
+    prepares after a few runs. SQLite: a row-value IN is a full scan there, so the keys
+    come as one JSON array (parameter 1) that drives the loop (CROSS JOIN fixes the
+    join order); one text, in sqlite3's statement cache."""
+    column = _KEYED_COLUMNS[table]
+    if dialect == "postgresql":
+        listed = ", ".join(["(%s::integer, %s::bigint)"] * keys)
+        return f"SELECT level, idx, {column} FROM {table} WHERE (level, idx) IN ({listed})"
+    return (
+        f"SELECT t.level, t.idx, t.{column} FROM json_each(?1) AS k CROSS JOIN {table} AS t "
+        "ON t.level = json_extract(k.value, '$[0]') AND t.idx = json_extract(k.value, '$[1]')"
     )
 
 
-_PG_TILES = _pg_keyed("merkle_tiles", "hashes")
-_PG_NODES = _pg_keyed("merkle_tile_nodes", "nodes")
+@lru_cache(maxsize=256)
+def _both_sql(dialect: str, keys: int) -> str:
+    """The tiles and the blobs of ``keys`` keys in one statement: (0 for a tile, 1 for
+    a blob, level, idx, data)."""
+    tiles, nodes = (keyed_sql(dialect, table, keys) for table in _KEYED_COLUMNS)
+    return f"SELECT 0, * FROM ({tiles}) AS a UNION ALL SELECT 1, * FROM ({nodes}) AS b"
+
+
+_KEYED_COLUMNS = {"merkle_tiles": "hashes", "merkle_tile_nodes": "nodes"}
+_TileRows = dict[tuple[int, int], bytes]
 
 
 class DbTiles:
-    """TileReader over merkle_tiles and merkle_tile_nodes: one query per call."""
+    """TileReader over merkle_tiles and merkle_tile_nodes: one query per call, each key
+    one probe of the primary key. The queries go to the driver directly, in the
+    connection's transaction (SQLAlchemy's statement handling cost more than the
+    look-ups), and PostgreSQL sends the hashes in binary (not as hex text).
 
-    def __init__(self, connection: Connection) -> None:
+    With ``prefetch_nodes`` (a proof's reader), read_tiles also reads the blobs of the
+    same keys in the same round trip, and read_nodes serves them from there: a proof
+    then costs one query (the blobs it needs are of tiles it reads). Not for the
+    writer, which reads many tiles and few blobs."""
+
+    def __init__(self, connection: Connection, *, prefetch_nodes: bool = False) -> None:
         self.connection = connection
+        self._dialect = connection.dialect.name
+        self._prefetch = prefetch_nodes
+        self._nodes: _TileRows = {}
+        self._fetched: set[tuple[int, int]] = set()
 
-    def _read(
-        self, table: Any, column: Any, keys: Sequence[tuple[int, int]]
-    ) -> dict[tuple[int, int], bytes]:
+    def _rows(self, statement: str, keys: list[tuple[int, int]]) -> list[Any]:
+        driver = self.connection.connection.driver_connection
+        if self._dialect == "postgresql":
+            invariant(isinstance(driver, psycopg.Connection), "PostgreSQL needs psycopg")
+            assert isinstance(driver, psycopg.Connection)
+            flat = list(chain.from_iterable(keys))
+            with driver.cursor(binary=True) as cursor:
+                both = statement.count("UNION ALL")
+                cursor.execute(statement, flat * (2 if both else 1))
+                return cursor.fetchall()
+        invariant(isinstance(driver, sqlite3.Connection), "SQLite needs sqlite3")
+        assert isinstance(driver, sqlite3.Connection)
+        return driver.execute(statement, (json.dumps(keys),)).fetchall()
+
+    def _read(self, table: str, keys: Sequence[tuple[int, int]]) -> _TileRows:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        if self.connection.dialect.name == "postgresql":
-            # One statement of a fixed text whatever the keys (two arrays, joined on the
-            # primary key): psycopg prepares it after a few runs, so PostgreSQL plans it
-            # once instead of once per proof (planning cost more than the look-ups).
-            levels = [level for level, _ in wanted]
-            indexes = [index for _, index in wanted]
-            statement = _PG_TILES if table is MerkleTile else _PG_NODES
-            found = self.connection.execute(statement, {"levels": levels, "idxs": indexes})
-            return {(int(row[0]), int(row[1])): bytes(row[2]) for row in found}
-        by_level: dict[int, list[int]] = {}
-        for level, index in wanted:
-            by_level.setdefault(level, []).append(index)
-        # One `level = ? AND idx IN (...)` per level, OR-ed: each term is a range of the
-        # primary key (level, idx) on both backends. A row-value IN over (level, idx) is a
-        # full scan of the table on SQLite (issue 11: 3.6 ms a proof at 1 M entries).
-        terms = [
-            and_(table.level == level, table.idx.in_(indexes))
-            for level, indexes in sorted(by_level.items())
-        ]
-        rows = self.connection.execute(select(table.level, table.idx, column).where(or_(*terms)))
+        rows = self._rows(keyed_sql(self._dialect, table, len(wanted)), wanted)
         return {(int(row[0]), int(row[1])): bytes(row[2]) for row in rows}
 
     def read_tiles(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
-        return self._read(MerkleTile, MerkleTile.hashes, keys)
+        if not self._prefetch:
+            return self._read("merkle_tiles", keys)
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        tiles: _TileRows = {}
+        for kind, level, index, data in self._rows(_both_sql(self._dialect, len(wanted)), wanted):
+            (self._nodes if kind else tiles)[(int(level), int(index))] = bytes(data)
+        self._fetched.update(wanted)
+        return tiles
 
     def read_nodes(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
-        return self._read(MerkleTileNodes, MerkleTileNodes.nodes, keys)
+        missing = [key for key in keys if key not in self._fetched]
+        found = {key: self._nodes[key] for key in keys if key in self._nodes}
+        if missing:
+            found.update(self._read("merkle_tile_nodes", missing))
+        return found
 
 
 def write_nodes(connection: Connection, nodes: Mapping[tuple[int, int], bytes]) -> None:
@@ -602,15 +653,13 @@ def report_days(connection: Connection) -> list[tuple[str, int]]:
 
 
 def latest_checkpoint(connection: Connection) -> StoredCheckpoint | None:
-    row = connection.execute(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(1)).first()
-    if row is None:
-        return None
-    return StoredCheckpoint(int(row.size), bytes(row.root), row.note, row.signed)
+    found = recent_checkpoints(connection, 1)
+    return found[0] if found else None
 
 
 def recent_checkpoints(connection: Connection, limit: int) -> list[StoredCheckpoint]:
-    """Up to ``limit`` stored checkpoints, largest size first."""
-    rows = connection.execute(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(limit))
+    """Up to ``limit`` stored checkpoints, largest size first (unverified rows)."""
+    rows = connection.execute(_NEWEST_CHECKPOINTS, {"limit": limit})
     return [StoredCheckpoint(int(r.size), bytes(r.root), r.note, r.signed) for r in rows]
 
 

@@ -25,7 +25,9 @@ Stored blobs are trusted like stored tiles: a corrupt one yields a proof that
 ``verify_inclusion``/``verify_consistency`` reject; a blob of the wrong length is ignored
 (the node is hashed up from the tile instead). The one piece of state is a bounded memo of
 the inner nodes of *full* tiles of level >= 1 for readers without blobs, keyed by tile
-content: a content key can never return a wrong hash (see ``_memo_nodes``).
+content: a content key can never return a wrong hash (see ``_memo_nodes``); and a bounded
+memo of the nodes hashed up inside the right edge's *partial* tiles, keyed the same way
+(``_memo_partial``: every proof of a tree size hashes up the same nodes there).
 
 Errors: bad arguments to the provers raise ``MalformedError`` (``LimitError`` beyond
 ``PROOF_TREE_SIZE_MAX``); tiles absent or narrower than the requested tree size raise
@@ -51,7 +53,14 @@ from ledger.merkle.tiles import (
     frontier_tile_keys,
 )
 from schemas.errors import LimitError, MalformedError, NotFoundError, invariant
-from schemas.limits import HASH_SIZE, PROOF_TREE_SIZE_MAX, TILE_HEIGHT, TILE_MEMO_TILES, TILE_WIDTH
+from schemas.limits import (
+    HASH_SIZE,
+    PARTIAL_TILE_MEMO_TILES,
+    PROOF_TREE_SIZE_MAX,
+    TILE_HEIGHT,
+    TILE_MEMO_TILES,
+    TILE_WIDTH,
+)
 
 _Range = tuple[int, int]  # leaves [start, end)
 _Address = tuple[TileKey, int, int]  # a node: (tile key, sublevel k, first hash's offset)
@@ -295,10 +304,26 @@ def _tile_node(tiles: Mapping[TileKey, bytes], key: TileKey, sublevel: int, offs
         )
     if not sublevel:
         return data[start:end]
-    if key[0] and len(data) == TILE_BYTES:
-        first = _NODES_OFFSET[sublevel] + (offset >> sublevel) * HASH_SIZE
-        return _memo_nodes(bytes(data))[first : first + HASH_SIZE]
-    return _hash_up(data[start:end])
+    if len(data) == TILE_BYTES:
+        if key[0]:
+            first = _NODES_OFFSET[sublevel] + (offset >> sublevel) * HASH_SIZE
+            return _memo_nodes(bytes(data))[first : first + HASH_SIZE]
+        return _hash_up(data[start:end])
+    # A partial tile on the right edge: every proof of the tree needs nodes of it, so
+    # what was hashed up is kept, keyed by the tile's content like _memo_nodes.
+    known = _memo_partial(bytes(data))
+    node = known.get((sublevel, offset))
+    if node is None:
+        node = known[(sublevel, offset)] = _hash_up(data[start:end])
+    return node
+
+
+@functools.lru_cache(maxsize=PARTIAL_TILE_MEMO_TILES)
+def _memo_partial(tile: bytes) -> dict[tuple[int, int], bytes]:
+    """The nodes hashed up so far inside a partial tile, by (sublevel, offset), filled
+    by _tile_node. Keyed by the tile's content, so a node here is always the hash of
+    the hashes under it in that content (a tile that grows is another key)."""
+    return {}
 
 
 def _check_tree_size(size: int) -> None:
