@@ -478,20 +478,12 @@ def read_entry(connection: Connection, seq: int) -> StoredEntry | None:
     return next(read_entries(connection, seq, seq + 1), None)
 
 
-# Built once: a proof reads one leaf and the newest checkpoint, and building the
-# statement each time cost more than running it.
-_LEAF = select(LogEntry.leaf).where(LogEntry.seq == bindparam("seq"))
+# Built once: building the statement each time cost more than running it.
 _NEWEST_CHECKPOINTS = (
     select(Checkpoint.size, Checkpoint.root, Checkpoint.note, Checkpoint.signed)
     .order_by(Checkpoint.size.desc())
     .limit(bindparam("limit"))
 )
-
-
-def read_leaf(connection: Connection, seq: int) -> bytes | None:
-    """The leaf of ``seq`` (unverified bytes: the caller proves them)."""
-    value = connection.execute(_LEAF, {"seq": seq}).scalar()
-    return None if value is None else bytes(value)
 
 
 @lru_cache(maxsize=256)
@@ -515,54 +507,71 @@ def keyed_sql(dialect: str, table: str, keys: int) -> str:
 
 
 @lru_cache(maxsize=256)
-def _both_sql(dialect: str, keys: int) -> str:
-    """The tiles and the blobs of ``keys`` keys in one statement: (0 for a tile, 1 for
-    a blob, level, idx, data)."""
+def proof_sql(dialect: str, keys: int, leaf: bool) -> str:
+    """The tiles and the blobs of ``keys`` keys, and with ``leaf`` the leaf of one seq,
+    in one statement: rows of (0 for a tile, 1 for a blob, 2 for the leaf; level or seq;
+    idx; data)."""
     tiles, nodes = (keyed_sql(dialect, table, keys) for table in _KEYED_COLUMNS)
-    return f"SELECT 0, * FROM ({tiles}) AS a UNION ALL SELECT 1, * FROM ({nodes}) AS b"
+    statement = f"SELECT 0, * FROM ({tiles}) AS a UNION ALL SELECT 1, * FROM ({nodes}) AS b"
+    if leaf:
+        seq = "%s::bigint" if dialect == "postgresql" else "?2"
+        statement += f" UNION ALL SELECT 2, seq, 0, leaf FROM log_entries WHERE seq = {seq}"
+    return statement
 
 
 _KEYED_COLUMNS = {"merkle_tiles": "hashes", "merkle_tile_nodes": "nodes"}
 _TileRows = dict[tuple[int, int], bytes]
+_TILE, _BLOB = 0, 1  # proof_sql()'s row kinds (2: the leaf)
+
+
+def driver_rows(connection: Connection, statement: str, params: Sequence[object]) -> list[Any]:
+    """Run driver-level SQL (%s placeholders on PostgreSQL, ? on SQLite) in the
+    connection's transaction, if it has one; PostgreSQL returns binary, not hex text.
+    For the per-proof reads, where SQLAlchemy's statement handling cost more than the
+    look-ups; on SQLite it also opens no write transaction (SQLAlchemy begins every one
+    IMMEDIATE), so a proof never waits for the writer's lock."""
+    driver = connection.connection.driver_connection
+    if isinstance(driver, psycopg.Connection):
+        with driver.cursor(binary=True) as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchall()
+    invariant(isinstance(driver, sqlite3.Connection), "a database driver this code knows")
+    assert isinstance(driver, sqlite3.Connection)
+    return driver.execute(statement, params).fetchall()
 
 
 class DbTiles:
     """TileReader over merkle_tiles and merkle_tile_nodes: one query per call, each key
-    one probe of the primary key. The queries go to the driver directly, in the
-    connection's transaction (SQLAlchemy's statement handling cost more than the
-    look-ups), and PostgreSQL sends the hashes in binary (not as hex text).
+    one probe of the primary key, at the driver level (driver_rows).
 
-    With ``prefetch_nodes`` (a proof's reader), read_tiles also reads the blobs of the
-    same keys in the same round trip, and read_nodes serves them from there: a proof
-    then costs one query (the blobs it needs are of tiles it reads). Not for the
-    writer, which reads many tiles and few blobs."""
+    For a proof (``prefetch_nodes``), read_tiles also reads, in the same round trip,
+    the blobs of the same keys (read_nodes then serves them: the blobs a proof needs
+    are of tiles it reads) and the leaf of ``leaf_seq`` (then in ``leaf``): a proof
+    costs one query. Not for the writer, which reads many tiles and few blobs."""
 
-    def __init__(self, connection: Connection, *, prefetch_nodes: bool = False) -> None:
+    def __init__(
+        self, connection: Connection, *, prefetch_nodes: bool = False, leaf_seq: int | None = None
+    ) -> None:
         self.connection = connection
         self._dialect = connection.dialect.name
         self._prefetch = prefetch_nodes
+        self._leaf_seq = leaf_seq
+        self.leaf: bytes | None = None
         self._nodes: _TileRows = {}
         self._fetched: set[tuple[int, int]] = set()
 
-    def _rows(self, statement: str, keys: list[tuple[int, int]]) -> list[Any]:
-        driver = self.connection.connection.driver_connection
+    def _params(self, keys: list[tuple[int, int]], copies: int) -> list[object]:
         if self._dialect == "postgresql":
-            invariant(isinstance(driver, psycopg.Connection), "PostgreSQL needs psycopg")
-            assert isinstance(driver, psycopg.Connection)
-            flat = list(chain.from_iterable(keys))
-            with driver.cursor(binary=True) as cursor:
-                both = statement.count("UNION ALL")
-                cursor.execute(statement, flat * (2 if both else 1))
-                return cursor.fetchall()
-        invariant(isinstance(driver, sqlite3.Connection), "SQLite needs sqlite3")
-        assert isinstance(driver, sqlite3.Connection)
-        return driver.execute(statement, (json.dumps(keys),)).fetchall()
+            flat: list[object] = list(chain.from_iterable(keys))
+            return flat * copies
+        return [json.dumps(keys)]
 
     def _read(self, table: str, keys: Sequence[tuple[int, int]]) -> _TileRows:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        rows = self._rows(keyed_sql(self._dialect, table, len(wanted)), wanted)
+        statement = keyed_sql(self._dialect, table, len(wanted))
+        rows = driver_rows(self.connection, statement, self._params(wanted, 1))
         return {(int(row[0]), int(row[1])): bytes(row[2]) for row in rows}
 
     def read_tiles(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
@@ -571,10 +580,19 @@ class DbTiles:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
+        seq = self._leaf_seq
+        statement = proof_sql(self._dialect, len(wanted), seq is not None)
+        params = self._params(wanted, 2) + ([] if seq is None else [seq])
         tiles: _TileRows = {}
-        for kind, level, index, data in self._rows(_both_sql(self._dialect, len(wanted)), wanted):
-            (self._nodes if kind else tiles)[(int(level), int(index))] = bytes(data)
+        for kind, level, index, data in driver_rows(self.connection, statement, params):
+            if kind == _TILE:
+                tiles[(int(level), int(index))] = bytes(data)
+            elif kind == _BLOB:
+                self._nodes[(int(level), int(index))] = bytes(data)
+            elif int(level) == seq:
+                self.leaf = bytes(data)
         self._fetched.update(wanted)
+        self._leaf_seq = None  # read once
         return tiles
 
     def read_nodes(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
@@ -653,8 +671,16 @@ def report_days(connection: Connection) -> list[tuple[str, int]]:
 
 
 def latest_checkpoint(connection: Connection) -> StoredCheckpoint | None:
-    found = recent_checkpoints(connection, 1)
-    return found[0] if found else None
+    """The newest stored checkpoint row (unverified): read at the driver level, as every
+    proof served reads it (driver_rows)."""
+    rows = driver_rows(connection, _LATEST_CHECKPOINT, ())
+    if not rows:
+        return None
+    size, root, note, signed = rows[0]
+    return StoredCheckpoint(int(size), bytes(root), str(note), str(signed))
+
+
+_LATEST_CHECKPOINT = "SELECT size, root, note, signed FROM checkpoints ORDER BY size DESC LIMIT 1"
 
 
 def recent_checkpoints(connection: Connection, limit: int) -> list[StoredCheckpoint]:
