@@ -46,7 +46,9 @@ from schemas.limits import (
     CHECKPOINT_CANDIDATES_MAX,
     FETCH_LEAVES_MAX,
     PROOF_TREE_SIZE_MAX,
+    TILE_WIDTH,
     VERIFIED_CHECKPOINTS_MAX,
+    VERIFIED_RANGES_MAX,
     VERIFIED_ROOTS_MAX,
     WAIT_DEADLINE_S,
 )
@@ -201,6 +203,8 @@ class Ledger:
             tuple[int, bytes, str, tuple[str, ...]], tuple[LogKeys, SignedCheckpoint]
         ] = {}
         self._roots: dict[int, bytes] = {}
+        self._ranges = VerifiedRanges()
+        self._last_head: tuple[int, bytes] | None = None  # what _head() last verified
 
     # --- opening ---------------------------------------------------------------------
 
@@ -340,9 +344,11 @@ class Ledger:
         if keys is not None and newest is not None and newest.size <= keys.size:
             remembered = self._verdicts.get((newest.size, newest.root, newest.note))
             if remembered is not None and remembered == (keys, True):
-                return newest.size, newest.root
+                self._last_head = (newest.size, newest.root)
+                return self._last_head
         stored = self._newest_verified(connection, self._keys_on(connection))
-        return stored.size, stored.root
+        self._last_head = (stored.size, stored.root)
+        return self._last_head
 
     def _tree(self, connection: Connection, requested: int | None) -> tuple[int, bytes]:
         """(size, root) of the tree of ``requested`` leaves (default: the newest verified
@@ -392,8 +398,13 @@ class Ledger:
         verified checkpoint), checked against that root before it is returned. One
         connection: the newest checkpoint row, the leaf, the tiles and their blobs."""
         with self.engine.connect() as connection:
+            head = self._last_head
+            if head is not None and tree_size in (None, head[0]):
+                served = serve_inclusion(connection, seq, head, self._ranges)
+                if served is not None:
+                    return served
             size, root = self._tree(connection, tree_size)
-            return prove_inclusion(connection, seq, size, root)
+            return prove_inclusion(connection, seq, size, root, self._ranges)
 
     def proven_leaves(
         self, seqs: Sequence[int], tree_size: int | None = None
@@ -434,7 +445,9 @@ class Ledger:
             old_size, old_root = self._sized(connection, head, old)
             if old_size > new_size:
                 raise NotFoundError(f"tree size {old_size} is larger than {new_size}")
-            return prove_consistency(connection, (old_size, old_root), (new_size, new_root))
+            return prove_consistency(
+                connection, (old_size, old_root), (new_size, new_root), self._ranges
+            )
 
     def add_cosignature(self, region: str, size: int, line: str, timestamp_s: int) -> None:
         """Store a witness's cosignature line, once it verifies under that region's
@@ -549,17 +562,48 @@ class Ledger:
         return state
 
 
-def prove_inclusion(connection: Connection, seq: int, size: int, root: bytes) -> InclusionProof:
+def prove_inclusion(
+    connection: Connection, seq: int, size: int, root: bytes, known: VerifiedRanges | None = None
+) -> InclusionProof:
     """The inclusion proof of ``seq`` in the tree of ``size`` whose verified root is
     ``root``: the stored leaf, tiles and blobs (one query, each row by its primary
     key), and the check against ``root`` before it leaves (the tables are writable: a bad proof is
     TamperedError, never served). Ledger.inclusion's path, which `alliance bench proofs`
-    times as it is."""
+    times as it is. With ``known``, the hashes it holds are used and the proof's are
+    added to it once the proof verified."""
     if seq < 0 or seq >= size:
         raise NotFoundError(f"seq {seq} is not in the tree of size {size}")
     tiles = store.DbTiles(connection, prefetch_nodes=True, leaf_seq=seq)
-    hashes = merkle.inclusion_proof(seq, size, tiles)
-    leaf = tiles.leaf
+    return _proven(tiles, seq, size, root, known)
+
+
+def serve_inclusion(
+    connection: Connection, seq: int, head: tuple[int, bytes], known: VerifiedRanges | None
+) -> InclusionProof | None:
+    """prove_inclusion() under ``head`` (size, root), a checkpoint this process verified
+    and remembers, if the newest stored checkpoint row still says that size and root:
+    that row is read by the proof's own query, so a proof costs one query. None if the
+    row says otherwise or ``seq`` is beyond ``head``: the caller then reads and verifies
+    the newest checkpoint first (a newer row is never missed, a planted one never
+    trusted: only a row equal to the remembered one is taken)."""
+    size, root = head
+    if not 0 <= seq < size:
+        return None
+    tiles = store.DbTiles(connection, prefetch_nodes=True, leaf_seq=seq, read_head=True)
+    proof = _proven(tiles, seq, size, root, known)
+    newest = tiles.head
+    if newest is None:  # the proof read no tiles (a tree of one leaf)
+        stored = store.latest_checkpoint(connection)
+        newest = None if stored is None else (stored.size, stored.root)
+    return proof if newest == head else None
+
+
+def _proven(
+    tiles: store.DbTiles, seq: int, size: int, root: bytes, known: VerifiedRanges | None
+) -> InclusionProof:
+    """The proof of ``seq`` read through ``tiles``, checked against ``root``."""
+    hashes = merkle.inclusion_proof(seq, size, tiles, None if known is None else known.hashes)
+    leaf = tiles.read_leaf()
     if leaf is None:
         raise NotFoundError(f"seq {seq} is not in the log")
     leaf_hash = merkle.leaf_hash(leaf)
@@ -567,31 +611,64 @@ def prove_inclusion(connection: Connection, seq: int, size: int, root: bytes) ->
         merkle.verify_inclusion(leaf_hash, seq, size, hashes, root)
     except VerificationError as exc:
         raise TamperedError(f"stored tiles give a bad proof for seq {seq}") from exc
+    if known is not None:
+        known.learn(merkle.inclusion_ranges(seq, size), hashes)
     return InclusionProof(seq, size, leaf_hash, hashes, root)
 
 
+class VerifiedRanges:
+    """The hashes of leaf ranges (start, end) that were part of a proof this process
+    verified against a verified root, so each is MTH(D[start:end]) of the log itself
+    (the stored tiles could since have been altered: these could not). Later proofs
+    take them instead of reading and hashing their tiles: with the ranges of a tile's
+    width or more known, a proof reads one tile and its blob whatever the log's size
+    (issue 11: proofs flat in n). Only those ranges are kept (a tile serves the rest,
+    and they are the ones every proof shares), at most VERIFIED_RANGES_MAX of them."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[tuple[int, int], bytes] = {}
+
+    def learn(self, ranges: Sequence[tuple[int, int]], hashes: Sequence[bytes]) -> None:
+        """Remember the hashes of a proof that verified (``ranges`` in its order)."""
+        known = self.hashes
+        for (start, end), value in zip(ranges, hashes, strict=True):
+            if end - start >= TILE_WIDTH and (start, end) not in known:
+                _remember(known, (start, end), value, VERIFIED_RANGES_MAX)
+
+
 def prove_consistency(
-    connection: Connection, old: tuple[int, bytes], new: tuple[int, bytes]
+    connection: Connection,
+    old: tuple[int, bytes],
+    new: tuple[int, bytes],
+    known: VerifiedRanges | None = None,
 ) -> ConsistencyProof:
     """The consistency proof between two trees given as (size, verified root), from the
     stored tiles and blobs (one keyed query), checked against both roots before it
     leaves. Ledger.consistency's path, which `alliance bench proofs` times as it is."""
     (old_size, old_root), (new_size, new_root) = old, new
     tiles = store.DbTiles(connection, prefetch_nodes=True)
-    hashes = merkle.consistency_proof(old_size, new_size, tiles)
+    hashes = merkle.consistency_proof(
+        old_size, new_size, tiles, None if known is None else known.hashes
+    )
     try:
         merkle.verify_consistency(old_size, new_size, old_root, new_root, hashes)
     except VerificationError as exc:
         raise TamperedError("stored tiles give a bad consistency proof") from exc
+    if known is not None and 0 < old_size < new_size:
+        known.learn(merkle.consistency_ranges(old_size, new_size), hashes)
     return ConsistencyProof(old_size, new_size, hashes, old_root, new_root)
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any, entries_max: int) -> None:
     """Put ``key`` in a bounded memory of verified values: past ``entries_max`` the
     oldest goes (dicts keep insertion order)."""
-    cache[key] = value
-    if len(cache) > entries_max:
-        del cache[next(iter(cache))]
+    with _MEMORY_LOCK:  # the API's threads share one ledger
+        cache[key] = value
+        if len(cache) > entries_max:
+            del cache[next(iter(cache))]
+
+
+_MEMORY_LOCK = threading.Lock()
 
 
 def stored_night(connection: Connection, day: str) -> tuple[int, bytes, dict[str, Any]] | None:
@@ -718,4 +795,8 @@ __all__ = [
     "OperatorKey",
     "RebuildReport",
     "SignedCheckpoint",
+    "VerifiedRanges",
+    "prove_consistency",
+    "prove_inclusion",
+    "serve_inclusion",
 ]

@@ -507,34 +507,62 @@ def keyed_sql(dialect: str, table: str, keys: int) -> str:
 
 
 @lru_cache(maxsize=256)
-def proof_sql(dialect: str, keys: int, leaf: bool) -> str:
-    """The tiles and the blobs of ``keys`` keys, and with ``leaf`` the leaf of one seq,
-    in one statement: rows of (0 for a tile, 1 for a blob, 2 for the leaf; level or seq;
+def proof_sql(dialect: str, keys: int, leaf: bool, head: bool = False) -> str:
+    """The tiles and the blobs of ``keys`` keys, with ``leaf`` the leaf of one seq, and
+    with ``head`` the size and root of the newest checkpoint row, in one statement: rows
+    of (0 for a tile, 1 for a blob, 2 for the leaf, 3 for the head; level, seq or size;
     idx; data)."""
     tiles, nodes = (keyed_sql(dialect, table, keys) for table in _KEYED_COLUMNS)
     statement = f"SELECT 0, * FROM ({tiles}) AS a UNION ALL SELECT 1, * FROM ({nodes}) AS b"
     if leaf:
         seq = "%s::bigint" if dialect == "postgresql" else "?2"
         statement += f" UNION ALL SELECT 2, seq, 0, leaf FROM log_entries WHERE seq = {seq}"
+    if head:
+        statement += (
+            " UNION ALL SELECT 3, size, 0, root FROM"
+            " (SELECT size, root FROM checkpoints ORDER BY size DESC LIMIT 1) AS c"
+        )
     return statement
 
 
 _KEYED_COLUMNS = {"merkle_tiles": "hashes", "merkle_tile_nodes": "nodes"}
+_LEAF_SQL = {
+    "postgresql": "SELECT leaf FROM log_entries WHERE seq = %s::bigint",
+    "sqlite": "SELECT leaf FROM log_entries WHERE seq = ?",
+}
 _TileRows = dict[tuple[int, int], bytes]
-_TILE, _BLOB = 0, 1  # proof_sql()'s row kinds (2: the leaf)
+_TILE, _BLOB, _LEAF, _HEAD = 0, 1, 2, 3  # proof_sql()'s row kinds
 
 
-def driver_rows(connection: Connection, statement: str, params: Sequence[object]) -> list[Any]:
+def driver_rows(
+    connection: Connection,
+    statement: str,
+    params: Sequence[object],
+    *,
+    outside_transaction: bool = False,
+) -> list[Any]:
     """Run driver-level SQL (%s placeholders on PostgreSQL, ? on SQLite) in the
     connection's transaction, if it has one; PostgreSQL returns binary, not hex text.
     For the per-proof reads, where SQLAlchemy's statement handling cost more than the
     look-ups; on SQLite it also opens no write transaction (SQLAlchemy begins every one
-    IMMEDIATE), so a proof never waits for the writer's lock."""
+    IMMEDIATE), so a proof never waits for the writer's lock. With
+    ``outside_transaction``, a PostgreSQL connection not yet in a transaction reads
+    outside one too, as SQLite does (no BEGIN, and no ROLLBACK when the pool takes the
+    connection back: two round trips of a proof's four); for reads that need no
+    snapshot shared with other statements (the log only grows)."""
     driver = connection.connection.driver_connection
     if isinstance(driver, psycopg.Connection):
-        with driver.cursor(binary=True) as cursor:
-            cursor.execute(statement, params)
-            return cursor.fetchall()
+        idle = driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        autocommit = outside_transaction and idle and not driver.autocommit
+        if autocommit:
+            driver.autocommit = True
+        try:
+            with driver.cursor(binary=True) as cursor:
+                cursor.execute(statement, params)
+                return cursor.fetchall()
+        finally:
+            if autocommit:
+                driver.autocommit = False
     invariant(isinstance(driver, sqlite3.Connection), "a database driver this code knows")
     assert isinstance(driver, sqlite3.Connection)
     return driver.execute(statement, params).fetchall()
@@ -546,17 +574,25 @@ class DbTiles:
 
     For a proof (``prefetch_nodes``), read_tiles also reads, in the same round trip,
     the blobs of the same keys (read_nodes then serves them: the blobs a proof needs
-    are of tiles it reads) and the leaf of ``leaf_seq`` (then in ``leaf``): a proof
+    are of tiles it reads), the leaf of ``leaf_seq`` (then in ``leaf``) and, with
+    ``read_head``, the newest checkpoint row's (size, root) (then in ``head``): a proof
     costs one query. Not for the writer, which reads many tiles and few blobs."""
 
     def __init__(
-        self, connection: Connection, *, prefetch_nodes: bool = False, leaf_seq: int | None = None
+        self,
+        connection: Connection,
+        *,
+        prefetch_nodes: bool = False,
+        leaf_seq: int | None = None,
+        read_head: bool = False,
     ) -> None:
         self.connection = connection
         self._dialect = connection.dialect.name
         self._prefetch = prefetch_nodes
         self._leaf_seq = leaf_seq
         self.leaf: bytes | None = None
+        self._read_head = read_head
+        self.head: tuple[int, bytes] | None = None  # (size, root) of the newest row, if read
         self._nodes: _TileRows = {}
         self._fetched: set[tuple[int, int]] = set()
 
@@ -581,19 +617,33 @@ class DbTiles:
         if not wanted:
             return {}
         seq = self._leaf_seq
-        statement = proof_sql(self._dialect, len(wanted), seq is not None)
+        statement = proof_sql(self._dialect, len(wanted), seq is not None, self._read_head)
         params = self._params(wanted, 2) + ([] if seq is None else [seq])
         tiles: _TileRows = {}
-        for kind, level, index, data in driver_rows(self.connection, statement, params):
+        rows = driver_rows(self.connection, statement, params, outside_transaction=True)
+        for kind, level, index, data in rows:
             if kind == _TILE:
                 tiles[(int(level), int(index))] = bytes(data)
             elif kind == _BLOB:
                 self._nodes[(int(level), int(index))] = bytes(data)
-            elif int(level) == seq:
+            elif kind == _LEAF:
                 self.leaf = bytes(data)
+            else:
+                self.head = (int(level), bytes(data))
         self._fetched.update(wanted)
-        self._leaf_seq = None  # read once
+        self._leaf_seq, self._read_head = None, False  # read once
         return tiles
+
+    def read_leaf(self) -> bytes | None:
+        """The leaf of ``leaf_seq``: read with the tiles, or now if no tiles were read
+        (a proof with nothing to read, in a tree of one leaf or from known hashes)."""
+        seq, self._leaf_seq = self._leaf_seq, None
+        if seq is not None:
+            rows = driver_rows(
+                self.connection, _LEAF_SQL[self._dialect], [seq], outside_transaction=True
+            )
+            self.leaf = bytes(rows[0][0]) if rows else None
+        return self.leaf
 
     def read_nodes(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
         missing = [key for key in keys if key not in self._fetched]
@@ -673,7 +723,7 @@ def report_days(connection: Connection) -> list[tuple[str, int]]:
 def latest_checkpoint(connection: Connection) -> StoredCheckpoint | None:
     """The newest stored checkpoint row (unverified): read at the driver level, as every
     proof served reads it (driver_rows)."""
-    rows = driver_rows(connection, _LATEST_CHECKPOINT, ())
+    rows = driver_rows(connection, _LATEST_CHECKPOINT, (), outside_transaction=True)
     if not rows:
         return None
     size, root, note, signed = rows[0]

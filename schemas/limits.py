@@ -73,6 +73,9 @@ CHECKPOINT_CANDIDATES_MAX = 16  # stored checkpoints a reader tries, newest firs
 # and the older roots it proved consistent with them; past this the memory starts over.
 VERIFIED_CHECKPOINTS_MAX = 256
 VERIFIED_ROOTS_MAX = 4096
+# Hashes of leaf ranges of at least a tile's width that proofs verified against a
+# verified root (ledger.app.VerifiedRanges): ~13 MB; a 16 M-entry log has 2**17 of them.
+VERIFIED_RANGES_MAX = 1 << 16
 
 # Merkle tiles (C2SP tlog-tiles)
 TILE_HEIGHT = 8
@@ -314,6 +317,7 @@ _POSITIVE = (
     "CHECKPOINT_CANDIDATES_MAX",
     "VERIFIED_CHECKPOINTS_MAX",
     "VERIFIED_ROOTS_MAX",
+    "VERIFIED_RANGES_MAX",
     "PARTIAL_TILE_MEMO_TILES",
     "TEMPORARY_NAME_ATTEMPTS",
     "TILE_MEMO_TILES",

@@ -63,6 +63,7 @@ from schemas.limits import (
 )
 
 _Range = tuple[int, int]  # leaves [start, end)
+KnownRanges = Mapping[_Range, bytes]  # MTH(D[start:end]) the caller already verified
 _Address = tuple[TileKey, int, int]  # a node: (tile key, sublevel k, first hash's offset)
 
 LEAF_PREFIX = b"\x00"  # RFC 6962 §2.1 domain separation: leaves and nodes never collide
@@ -190,7 +191,7 @@ class _Plan:
     __slots__ = ("ends", "inner", "keys", "nodes")
 
     def __init__(self) -> None:
-        self.nodes: list[_Address] = []
+        self.nodes: list[_Address | bytes] = []  # bytes: a range's hash, already known
         self.ends: list[int] = []
         self.keys: set[TileKey] = set()
         self.inner: set[TileKey] = set()
@@ -217,15 +218,41 @@ class _Plan:
             start += 1 << level
         self.ends.append(len(nodes))
 
+    def add_known(self, value: bytes) -> None:
+        """A whole range whose hash the caller knows: nothing to read for it."""
+        self.nodes.append(value)
+        self.ends.append(len(self.nodes))
 
-def _ranges_plan(ranges: Sequence[_Range]) -> _Plan:
+
+def _ranges_plan(ranges: Sequence[_Range], known: KnownRanges | None = None) -> _Plan:
     plan = _Plan()
     for start, end in ranges:
-        plan.add_range(start, end)
+        value = None if known is None else known.get((start, end))
+        if value is None:
+            plan.add_range(start, end)
+        else:
+            plan.add_known(value)
     return plan
 
 
-def _inclusion_plan(index: int, size: int) -> _Plan:
+def inclusion_ranges(index: int, size: int) -> list[_Range]:
+    """The leaf range each hash of PATH(index, D[0:size]) is the root of, in the
+    proof's order (RFC 9162 §2.1.3.1; see _inclusion_plan)."""
+    ranges = []
+    for level in range((size - 1).bit_length()):
+        start = ((index >> level) ^ 1) << level
+        if start < size:
+            ranges.append((start, min(size, start + (1 << level))))
+    return ranges
+
+
+def consistency_ranges(old: int, new: int) -> list[_Range]:
+    """The leaf range each hash of PROOF(old, D[0:new]) is the root of, in the proof's
+    order (0 < old < new)."""
+    return _consistency_ranges(old, new)
+
+
+def _inclusion_plan(index: int, size: int, known: KnownRanges | None = None) -> _Plan:
     """PATH(index, D[0:size]) (RFC 9162 §2.1.3.1), leaf's sibling first, as a plan.
 
     Bottom-up, level by level: the sibling of the subtree holding the leaf, clipped to the
@@ -238,6 +265,10 @@ def _inclusion_plan(index: int, size: int) -> _Plan:
     for level in range((size - 1).bit_length()):
         start = ((index >> level) ^ 1) << level
         if start >= size:
+            continue
+        value = None if known is None else known.get((start, min(size, start + (1 << level))))
+        if value is not None:
+            plan.add_known(value)
             continue
         if start + (1 << level) > size:
             plan.add_range(start, size)
@@ -269,7 +300,11 @@ def _hash_plan(plan: _Plan, reader: TileReader) -> list[bytes]:
     offsets = _NODES_OFFSET
     hashes: list[bytes] = []
     append = hashes.append
-    for key, sublevel, offset in plan.nodes:
+    for node in plan.nodes:
+        if isinstance(node, bytes):
+            append(node)
+            continue
+        key, sublevel, offset = node
         if sublevel:
             blob = blobs.get(key)
             if blob is not None and len(blob) == NODES_BYTES:
@@ -341,25 +376,31 @@ def root(size: int, reader: TileReader) -> bytes:
     return _hash_plan(_ranges_plan([(0, size)]), reader)[0]
 
 
-def inclusion_proof(index: int, size: int, reader: TileReader) -> list[bytes]:
-    """RFC 9162 §2.1.3.1 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
+def inclusion_proof(
+    index: int, size: int, reader: TileReader, known: KnownRanges | None = None
+) -> list[bytes]:
+    """RFC 9162 §2.1.3.1 inclusion proof of leaf ``index`` in the tree of ``size`` leaves.
+    A hash whose range (inclusion_ranges) is in ``known`` is taken from there, unread."""
     _check_tree_size(size)
     if not 0 <= index < size:
         raise MalformedError(f"leaf index {index} is outside a tree of size {size}")
-    return _hash_plan(_inclusion_plan(index, size), reader)
+    return _hash_plan(_inclusion_plan(index, size, known), reader)
 
 
-def consistency_proof(old: int, new: int, reader: TileReader) -> list[bytes]:
+def consistency_proof(
+    old: int, new: int, reader: TileReader, known: KnownRanges | None = None
+) -> list[bytes]:
     """RFC 9162 §2.1.4.1 consistency proof from size ``old`` to size ``new``.
 
     Empty when ``old`` is 0 or equal to ``new``: those trees are consistent by definition.
+    A hash whose range (consistency_ranges) is in ``known`` is taken from there, unread.
     """
     _check_tree_size(new)
     if not 0 <= old <= new:
         raise MalformedError(f"old tree size {old} is not within 0..{new}")
     if old in (0, new):
         return []
-    return _hash_plan(_ranges_plan(_consistency_ranges(old, new)), reader)
+    return _hash_plan(_ranges_plan(_consistency_ranges(old, new), known), reader)
 
 
 # --- appending ----------------------------------------------------------------------------

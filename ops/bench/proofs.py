@@ -30,11 +30,15 @@ With ``--db URL`` (or ``sqlite``), the tiles, blobs and leaves are bulk-loaded i
 ``merkle_tiles``, ``merkle_tile_nodes`` and ``log_entries`` tables of a fresh SQLite file
 or PostgreSQL schema (with one ``checkpoints`` row), and each timed proof is served as
 ``Ledger.inclusion`` / ``Ledger.consistency`` serve one (issue 11: proofs from the
-database): a connection from the engine's pool, the newest checkpoint row read (the row
-the ledger matches to its verdict on it), then ``ledger.app.prove_inclusion`` /
-``prove_consistency``, the very functions the ledger calls: the leaf, one keyed query for
-the tiles and blobs, the hashing, and the check against the root before the proof leaves.
-What is not timed is what the ledger does once per checkpoint or tree size and then
+database): a connection from the engine's pool, then ``ledger.app.serve_inclusion`` (the
+newest checkpoint row, which must still be the remembered verified one, the leaf, the
+tiles and the blobs, in one query) / the newest checkpoint row and
+``ledger.app.prove_consistency``, the very functions the ledger calls, with the hashing
+and the check against the root before the proof leaves.
+Like the ledger, the bench keeps one ``VerifiedRanges`` across its proofs: empty when
+timing starts (a freshly started server), filled only by proofs that verified, it spares
+later proofs the tiles above level 0 (``known_ranges`` reports how many it held at the
+end). What is not timed is what the ledger does once per checkpoint or tree size and then
 remembers: verifying the checkpoint's signature, and proving an older size's root
 consistent with it (the bench knows the roots it built).
 
@@ -55,7 +59,7 @@ import pymerkle
 from sqlalchemy import Engine
 
 from ledger import store
-from ledger.app import prove_consistency, prove_inclusion
+from ledger.app import VerifiedRanges, prove_consistency, serve_inclusion
 from ledger.merkle import (
     MemoryTiles,
     TileReader,
@@ -73,7 +77,7 @@ from ledger.store import DbTiles, StoredCheckpoint, StoredEntry
 from ledger.tables import Checkpoint, LogEntry, MerkleTile, MerkleTileNodes
 from ops.bench.append import _fresh_database
 from ops.bench.machine import machine
-from schemas.errors import VerificationError
+from schemas.errors import VerificationError, invariant
 from schemas.limits import BATCH_SIZE_MAX, BENCH_VERIFY_SAMPLES
 
 NS_PER_US = 1_000
@@ -201,6 +205,7 @@ class Provers:
         self.tiles = tiles
         self.engine = engine
         self._roots: dict[int, bytes] = {}
+        self.known = VerifiedRanges()
 
     def root(self, size: int) -> bytes:
         """The root of ``size`` (the bench's own, from the tiles it built in memory)."""
@@ -212,15 +217,18 @@ class Provers:
         if self.engine is None:
             return inclusion_proof(index, size, self.tiles)
         with self.engine.connect() as connection:
-            store.latest_checkpoint(connection)
-            return prove_inclusion(connection, index, size, self.root(size))
+            proof = serve_inclusion(connection, index, (size, self.root(size)), self.known)
+        invariant(proof is not None, "the bench's checkpoint row is its tree's")
+        return proof
 
     def consistency(self, old: int, new: int) -> object:
         if self.engine is None:
             return consistency_proof(old, new, self.tiles)
         with self.engine.connect() as connection:
             store.latest_checkpoint(connection)
-            return prove_consistency(connection, (old, self.root(old)), (new, self.root(new)))
+            return prove_consistency(
+                connection, (old, self.root(old)), (new, self.root(new)), self.known
+            )
 
 
 def _time_both(
@@ -253,7 +261,9 @@ def _entry(seq: int, leaf: bytes, hashed: bytes) -> StoredEntry:
     return StoredEntry(seq, f"bench-{seq:030d}", hashed, "bench", "bench", "", leaf, hashed)
 
 
-def _load_leaves(engine: Engine, leaves: Sequence[bytes], hashes: Sequence[bytes]) -> None:
+def _load_leaves(
+    engine: Engine, leaves: Sequence[bytes], hashes: Sequence[bytes], head: bytes
+) -> None:
     """Bulk-load the leaves into log_entries, and one checkpoint row (unsigned: the
     bench times the row's read, not its verification, which a ledger remembers)."""
     for table in (LogEntry.__table__, Checkpoint.__table__):
@@ -265,7 +275,7 @@ def _load_leaves(engine: Engine, leaves: Sequence[bytes], hashes: Sequence[bytes
             store.insert_entries(connection, entries)
         size = len(leaves)
         note = f"bench\n{size}\n"
-        store.insert_checkpoint(connection, StoredCheckpoint(size, b"", note, ""))
+        store.insert_checkpoint(connection, StoredCheckpoint(size, head, note, ""))
 
 
 def _load_tiles(engine: Engine, tiles: MemoryTiles) -> None:
@@ -318,10 +328,11 @@ def bench_proofs(
             if db is not None:
                 backend, engine = stack.enter_context(_fresh_database(db))
                 _load_tiles(engine, tiles)
-                _load_leaves(engine, leaves, hashes)
+                _load_leaves(engine, leaves, hashes, root(entries, tiles))
                 reader = DbTiles(stack.enter_context(engine.connect()))
+            provers = Provers(tiles, engine)
             ours, theirs, memo_hits = _time_both(
-                Provers(tiles, engine), tree, entries, baseline_entries, samples, seed
+                provers, tree, entries, baseline_entries, samples, seed
             )
             inclusions, pairs = _samples(seed, entries, samples)
             verified = _verify_ours(reader, hashes, inclusions, pairs)
@@ -344,6 +355,7 @@ def bench_proofs(
         **theirs,
         **speedups,
         "memo_hits_while_timing": memo_hits,
+        "known_ranges": len(provers.known.hashes),
         "build_tiles_s": round(build_s, 2),
         "pymerkle_build_s": round(pymerkle_build_s, 2),
         "tiles": len(tiles.tiles),
