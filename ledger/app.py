@@ -343,7 +343,7 @@ class Ledger:
         newest = store.latest_checkpoint(connection)
         if keys is not None and newest is not None and newest.size <= keys.size:
             remembered = self._verdicts.get((newest.size, newest.root, newest.note))
-            if remembered is not None and remembered == (keys, True):
+            if remembered is not None and remembered[0] is keys and remembered[1]:
                 self._last_head = (newest.size, newest.root)
                 return self._last_head
         stored = self._newest_verified(connection, self._keys_on(connection))
