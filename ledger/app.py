@@ -372,17 +372,28 @@ class Ledger:
         remembered = self._roots.get(requested)
         if remembered is not None:
             return requested, remembered
-        tiles = merkle.CachingReader(store.DbTiles(connection))
-        old_root = merkle.root(requested, tiles)
+        return requested, self._prove_older(connection, head, requested).old_root
+
+    def _prove_older(
+        self, connection: Connection, head: tuple[int, bytes], older: int
+    ) -> ConsistencyProof:
+        """The root of the tree of ``older`` leaves (0 < older < the head's size),
+        computed from the stored tiles, with the consistency proof from it to the
+        verified ``head`` that proves it (TamperedError if none does); the root is then
+        remembered."""
+        size, root = head
+        tiles = merkle.CachingReader(store.DbTiles(connection, prefetch_nodes=True))
+        old_root = merkle.root(older, tiles)
+        hashes = merkle.consistency_proof(older, size, tiles, self._ranges.hashes)
         try:
-            hashes = merkle.consistency_proof(requested, size, tiles)
-            merkle.verify_consistency(requested, size, old_root, root, hashes)
+            merkle.verify_consistency(older, size, old_root, root, hashes)
         except VerificationError as exc:
             raise TamperedError(
-                f"the stored tiles of size {requested} are not those of the checkpoint {size}"
+                f"the stored tiles of size {older} are not those of the checkpoint {size}"
             ) from exc
-        _remember(self._roots, requested, old_root, VERIFIED_ROOTS_MAX)
-        return requested, old_root
+        self._ranges.learn(merkle.consistency_ranges(older, size), hashes)
+        _remember(self._roots, older, old_root, VERIFIED_ROOTS_MAX)
+        return ConsistencyProof(older, size, hashes, old_root, root)
 
     def root_at(self, tree_size: int) -> bytes:
         """The root of the tree of ``tree_size`` leaves (at most the latest verified
@@ -442,6 +453,9 @@ class Ledger:
         with self.engine.connect() as connection:
             head = self._head(connection)
             new_size, new_root = self._sized(connection, head, new)
+            if new_size == head[0] and 0 < old < new_size and old not in self._roots:
+                # The proof that proves the older root is the one asked for.
+                return self._prove_older(connection, head, old)
             old_size, old_root = self._sized(connection, head, old)
             if old_size > new_size:
                 raise NotFoundError(f"tree size {old_size} is larger than {new_size}")
