@@ -450,7 +450,20 @@ class Ledger:
         return found
 
     def consistency(self, old: int, new: int) -> ConsistencyProof:
+        """The consistency proof between the trees of ``old`` and ``new`` leaves (at
+        most the latest verified checkpoint's), checked against both verified roots.
+        Between roots this process already verified, one query (serve_consistency)."""
         with self.engine.connect() as connection:
+            head = self._last_head
+            if head is not None and 0 < old < new <= head[0]:
+                old_root = self._roots.get(old)
+                new_root = head[1] if new == head[0] else self._roots.get(new)
+                if old_root is not None and new_root is not None:
+                    served = serve_consistency(
+                        connection, (old, old_root), (new, new_root), head, self._ranges
+                    )
+                    if served is not None:
+                        return served
             head = self._head(connection)
             new_size, new_root = self._sized(connection, head, new)
             if new_size == head[0] and 0 < old < new_size and old not in self._roots:
@@ -659,8 +672,37 @@ def prove_consistency(
     """The consistency proof between two trees given as (size, verified root), from the
     stored tiles and blobs (one keyed query), checked against both roots before it
     leaves. Ledger.consistency's path, which `alliance bench proofs` times as it is."""
+    return _consistent(store.DbTiles(connection, prefetch_nodes=True), old, new, known)
+
+
+def serve_consistency(
+    connection: Connection,
+    old: tuple[int, bytes],
+    new: tuple[int, bytes],
+    head: tuple[int, bytes],
+    known: VerifiedRanges | None,
+) -> ConsistencyProof | None:
+    """prove_consistency() between two verified trees, if the newest stored checkpoint
+    row still says ``head`` (size, root), a checkpoint this process verified and
+    remembers: that row is read by the proof's own query (as serve_inclusion). None if
+    it says otherwise: the caller reads and verifies the newest checkpoint first."""
+    tiles = store.DbTiles(connection, prefetch_nodes=True, read_head=True)
+    proof = _consistent(tiles, old, new, known)
+    newest = tiles.head
+    if newest is None:  # the proof read no tiles (trivial, or from known hashes)
+        stored = store.latest_checkpoint(connection)
+        newest = None if stored is None else (stored.size, stored.root)
+    return proof if newest == head else None
+
+
+def _consistent(
+    tiles: store.DbTiles,
+    old: tuple[int, bytes],
+    new: tuple[int, bytes],
+    known: VerifiedRanges | None,
+) -> ConsistencyProof:
+    """The consistency proof read through ``tiles``, checked against both roots."""
     (old_size, old_root), (new_size, new_root) = old, new
-    tiles = store.DbTiles(connection, prefetch_nodes=True)
     hashes = merkle.consistency_proof(
         old_size, new_size, tiles, None if known is None else known.hashes
     )
@@ -812,5 +854,6 @@ __all__ = [
     "VerifiedRanges",
     "prove_consistency",
     "prove_inclusion",
+    "serve_consistency",
     "serve_inclusion",
 ]

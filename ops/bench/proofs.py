@@ -32,9 +32,9 @@ or PostgreSQL schema (with one ``checkpoints`` row), and each timed proof is ser
 ``Ledger.inclusion`` / ``Ledger.consistency`` serve one (issue 11: proofs from the
 database): a connection from the engine's pool, then ``ledger.app.serve_inclusion`` (the
 newest checkpoint row, which must still be the remembered verified one, the leaf, the
-tiles and the blobs, in one query) / the newest checkpoint row and
-``ledger.app.prove_consistency``, the very functions the ledger calls, with the hashing
-and the check against the root before the proof leaves.
+tiles and the blobs, in one query) / ``ledger.app.serve_consistency`` (the same, without
+a leaf), the very functions the ledger calls, with the hashing and the check against the
+roots before the proof leaves.
 Like the ledger, the bench keeps one ``VerifiedRanges`` across its proofs: empty when
 timing starts (a freshly started server), filled only by proofs that verified, it spares
 later proofs the tiles above level 0 (``known_ranges`` reports how many it held at the
@@ -59,7 +59,7 @@ import pymerkle
 from sqlalchemy import Engine
 
 from ledger import store
-from ledger.app import VerifiedRanges, prove_consistency, serve_inclusion
+from ledger.app import VerifiedRanges, serve_consistency, serve_inclusion
 from ledger.merkle import (
     MemoryTiles,
     TileReader,
@@ -201,8 +201,9 @@ class Provers:
     """Our two timed calls: in memory, the library's provers over MemoryTiles; from a
     database, a proof served as the Ledger serves it (module docstring)."""
 
-    def __init__(self, tiles: MemoryTiles, engine: Engine | None) -> None:
+    def __init__(self, tiles: MemoryTiles, size: int, engine: Engine | None) -> None:
         self.tiles = tiles
+        self.size = size  # the tree's, which the bench's checkpoint row is of
         self.engine = engine
         self._roots: dict[int, bytes] = {}
         self.known = VerifiedRanges()
@@ -224,11 +225,13 @@ class Provers:
     def consistency(self, old: int, new: int) -> object:
         if self.engine is None:
             return consistency_proof(old, new, self.tiles)
+        head = (self.size, self.root(self.size))
         with self.engine.connect() as connection:
-            store.latest_checkpoint(connection)
-            return prove_consistency(
-                connection, (old, self.root(old)), (new, self.root(new)), self.known
+            proof = serve_consistency(
+                connection, (old, self.root(old)), (new, self.root(new)), head, self.known
             )
+        invariant(proof is not None, "the bench's checkpoint row is its tree's")
+        return proof
 
 
 def _time_both(
@@ -330,7 +333,7 @@ def bench_proofs(
                 _load_tiles(engine, tiles)
                 _load_leaves(engine, leaves, hashes, root(entries, tiles))
                 reader = DbTiles(stack.enter_context(engine.connect()))
-            provers = Provers(tiles, engine)
+            provers = Provers(tiles, entries, engine)
             ours, theirs, memo_hits = _time_both(
                 provers, tree, entries, baseline_entries, samples, seed
             )

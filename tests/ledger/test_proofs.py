@@ -76,6 +76,7 @@ def test_a_planted_checkpoint_row_is_checked_not_remembered(alliance: Alliance) 
     genuine = reader.signed_checkpoint()
     first = reader.inclusion(1)
     assert reader.inclusion(1) == first  # the second one from the remembered verdict
+    assert reader.consistency(1, genuine.size) == reader.consistency(1, genuine.size)
     leaf = reader.leaves(1, 2)[0]
     merkle.verify_inclusion(merkle.leaf_hash(leaf), 1, genuine.size, first.hashes, genuine.root)
     head = snapshot(alliance.engine).head
@@ -96,6 +97,9 @@ def test_a_planted_checkpoint_row_is_checked_not_remembered(alliance: Alliance) 
         reader.inclusion(head)  # the planted leaf: beyond the verified checkpoint
     with pytest.raises(NotFoundError):
         reader.inclusion(1, head + 1)
+    assert reader.consistency(1, genuine.size).new_root == genuine.root
+    with pytest.raises(NotFoundError):
+        reader.consistency(1, head + 1)
     assert reader.signed_checkpoint().size == genuine.size
 
 
