@@ -46,6 +46,10 @@ from schemas.limits import (
     CHECKPOINT_CANDIDATES_MAX,
     FETCH_LEAVES_MAX,
     PROOF_TREE_SIZE_MAX,
+    TILE_WIDTH,
+    VERIFIED_CHECKPOINTS_MAX,
+    VERIFIED_RANGES_MAX,
+    VERIFIED_ROOTS_MAX,
     WAIT_DEADLINE_S,
 )
 from signing.checkpoint import (
@@ -188,6 +192,19 @@ class Ledger:
         # The declaring entries replayed so far (only those kinds: see log_keys()).
         self._declared = State()
         self._keys_lock = threading.Lock()
+        # What THIS process verified, never what a table says was verified: the verdict
+        # on each checkpoint row (size, root, note) under the LogKeys object it was
+        # checked with (a new object, after the log grew, means check again); the
+        # cosigned checkpoint of each (row, cosignature lines); and the roots of older
+        # sizes proven consistent with a verified checkpoint. A changed row is another
+        # key, so a planted or altered row is checked, never looked up.
+        self._verdicts: dict[tuple[int, bytes, str], tuple[LogKeys, bool]] = {}
+        self._cosigned: dict[
+            tuple[int, bytes, str, tuple[str, ...]], tuple[LogKeys, SignedCheckpoint]
+        ] = {}
+        self._roots: dict[int, bytes] = {}
+        self._ranges = VerifiedRanges()
+        self._last_head: tuple[int, bytes] | None = None  # what _head() last verified
 
     # --- opening ---------------------------------------------------------------------
 
@@ -261,7 +278,13 @@ class Ledger:
     def log_keys(self) -> LogKeys:
         """The keys declared by the log as it stands; only declarations logged since the
         last call are read (a reader's replay of the declaring kinds alone)."""
-        with self._keys_lock, self.engine.connect() as connection:
+        with self.engine.connect() as connection:
+            return self._keys_on(connection)
+
+    def _keys_on(self, connection: Connection) -> LogKeys:
+        """log_keys() on the caller's connection (on SQLite a second one, opened inside
+        it, would wait for the first one's lock)."""
+        with self._keys_lock:
             size = store.head_size(connection)
             if self._keys is None or self._keys.size < size:
                 start = 0 if self._keys is None else self._keys.size
@@ -283,47 +306,116 @@ class Ledger:
         cosignatures that verify (forged rows are passed over, never served)."""
         keys = self.log_keys()
         with self.engine.connect() as connection:
-            for stored in store.recent_checkpoints(connection, CHECKPOINT_CANDIDATES_MAX):
-                if row_verifier(keys, stored) is None:
-                    continue
-                lines = store.cosignature_lines(connection, stored.size)
-                return _with_cosignatures(keys, stored, lines)
+            stored = self._newest_verified(connection, keys)
+            lines = store.cosignature_lines(connection, stored.size)
+        cache_key = (stored.size, stored.root, stored.note, tuple(lines))
+        remembered = self._cosigned.get(cache_key)
+        if remembered is not None and remembered[0] is keys:
+            return remembered[1]
+        checkpoint = _with_cosignatures(keys, stored, lines)
+        _remember(self._cosigned, cache_key, (keys, checkpoint), VERIFIED_CHECKPOINTS_MAX)
+        return checkpoint
+
+    def _verifies(self, keys: LogKeys, stored: store.StoredCheckpoint) -> bool:
+        """row_verifier() of the row, or this process's verdict on the same row under
+        the same keys."""
+        cache_key = (stored.size, stored.root, stored.note)
+        remembered = self._verdicts.get(cache_key)
+        if remembered is not None and remembered[0] is keys:
+            return remembered[1]
+        verdict = row_verifier(keys, stored) is not None
+        _remember(self._verdicts, cache_key, (keys, verdict), VERIFIED_CHECKPOINTS_MAX)
+        return verdict
+
+    def _newest_verified(self, connection: Connection, keys: LogKeys) -> store.StoredCheckpoint:
+        """The newest stored checkpoint row whose operator signature verifies."""
+        for stored in store.recent_checkpoints(connection, CHECKPOINT_CANDIDATES_MAX):
+            if self._verifies(keys, stored):
+                return stored
         raise NotFoundError("the log has no checkpoint that verifies")
 
-    def _tree(self, requested: int | None) -> tuple[int, bytes]:
-        latest = self.signed_checkpoint()
-        if requested is None or requested == latest.size:
-            return latest.size, latest.root
+    def _head(self, connection: Connection) -> tuple[int, bytes]:
+        """(size, root) of the newest checkpoint that verifies. Its row is read on every
+        call (a planted or newer row is never missed); only a row this process already
+        verified, under keys declared up to at least its size, skips the signature
+        check and the re-reading of the keys (issue 11: proofs flat in n)."""
+        keys = self._keys
+        newest = store.latest_checkpoint(connection)
+        if keys is not None and newest is not None and newest.size <= keys.size:
+            remembered = self._verdicts.get((newest.size, newest.root, newest.note))
+            if remembered is not None and remembered[0] is keys and remembered[1]:
+                self._last_head = (newest.size, newest.root)
+                return self._last_head
+        stored = self._newest_verified(connection, self._keys_on(connection))
+        self._last_head = (stored.size, stored.root)
+        return self._last_head
+
+    def _tree(self, connection: Connection, requested: int | None) -> tuple[int, bytes]:
+        """(size, root) of the tree of ``requested`` leaves (default: the newest verified
+        checkpoint's). An older size's root is computed from the tiles and proven
+        consistent with that checkpoint before it is trusted (then remembered)."""
+        return self._sized(connection, self._head(connection), requested)
+
+    def _sized(
+        self, connection: Connection, head: tuple[int, bytes], requested: int | None
+    ) -> tuple[int, bytes]:
+        """_tree() under the verified ``head`` (size, root)."""
+        size, root = head
+        if requested is None or requested == size:
+            return size, root
         if requested < 0 or requested > PROOF_TREE_SIZE_MAX:
             raise LimitError(f"tree size {requested} is out of range")
-        if requested > latest.size:
-            raise NotFoundError(f"tree size {requested} is beyond the checkpoint {latest.size}")
-        with self.engine.connect() as connection:
-            return requested, merkle.root(requested, store.DbTiles(connection))
+        if requested > size:
+            raise NotFoundError(f"tree size {requested} is beyond the checkpoint {size}")
+        if requested == 0:
+            return 0, merkle.EMPTY_ROOT
+        remembered = self._roots.get(requested)
+        if remembered is not None:
+            return requested, remembered
+        return requested, self._prove_older(connection, head, requested).old_root
+
+    def _prove_older(
+        self, connection: Connection, head: tuple[int, bytes], older: int
+    ) -> ConsistencyProof:
+        """The root of the tree of ``older`` leaves (0 < older < the head's size),
+        computed from the stored tiles, with the consistency proof from it to the
+        verified ``head`` that proves it (TamperedError if none does); the root is then
+        remembered."""
+        size, root = head
+        tiles = merkle.CachingReader(store.DbTiles(connection, prefetch_nodes=True))
+        old_root = merkle.root(older, tiles)
+        hashes = merkle.consistency_proof(older, size, tiles, self._ranges.hashes)
+        try:
+            merkle.verify_consistency(older, size, old_root, root, hashes)
+        except VerificationError as exc:
+            raise TamperedError(
+                f"the stored tiles of size {older} are not those of the checkpoint {size}"
+            ) from exc
+        self._ranges.learn(merkle.consistency_ranges(older, size), hashes)
+        _remember(self._roots, older, old_root, VERIFIED_ROOTS_MAX)
+        return ConsistencyProof(older, size, hashes, old_root, root)
 
     def root_at(self, tree_size: int) -> bytes:
         """The root of the tree of ``tree_size`` leaves (at most the latest verified
-        checkpoint's size), from the stored tiles. Whoever relies on it checks it: the
-        writer proves it consistent with its verified frontier before admitting a night."""
-        return self._tree(tree_size)[1] if tree_size else merkle.EMPTY_ROOT
+        checkpoint's size), from the stored tiles, proven consistent with that
+        checkpoint."""
+        if not tree_size:
+            return merkle.EMPTY_ROOT
+        with self.engine.connect() as connection:
+            return self._tree(connection, tree_size)[1]
 
     def inclusion(self, seq: int, tree_size: int | None = None) -> InclusionProof:
         """Inclusion of ``seq`` in the tree of ``tree_size`` (default: the latest
-        verified checkpoint), checked against that root before it is returned."""
-        size, root = self._tree(tree_size)
-        if seq < 0 or seq >= size:
-            raise NotFoundError(f"seq {seq} is not in the tree of size {size}")
+        verified checkpoint), checked against that root before it is returned. One
+        connection: the newest checkpoint row, the leaf, the tiles and their blobs."""
         with self.engine.connect() as connection:
-            entry = store.read_entry(connection, seq)
-            if entry is None:
-                raise NotFoundError(f"seq {seq} is not in the log")
-            hashes = merkle.inclusion_proof(seq, size, store.DbTiles(connection))
-        leaf_hash = merkle.leaf_hash(entry.leaf)
-        try:
-            merkle.verify_inclusion(leaf_hash, seq, size, hashes, root)
-        except VerificationError as exc:
-            raise TamperedError(f"stored tiles give a bad proof for seq {seq}") from exc
-        return InclusionProof(seq, size, leaf_hash, hashes, root)
+            head = self._last_head
+            if head is not None and tree_size in (None, head[0]):
+                served = serve_inclusion(connection, seq, head, self._ranges)
+                if served is not None:
+                    return served
+            size, root = self._tree(connection, tree_size)
+            return prove_inclusion(connection, seq, size, root, self._ranges)
 
     def proven_leaves(
         self, seqs: Sequence[int], tree_size: int | None = None
@@ -331,11 +423,11 @@ class Ledger:
         """The leaf and inclusion proof of each of ``seqs`` in one tree: one read of its
         head and one connection, the tiles shared through a cache (a region's pending
         page proves hundreds of entries); each proof checked against that root."""
-        size, root = self._tree(tree_size)
         found = []
-        if any(not 0 <= seq < size for seq in seqs):
-            raise NotFoundError(f"a seq of {list(seqs)[:5]}… is not in the tree of size {size}")
         with self.engine.connect() as connection:
+            size, root = self._tree(connection, tree_size)
+            if any(not 0 <= seq < size for seq in seqs):
+                raise NotFoundError(f"a seq of {list(seqs)[:5]}… is not in the tree of size {size}")
             tiles = merkle.CachingReader(store.DbTiles(connection))
             leaves: dict[int, bytes] = {}
             for seq in seqs:
@@ -358,17 +450,31 @@ class Ledger:
         return found
 
     def consistency(self, old: int, new: int) -> ConsistencyProof:
-        new_size, new_root = self._tree(new)
-        old_size, old_root = self._tree(old)
-        if old_size > new_size:
-            raise NotFoundError(f"tree size {old_size} is larger than {new_size}")
+        """The consistency proof between the trees of ``old`` and ``new`` leaves (at
+        most the latest verified checkpoint's), checked against both verified roots.
+        Between roots this process already verified, one query (serve_consistency)."""
         with self.engine.connect() as connection:
-            hashes = merkle.consistency_proof(old_size, new_size, store.DbTiles(connection))
-        try:
-            merkle.verify_consistency(old_size, new_size, old_root, new_root, hashes)
-        except VerificationError as exc:
-            raise TamperedError("stored tiles give a bad consistency proof") from exc
-        return ConsistencyProof(old_size, new_size, hashes, old_root, new_root)
+            head = self._last_head
+            if head is not None and 0 < old < new <= head[0]:
+                old_root = self._roots.get(old)
+                new_root = head[1] if new == head[0] else self._roots.get(new)
+                if old_root is not None and new_root is not None:
+                    served = serve_consistency(
+                        connection, (old, old_root), (new, new_root), head, self._ranges
+                    )
+                    if served is not None:
+                        return served
+            head = self._head(connection)
+            new_size, new_root = self._sized(connection, head, new)
+            if new_size == head[0] and 0 < old < new_size and old not in self._roots:
+                # The proof that proves the older root is the one asked for.
+                return self._prove_older(connection, head, old)
+            old_size, old_root = self._sized(connection, head, old)
+            if old_size > new_size:
+                raise NotFoundError(f"tree size {old_size} is larger than {new_size}")
+            return prove_consistency(
+                connection, (old_size, old_root), (new_size, new_root), self._ranges
+            )
 
     def add_cosignature(self, region: str, size: int, line: str, timestamp_s: int) -> None:
         """Store a witness's cosignature line, once it verifies under that region's
@@ -481,6 +587,144 @@ class Ledger:
         with self.engine.connect() as connection:
             replay(state, store.read_entries(connection, 0, store.head_size(connection)))
         return state
+
+
+def prove_inclusion(
+    connection: Connection, seq: int, size: int, root: bytes, known: VerifiedRanges | None = None
+) -> InclusionProof:
+    """The inclusion proof of ``seq`` in the tree of ``size`` whose verified root is
+    ``root``: the stored leaf, tiles and blobs (one query, each row by its primary
+    key), and the check against ``root`` before it leaves (the tables are writable: a bad proof is
+    TamperedError, never served). Ledger.inclusion's path, which `alliance bench proofs`
+    times as it is. With ``known``, the hashes it holds are used and the proof's are
+    added to it once the proof verified."""
+    if seq < 0 or seq >= size:
+        raise NotFoundError(f"seq {seq} is not in the tree of size {size}")
+    tiles = store.DbTiles(connection, prefetch_nodes=True, leaf_seq=seq)
+    return _proven(tiles, seq, size, root, known)
+
+
+def serve_inclusion(
+    connection: Connection, seq: int, head: tuple[int, bytes], known: VerifiedRanges | None
+) -> InclusionProof | None:
+    """prove_inclusion() under ``head`` (size, root), a checkpoint this process verified
+    and remembers, if the newest stored checkpoint row still says that size and root:
+    that row is read by the proof's own query, so a proof costs one query. None if the
+    row says otherwise or ``seq`` is beyond ``head``: the caller then reads and verifies
+    the newest checkpoint first (a newer row is never missed, a planted one never
+    trusted: only a row equal to the remembered one is taken)."""
+    size, root = head
+    if not 0 <= seq < size:
+        return None
+    tiles = store.DbTiles(connection, prefetch_nodes=True, leaf_seq=seq, read_head=True)
+    proof = _proven(tiles, seq, size, root, known)
+    newest = tiles.head
+    if newest is None:  # the proof read no tiles (a tree of one leaf)
+        stored = store.latest_checkpoint(connection)
+        newest = None if stored is None else (stored.size, stored.root)
+    return proof if newest == head else None
+
+
+def _proven(
+    tiles: store.DbTiles, seq: int, size: int, root: bytes, known: VerifiedRanges | None
+) -> InclusionProof:
+    """The proof of ``seq`` read through ``tiles``, checked against ``root``."""
+    hashes = merkle.inclusion_proof(seq, size, tiles, None if known is None else known.hashes)
+    leaf = tiles.read_leaf()
+    if leaf is None:
+        raise NotFoundError(f"seq {seq} is not in the log")
+    leaf_hash = merkle.leaf_hash(leaf)
+    try:
+        merkle.verify_inclusion(leaf_hash, seq, size, hashes, root)
+    except VerificationError as exc:
+        raise TamperedError(f"stored tiles give a bad proof for seq {seq}") from exc
+    if known is not None:
+        known.learn(merkle.inclusion_ranges(seq, size), hashes)
+    return InclusionProof(seq, size, leaf_hash, hashes, root)
+
+
+class VerifiedRanges:
+    """The hashes of leaf ranges (start, end) that were part of a proof this process
+    verified against a verified root, so each is MTH(D[start:end]) of the log itself
+    (the stored tiles could since have been altered: these could not). Later proofs
+    take them instead of reading and hashing their tiles: with the ranges of a tile's
+    width or more known, a proof reads one tile and its blob whatever the log's size
+    (issue 11: proofs flat in n). Only those ranges are kept (a tile serves the rest,
+    and they are the ones every proof shares), at most VERIFIED_RANGES_MAX of them."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[tuple[int, int], bytes] = {}
+
+    def learn(self, ranges: Sequence[tuple[int, int]], hashes: Sequence[bytes]) -> None:
+        """Remember the hashes of a proof that verified (``ranges`` in its order)."""
+        known = self.hashes
+        for (start, end), value in zip(ranges, hashes, strict=True):
+            if end - start >= TILE_WIDTH and (start, end) not in known:
+                _remember(known, (start, end), value, VERIFIED_RANGES_MAX)
+
+
+def prove_consistency(
+    connection: Connection,
+    old: tuple[int, bytes],
+    new: tuple[int, bytes],
+    known: VerifiedRanges | None = None,
+) -> ConsistencyProof:
+    """The consistency proof between two trees given as (size, verified root), from the
+    stored tiles and blobs (one keyed query), checked against both roots before it
+    leaves. Ledger.consistency's path, which `alliance bench proofs` times as it is."""
+    return _consistent(store.DbTiles(connection, prefetch_nodes=True), old, new, known)
+
+
+def serve_consistency(
+    connection: Connection,
+    old: tuple[int, bytes],
+    new: tuple[int, bytes],
+    head: tuple[int, bytes],
+    known: VerifiedRanges | None,
+) -> ConsistencyProof | None:
+    """prove_consistency() between two verified trees, if the newest stored checkpoint
+    row still says ``head`` (size, root), a checkpoint this process verified and
+    remembers: that row is read by the proof's own query (as serve_inclusion). None if
+    it says otherwise: the caller reads and verifies the newest checkpoint first."""
+    tiles = store.DbTiles(connection, prefetch_nodes=True, read_head=True)
+    proof = _consistent(tiles, old, new, known)
+    newest = tiles.head
+    if newest is None:  # the proof read no tiles (trivial, or from known hashes)
+        stored = store.latest_checkpoint(connection)
+        newest = None if stored is None else (stored.size, stored.root)
+    return proof if newest == head else None
+
+
+def _consistent(
+    tiles: store.DbTiles,
+    old: tuple[int, bytes],
+    new: tuple[int, bytes],
+    known: VerifiedRanges | None,
+) -> ConsistencyProof:
+    """The consistency proof read through ``tiles``, checked against both roots."""
+    (old_size, old_root), (new_size, new_root) = old, new
+    hashes = merkle.consistency_proof(
+        old_size, new_size, tiles, None if known is None else known.hashes
+    )
+    try:
+        merkle.verify_consistency(old_size, new_size, old_root, new_root, hashes)
+    except VerificationError as exc:
+        raise TamperedError("stored tiles give a bad consistency proof") from exc
+    if known is not None and 0 < old_size < new_size:
+        known.learn(merkle.consistency_ranges(old_size, new_size), hashes)
+    return ConsistencyProof(old_size, new_size, hashes, old_root, new_root)
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any, entries_max: int) -> None:
+    """Put ``key`` in a bounded memory of verified values: past ``entries_max`` the
+    oldest goes (dicts keep insertion order)."""
+    with _MEMORY_LOCK:  # the API's threads share one ledger
+        cache[key] = value
+        if len(cache) > entries_max:
+            del cache[next(iter(cache))]
+
+
+_MEMORY_LOCK = threading.Lock()
 
 
 def stored_night(connection: Connection, day: str) -> tuple[int, bytes, dict[str, Any]] | None:
@@ -607,4 +851,9 @@ __all__ = [
     "OperatorKey",
     "RebuildReport",
     "SignedCheckpoint",
+    "VerifiedRanges",
+    "prove_consistency",
+    "prove_inclusion",
+    "serve_consistency",
+    "serve_inclusion",
 ]

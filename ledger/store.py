@@ -22,13 +22,10 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
-    and_,
     any_,
     bindparam,
     func,
-    or_,
     select,
-    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -481,57 +478,179 @@ def read_entry(connection: Connection, seq: int) -> StoredEntry | None:
     return next(read_entries(connection, seq, seq + 1), None)
 
 
-def _pg_keyed(table: str, column: str) -> Any:
-    return text(
-        f"SELECT t.level, t.idx, t.{column} FROM {table} AS t "
-        "JOIN unnest(CAST(:levels AS integer[]), CAST(:idxs AS bigint[])) AS k(level, idx) "
-        "ON t.level = k.level AND t.idx = k.idx"
+# Built once: building the statement each time cost more than running it.
+_NEWEST_CHECKPOINTS = (
+    select(Checkpoint.size, Checkpoint.root, Checkpoint.note, Checkpoint.signed)
+    .order_by(Checkpoint.size.desc())
+    .limit(bindparam("limit"))
+)
+
+
+@lru_cache(maxsize=256)
+def keyed_sql(dialect: str, table: str, keys: int) -> str:
+    """The driver-level SQL DbTiles reads ``keys`` (level, idx) rows of ``table`` with
+    on ``dialect``, as (level, idx, data): each key one probe of the primary key
+    (tests/ledger/test_store.py checks both plans). PostgreSQL: a row-value IN list,
+    planned as one index scan per key (a join with unnest() of key arrays is planned as
+    a hash join over a full scan of the table); one text per key count, which psycopg
+    prepares after a few runs. SQLite: a row-value IN is a full scan there, so the keys
+    come as one JSON array (parameter 1) that drives the loop (CROSS JOIN fixes the
+    join order); one text, in sqlite3's statement cache."""
+    column = _KEYED_COLUMNS[table]
+    if dialect == "postgresql":
+        listed = ", ".join(["(%s::integer, %s::bigint)"] * keys)
+        return f"SELECT level, idx, {column} FROM {table} WHERE (level, idx) IN ({listed})"
+    return (
+        f"SELECT t.level, t.idx, t.{column} FROM json_each(?1) AS k CROSS JOIN {table} AS t "
+        "ON t.level = json_extract(k.value, '$[0]') AND t.idx = json_extract(k.value, '$[1]')"
     )
 
 
-_PG_TILES = _pg_keyed("merkle_tiles", "hashes")
-_PG_NODES = _pg_keyed("merkle_tile_nodes", "nodes")
+@lru_cache(maxsize=256)
+def proof_sql(dialect: str, keys: int, leaf: bool, head: bool = False) -> str:
+    """The tiles and the blobs of ``keys`` keys, with ``leaf`` the leaf of one seq, and
+    with ``head`` the size and root of the newest checkpoint row, in one statement: rows
+    of (0 for a tile, 1 for a blob, 2 for the leaf, 3 for the head; level, seq or size;
+    idx; data)."""
+    tiles, nodes = (keyed_sql(dialect, table, keys) for table in _KEYED_COLUMNS)
+    statement = f"SELECT 0, * FROM ({tiles}) AS a UNION ALL SELECT 1, * FROM ({nodes}) AS b"
+    if leaf:
+        seq = "%s::bigint" if dialect == "postgresql" else "?2"
+        statement += f" UNION ALL SELECT 2, seq, 0, leaf FROM log_entries WHERE seq = {seq}"
+    if head:
+        statement += (
+            " UNION ALL SELECT 3, size, 0, root FROM"
+            " (SELECT size, root FROM checkpoints ORDER BY size DESC LIMIT 1) AS c"
+        )
+    return statement
+
+
+_KEYED_COLUMNS = {"merkle_tiles": "hashes", "merkle_tile_nodes": "nodes"}
+_LEAF_SQL = {
+    "postgresql": "SELECT leaf FROM log_entries WHERE seq = %s::bigint",
+    "sqlite": "SELECT leaf FROM log_entries WHERE seq = ?",
+}
+_TileRows = dict[tuple[int, int], bytes]
+_TILE, _BLOB, _LEAF, _HEAD = 0, 1, 2, 3  # proof_sql()'s row kinds
+
+
+def driver_rows(
+    connection: Connection,
+    statement: str,
+    params: Sequence[object],
+    *,
+    outside_transaction: bool = False,
+) -> list[Any]:
+    """Run driver-level SQL (%s placeholders on PostgreSQL, ? on SQLite) in the
+    connection's transaction, if it has one; PostgreSQL returns binary, not hex text.
+    For the per-proof reads, where SQLAlchemy's statement handling cost more than the
+    look-ups; on SQLite it also opens no write transaction (SQLAlchemy begins every one
+    IMMEDIATE), so a proof never waits for the writer's lock. With
+    ``outside_transaction``, a PostgreSQL connection not yet in a transaction reads
+    outside one too, as SQLite does (no BEGIN, and no ROLLBACK when the pool takes the
+    connection back: two round trips of a proof's four); for reads that need no
+    snapshot shared with other statements (the log only grows)."""
+    driver = connection.connection.driver_connection
+    if isinstance(driver, psycopg.Connection):
+        idle = driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        autocommit = outside_transaction and idle and not driver.autocommit
+        if autocommit:
+            driver.autocommit = True
+        try:
+            with driver.cursor(binary=True) as cursor:
+                cursor.execute(statement, params)
+                return cursor.fetchall()
+        finally:
+            if autocommit:
+                driver.autocommit = False
+    invariant(isinstance(driver, sqlite3.Connection), "a database driver this code knows")
+    assert isinstance(driver, sqlite3.Connection)
+    return driver.execute(statement, params).fetchall()
 
 
 class DbTiles:
-    """TileReader over merkle_tiles and merkle_tile_nodes: one query per call."""
+    """TileReader over merkle_tiles and merkle_tile_nodes: one query per call, each key
+    one probe of the primary key, at the driver level (driver_rows).
 
-    def __init__(self, connection: Connection) -> None:
+    For a proof (``prefetch_nodes``), read_tiles also reads, in the same round trip,
+    the blobs of the same keys (read_nodes then serves them: the blobs a proof needs
+    are of tiles it reads), the leaf of ``leaf_seq`` (then in ``leaf``) and, with
+    ``read_head``, the newest checkpoint row's (size, root) (then in ``head``): a proof
+    costs one query. Not for the writer, which reads many tiles and few blobs."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        prefetch_nodes: bool = False,
+        leaf_seq: int | None = None,
+        read_head: bool = False,
+    ) -> None:
         self.connection = connection
+        self._dialect = connection.dialect.name
+        self._prefetch = prefetch_nodes
+        self._leaf_seq = leaf_seq
+        self.leaf: bytes | None = None
+        self._read_head = read_head
+        self.head: tuple[int, bytes] | None = None  # (size, root) of the newest row, if read
+        self._nodes: _TileRows = {}
+        self._fetched: set[tuple[int, int]] = set()
 
-    def _read(
-        self, table: Any, column: Any, keys: Sequence[tuple[int, int]]
-    ) -> dict[tuple[int, int], bytes]:
+    def _params(self, keys: list[tuple[int, int]], copies: int) -> list[object]:
+        if self._dialect == "postgresql":
+            flat: list[object] = list(chain.from_iterable(keys))
+            return flat * copies
+        return [json.dumps(keys)]
+
+    def _read(self, table: str, keys: Sequence[tuple[int, int]]) -> _TileRows:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        if self.connection.dialect.name == "postgresql":
-            # One statement of a fixed text whatever the keys (two arrays, joined on the
-            # primary key): psycopg prepares it after a few runs, so PostgreSQL plans it
-            # once instead of once per proof (planning cost more than the look-ups).
-            levels = [level for level, _ in wanted]
-            indexes = [index for _, index in wanted]
-            statement = _PG_TILES if table is MerkleTile else _PG_NODES
-            found = self.connection.execute(statement, {"levels": levels, "idxs": indexes})
-            return {(int(row[0]), int(row[1])): bytes(row[2]) for row in found}
-        by_level: dict[int, list[int]] = {}
-        for level, index in wanted:
-            by_level.setdefault(level, []).append(index)
-        # One `level = ? AND idx IN (...)` per level, OR-ed: each term is a range of the
-        # primary key (level, idx) on both backends. A row-value IN over (level, idx) is a
-        # full scan of the table on SQLite (issue 11: 3.6 ms a proof at 1 M entries).
-        terms = [
-            and_(table.level == level, table.idx.in_(indexes))
-            for level, indexes in sorted(by_level.items())
-        ]
-        rows = self.connection.execute(select(table.level, table.idx, column).where(or_(*terms)))
+        statement = keyed_sql(self._dialect, table, len(wanted))
+        rows = driver_rows(self.connection, statement, self._params(wanted, 1))
         return {(int(row[0]), int(row[1])): bytes(row[2]) for row in rows}
 
     def read_tiles(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
-        return self._read(MerkleTile, MerkleTile.hashes, keys)
+        if not self._prefetch:
+            return self._read("merkle_tiles", keys)
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        seq = self._leaf_seq
+        statement = proof_sql(self._dialect, len(wanted), seq is not None, self._read_head)
+        params = self._params(wanted, 2) + ([] if seq is None else [seq])
+        tiles: _TileRows = {}
+        rows = driver_rows(self.connection, statement, params, outside_transaction=True)
+        for kind, level, index, data in rows:
+            if kind == _TILE:
+                tiles[(int(level), int(index))] = bytes(data)
+            elif kind == _BLOB:
+                self._nodes[(int(level), int(index))] = bytes(data)
+            elif kind == _LEAF:
+                self.leaf = bytes(data)
+            else:
+                self.head = (int(level), bytes(data))
+        self._fetched.update(wanted)
+        self._leaf_seq, self._read_head = None, False  # read once
+        return tiles
+
+    def read_leaf(self) -> bytes | None:
+        """The leaf of ``leaf_seq``: read with the tiles, or now if no tiles were read
+        (a proof with nothing to read, in a tree of one leaf or from known hashes)."""
+        seq, self._leaf_seq = self._leaf_seq, None
+        if seq is not None:
+            rows = driver_rows(
+                self.connection, _LEAF_SQL[self._dialect], [seq], outside_transaction=True
+            )
+            self.leaf = bytes(rows[0][0]) if rows else None
+        return self.leaf
 
     def read_nodes(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
-        return self._read(MerkleTileNodes, MerkleTileNodes.nodes, keys)
+        missing = [key for key in keys if key not in self._fetched]
+        found = {key: self._nodes[key] for key in keys if key in self._nodes}
+        if missing:
+            found.update(self._read("merkle_tile_nodes", missing))
+        return found
 
 
 def write_nodes(connection: Connection, nodes: Mapping[tuple[int, int], bytes]) -> None:
@@ -602,15 +721,21 @@ def report_days(connection: Connection) -> list[tuple[str, int]]:
 
 
 def latest_checkpoint(connection: Connection) -> StoredCheckpoint | None:
-    row = connection.execute(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(1)).first()
-    if row is None:
+    """The newest stored checkpoint row (unverified): read at the driver level, as every
+    proof served reads it (driver_rows)."""
+    rows = driver_rows(connection, _LATEST_CHECKPOINT, (), outside_transaction=True)
+    if not rows:
         return None
-    return StoredCheckpoint(int(row.size), bytes(row.root), row.note, row.signed)
+    size, root, note, signed = rows[0]
+    return StoredCheckpoint(int(size), bytes(root), str(note), str(signed))
+
+
+_LATEST_CHECKPOINT = "SELECT size, root, note, signed FROM checkpoints ORDER BY size DESC LIMIT 1"
 
 
 def recent_checkpoints(connection: Connection, limit: int) -> list[StoredCheckpoint]:
-    """Up to ``limit`` stored checkpoints, largest size first."""
-    rows = connection.execute(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(limit))
+    """Up to ``limit`` stored checkpoints, largest size first (unverified rows)."""
+    rows = connection.execute(_NEWEST_CHECKPOINTS, {"limit": limit})
     return [StoredCheckpoint(int(r.size), bytes(r.root), r.note, r.signed) for r in rows]
 
 

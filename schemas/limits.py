@@ -72,6 +72,13 @@ SQLITE_STATEMENTS_PENDING_MAX = 8  # of those statements waiting for the helper 
 POSTGRES_POOL_SIZE = 8  # connections one process keeps: its writer and a few concurrent readers
 READ_CHUNK_ENTRIES = 4096  # leaves read per query when streaming the log: one full batch
 CHECKPOINT_CANDIDATES_MAX = 16  # stored checkpoints a reader tries, newest first, then: tampered
+# Verdicts a Ledger remembers on the checkpoint rows (and cosignature sets) it verified,
+# and the older roots it proved consistent with them; past this the memory starts over.
+VERIFIED_CHECKPOINTS_MAX = 256
+VERIFIED_ROOTS_MAX = 4096
+# Hashes of leaf ranges of at least a tile's width that proofs verified against a
+# verified root (ledger.app.VerifiedRanges): ~13 MB; a 16 M-entry log has 2**17 of them.
+VERIFIED_RANGES_MAX = 1 << 16
 
 # Merkle tiles (C2SP tlog-tiles)
 TILE_HEIGHT = 8
@@ -80,6 +87,7 @@ HASH_SIZE = 32
 TILE_MEMO_TILES = (
     1024  # level >= 1 tiles memoised: ~8 MB, and 1,024 level-1 tiles span 67 M entries
 )
+PARTIAL_TILE_MEMO_TILES = 64  # right-edge partial tiles whose hashed-up nodes are memoised
 
 # Reads
 PROOF_TREE_SIZE_MAX = 2**40
@@ -320,6 +328,10 @@ _POSITIVE = (
     "SKIP_CHUNK_BYTES",
     "FINDINGS_MAX",
     "CHECKPOINT_CANDIDATES_MAX",
+    "VERIFIED_CHECKPOINTS_MAX",
+    "VERIFIED_ROOTS_MAX",
+    "VERIFIED_RANGES_MAX",
+    "PARTIAL_TILE_MEMO_TILES",
     "TEMPORARY_NAME_ATTEMPTS",
     "TILE_MEMO_TILES",
     "CHECKED_PUBLIC_KEYS_CACHED",

@@ -25,7 +25,9 @@ Stored blobs are trusted like stored tiles: a corrupt one yields a proof that
 ``verify_inclusion``/``verify_consistency`` reject; a blob of the wrong length is ignored
 (the node is hashed up from the tile instead). The one piece of state is a bounded memo of
 the inner nodes of *full* tiles of level >= 1 for readers without blobs, keyed by tile
-content: a content key can never return a wrong hash (see ``_memo_nodes``).
+content: a content key can never return a wrong hash (see ``_memo_nodes``); and a bounded
+memo of the nodes hashed up inside the right edge's *partial* tiles, keyed the same way
+(``_memo_partial``: every proof of a tree size hashes up the same nodes there).
 
 Errors: bad arguments to the provers raise ``MalformedError`` (``LimitError`` beyond
 ``PROOF_TREE_SIZE_MAX``); tiles absent or narrower than the requested tree size raise
@@ -51,9 +53,17 @@ from ledger.merkle.tiles import (
     frontier_tile_keys,
 )
 from schemas.errors import LimitError, MalformedError, NotFoundError, invariant
-from schemas.limits import HASH_SIZE, PROOF_TREE_SIZE_MAX, TILE_HEIGHT, TILE_MEMO_TILES, TILE_WIDTH
+from schemas.limits import (
+    HASH_SIZE,
+    PARTIAL_TILE_MEMO_TILES,
+    PROOF_TREE_SIZE_MAX,
+    TILE_HEIGHT,
+    TILE_MEMO_TILES,
+    TILE_WIDTH,
+)
 
 _Range = tuple[int, int]  # leaves [start, end)
+KnownRanges = Mapping[_Range, bytes]  # MTH(D[start:end]) the caller already verified
 _Address = tuple[TileKey, int, int]  # a node: (tile key, sublevel k, first hash's offset)
 
 LEAF_PREFIX = b"\x00"  # RFC 6962 §2.1 domain separation: leaves and nodes never collide
@@ -181,7 +191,7 @@ class _Plan:
     __slots__ = ("ends", "inner", "keys", "nodes")
 
     def __init__(self) -> None:
-        self.nodes: list[_Address] = []
+        self.nodes: list[_Address | bytes] = []  # bytes: a range's hash, already known
         self.ends: list[int] = []
         self.keys: set[TileKey] = set()
         self.inner: set[TileKey] = set()
@@ -208,15 +218,41 @@ class _Plan:
             start += 1 << level
         self.ends.append(len(nodes))
 
+    def add_known(self, value: bytes) -> None:
+        """A whole range whose hash the caller knows: nothing to read for it."""
+        self.nodes.append(value)
+        self.ends.append(len(self.nodes))
 
-def _ranges_plan(ranges: Sequence[_Range]) -> _Plan:
+
+def _ranges_plan(ranges: Sequence[_Range], known: KnownRanges | None = None) -> _Plan:
     plan = _Plan()
     for start, end in ranges:
-        plan.add_range(start, end)
+        value = None if known is None else known.get((start, end))
+        if value is None:
+            plan.add_range(start, end)
+        else:
+            plan.add_known(value)
     return plan
 
 
-def _inclusion_plan(index: int, size: int) -> _Plan:
+def inclusion_ranges(index: int, size: int) -> list[_Range]:
+    """The leaf range each hash of PATH(index, D[0:size]) is the root of, in the
+    proof's order (RFC 9162 §2.1.3.1; see _inclusion_plan)."""
+    ranges = []
+    for level in range((size - 1).bit_length()):
+        start = ((index >> level) ^ 1) << level
+        if start < size:
+            ranges.append((start, min(size, start + (1 << level))))
+    return ranges
+
+
+def consistency_ranges(old: int, new: int) -> list[_Range]:
+    """The leaf range each hash of PROOF(old, D[0:new]) is the root of, in the proof's
+    order (0 < old < new)."""
+    return _consistency_ranges(old, new)
+
+
+def _inclusion_plan(index: int, size: int, known: KnownRanges | None = None) -> _Plan:
     """PATH(index, D[0:size]) (RFC 9162 §2.1.3.1), leaf's sibling first, as a plan.
 
     Bottom-up, level by level: the sibling of the subtree holding the leaf, clipped to the
@@ -229,6 +265,10 @@ def _inclusion_plan(index: int, size: int) -> _Plan:
     for level in range((size - 1).bit_length()):
         start = ((index >> level) ^ 1) << level
         if start >= size:
+            continue
+        value = None if known is None else known.get((start, min(size, start + (1 << level))))
+        if value is not None:
+            plan.add_known(value)
             continue
         if start + (1 << level) > size:
             plan.add_range(start, size)
@@ -260,7 +300,11 @@ def _hash_plan(plan: _Plan, reader: TileReader) -> list[bytes]:
     offsets = _NODES_OFFSET
     hashes: list[bytes] = []
     append = hashes.append
-    for key, sublevel, offset in plan.nodes:
+    for node in plan.nodes:
+        if isinstance(node, bytes):
+            append(node)
+            continue
+        key, sublevel, offset = node
         if sublevel:
             blob = blobs.get(key)
             if blob is not None and len(blob) == NODES_BYTES:
@@ -295,10 +339,26 @@ def _tile_node(tiles: Mapping[TileKey, bytes], key: TileKey, sublevel: int, offs
         )
     if not sublevel:
         return data[start:end]
-    if key[0] and len(data) == TILE_BYTES:
-        first = _NODES_OFFSET[sublevel] + (offset >> sublevel) * HASH_SIZE
-        return _memo_nodes(bytes(data))[first : first + HASH_SIZE]
-    return _hash_up(data[start:end])
+    if len(data) == TILE_BYTES:
+        if key[0]:
+            first = _NODES_OFFSET[sublevel] + (offset >> sublevel) * HASH_SIZE
+            return _memo_nodes(bytes(data))[first : first + HASH_SIZE]
+        return _hash_up(data[start:end])
+    # A partial tile on the right edge: every proof of the tree needs nodes of it, so
+    # what was hashed up is kept, keyed by the tile's content like _memo_nodes.
+    known = _memo_partial(bytes(data))
+    node = known.get((sublevel, offset))
+    if node is None:
+        node = known[(sublevel, offset)] = _hash_up(data[start:end])
+    return node
+
+
+@functools.lru_cache(maxsize=PARTIAL_TILE_MEMO_TILES)
+def _memo_partial(tile: bytes) -> dict[tuple[int, int], bytes]:
+    """The nodes hashed up so far inside a partial tile, by (sublevel, offset), filled
+    by _tile_node. Keyed by the tile's content, so a node here is always the hash of
+    the hashes under it in that content (a tile that grows is another key)."""
+    return {}
 
 
 def _check_tree_size(size: int) -> None:
@@ -316,25 +376,31 @@ def root(size: int, reader: TileReader) -> bytes:
     return _hash_plan(_ranges_plan([(0, size)]), reader)[0]
 
 
-def inclusion_proof(index: int, size: int, reader: TileReader) -> list[bytes]:
-    """RFC 9162 §2.1.3.1 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
+def inclusion_proof(
+    index: int, size: int, reader: TileReader, known: KnownRanges | None = None
+) -> list[bytes]:
+    """RFC 9162 §2.1.3.1 inclusion proof of leaf ``index`` in the tree of ``size`` leaves.
+    A hash whose range (inclusion_ranges) is in ``known`` is taken from there, unread."""
     _check_tree_size(size)
     if not 0 <= index < size:
         raise MalformedError(f"leaf index {index} is outside a tree of size {size}")
-    return _hash_plan(_inclusion_plan(index, size), reader)
+    return _hash_plan(_inclusion_plan(index, size, known), reader)
 
 
-def consistency_proof(old: int, new: int, reader: TileReader) -> list[bytes]:
+def consistency_proof(
+    old: int, new: int, reader: TileReader, known: KnownRanges | None = None
+) -> list[bytes]:
     """RFC 9162 §2.1.4.1 consistency proof from size ``old`` to size ``new``.
 
     Empty when ``old`` is 0 or equal to ``new``: those trees are consistent by definition.
+    A hash whose range (consistency_ranges) is in ``known`` is taken from there, unread.
     """
     _check_tree_size(new)
     if not 0 <= old <= new:
         raise MalformedError(f"old tree size {old} is not within 0..{new}")
     if old in (0, new):
         return []
-    return _hash_plan(_ranges_plan(_consistency_ranges(old, new)), reader)
+    return _hash_plan(_ranges_plan(_consistency_ranges(old, new), known), reader)
 
 
 # --- appending ----------------------------------------------------------------------------

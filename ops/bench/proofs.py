@@ -26,10 +26,21 @@ Building pymerkle at 1 M entries takes ~15 s on the 2-core reference machine (un
 ~60 s budget); ``pymerkle_entries`` builds the baseline at a smaller size if needed (its
 samples are then drawn at that size, and the result says so).
 
-With ``--db URL`` (or ``sqlite``), the tiles and blobs are bulk-loaded into the
-``merkle_tiles`` and ``merkle_tile_nodes`` tables of a fresh SQLite file or PostgreSQL
-schema, and our proofs are read as production reads them: ``ledger.store.DbTiles`` over
-one connection, its queries timed with the hashing (issue 11: proofs from the database).
+With ``--db URL`` (or ``sqlite``), the tiles, blobs and leaves are bulk-loaded into the
+``merkle_tiles``, ``merkle_tile_nodes`` and ``log_entries`` tables of a fresh SQLite file
+or PostgreSQL schema (with one ``checkpoints`` row), and each timed proof is served as
+``Ledger.inclusion`` / ``Ledger.consistency`` serve one (issue 11: proofs from the
+database): a connection from the engine's pool, then ``ledger.app.serve_inclusion`` (the
+newest checkpoint row, which must still be the remembered verified one, the leaf, the
+tiles and the blobs, in one query) / ``ledger.app.serve_consistency`` (the same, without
+a leaf), the very functions the ledger calls, with the hashing and the check against the
+roots before the proof leaves.
+Like the ledger, the bench keeps one ``VerifiedRanges`` across its proofs: empty when
+timing starts (a freshly started server), filled only by proofs that verified, it spares
+later proofs the tiles above level 0 (``known_ranges`` reports how many it held at the
+end). What is not timed is what the ledger does once per checkpoint or tree size and then
+remembers: verifying the checkpoint's signature, and proving an older size's root
+consistent with it (the bench knows the roots it built).
 
 Garbage collection is off while building and timing (both sides alike): pymerkle's node
 graph has millions of cyclic objects whose collections would otherwise land in its p99.
@@ -47,6 +58,8 @@ from typing import Any
 import pymerkle
 from sqlalchemy import Engine
 
+from ledger import store
+from ledger.app import VerifiedRanges, serve_consistency, serve_inclusion
 from ledger.merkle import (
     MemoryTiles,
     TileReader,
@@ -60,11 +73,11 @@ from ledger.merkle import (
     verify_inclusion,
 )
 from ledger.merkle import tree as merkle_tree
-from ledger.store import DbTiles
-from ledger.tables import MerkleTile, MerkleTileNodes
+from ledger.store import DbTiles, StoredCheckpoint, StoredEntry
+from ledger.tables import Checkpoint, LogEntry, MerkleTile, MerkleTileNodes
 from ops.bench.append import _fresh_database
 from ops.bench.machine import machine
-from schemas.errors import VerificationError
+from schemas.errors import VerificationError, invariant
 from schemas.limits import BATCH_SIZE_MAX, BENCH_VERIFY_SAMPLES
 
 NS_PER_US = 1_000
@@ -184,19 +197,59 @@ def _latencies(
     return out
 
 
+class Provers:
+    """Our two timed calls: in memory, the library's provers over MemoryTiles; from a
+    database, a proof served as the Ledger serves it (module docstring)."""
+
+    def __init__(self, tiles: MemoryTiles, size: int, engine: Engine | None) -> None:
+        self.tiles = tiles
+        self.size = size  # the tree's, which the bench's checkpoint row is of
+        self.engine = engine
+        self._roots: dict[int, bytes] = {}
+        self.known = VerifiedRanges()
+
+    def root(self, size: int) -> bytes:
+        """The root of ``size`` (the bench's own, from the tiles it built in memory)."""
+        if size not in self._roots:
+            self._roots[size] = root(size, self.tiles)
+        return self._roots[size]
+
+    def inclusion(self, index: int, size: int) -> object:
+        if self.engine is None:
+            return inclusion_proof(index, size, self.tiles)
+        with self.engine.connect() as connection:
+            proof = serve_inclusion(connection, index, (size, self.root(size)), self.known)
+        invariant(proof is not None, "the bench's checkpoint row is its tree's")
+        return proof
+
+    def consistency(self, old: int, new: int) -> object:
+        if self.engine is None:
+            return consistency_proof(old, new, self.tiles)
+        head = (self.size, self.root(self.size))
+        with self.engine.connect() as connection:
+            proof = serve_consistency(
+                connection, (old, self.root(old)), (new, self.root(new)), head, self.known
+            )
+        invariant(proof is not None, "the bench's checkpoint row is its tree's")
+        return proof
+
+
 def _time_both(
-    tiles: TileReader, tree: Any, entries: int, baseline_entries: int, samples: int, seed: int
+    ours: Provers, tree: Any, entries: int, baseline_entries: int, samples: int, seed: int
 ) -> tuple[dict[str, float], dict[str, float], int]:
     """Our and pymerkle's latencies (same seed, each at its size), and the memo's hits."""
     inclusions, pairs = _samples(seed, entries, samples)
     their_inclusions, their_pairs = _samples(seed, baseline_entries, samples)
     one_based = [(index + 1, size) for index, size in their_inclusions]
+    for old, new in pairs:  # the roots a ledger has verified once and remembers
+        ours.root(old), ours.root(new)
     merkle_tree._memo_nodes.cache_clear()  # cold: nothing derived before timing starts
+    merkle_tree._memo_partial.cache_clear()
     our_inclusion, their_inclusion = _time_interleaved(
-        lambda i, n: inclusion_proof(i, n, tiles), inclusions, tree.prove_inclusion, one_based
+        ours.inclusion, inclusions, tree.prove_inclusion, one_based
     )
     our_consistency, their_consistency = _time_interleaved(
-        lambda o, n: consistency_proof(o, n, tiles), pairs, tree.prove_consistency, their_pairs
+        ours.consistency, pairs, tree.prove_consistency, their_pairs
     )
     memo_hits = merkle_tree._memo_nodes.cache_info().hits
     return (
@@ -206,9 +259,31 @@ def _time_both(
     )
 
 
+def _entry(seq: int, leaf: bytes, hashed: bytes) -> StoredEntry:
+    """A log row around a synthetic leaf (only seq and leaf are read by a proof)."""
+    return StoredEntry(seq, f"bench-{seq:030d}", hashed, "bench", "bench", "", leaf, hashed)
+
+
+def _load_leaves(
+    engine: Engine, leaves: Sequence[bytes], hashes: Sequence[bytes], head: bytes
+) -> None:
+    """Bulk-load the leaves into log_entries, and one checkpoint row (unsigned: the
+    bench times the row's read, not its verification, which a ledger remembers)."""
+    for table in (LogEntry.__table__, Checkpoint.__table__):
+        table.create(engine)  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        for start in range(0, len(leaves), LOAD_CHUNK_ROWS * 10):
+            chunk = range(start, min(len(leaves), start + LOAD_CHUNK_ROWS * 10))
+            entries = [_entry(seq, leaves[seq], hashes[seq]) for seq in chunk]
+            store.insert_entries(connection, entries)
+        size = len(leaves)
+        note = f"bench\n{size}\n"
+        store.insert_checkpoint(connection, StoredCheckpoint(size, head, note, ""))
+
+
 def _load_tiles(engine: Engine, tiles: MemoryTiles) -> None:
-    """Bulk-load the tiles and blobs into the production tables (no log rows: the
-    tables are created bare, without the triggers that tie them to a log)."""
+    """Bulk-load the tiles and blobs into the production tables (the tables are created
+    bare, without the triggers that tie them to a log)."""
     for table in (MerkleTile.__table__, MerkleTileNodes.__table__):
         table.create(engine)  # type: ignore[attr-defined]
     rows = [
@@ -252,12 +327,15 @@ def bench_proofs(
         pymerkle_build_s = time.perf_counter() - started
         with contextlib.ExitStack() as stack:
             reader: TileReader = tiles
+            engine = None
             if db is not None:
                 backend, engine = stack.enter_context(_fresh_database(db))
                 _load_tiles(engine, tiles)
+                _load_leaves(engine, leaves, hashes, root(entries, tiles))
                 reader = DbTiles(stack.enter_context(engine.connect()))
+            provers = Provers(tiles, entries, engine)
             ours, theirs, memo_hits = _time_both(
-                reader, tree, entries, baseline_entries, samples, seed
+                provers, tree, entries, baseline_entries, samples, seed
             )
             inclusions, pairs = _samples(seed, entries, samples)
             verified = _verify_ours(reader, hashes, inclusions, pairs)
@@ -280,6 +358,7 @@ def bench_proofs(
         **theirs,
         **speedups,
         "memo_hits_while_timing": memo_hits,
+        "known_ranges": len(provers.known.hashes),
         "build_tiles_s": round(build_s, 2),
         "pymerkle_build_s": round(pymerkle_build_s, 2),
         "tiles": len(tiles.tiles),

@@ -1,0 +1,128 @@
+"""Proofs served from the database (Ledger.inclusion / consistency, issue 11): every tile
+read probes the primary key on both backends, and what the ledger remembers between
+proofs is only what it verified itself, so planted or altered rows are still caught."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, text
+
+from ledger import merkle, store
+from ledger.app import Ledger
+from ledger.maintenance import unguarded
+from schemas.errors import NotFoundError, TamperedError
+from signing.keys import b64encode
+from tests.conftest import Alliance
+from tests.dbtools import snapshot
+from tests.ledger.test_trust import _insert_leaf, _leaf_of, _merchants
+
+KEYS = 3  # tiles a statement asks for in the plan tests
+
+
+def _plans(engine: Engine) -> list[str]:
+    """The query plan of each statement DbTiles sends, one string each."""
+    dialect = engine.dialect.name
+    statements = [
+        store.keyed_sql(dialect, "merkle_tiles", KEYS),
+        store.keyed_sql(dialect, "merkle_tile_nodes", KEYS),
+        store.proof_sql(dialect, KEYS, True),
+    ]
+    keys = [(0, 0), (0, 1), (1, 0)]
+    plans = []
+    with engine.connect() as connection:
+        for statement in statements:
+            if dialect == "postgresql":
+                flat: list[object] = [part for key in keys for part in key]
+                copies = 2 if "UNION ALL" in statement else 1
+                params = flat * copies + ([7] if "log_entries" in statement else [])
+                rows = store.driver_rows(connection, "EXPLAIN " + statement, params)
+            else:
+                params = [str(keys).replace("(", "[").replace(")", "]")]
+                if "log_entries" in statement:
+                    params.append("7")
+                rows = store.driver_rows(connection, "EXPLAIN QUERY PLAN " + statement, params)
+            plans.append("\n".join(str(row[-1]) for row in rows))
+    return plans
+
+
+def test_tile_and_leaf_reads_probe_the_primary_key(engine: Engine) -> None:
+    """A full scan of merkle_tiles was issue 11's 4 ms a proof: each key must be one
+    probe of the primary key (the planner's choice, read back with EXPLAIN)."""
+    for plan in _plans(engine):
+        if engine.dialect.name == "postgresql":
+            assert "Seq Scan" not in plan and "Hash Join" not in plan, plan
+            assert "merkle_tiles_pkey" in plan or "merkle_tile_nodes_pkey" in plan, plan
+        else:
+            scans = [line for line in plan.splitlines() if "SCAN" in line]
+            assert all("VIRTUAL TABLE" in line for line in scans), plan  # the keys' JSON
+            assert "USING INDEX sqlite_autoindex_merkle_tile" in plan, plan
+    if engine.dialect.name == "postgresql":
+        assert "log_entries_pkey" in _plans(engine)[-1]
+    else:
+        assert "SEARCH log_entries USING INDEX" in _plans(engine)[-1]
+
+
+def _reader(alliance: Alliance) -> Ledger:
+    """A read-only ledger, as the API or a replica holds one across requests."""
+    return Ledger(alliance.engine, None, alliance.clock)
+
+
+def test_a_planted_checkpoint_row_is_checked_not_remembered(alliance: Alliance) -> None:
+    """The reader verified the genuine checkpoint and serves proofs from its memory of
+    that verdict; a newer row planted with a bad signature (over a planted leaf with its
+    tile) is read, checked and passed over on the next proof, never served."""
+    _merchants(alliance)
+    reader = _reader(alliance)
+    genuine = reader.signed_checkpoint()
+    first = reader.inclusion(1)
+    assert reader.inclusion(1) == first  # the second one from the remembered verdict
+    assert reader.consistency(1, genuine.size) == reader.consistency(1, genuine.size)
+    leaf = reader.leaves(1, 2)[0]
+    merkle.verify_inclusion(merkle.leaf_hash(leaf), 1, genuine.size, first.hashes, genuine.root)
+    head = snapshot(alliance.engine).head
+    _insert_leaf(alliance, _leaf_of(alliance, head, alliance.enroll_doc()), with_tile=True)
+    with alliance.engine.begin() as connection:
+        planted_root = merkle.root(head + 1, store.DbTiles(connection))
+        body, signature = genuine.note.split("\n\n", 1)
+        origin = body.split("\n")[0]
+        line = signature.split("\n")[0]  # the operator's, over another body
+        note = f"{origin}\n{head + 1}\n{b64encode(planted_root)}\n\n{line}\n"
+        connection.execute(
+            text("INSERT INTO checkpoints (size, root, note, signed) VALUES (:s, :r, :n, 'x')"),
+            {"s": head + 1, "r": planted_root, "n": note},
+        )
+    served = reader.inclusion(1)
+    assert (served.tree_size, served.root) == (genuine.size, genuine.root)
+    with pytest.raises(NotFoundError):
+        reader.inclusion(head)  # the planted leaf: beyond the verified checkpoint
+    with pytest.raises(NotFoundError):
+        reader.inclusion(1, head + 1)
+    assert reader.consistency(1, genuine.size).new_root == genuine.root
+    with pytest.raises(NotFoundError):
+        reader.consistency(1, head + 1)
+    assert reader.signed_checkpoint().size == genuine.size
+
+
+def test_proofs_after_the_tiles_are_altered_raise_tampered(alliance: Alliance) -> None:
+    """Proofs served (and the checkpoint, an older size's root, the right edge's nodes
+    remembered) before the tiles are overwritten: the next proofs are still checked
+    against the verified roots, and fail."""
+    _merchants(alliance)
+    reader = _reader(alliance)
+    size = reader.signed_checkpoint().size
+    assert reader.inclusion(1).tree_size == size
+    assert reader.inclusion(0, 2).tree_size == 2  # the root of 2, proven and remembered
+    assert reader.consistency(1, size).new == size
+    with alliance.engine.begin() as connection, unguarded(connection, ["merkle_tiles"]):
+        connection.execute(
+            text("UPDATE merkle_tiles SET hashes = :h WHERE level = 0"),
+            {"h": bytes(32 * size)},
+        )
+    with pytest.raises(TamperedError):
+        reader.inclusion(1)
+    with pytest.raises(TamperedError):
+        reader.inclusion(0, 2)
+    with pytest.raises(TamperedError):
+        reader.consistency(1, size)
+    with pytest.raises(TamperedError):
+        _reader(alliance).inclusion(0, 1)  # a fresh reader: the older root is not proven
