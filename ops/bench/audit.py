@@ -18,7 +18,6 @@ from __future__ import annotations
 import binascii
 import json
 import os
-import random
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -28,26 +27,14 @@ import orjson
 
 from ledger.checking import ENTRY_START
 from ledger.export import ENTRIES_FILE
-from ops.bench.append import (
-    BATCH_SIZE,
-    BENCH_NOW,
-    RETURN_MERCHANTS,
-    SAME_MERCHANT_SHARE,
-    SEED,
-    _enrol_merchants,
-    _fresh_database,
-    _require_appended,
-    _return_body,
-    _start_log,
-)
+from ops.bench.append import SEED
 from ops.bench.child import run_child
+from ops.bench.generate import generate_export
 from ops.bench.machine import machine
-from ops.service import run_witness, trust_from_ledger
 from schemas.errors import ConfigError
 from schemas.limits import (
     AUDIT_CHUNK_LINES,
     BENCH_AUDIT_TIMEOUT_S,
-    BENCH_MEMORY_CHUNK_ENTRIES,
 )
 from signing.entry import ENTRY_SIGNATURE_PREFIX
 from signing.keys import b64decode
@@ -72,31 +59,9 @@ print(json.dumps({"seconds": time.perf_counter() - start, "size": report.size,
 
 def build_export(directory: Path, entries: int) -> None:
     """An export of ``entries`` entries in ``directory`` (the bench's log: genesis,
-    RETURN_MERCHANTS enrolments, returns), every region's witness cosigned."""
-    with _fresh_database(None) as (_, engine):
-        fixture = _start_log(engine)
-        merchants = _enrol_merchants(fixture, RETURN_MERCHANTS)
-        rng = random.Random(SEED)  # noqa: S311 - bench data, not secrets
-        remaining = entries - fixture.ledger.size()
-        for base in range(0, max(remaining, 0), BENCH_MEMORY_CHUNK_ENTRIES):
-            documents = []
-            for index in range(base, min(remaining, base + BENCH_MEMORY_CHUNK_ENTRIES)):
-                acceptor = seller = rng.choice(merchants)
-                if rng.random() >= SAME_MERCHANT_SHARE:
-                    while seller == acceptor:
-                        seller = rng.choice(merchants)
-                body = _return_body(rng, seller, f"R{index:09d}")
-                documents.append(
-                    fixture.factory.signed(
-                        fixture.ring, "return.recorded", acceptor, body, BENCH_NOW
-                    )
-                )
-            for start in range(0, len(documents), BATCH_SIZE):
-                _require_appended(fixture.ledger.submit_many(documents[start : start + BATCH_SIZE]))
-        trust = trust_from_ledger(fixture.ledger)
-        for code, key in sorted(fixture.ring.witnesses.items()):
-            run_witness(fixture.ledger, code, key, trust, BENCH_NOW)
-        fixture.ledger.export(directory)
+    RETURN_MERCHANTS enrolments, returns), every region's witness cosigned: generated on
+    every core, byte for byte what the writer would export (ops/bench/generate.py)."""
+    generate_export(directory, entries)
     (directory / STAMP_FILE).write_text(json.dumps({"entries": entries, "seed": SEED}))
 
 
