@@ -81,7 +81,8 @@ def return_submissions(
 ) -> Iterator[Submission]:
     """The bench export's ``count`` returns among ``merchants``, unsigned: who signs each
     (the accepting merchant) and its entry (id from the fixture's factory, time
-    BENCH_NOW). Ten percent are accepted by the seller itself; receipts R000000000… ."""
+    BENCH_NOW). Ten percent are accepted by the seller itself; receipts are numbered
+    from R000000000."""
     rng = random.Random(SEED)  # noqa: S311 - bench data, not secrets
     for index in range(count):
         acceptor = seller = rng.choice(merchants)

@@ -36,7 +36,7 @@ def _writer_export(directory: Path, entries: int) -> None:
     with _fresh_database(None) as (_, engine):
         fixture = _start_log(engine)
         merchants = _enrol_merchants(fixture, RETURN_MERCHANTS)
-        rng = random.Random(SEED)  # noqa: S311 - bench data, not secrets
+        rng = random.Random(SEED)
         remaining = entries - fixture.ledger.size()
         for base in range(0, max(remaining, 0), BENCH_MEMORY_CHUNK_ENTRIES):
             documents = []
