@@ -41,7 +41,7 @@ from typing import Any
 
 from sqlalchemy import create_engine
 
-from ledger import merkle
+from ledger import merkle, verifying
 from ledger.app import LogKeys, SignedCheckpoint, _with_cosignatures, export_trust
 from ledger.audit import Trust
 from ledger.export import ENTRIES_FILE, Exported, ExportFolder, finish_export, write_reports
@@ -194,7 +194,9 @@ def _set_up() -> _Setup:
         merchants = _enrol_merchants(fixture, RETURN_MERCHANTS)
         ledger = fixture.ledger
         leaves = ledger.leaves(0, ledger.size())
-        return _Setup(fixture, merchants, leaves, ledger.log_keys(), trust_from_ledger(ledger))
+        setup = _Setup(fixture, merchants, leaves, ledger.log_keys(), trust_from_ledger(ledger))
+    verifying.shutdown()  # the writer's verification worker: its core goes to the signers
+    return setup
 
 
 def _leaf_chunks(
