@@ -209,7 +209,7 @@ def _leaf_chunks(
     key_ids = {m: fixture.ring.keys[m].key_id for m in setup.merchants}
     key_ids[OPERATOR] = fixture.ring.keys[OPERATOR].key_id
     now = fixture.clock.now  # the bench clock once the setup is logged: BENCH_NOW
-    # spawn: the parent holds the writer's verification pool and its threads.
+    # spawn: a forked worker would inherit the parent's threads' locks mid-state.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_worker_init, initargs=(key_ids, now)
