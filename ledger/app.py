@@ -535,13 +535,7 @@ class Ledger:
         """checkpoint, entries.jsonl and trust.json, from verified values only."""
         keys = self.log_keys()
         checkpoint = self.signed_checkpoint()
-        verifier = operator_verifier(keys, checkpoint.note)
-        assert verifier is not None
-        trust = {
-            "origin": keys.origin,
-            "log_key": verifier.vkey,
-            "witness_keys": {code: v.vkey for code, v in sorted(keys.witnesses.items())},
-        }
+        trust = export_trust(keys, checkpoint.note)
         with self.engine.connect() as connection:
             reports = _checked_reports(connection, checkpoint.size)
             leaves = (e.leaf for e in store.read_entries(connection, 0, checkpoint.size))
@@ -797,6 +791,19 @@ def declared_keys(state: State, size: int) -> LogKeys:
         for row in state.regions.rows()
     }
     return LogKeys(origin, operators, witnesses, size)
+
+
+def export_trust(keys: LogKeys, note: str) -> dict[str, object]:
+    """The export's trust.json: the origin, the operator key that signed ``note`` (a
+    verified checkpoint of the log) and every declared witness key."""
+    verifier = operator_verifier(keys, note)
+    invariant(verifier is not None, "the exported checkpoint has no declared signer")
+    assert verifier is not None
+    return {
+        "origin": keys.origin,
+        "log_key": verifier.vkey,
+        "witness_keys": {code: v.vkey for code, v in sorted(keys.witnesses.items())},
+    }
 
 
 def operator_verifier(keys: LogKeys, note: str) -> NoteVerifier | None:

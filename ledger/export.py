@@ -131,15 +131,29 @@ def write_export(
     """Write the files of an export of ``size`` leaves into ``directory``; ``reports``
     are (day, JCS bytes) of the nights it holds."""
     with ExportFolder(directory) as folder:
-        with folder.subfolder(REPORTS_DIR) as nights:
-            for day, report in reports:
-                nights.write(f"{day}.json", [report])
-            nights.sync()
+        write_reports(folder, reports)
         folder.write(ENTRIES_FILE, (leaf + b"\n" for leaf in leaves))
-        folder.write(CHECKPOINT_FILE, [note.encode("utf-8")])
-        trust_text = json.dumps(trust, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-        folder.write(TRUST_FILE, [trust_text.encode("utf-8")])
-        folder.sync()
+        return finish_export(folder, note, trust, size, root)
+
+
+def write_reports(folder: ExportFolder, reports: Iterable[tuple[str, bytes]]) -> None:
+    """``reconciliations/<day>.json`` of each (day, JCS bytes), the folder made even when
+    there are none."""
+    with folder.subfolder(REPORTS_DIR) as nights:
+        for day, report in reports:
+            nights.write(f"{day}.json", [report])
+        nights.sync()
+
+
+def finish_export(
+    folder: ExportFolder, note: str, trust: Mapping[str, object], size: int, root: bytes
+) -> Exported:
+    """The checkpoint and trust.json beside the entries already written (by write_export,
+    or streamed by a generator that learns the root only at the end), made durable."""
+    folder.write(CHECKPOINT_FILE, [note.encode("utf-8")])
+    trust_text = json.dumps(trust, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    folder.write(TRUST_FILE, [trust_text.encode("utf-8")])
+    folder.sync()
     _, signatures = parse_note(note)
     cosignatures = sum(1 for signature in signatures if signature.name != trust["origin"])
-    return Exported(directory, size, root, cosignatures)
+    return Exported(folder.directory, size, root, cosignatures)

@@ -1,8 +1,9 @@
 """`alliance bench audit`: the auditor's rate against the all-core raw Ed25519 verify rate.
 
-Builds (or reuses) an export of ``entries`` entries: the bench's genesis and merchants,
-then returns among them appended through the front door on a SQLite file, every
-witness's cosignature, and `alliance export`. Then, in the same run:
+Builds (or reuses) an export of ``entries`` entries: the bench's genesis and merchants
+appended by the writer on a SQLite file, then the returns among them generated as the
+writer would log them (ops.bench.generate: byte-identical, signed on every core), every
+witness's cosignature, in the layout of `alliance export`. Then, in the same run:
 
 * the audit (ledger.audit.audit_directory) of that export: entries per second, and its
   peak resident memory (measured in a fresh child process, so the build does not count);
@@ -18,7 +19,6 @@ from __future__ import annotations
 import binascii
 import json
 import os
-import random
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -28,26 +28,14 @@ import orjson
 
 from ledger.checking import ENTRY_START
 from ledger.export import ENTRIES_FILE
-from ops.bench.append import (
-    BATCH_SIZE,
-    BENCH_NOW,
-    RETURN_MERCHANTS,
-    SAME_MERCHANT_SHARE,
-    SEED,
-    _enrol_merchants,
-    _fresh_database,
-    _require_appended,
-    _return_body,
-    _start_log,
-)
+from ops.bench.append import SEED
 from ops.bench.child import run_child
+from ops.bench.generate import generate_export
 from ops.bench.machine import machine
-from ops.service import run_witness, trust_from_ledger
 from schemas.errors import ConfigError
 from schemas.limits import (
     AUDIT_CHUNK_LINES,
     BENCH_AUDIT_TIMEOUT_S,
-    BENCH_MEMORY_CHUNK_ENTRIES,
 )
 from signing.entry import ENTRY_SIGNATURE_PREFIX
 from signing.keys import b64decode
@@ -72,31 +60,9 @@ print(json.dumps({"seconds": time.perf_counter() - start, "size": report.size,
 
 def build_export(directory: Path, entries: int) -> None:
     """An export of ``entries`` entries in ``directory`` (the bench's log: genesis,
-    RETURN_MERCHANTS enrolments, returns), every region's witness cosigned."""
-    with _fresh_database(None) as (_, engine):
-        fixture = _start_log(engine)
-        merchants = _enrol_merchants(fixture, RETURN_MERCHANTS)
-        rng = random.Random(SEED)  # noqa: S311 - bench data, not secrets
-        remaining = entries - fixture.ledger.size()
-        for base in range(0, max(remaining, 0), BENCH_MEMORY_CHUNK_ENTRIES):
-            documents = []
-            for index in range(base, min(remaining, base + BENCH_MEMORY_CHUNK_ENTRIES)):
-                acceptor = seller = rng.choice(merchants)
-                if rng.random() >= SAME_MERCHANT_SHARE:
-                    while seller == acceptor:
-                        seller = rng.choice(merchants)
-                body = _return_body(rng, seller, f"R{index:09d}")
-                documents.append(
-                    fixture.factory.signed(
-                        fixture.ring, "return.recorded", acceptor, body, BENCH_NOW
-                    )
-                )
-            for start in range(0, len(documents), BATCH_SIZE):
-                _require_appended(fixture.ledger.submit_many(documents[start : start + BATCH_SIZE]))
-        trust = trust_from_ledger(fixture.ledger)
-        for code, key in sorted(fixture.ring.witnesses.items()):
-            run_witness(fixture.ledger, code, key, trust, BENCH_NOW)
-        fixture.ledger.export(directory)
+    RETURN_MERCHANTS enrolments, returns), every region's witness cosigned: generated on
+    every core, byte for byte what the writer would export (ops/bench/generate.py)."""
+    generate_export(directory, entries)
     (directory / STAMP_FILE).write_text(json.dumps({"entries": entries, "seed": SEED}))
 
 

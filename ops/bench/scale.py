@@ -1,8 +1,9 @@
 """`alliance bench scale` (`make scale`): issue 11's figures on one log of ``entries``
 entries on PostgreSQL, built the fastest honest way:
 
-1. the bench's signed export (ops.bench.audit.build_export: genesis, merchants and
-   returns appended by the writer on a SQLite file, cosigned, exported), reused when the
+1. the bench's signed export (ops.bench.audit.build_export: genesis and merchants
+   appended by the writer on a SQLite file, the returns generated on every core by the
+   writer's own code, byte for byte its export: ops/bench/generate.py), reused when the
    folder already holds one of that size;
 2. the audit of it, against the all-core raw Ed25519 verify rate (ops.bench.audit);
 3. `alliance import` of it into a fresh PostgreSQL schema (every signature and rule
