@@ -50,10 +50,24 @@ unit: $(STAMP) $(ASSETS) chromium
 
 test: lint unit
 
+# The README's one-run table: every bench in sequence (run it on a quiet machine).
+BENCH_DB ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+BENCH_DIR ?= bench-data
+
 bench: $(STAMP)
 	$(BIN)/alliance bench append --json
-	$(BIN)/alliance bench append --db postgresql+psycopg://postgres@127.0.0.1:5432/test --json
-	$(BIN)/alliance bench proofs --json
+	$(BIN)/alliance bench append --kind return --json
+	$(BIN)/alliance bench append --db $(BENCH_DB) --json
+	$(BIN)/alliance bench append --kind return --db $(BENCH_DB) --json
+	$(BIN)/alliance bench reconcile --db $(BENCH_DB) --json
+	$(BIN)/alliance bench http --batch --clients 4 --entries 4000 --json
+	$(BIN)/alliance bench http --clients 64 --entries 2000 --json
+	mkdir -p $(BENCH_DIR)
+	$(BIN)/alliance bench proofs --entries 1000000 --db sqlite:///$(BENCH_DIR)/proofs.db --json
+	rm -f $(BENCH_DIR)/proofs.db*
+	$(BIN)/alliance bench proofs --entries 1000000 --db $(BENCH_DB) --json
+	$(BIN)/alliance bench audit --entries 100000 --export $(BENCH_DIR)/export-100000 --json
+	$(BIN)/alliance bench memory --entries 200000 --json
 
 # Issue 11's figures at SCALE_ENTRIES on PostgreSQL (not part of `make test`: hours at
 # 10 M). The export is kept in SCALE_DIR and reused by the next run of the same size.

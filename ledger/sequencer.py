@@ -643,15 +643,7 @@ class Sequencer:
                 results.append((item, _duplicate(state, item, known)))
                 continue
             seq = state.size
-            ctx = make_context(
-                seq,
-                now,
-                logged,
-                item.entry,
-                item.signatures,
-                body=item.body,
-                entry_bytes=item.entry_bytes,
-            )
+            ctx = prepared_context(item, seq, now, logged)
             try:
                 admit(state, ctx, verified=item.verified)
             except RejectedError as exc:
@@ -1013,6 +1005,20 @@ def record_leaf(seq: int, logged: str, entry_bytes: bytes, signatures_bytes: byt
             signatures_bytes,
             b"}",
         )
+    )
+
+
+def prepared_context(item: Prepared, seq: int, now: datetime, logged: str) -> Context:
+    """The context of a prepared submission judged at ``seq``, logged at ``now`` (its
+    text ``logged``): what admit() and _stored() take."""
+    return make_context(
+        seq,
+        now,
+        logged,
+        item.entry,
+        item.signatures,
+        body=item.body,
+        entry_bytes=item.entry_bytes,
     )
 
 

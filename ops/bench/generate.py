@@ -12,7 +12,7 @@ hours for 10 M). This module writes the very bytes the writer's export would hol
   bodies (the same seeded generators, drawn in the same order, here in the parent), and
   is signed, checked and made into its leaf in worker processes by the writer's own code:
   ``signing.entry.submitted``, ``Sequencer.prepare`` (schemas, RFC 8785 bytes),
-  ``ledger.state.make_context`` and the sequencer's ``_stored`` (``record_leaf`` at the
+  ``ledger.sequencer.prepared_context`` and the sequencer's ``_stored`` (``record_leaf`` at the
   seq it would get, logged at the bench clock's time, and the leaf hash);
 * the Merkle tree is integrated chunk by chunk (``ledger.merkle.integrate``, keeping only
   the frontier), entries.jsonl is streamed, never held;
@@ -46,8 +46,8 @@ from ledger.app import LogKeys, SignedCheckpoint, _with_cosignatures, export_tru
 from ledger.audit import Trust
 from ledger.export import ENTRIES_FILE, Exported, ExportFolder, finish_export, write_reports
 from ledger.publish import publish
-from ledger.sequencer import Sequencer, _frontier_after, _stored
-from ledger.state import OPERATOR, make_context
+from ledger.sequencer import Sequencer, _frontier_after, _stored, prepared_context
+from ledger.state import OPERATOR
 from ledger.store import StoredCheckpoint
 from nodes.witness import WitnessNode
 from ops.bench.append import (
@@ -134,16 +134,7 @@ def leaves_of(
     hashes: list[bytes] = []
     for seq, (signer, entry) in enumerate(submissions, first_seq):
         item = sequencer.prepare(submitted(entry, keys[signer]))
-        ctx = make_context(
-            seq,
-            now,
-            logged,
-            item.entry,
-            item.signatures,
-            body=item.body,
-            entry_bytes=item.entry_bytes,
-        )
-        stored = _stored(ctx, item)
+        stored = _stored(prepared_context(item, seq, now, logged), item)
         lines.append(stored.leaf)
         hashes.append(stored.leaf_hash)
     lines.append(b"")

@@ -14,22 +14,19 @@ Not a timed test: a figure for the README, with the machine it ran on.
 from __future__ import annotations
 
 import gc
-import random
+import itertools
 import time
 
 from ops.bench.append import (
     BATCH_SIZE,
-    BENCH_NOW,
     RETURN_MERCHANTS,
-    SAME_MERCHANT_SHARE,
-    SEED,
     _enrol_merchants,
     _fresh_database,
     _require_appended,
-    _return_body,
     _start_log,
 )
 from ops.bench.child import run_child
+from ops.bench.generate import return_submissions
 from ops.bench.machine import machine
 from schemas.errors import ConfigError
 from schemas.limits import (
@@ -37,6 +34,7 @@ from schemas.limits import (
     BENCH_MEMORY_ENTRIES_MAX,
     BENCH_RESTART_TIMEOUT_S,
 )
+from signing.entry import submitted
 
 # Run by the restart child: open the ledger, append one enrolment, print time and peak RSS.
 _RESTART = """
@@ -72,21 +70,14 @@ def bench_memory(db: str | None, entries: int = 1_000_000) -> dict[str, object]:
     with _fresh_database(db) as (backend, engine):
         fixture = _start_log(engine)
         merchants = _enrol_merchants(fixture, RETURN_MERCHANTS)
-        rng = random.Random(SEED)  # noqa: S311 - bench data, not secrets
+        # The bench export's returns (ops.bench.generate), signed a chunk at a time.
+        returns = return_submissions(fixture, merchants, entries)
         appended_s = 0.0
-        for base in range(0, entries, BENCH_MEMORY_CHUNK_ENTRIES):
-            documents = []
-            for index in range(base, min(entries, base + BENCH_MEMORY_CHUNK_ENTRIES)):
-                acceptor = seller = rng.choice(merchants)
-                if rng.random() >= SAME_MERCHANT_SHARE:
-                    while seller == acceptor:
-                        seller = rng.choice(merchants)
-                body = _return_body(rng, seller, f"R{index:09d}")
-                documents.append(
-                    fixture.factory.signed(
-                        fixture.ring, "return.recorded", acceptor, body, BENCH_NOW
-                    )
-                )
+        for _ in range(0, entries, BENCH_MEMORY_CHUNK_ENTRIES):
+            documents = [
+                submitted(entry, fixture.ring.keys[signer])
+                for signer, entry in itertools.islice(returns, BENCH_MEMORY_CHUNK_ENTRIES)
+            ]
             started = time.perf_counter()
             for start in range(0, len(documents), BATCH_SIZE):
                 _require_appended(fixture.ledger.submit_many(documents[start : start + BATCH_SIZE]))
