@@ -10,14 +10,14 @@ hours for 10 M). This module writes the very bytes the writer's export would hol
   and its leaves, keys and trust are read back from that log;
 * every return is the submission the bench appended before, with the same ids and
   bodies (the same seeded generators, drawn in the same order, here in the parent), and
-  is signed, checked and made into its leaf in worker processes by the writer's own code:
-  ``signing.entry.submitted``, ``Sequencer.prepare`` (schemas, RFC 8785 bytes),
-  ``ledger.sequencer.prepared_context`` and the sequencer's ``_stored`` (``record_leaf`` at the
-  seq it would get, logged at the bench clock's time, and the leaf hash);
-* the Merkle tree is integrated chunk by chunk (``ledger.merkle.integrate``, keeping only
+  is signed, checked and made into its leaf in worker processes by the writer's own code
+  (``ledger.synthetic.LeafMaker``: ``Sequencer.prepare`` for the schemas and RFC 8785
+  bytes, then ``record_leaf`` at the seq it would get, logged at the bench clock's time);
+* the Merkle tree is integrated chunk by chunk (``ledger.synthetic.Frontier``, keeping only
   the frontier), entries.jsonl is streamed, never held;
-* the checkpoint is ``ledger.publish.publish`` by the operator key at the bench clock's
-  time, cosigned by each region's ``WitnessNode`` (nodes/witness.py) in the order the log
+* the checkpoint is signed by the operator key at the bench clock's time as the writer
+  publishes it (``ledger.synthetic.checkpoint``), cosigned by each region's
+  ``WitnessNode`` (nodes/witness.py) in the order the log
   stores the lines, and written with trust.json by ledger/export.py.
 
 What is not run is ``admit()``: the rules against the state. The audit, which every bench
@@ -39,16 +39,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine
-
 from ledger import merkle, verifying
 from ledger.app import LogKeys, SignedCheckpoint, _with_cosignatures, export_trust
 from ledger.audit import Trust
 from ledger.export import ENTRIES_FILE, Exported, ExportFolder, finish_export, write_reports
-from ledger.publish import publish
-from ledger.sequencer import Sequencer, _frontier_after, _stored, prepared_context
 from ledger.state import OPERATOR
 from ledger.store import StoredCheckpoint
+from ledger.synthetic import Frontier, LeafMaker, Submission, checkpoint
 from nodes.witness import WitnessNode
 from ops.bench.append import (
     BENCH_NOW,
@@ -63,17 +60,11 @@ from ops.bench.append import (
 )
 from ops.service import trust_from_ledger
 from ops.world import Keyring
-from schemas.entry import format_utc
 from schemas.errors import InvariantError, NotFoundError, invariant
-from schemas.limits import BENCH_GENERATE_CHUNK_ENTRIES, BENCH_GENERATE_CHUNKS_AHEAD, HASH_SIZE
-from signing.entry import submitted
+from schemas.limits import BENCH_GENERATE_CHUNK_ENTRIES, BENCH_GENERATE_CHUNKS_AHEAD
 from signing.keys import PrivateKey
 
 RETURN_KIND = "return.recorded"
-# A scratch engine for the workers' Sequencer: prepare() never opens a connection.
-_NO_DATABASE = "sqlite://"
-
-Submission = tuple[str, dict[str, Any]]  # (signer, unsigned entry)
 
 
 def return_submissions(
@@ -99,8 +90,7 @@ def return_submissions(
 @dataclass
 class _Worker:
     keys: dict[str, PrivateKey] = field(default_factory=dict)
-    sequencer: Sequencer | None = None
-    now: datetime = BENCH_NOW
+    maker: LeafMaker | None = None
 
 
 _WORKER = _Worker()
@@ -108,62 +98,24 @@ _WORKER = _Worker()
 
 def _worker_init(key_ids: dict[str, str], now: datetime) -> None:
     """Each worker derives the signers' keys from the bench seed (keys do not pickle) and
-    checks them against the parent's; its Sequencer only prepares, never appends."""
+    checks them against the parent's; its leaf maker only prepares, never appends."""
     ring = Keyring(seed=SEED)
     for principal, key_id in key_ids.items():
         key = ring.ensure(principal)
         invariant(key.key_id == key_id, f"worker key of {principal} is not the bench's")
         _WORKER.keys[principal] = key
-    engine = create_engine(_NO_DATABASE)
-    _WORKER.sequencer = Sequencer(engine, ring.ensure(OPERATOR), clock=lambda: now)
-    _WORKER.now = now
+    _WORKER.maker = LeafMaker(ring.ensure(OPERATOR), now)
     gc.freeze()  # the modules and keys: the collector need not walk them again
 
 
-def leaves_of(
-    sequencer: Sequencer,
-    keys: dict[str, PrivateKey],
-    first_seq: int,
-    now: datetime,
-    submissions: Sequence[Submission],
-) -> tuple[bytes, bytes]:
-    """The writer's leaves of ``submissions`` at seqs ``first_seq``…, logged at ``now``:
-    (the lines of entries.jsonl, their leaf hashes concatenated)."""
-    logged = format_utc(now)
-    lines: list[bytes] = []
-    hashes: list[bytes] = []
-    for seq, (signer, entry) in enumerate(submissions, first_seq):
-        item = sequencer.prepare(submitted(entry, keys[signer]))
-        stored = _stored(prepared_context(item, seq, now, logged), item)
-        lines.append(stored.leaf)
-        hashes.append(stored.leaf_hash)
-    lines.append(b"")
-    return b"\n".join(lines), b"".join(hashes)
-
-
 def _worker_chunk(first_seq: int, submissions: list[Submission]) -> tuple[bytes, bytes]:
-    sequencer = _WORKER.sequencer
-    invariant(sequencer is not None, "a generator worker ran before its initializer")
-    assert sequencer is not None
-    return leaves_of(sequencer, _WORKER.keys, first_seq, _WORKER.now, submissions)
+    maker = _WORKER.maker
+    invariant(maker is not None, "a generator worker ran before its initializer")
+    assert maker is not None
+    return maker.leaves(_WORKER.keys, first_seq, submissions)
 
 
 # --- the parent -------------------------------------------------------------------------
-
-
-@dataclass
-class _Tree:
-    """The tree so far, as its frontier tiles only (bounded however many leaves)."""
-
-    size: int = 0
-    root: bytes = merkle.EMPTY_ROOT
-    frontier: dict[merkle.TileKey, bytes] = field(default_factory=dict)
-
-    def add(self, hashes: bytes) -> None:
-        leaf_hashes = [hashes[i : i + HASH_SIZE] for i in range(0, len(hashes), HASH_SIZE)]
-        integration = merkle.integrate(self.size, self.frontier, leaf_hashes)
-        self.frontier, self.size = _frontier_after(self.size, self.frontier, integration)
-        self.root = integration.root
 
 
 @dataclass
@@ -260,11 +212,11 @@ class _GeneratedLog:
         self.lines[self.keys.witnesses[region].name] = line
 
 
-def _cosigned_note(setup: _Setup, tree: _Tree) -> str:
+def _cosigned_note(setup: _Setup, tree: Frontier) -> str:
     """The operator's checkpoint of the tree, signed at the bench clock's time, with
     every region's witness's cosignature (as `run_witness` adds them, at that time)."""
     ring, now = setup.fixture.ring, setup.fixture.clock.now
-    row = publish(setup.keys.origin, tree.size, tree.root, ring.keys[OPERATOR], now)
+    row = checkpoint(setup.keys.origin, tree, ring.keys[OPERATOR], now)
     log = _GeneratedLog(setup.keys, row)
     for code, key in sorted(ring.witnesses.items()):
         WitnessNode(code, key, setup.trust).cosign(log, now)
@@ -283,7 +235,7 @@ def generate_export(
     """The bench's export of ``entries`` entries (at least the setup's) in ``directory``,
     byte for byte what the writer's would be (module docstring)."""
     setup = _set_up()
-    tree = _Tree()
+    tree = Frontier()
     tree.add(b"".join(merkle.leaf_hash(leaf) for leaf in setup.leaves))
     count = max(entries - len(setup.leaves), 0)
 
