@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.exc import DBAPIError
 
 from ledger import export as exporting
 from ledger import merkle, projections, store
@@ -35,6 +36,7 @@ from schemas.errors import (
     AllianceError,
     AlreadyInitialisedError,
     ConfigError,
+    InvariantError,
     LimitError,
     NotFoundError,
     RejectedError,
@@ -45,6 +47,9 @@ from schemas.errors import (
 from schemas.limits import (
     CHECKPOINT_CANDIDATES_MAX,
     FETCH_LEAVES_MAX,
+    PROOF_ATTEMPTS,
+    PROOF_POOL_OVERFLOW,
+    PROOF_POOL_SIZE,
     PROOF_TREE_SIZE_MAX,
     TILE_WIDTH,
     VERIFIED_CHECKPOINTS_MAX,
@@ -60,6 +65,7 @@ from signing.checkpoint import (
 from signing.keys import PrivateKey, PublicKey, b64decode, b64encode
 from signing.note import NoteVerifier
 
+T = TypeVar("T")
 Clock = Callable[[], datetime]
 
 
@@ -192,6 +198,8 @@ class Ledger:
         # The declaring entries replayed so far (only those kinds: see log_keys()).
         self._declared = State()
         self._keys_lock = threading.Lock()
+        # The proofs' own pool (PostgreSQL: no ping on checkout), made on first use.
+        self._proofs: Engine | None = None
         # What THIS process verified, never what a table says was verified: the verdict
         # on each checkpoint row (size, root, note) under the LogKeys object it was
         # checked with (a new object, after the log grew, means check again); the
@@ -247,6 +255,8 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
+        if self._proofs is not None:
+            self._proofs.dispose()
         self.engine.dispose()
 
     @property
@@ -408,7 +418,8 @@ class Ledger:
         """Inclusion of ``seq`` in the tree of ``tree_size`` (default: the latest
         verified checkpoint), checked against that root before it is returned. One
         connection: the newest checkpoint row, the leaf, the tiles and their blobs."""
-        with self.engine.connect() as connection:
+
+        def prove(connection: Connection) -> InclusionProof:
             head = self._last_head
             if head is not None and tree_size in (None, head[0]):
                 served = serve_inclusion(connection, seq, head, self._ranges)
@@ -416,6 +427,34 @@ class Ledger:
                     return served
             size, root = self._tree(connection, tree_size)
             return prove_inclusion(connection, seq, size, root, self._ranges)
+
+        return self._on_proof_connection(prove)
+
+    def _on_proof_connection(self, work: Callable[[Connection], T]) -> T:
+        """``work`` on a connection of the proofs' pool. On PostgreSQL that pool does
+        not ping on checkout: a proof is one query, and the ping's round trip doubled
+        it. A connection found dead instead is dropped (SQLAlchemy invalidates it) and
+        ``work`` is tried once more on a fresh one; reads only, so a retry is safe."""
+        engine = self._proof_engine()
+        for attempt in range(1, PROOF_ATTEMPTS + 1):
+            with engine.connect() as connection:
+                try:
+                    return work(connection)
+                except (DBAPIError, engine.dialect.loaded_dbapi.Error):
+                    # The proof reads through the driver's own cursor too: its errors
+                    # come unwrapped. Retry only when the connection itself broke.
+                    if attempt == PROOF_ATTEMPTS or not _broken(connection):
+                        raise
+                    connection.invalidate()
+        raise InvariantError("unreachable: the last attempt returns or raises")
+
+    def _proof_engine(self) -> Engine:
+        if self.engine.dialect.name != "postgresql":
+            return self.engine  # SQLite pings nothing
+        with self._keys_lock:
+            if self._proofs is None:
+                self._proofs = proof_pool(self.engine)
+            return self._proofs
 
     def proven_leaves(
         self, seqs: Sequence[int], tree_size: int | None = None
@@ -453,7 +492,8 @@ class Ledger:
         """The consistency proof between the trees of ``old`` and ``new`` leaves (at
         most the latest verified checkpoint's), checked against both verified roots.
         Between roots this process already verified, one query (serve_consistency)."""
-        with self.engine.connect() as connection:
+
+        def prove(connection: Connection) -> ConsistencyProof:
             head = self._last_head
             if head is not None and 0 < old < new <= head[0]:
                 old_root = self._roots.get(old)
@@ -475,6 +515,8 @@ class Ledger:
             return prove_consistency(
                 connection, (old_size, old_root), (new_size, new_root), self._ranges
             )
+
+        return self._on_proof_connection(prove)
 
     def add_cosignature(self, region: str, size: int, line: str, timestamp_s: int) -> None:
         """Store a witness's cosignature line, once it verifies under that region's
@@ -596,6 +638,28 @@ def prove_inclusion(
         raise NotFoundError(f"seq {seq} is not in the tree of size {size}")
     tiles = store.DbTiles(connection, prefetch_nodes=True, leaf_seq=seq)
     return _proven(tiles, seq, size, root, known)
+
+
+def proof_pool(engine: Engine) -> Engine:
+    """The proofs' pool over ``engine``'s database: on PostgreSQL a pool of its own that
+    does not ping on checkout (Ledger._on_proof_connection retries on a dead one); on
+    SQLite the engine itself."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return create_engine(
+        engine.url,
+        pool_size=PROOF_POOL_SIZE,
+        max_overflow=PROOF_POOL_OVERFLOW,
+        pool_pre_ping=False,
+    )
+
+
+def _broken(connection: Connection) -> bool:
+    """Whether ``connection``'s driver connection was lost (server ended it, network)."""
+    if connection.invalidated:
+        return True
+    driver = connection.connection.driver_connection
+    return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
 
 
 def serve_inclusion(

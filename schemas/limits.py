@@ -70,6 +70,11 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another process'
 SQLITE_INSERT_ROWS_MAX = 512
 SQLITE_STATEMENTS_PENDING_MAX = 8  # of those statements waiting for the helper at a time
 POSTGRES_POOL_SIZE = 8  # connections one process keeps: its writer and a few concurrent readers
+# The proofs' own pool on PostgreSQL (ledger.app: no ping on checkout), and how often a
+# proof is tried when its connection is found dead (once more, on a fresh one).
+PROOF_POOL_SIZE = 4
+PROOF_POOL_OVERFLOW = 4
+PROOF_ATTEMPTS = 2
 READ_CHUNK_ENTRIES = 4096  # leaves read per query when streaming the log: one full batch
 CHECKPOINT_CANDIDATES_MAX = 16  # stored checkpoints a reader tries, newest first, then: tampered
 # Verdicts a Ledger remembers on the checkpoint rows (and cosignature sets) it verified,
@@ -341,6 +346,8 @@ _POSITIVE = (
     "TILE_MEMO_TILES",
     "CHECKED_PUBLIC_KEYS_CACHED",
     "POSTGRES_POOL_SIZE",
+    "PROOF_POOL_SIZE",
+    "PROOF_ATTEMPTS",
     "SQLITE_BUSY_TIMEOUT_MS",
     "SQLITE_INSERT_ROWS_MAX",
     "SQLITE_STATEMENTS_PENDING_MAX",

@@ -30,7 +30,8 @@ With ``--db URL`` (or ``sqlite``), the tiles, blobs and leaves are bulk-loaded i
 ``merkle_tiles``, ``merkle_tile_nodes`` and ``log_entries`` tables of a fresh SQLite file
 or PostgreSQL schema (with one ``checkpoints`` row), and each timed proof is served as
 ``Ledger.inclusion`` / ``Ledger.consistency`` serve one (issue 11: proofs from the
-database): a connection from the engine's pool, then ``ledger.app.serve_inclusion`` (the
+database): a connection from the ledger's proof pool (``ledger.app.proof_pool``: on
+PostgreSQL no ping on checkout), then ``ledger.app.serve_inclusion`` (the
 newest checkpoint row, which must still be the remembered verified one, the leaf, the
 tiles and the blobs, in one query) / ``ledger.app.serve_consistency`` (the same, without
 a leaf), the very functions the ledger calls, with the hashing and the check against the
@@ -59,7 +60,7 @@ import pymerkle
 from sqlalchemy import Engine
 
 from ledger import store
-from ledger.app import VerifiedRanges, serve_consistency, serve_inclusion
+from ledger.app import VerifiedRanges, proof_pool, serve_consistency, serve_inclusion
 from ledger.merkle import (
     MemoryTiles,
     TileReader,
@@ -333,7 +334,11 @@ def bench_proofs(
                 _load_tiles(engine, tiles)
                 _load_leaves(engine, leaves, hashes, root(entries, tiles))
                 reader = DbTiles(stack.enter_context(engine.connect()))
-            provers = Provers(tiles, entries, engine)
+            # Proofs are served from the ledger's proof pool (ledger.app.proof_pool).
+            pool = None if engine is None else proof_pool(engine)
+            if pool is not None and pool is not engine:
+                stack.callback(pool.dispose)
+            provers = Provers(tiles, entries, pool)
             ours, theirs, memo_hits = _time_both(
                 provers, tree, entries, baseline_entries, samples, seed
             )

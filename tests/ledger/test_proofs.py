@@ -126,3 +126,26 @@ def test_proofs_after_the_tiles_are_altered_raise_tampered(alliance: Alliance) -
         reader.consistency(1, size)
     with pytest.raises(TamperedError):
         _reader(alliance).inclusion(0, 1)  # a fresh reader: the older root is not proven
+
+
+def test_a_proof_outlives_its_pooled_connection(alliance: Alliance) -> None:
+    """On PostgreSQL proofs have a pool of their own that does not ping on checkout (a
+    proof is one query): a connection the server ended is found dead on use, dropped,
+    and the proof made again on a fresh one. SQLite has nothing to ping."""
+    _merchants(alliance)
+    reader = _reader(alliance)
+    first = reader.inclusion(1)
+    consistent = reader.consistency(1, first.tree_size)
+    pool = reader._proof_engine()
+    if alliance.engine.dialect.name != "postgresql":
+        assert pool is reader.engine
+        return
+    assert pool is not reader.engine and not pool.pool._pre_ping  # type: ignore[attr-defined]
+    with pool.connect() as pooled:  # the one idle connection the proofs used, back after
+        pid = pooled.execute(text("SELECT pg_backend_pid()")).scalar()
+    with alliance.engine.connect() as connection:
+        ended = connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        assert ended.scalar() is True
+    assert reader.inclusion(1) == first
+    assert reader.consistency(1, first.tree_size) == consistent
+    reader.close()
