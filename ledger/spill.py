@@ -11,7 +11,6 @@ a directory only this user can enter (tempfile.mkdtemp: 0700) and is removed at 
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import sqlite3
 import tempfile
@@ -19,6 +18,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ledger.projections import FIELD_NAMES, ROW_VALUES
 from ledger.rows import TABLES, Row
 from ledger.state import PAGED_TABLES, State
 from schemas.errors import invariant
@@ -26,10 +26,6 @@ from schemas.limits import PAGE_READ_KEYS_MAX
 
 SPILL_FILE = "spill.sqlite"
 IDS = "entry_ids"
-
-
-def _fields(name: str) -> tuple[str, ...]:
-    return tuple(field.name for field in dataclasses.fields(TABLES[name][0]))
 
 
 class Spill:
@@ -42,7 +38,7 @@ class Spill:
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
         for name in PAGED_TABLES:
-            fields = _fields(name)
+            fields = FIELD_NAMES[name]
             keys = ", ".join(f'"{key}"' for key in TABLES[name][1])
             columns = ", ".join(f'"{field}"' for field in (*fields, "version"))
             self.db.execute(f"CREATE TABLE {name} ({columns}, PRIMARY KEY ({keys})) WITHOUT ROWID")
@@ -88,10 +84,10 @@ class Spill:
             table = state.table(name)
             rows = table.take_changed()
             if rows:
-                marks = ", ".join("?" * (len(_fields(name)) + 1))
+                marks = ", ".join("?" * (len(FIELD_NAMES[name]) + 1))
                 self.db.executemany(
                     f"INSERT OR REPLACE INTO {name} VALUES ({marks})",
-                    [(*(getattr(row, f) for f in _fields(name)), version) for row, version in rows],
+                    [(*ROW_VALUES[name](row), version) for row, version in rows],
                 )
         state.forget_changes()
         state.evict_pages()
