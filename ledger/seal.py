@@ -19,6 +19,8 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
 
+import orjson
+
 from signing.keys import PrivateKey
 
 SEAL_LABEL = b"projection-seal"
@@ -52,15 +54,22 @@ class Sealer:
         keyed = hashlib.blake2b(
             _ROW_PREFIX + table.encode("ascii") + b"\n", key=self._secret, digest_size=SEAL_SIZE
         )
-        as_text = tuple.__repr__
+        dumps = orjson.dumps
 
         def seal(values: tuple[object, ...], version: int) -> bytes:
-            # The tuple's repr() of str, int and None is unambiguous (quoted, escaped) and
-            # two to three times faster than JSON; only this writer ever reads it. Were a
-            # Python release to change it, seals would fail and the writer would replay
-            # the log instead of loading them: slower, never wrong.
+            # A row's values are str, int and None: the JSON array [values, version]
+            # (orjson, one call in C) is unambiguous and about twice as fast as the
+            # tuple's repr(). A value JSON cannot carry (a lone surrogate, an integer
+            # past 64 bits) is sealed over the repr() instead, which starts "(" where
+            # JSON starts "[", so the two encodings never meet. Only this writer ever
+            # reads a seal: were the encoding to change, seals would fail and the writer
+            # would replay the log instead of loading them (slower, never wrong).
+            try:
+                data = dumps((values, version))
+            except (TypeError, orjson.JSONEncodeError):
+                data = tuple.__repr__((values, version)).encode("utf-8", "surrogatepass")
             state = keyed.copy()
-            state.update(f"{as_text(values)}|{version}".encode())
+            state.update(data)
             return state.digest()
 
         return seal
