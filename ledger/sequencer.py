@@ -147,7 +147,7 @@ class Prepared:
         self.done = True
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity: one object per chunk
 class _Verification:
     """The signatures of a chunk of prepared items, being checked in the worker."""
 
@@ -155,6 +155,18 @@ class _Verification:
     items: list[Prepared]
     known: list[frozenset[int]]
     resolved: bool = False
+
+    def steal(self) -> bool:
+        """Take the chunk back from the worker if it has not started on it: its items
+        are then as if no worker had looked at them (admit() checks every signature
+        itself, under the lock). False when the worker has it (or it was resolved)."""
+        if self.resolved or not self.future.cancel():
+            return False
+        self.resolved = True
+        for item in self.items:
+            item.pending = None
+        self.items, self.known = [], []
+        return True
 
     def resolve(self) -> None:
         """Wait for the verdicts and give each item what _preverify() would have: its
@@ -180,6 +192,22 @@ class _Verification:
                 item.verified = verified
             else:
                 item.refusal = verifying.error_of(verdict)
+
+
+def _await_verdicts(pending: _Verification, chunks: list[_Verification]) -> None:
+    """Resolve ``pending`` (the chunk of the next item to admit), taking chunks back
+    from the worker while it has not finished that one: on two cores the worker checks
+    signatures about as fast as this thread admits entries, so rather than wait, this
+    thread takes the last chunk the worker has not started and leaves its signatures
+    to admit(). Work is taken from the far end (``pending`` itself last), so the worker
+    keeps the chunk needed next; once it has started a chunk, it has started every one
+    before it (it takes them in order), and waiting is all that is left."""
+    while not pending.future.done() and chunks:
+        last = chunks.pop()
+        if last.resolved or last.steal():
+            continue
+        break  # the worker holds it, so it holds pending too: wait for it
+    pending.resolve()  # nothing to wait for once stolen
 
 
 Clock = Callable[[], datetime]
@@ -630,9 +658,12 @@ class Sequencer:
         entries: list[StoredEntry] = []
         handed_over: OperatorKeyError | None = None
         prefetch(state, [(i.entry["kind"], i.body) for i in batch if i.refusal is None])
+        # The chunks still with the worker, in order: while it is behind, this thread
+        # takes the last ones back and checks them itself (_await_verdicts).
+        chunks = list(dict.fromkeys(i.pending for i in batch if i.pending is not None))
         for item in batch:
             if item.pending is not None:
-                item.pending.resolve()  # the worker's verdicts on this item's chunk
+                _await_verdicts(item.pending, chunks)
             invariant(item.pending is None, "a deferred verification was not resolved")
             refusal = item.refusal or handed_over
             if refusal is not None:

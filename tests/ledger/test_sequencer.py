@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +29,7 @@ from schemas.errors import (
     SignatureError,
     UnknownPrincipalError,
 )
-from schemas.limits import PARALLEL_VERIFY_MIN_ENTRIES
+from schemas.limits import PARALLEL_VERIFY_MIN_ENTRIES, VERIFY_CHUNK_ENTRIES
 from signing.entry import sign_entry, submitted
 from signing.keys import PrivateKey
 from tests.conftest import Alliance
@@ -500,6 +501,36 @@ def test_a_large_batch_verified_in_the_worker_refuses_exactly_the_bad_signature(
     assert seqs[bad + 1 :] == list(range(head + bad, head + len(documents) - 1))
     serial = alliance.sequencer.submit_many([documents[bad]])[0]
     assert type(serial) is type(results[bad]) and str(serial) == str(results[bad])
+    check_log(alliance.engine)
+
+
+def test_chunks_the_worker_has_not_started_are_taken_back_and_checked_by_admission(
+    alliance: Alliance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the worker has not finished the chunk admission needs next, the writer
+    takes back the chunks it has not started (from the far end) and admit() checks
+    their signatures itself: a worker that never starts one costs no wait, and a bad
+    signature in a chunk taken back is refused exactly as the worker would have."""
+    taken: list[Future[Any]] = []
+
+    def never_started(*_: object) -> Future[Any]:
+        taken.append(Future())  # pending: the worker never picks it up
+        return taken[-1]
+
+    monkeypatch.setattr(verifying, "submit", never_started)
+    # Two chunks (VERIFY_CHUNK_ENTRIES and a few more), each taken back.
+    documents = [alliance.enroll_doc() for _ in range(VERIFY_CHUNK_ENTRIES + 8)]
+    bad = len(documents) - 3  # in the last chunk, the first one taken back
+    signature = documents[bad]["signatures"][0]["sig"]
+    documents[bad]["signatures"][0]["sig"] = ("A" if signature[0] != "A" else "B") + signature[1:]
+    head = snapshot(alliance.engine).head
+    results = alliance.sequencer.submit_many(documents)
+    assert len(taken) == 2
+    assert all(future.cancelled() for future in taken)
+    assert isinstance(results[bad], SignatureError)
+    seqs = [getattr(result, "seq", None) for result in results]
+    assert seqs[:bad] == list(range(head, head + bad))
+    assert seqs[bad + 1 :] == list(range(head + bad, head + len(documents) - 1))
     check_log(alliance.engine)
 
 
