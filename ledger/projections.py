@@ -171,7 +171,7 @@ def write_all(connection: Connection, state: State, sealer: Sealer) -> None:
     source = state.source
     for table in state.all_tables():
         if table.pager is None:
-            table.changed.update(table.rows_by_key)
+            table.changed.update(dict.fromkeys(table.rows_by_key))
     write_changes(connection, state, sealer)
     if source is None:
         return
