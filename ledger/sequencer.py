@@ -289,6 +289,15 @@ class Sequencer:
         # The frontier a batch being committed will leave (taken up once it committed).
         self._pending_frontier: tuple[dict[merkle.TileKey, bytes], int] | None = None
 
+    @property
+    def operator(self) -> PrivateKey:
+        return self._operator
+
+    @operator.setter
+    def operator(self, key: PrivateKey) -> None:
+        self._operator = key
+        self._operator_key_id = key.key_id  # asked after every admitted entry
+
     # --- public -------------------------------------------------------------------------
 
     def submit(self, document: Any) -> Appended:
@@ -692,7 +701,7 @@ class Sequencer:
         """After an operator.keys_changed that ends this writer's key, the batch stops:
         its checkpoint (of size seq + 1) is the old key's last (operator_keys_at), and
         every later entry waits for a writer with the new key."""
-        if self.operator.key_id in state.current_keys.get(OPERATOR, set()):
+        if self._operator_key_id in state.current_keys.get(OPERATOR, ()):
             return None
         return OperatorKeyError(
             f"operator key {self.operator.key_id} was replaced by operator.keys_changed at "
