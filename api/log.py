@@ -102,7 +102,7 @@ def _entry(services: ServicesDep, reader: access.Reader, seq: int) -> EntryWire:
     if not leaves:
         raise TamperedError(f"seq {seq} is missing from the log")
     record, parsed = parse_record(leaves[0])
-    kind = parsed.entry.kind
+    kind = parsed.entry["kind"]
     if not access.is_public_kind(kind):
         access.check_entry(
             reader, access.entry_facts(services.reading.reads(), seq, record["entry"])

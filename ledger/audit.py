@@ -434,7 +434,7 @@ class Replay:
             return
         self._check_seq(index, model.seq)
         _check_canonical(index, record, line, report)
-        if not self._judge_position(index, model.logged, model.entry.id):
+        if not self._judge_position(index, model.logged, model.entry["id"]):
             return
         try:
             # The one reading of a leaf into a context (the writer's catch-up, rebuild,
@@ -443,9 +443,9 @@ class Replay:
             if ctx.seq != index:  # a gap, reported above: judged where it stands
                 ctx = replace(ctx, seq=index)
         except RejectedError as exc:
-            self._refused(index, model.entry.kind, model.logged, exc)
+            self._refused(index, model.entry["kind"], model.logged, exc)
             return
-        self._admit(index, model.entry.kind, ctx, frozenset())
+        self._admit(index, model.entry["kind"], ctx, frozenset())
 
     def _replay_checked(self, index: int, line: bytes, verdict: Verdict) -> None:
         """A line a worker vouched for (ledger.checking): it is a canonical record, so

@@ -453,10 +453,10 @@ class Sequencer:
 
     def _check(self, document: Any) -> Prepared:
         """Envelope and body schemas, canonical bytes and size; no signature checked yet."""
-        model = validate_submitted(document)
+        fields = validate_submitted(document)
         entry: dict[str, Any] = document["entry"]
         signatures: list[dict[str, str]] = document["signatures"]
-        body = validate_body(model.entry.kind, entry["body"])
+        body = validate_body(fields["entry"]["kind"], entry["body"])
         # Canonicalized once here; the signature checks and the leaf reuse these bytes.
         # Both passed the strict models above, so the validated fast path applies.
         entry_bytes = canonical_validated(entry)

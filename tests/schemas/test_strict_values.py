@@ -26,7 +26,7 @@ from ledger.state import KINDS as REGISTERED
 from schemas.bodies import BODY_MODELS, validate_body
 from schemas.canonical import SAFE_INTEGER_MAX, parse_json
 from schemas.entry import KINDS as WIRE_KINDS
-from schemas.entry import Kind, SubmittedModel, validate_submitted
+from schemas.entry import SUBMITTED, Kind, validate_submitted
 from schemas.errors import MalformedError
 from signing.entry import sign_entry
 from tests.conftest import Alliance
@@ -52,7 +52,12 @@ def _nodes(schema: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
             yield from _nodes(value, f"{path}[{index}]")
 
 
-ROOT_MODELS: list[type[BaseModel]] = [SubmittedModel, *BODY_MODELS.values()]
+ROOT_MODELS: list[type[BaseModel]] = list(BODY_MODELS.values())
+# Every root schema: the envelope's (typed dicts) and each body model's.
+ROOT_SCHEMAS: list[tuple[str, Any]] = [
+    ("SubmittedFields", SUBMITTED.core_schema),
+    *((model.__name__, model.__pydantic_core_schema__) for model in ROOT_MODELS),
+]
 # The envelope's body is a plain dict whose keys the body models check again (extra
 # fields forbidden), so its key schema alone may be a bare string.
 ENVELOPE_BODY_KEYS = "fields.body.schema.keys_schema"
@@ -60,8 +65,8 @@ ENVELOPE_BODY_KEYS = "fields.body.schema.keys_schema"
 
 def _string_schemas() -> list[tuple[str, dict[str, Any]]]:
     found = []
-    for model in ROOT_MODELS:
-        for path, node in _nodes(model.__pydantic_core_schema__, model.__name__):
+    for name, schema in ROOT_SCHEMAS:
+        for path, node in _nodes(schema, name):
             if node["type"] == "str" and not path.endswith(ENVELOPE_BODY_KEYS):
                 found.append((path, node))
     return found
@@ -85,12 +90,17 @@ def test_every_string_field_has_a_pattern_that_admits_no_control_character(data:
 def test_no_model_compares_integers_by_equality() -> None:
     """A Literal of integers takes True and 1.0 for 1 even in strict mode, and every
     model is strict (which refuses bool for int)."""
-    for model in ROOT_MODELS:
-        for path, node in _nodes(model.__pydantic_core_schema__, model.__name__):
+    kinds = set()
+    for name, schema in ROOT_SCHEMAS:
+        for path, node in _nodes(schema, name):
+            kinds.add(node["type"])
             if node["type"] == "literal":
                 assert all(type(value) is str for value in node["expected"]), path
-            if node["type"] == "model":
+            if node["type"] in {"model", "typed-dict"}:
                 assert node["config"]["strict"] is True, path
+            if node["type"] == "typed-dict":
+                assert node["extra_behavior"] == "forbid", path
+    assert {"model", "typed-dict"} <= kinds  # the walk saw both kinds of container
 
 
 # --- the envelope and bodies -------------------------------------------------------------
@@ -109,7 +119,7 @@ def _document(entry: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def test_bool_and_float_are_refused_where_integers_belong() -> None:
-    assert validate_submitted(_document()).entry.v == 1
+    assert validate_submitted(_document())["entry"]["v"] == 1
     for version in (True, 1.0, 2, 0):
         document = _document()
         document["entry"]["v"] = version
