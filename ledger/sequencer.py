@@ -89,6 +89,7 @@ from schemas.limits import (
     PARALLEL_VERIFY_MIN_ENTRIES,
     QUEUE_DEPTH_MAX,
     RECORD_OVERHEAD_BYTES,
+    STEAL_BACKLOG_MIN_CHUNKS,
     VERIFY_CHUNK_ENTRIES,
     VERIFY_WAIT_S,
     WAIT_DEADLINE_S,
@@ -195,19 +196,31 @@ class _Verification:
 
 
 def _await_verdicts(pending: _Verification, chunks: list[_Verification]) -> None:
-    """Resolve ``pending`` (the chunk of the next item to admit), taking chunks back
-    from the worker while it has not finished that one: on two cores the worker checks
-    signatures about as fast as this thread admits entries, so rather than wait, this
-    thread takes the last chunk the worker has not started and leaves its signatures
-    to admit(). Work is taken from the far end (``pending`` itself last), so the worker
-    keeps the chunk needed next; once it has started a chunk, it has started every one
-    before it (it takes them in order), and waiting is all that is left."""
-    while not pending.future.done() and chunks:
-        last = chunks.pop()
-        if last.resolved or last.steal():
-            continue
-        break  # the worker holds it, so it holds pending too: wait for it
+    """Resolve ``pending`` (the chunk of the next item to admit), taking chunks back from
+    the worker when it is behind, so that neither side idles: a chunk taken back is as
+    if no worker had looked at it (admit() checks those signatures itself).
+
+    * ``pending`` itself, when the worker has not started it (it is busy with another
+      caller's chunks, or gone): checking it here beats waiting for the queue.
+    * Otherwise the last chunk not yet started, but only while at least
+      STEAL_BACKLOG_MIN_CHUNKS of them wait behind ``pending``: the worker is then
+      slower than admission (a loaded machine) and would keep this thread waiting at
+      chunk after chunk. With a shorter backlog it catches up during the wait, which
+      is shorter than checking a chunk here would be.
+
+    The worker takes chunks in order, and a started chunk cannot be taken back."""
+    while not pending.future.done():
+        if not pending.future.running():
+            pending.steal()  # False if the worker picked it up meanwhile: then wait
+            break
+        backlog = [chunk for chunk in chunks if chunk is not pending and _unstarted(chunk)]
+        if len(backlog) < STEAL_BACKLOG_MIN_CHUNKS or not backlog[-1].steal():
+            break
     pending.resolve()  # nothing to wait for once stolen
+
+
+def _unstarted(chunk: _Verification) -> bool:
+    return not (chunk.resolved or chunk.future.running() or chunk.future.done())
 
 
 Clock = Callable[[], datetime]
@@ -667,8 +680,8 @@ class Sequencer:
         entries: list[StoredEntry] = []
         handed_over: OperatorKeyError | None = None
         prefetch(state, [(i.entry["kind"], i.body) for i in batch if i.refusal is None])
-        # The chunks still with the worker, in order: while it is behind, this thread
-        # takes the last ones back and checks them itself (_await_verdicts).
+        # The batch's chunks with the worker, in order: while it is behind, this thread
+        # takes some back and checks them itself (_await_verdicts).
         chunks = list(dict.fromkeys(i.pending for i in batch if i.pending is not None))
         for item in batch:
             if item.pending is not None:

@@ -110,6 +110,9 @@ VERIFY_CHUNK_ENTRIES = (
     512  # signatures sent to the worker at a time: admission starts after the first
 )
 VERIFY_WORKERS_MAX = 1  # the writer's thread verifies too: two cores, two verifiers
+# Chunks the writer takes back from a verification worker that is behind: only while at
+# least this many wait unstarted behind the one it needs (ledger.sequencer._await_verdicts).
+STEAL_BACKLOG_MIN_CHUNKS = 2
 VERIFY_PARENT_POLL_S = 1.0  # a worker whose parent died exits within this
 VERIFY_WAIT_S = 120.0  # a worker that has not answered by then is a broken worker
 
@@ -295,6 +298,10 @@ def _entry_problems() -> list[tuple[bool, str]]:
         (
             0 < GROUP_COMMIT_LINGER_S < WAIT_DEADLINE_S,
             "GROUP_COMMIT_LINGER_S must be positive and far below WAIT_DEADLINE_S",
+        ),
+        (
+            STEAL_BACKLOG_MIN_CHUNKS >= 1,
+            "STEAL_BACKLOG_MIN_CHUNKS must be at least 1 (a chunk behind the awaited one)",
         ),
         (
             0 < VERIFY_PARENT_POLL_S < VERIFY_WAIT_S and BODY_READ_DEADLINE_S > 0,

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from ledger import merkle, projections, store, verifying
 from ledger.app import Ledger
-from ledger.sequencer import Appended, replay
+from ledger.sequencer import Appended, _await_verdicts, _Verification, replay
 from ledger.state import State
 from ops.world import EntryFactory, entry_time, genesis_submission
 from schemas.entry import format_utc, parse_record
@@ -29,7 +29,11 @@ from schemas.errors import (
     SignatureError,
     UnknownPrincipalError,
 )
-from schemas.limits import PARALLEL_VERIFY_MIN_ENTRIES, VERIFY_CHUNK_ENTRIES
+from schemas.limits import (
+    PARALLEL_VERIFY_MIN_ENTRIES,
+    STEAL_BACKLOG_MIN_CHUNKS,
+    VERIFY_CHUNK_ENTRIES,
+)
 from signing.entry import sign_entry, submitted
 from signing.keys import PrivateKey
 from tests.conftest import Alliance
@@ -507,10 +511,9 @@ def test_a_large_batch_verified_in_the_worker_refuses_exactly_the_bad_signature(
 def test_chunks_the_worker_has_not_started_are_taken_back_and_checked_by_admission(
     alliance: Alliance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """While the worker has not finished the chunk admission needs next, the writer
-    takes back the chunks it has not started (from the far end) and admit() checks
-    their signatures itself: a worker that never starts one costs no wait, and a bad
-    signature in a chunk taken back is refused exactly as the worker would have."""
+    """A chunk the worker has not started when admission needs it is taken back and
+    admit() checks its signatures itself: a worker that never starts one costs no wait,
+    and a bad signature in a chunk taken back is refused exactly as the worker would."""
     taken: list[Future[Any]] = []
 
     def never_started(*_: object) -> Future[Any]:
@@ -532,6 +535,42 @@ def test_chunks_the_worker_has_not_started_are_taken_back_and_checked_by_admissi
     assert seqs[:bad] == list(range(head, head + bad))
     assert seqs[bad + 1 :] == list(range(head + bad, head + len(documents) - 1))
     check_log(alliance.engine)
+
+
+class _DoneOnSecondLook(Future[Any]):
+    """A running chunk that the worker finishes while the writer first looks away."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_running_or_notify_cancel()
+        self.looks = 0
+
+    def done(self) -> bool:
+        self.looks += 1
+        if self.looks > 1 and not super().done():
+            self.set_result(([], []))
+        return super().done()
+
+
+def _queued() -> Future[Any]:
+    return Future()  # not started: the worker has not taken it from its queue
+
+
+@pytest.mark.parametrize("backlog", [STEAL_BACKLOG_MIN_CHUNKS - 1, STEAL_BACKLOG_MIN_CHUNKS + 1])
+def test_the_writer_takes_back_the_last_chunk_only_behind_a_backlog(backlog: int) -> None:
+    """While the worker is on the chunk admission needs, the writer takes back the last
+    unstarted chunk only if STEAL_BACKLOG_MIN_CHUNKS or more wait behind it (the worker
+    is slower than admission); with fewer it waits, which costs less than checking a
+    chunk itself."""
+    pending = _Verification(_DoneOnSecondLook(), [], [])
+    later = [_Verification(_queued(), [], []) for _ in range(backlog)]
+    _await_verdicts(pending, [pending, *later])
+    assert pending.resolved
+    stolen = [chunk.future.cancelled() for chunk in later]
+    if backlog < STEAL_BACKLOG_MIN_CHUNKS:
+        assert stolen == [False] * backlog
+    else:
+        assert stolen == [False] * (backlog - 1) + [True]  # the far end, and only it
 
 
 def test_a_dead_verification_worker_fails_no_batch(alliance: Alliance) -> None:
