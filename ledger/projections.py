@@ -20,6 +20,7 @@ import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -306,10 +307,11 @@ def _versions(
         cursor.execute(_pg_keyed_rows(name, length), [*[list(c) for c in columns], below])
         yield from cursor
         return
-    statement = _sqlite_keyed_rows(name, length)
-    for prefix in prefixes:  # in-process: one indexed look-up each costs microseconds
-        cursor.execute(statement, (*prefix, below))
-        yield from cursor.fetchall()
+    # The prefixes as one JSON array parameter, joined through json_each on the
+    # (keys…, version) index: one statement per read, a third of the time of one
+    # look-up per prefix (each a round of sqlite3's statement machinery).
+    cursor.execute(_sqlite_keyed_rows(name, length), (orjson.dumps(prefixes).decode(), below))
+    yield from cursor.fetchall()
 
 
 @functools.cache
@@ -333,9 +335,19 @@ def _pg_keyed_rows(name: str, length: int) -> str:
 
 @functools.cache
 def _sqlite_keyed_rows(name: str, length: int) -> str:
+    """The rows under any of the prefixes in the JSON array parameter (each prefix an
+    array of its key columns' values), json_each as the outer loop and the table's
+    (keys…, version) index as the inner one (tests/ledger/test_paging.py checks the
+    plan)."""
     keys = TABLES[name][1]
-    where = " AND ".join([*[f'"{key}" = ?' for key in keys[:length]], f"{VERSION} < ?"])
-    return f"SELECT {_columns(name, '')} FROM {name} WHERE {where} ORDER BY {_order(name, '')}"
+    joined = " AND ".join(
+        f"t.\"{key}\" = json_extract(k.value, '$[{index}]')"
+        for index, key in enumerate(keys[:length])
+    )
+    return (
+        f"SELECT {_columns(name, 't.')} FROM json_each(?) AS k JOIN {name} AS t "
+        f"ON {joined} WHERE t.{VERSION} < ? ORDER BY {_order(name, 't.')}"
+    )
 
 
 def _columns(name: str, alias: str) -> str:

@@ -5,12 +5,19 @@ tables, and judges exactly as a writer holding every row would."""
 from __future__ import annotations
 
 import itertools
+import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ledger.state import PAGED_TABLES, State
+from ledger import store
+from ledger.db import make_engine
+from ledger.projections import _sqlite_keyed_rows
+from ledger.rows import TABLES
+from ledger.schema import migrate
+from ledger.state import PAGE_PREFIXES, PAGED_TABLES, State
 from ops.world import entry_time
 from schemas.errors import PolicyError
 from tests.conftest import Alliance
@@ -100,3 +107,23 @@ def test_a_paged_writer_and_a_replay_agree_on_every_projection(alliance: Allianc
             assert state.table(name) == replayed.table(name), name
         assert state.unreconciled == replayed.unreconciled
         assert state.rejections == replayed.rejections
+
+
+def test_a_keyed_read_on_sqlite_probes_the_index_once_per_prefix(tmp_path: Path) -> None:
+    """SQLite reads a batch's keys in one statement (the keys as a JSON array through
+    json_each): the table must be searched on its (keys…, version) index for each, never
+    scanned (the planner's choice, read back with EXPLAIN QUERY PLAN)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    try:
+        migrate(engine)
+        with engine.connect() as connection:
+            for name in PAGED_TABLES:
+                full = len(TABLES[name][1])
+                for length in sorted({full, PAGE_PREFIXES.get(name, full)}):
+                    statement = "EXPLAIN QUERY PLAN " + _sqlite_keyed_rows(name, length)
+                    prefix = [["x"] * length]
+                    rows = store.driver_rows(connection, statement, [json.dumps(prefix), 7])
+                    plan = "\n".join(str(row[-1]) for row in rows)
+                    assert "SEARCH t USING" in plan and "SCAN t" not in plan, (name, plan)
+    finally:
+        engine.dispose()
