@@ -8,10 +8,10 @@ from the log must give the same rows, byte for byte.
 Each row is a ``typing.NamedTuple``: immutable like the frozen dataclasses they were,
 its fields in column order (``ledger.projections.FIELD_NAMES``), changed by
 ``row._replace(...)``. A tuple because the writer makes several rows per entry: one is
-built three times faster than a frozen slots dataclass, it is already the values tuple
-the projections store, and a tuple of str, int and None leaves the cyclic garbage
-collector's tracking after its first look, so the rows a writer holds are not walked
-at every collection. What a tuple adds, the code must not lean on: two rows of
+built about three times faster than a frozen slots dataclass, and it is already the
+values tuple the projections store. (The collector still tracks rows: CPython stops
+tracking only exact tuples of atoms, never a subclass.) What a tuple adds, the code
+must not lean on: two rows of
 different types with equal values are equal (and equal to a plain tuple of those
 values), so never mix row types in one comparison, set or dict key; and a row is no
 JSON object (orjson refuses it, FastAPI and pydantic render it as an array, asdict()
