@@ -42,7 +42,7 @@ def _obligations(services: ServicesDep, reader: access.Reader, uscc: str) -> dic
     if view is None:
         raise NotFoundError(f"{uscc} is not an enrolled member")
     rows = reads.obligations(uscc)
-    return {"member": uscc, "obligations": [asdict(row) for row in rows]}
+    return {"member": uscc, "obligations": [row._asdict() for row in rows]}
 
 
 @router.get("/reconciliations/{day}")
@@ -111,4 +111,4 @@ async def overdue_instructions(
     as_of = day or local_date(services.clock())
     reads = services.ledger.reads()
     rows = await run_in_threadpool(reads.overdue_instructions, region, as_of.isoformat())
-    return {"region": region, "day": as_of.isoformat(), "instructions": [asdict(r) for r in rows]}
+    return {"region": region, "day": as_of.isoformat(), "instructions": [r._asdict() for r in rows]}

@@ -12,12 +12,11 @@ Writes are plain inserts: one COPY per table on PostgreSQL, one executemany on S
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import operator
 import threading
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -59,15 +58,24 @@ READ_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
+# Field names per table, in column order (without version and seal). TABLES holds the
+# row types as plain types (calling one with a stored row's values is untyped anyway).
+FIELD_NAMES: dict[str, tuple[str, ...]] = {
+    name: row_type._fields  # type: ignore[attr-defined]
+    for name, (row_type, _) in TABLES.items()
+}
+invariant(all(len(names) > 1 for names in FIELD_NAMES.values()), "a one-column projection")
+
+
 def _table(name: str, row_type: type, keys: tuple[str, ...]) -> Table:
     hints = typing.get_type_hints(row_type)
     columns = []
-    for field in dataclasses.fields(row_type):
-        hint = hints[field.name]
+    for field in FIELD_NAMES[name]:
+        hint = hints[field]
         is_int = hint is int or int in typing.get_args(hint)
         columns.append(
             Column(
-                field.name,
+                field,
                 BigInteger if is_int else Text,
                 nullable=type(None) in typing.get_args(hint),
             )
@@ -92,16 +100,6 @@ PROJECTION_HEADS = Table(
     Index("projection_heads_size", "size"),
 )
 SEALED_TABLES = (*PROJECTION_TABLES, PROJECTION_HEADS.name)
-# Field names per table, in column order (without version and seal).
-FIELD_NAMES: dict[str, tuple[str, ...]] = {
-    name: tuple(field.name for field in dataclasses.fields(row_type))
-    for name, (row_type, _) in TABLES.items()
-}
-invariant(all(len(names) > 1 for names in FIELD_NAMES.values()), "a one-column projection")
-# A row's values as a tuple in FIELD_NAMES order (attrgetter of two or more names).
-ROW_VALUES: dict[str, Callable[[Row], tuple[object, ...]]] = {
-    name: operator.attrgetter(*names) for name, names in FIELD_NAMES.items()
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +112,13 @@ class Loaded:
 
 def _sealed(sealer: Sealer, name: str, changed: list[tuple[Row, int]]) -> list[tuple[object, ...]]:
     """Sealer.rows() in one pass: (values…, version, seal) per changed row of ``name``."""
-    values, seal = ROW_VALUES[name], sealer.sealer(name)
+    seal = sealer.sealer(name)
     rows = []
     for row, version in changed:
-        fields = values(row)
+        # The row is its values, but the seal is over a plain tuple: orjson refuses a
+        # tuple subclass (the seal would fall back to repr(), slow and other bytes). A
+        # full slice of a tuple subclass is a plain tuple, the fastest copy to one.
+        fields = row[:]
         rows.append((*fields, version, seal(fields, version)))
     return rows
 
@@ -457,9 +458,8 @@ def state_rows(state: State) -> dict[str, list[tuple[object, ...]]]:
     """The same shape as read_all(), from an in-memory State."""
     result: dict[str, list[tuple[object, ...]]] = {}
     for table in state.all_tables():
-        values = ROW_VALUES[table.name]
         result[table.name] = sorted(
-            ((*values(row), table.versions[key]) for key, row in table.rows_by_key.items()),
+            ((*row, table.versions[key]) for key, row in table.rows_by_key.items()),
             key=repr,
         )
     return result

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ledger.projections import FIELD_NAMES, ROW_VALUES
+from ledger.projections import FIELD_NAMES
 from ledger.rows import TABLES, Row
 from ledger.state import PAGED_TABLES, State
 from schemas.errors import invariant
@@ -87,7 +87,7 @@ class Spill:
                 marks = ", ".join("?" * (len(FIELD_NAMES[name]) + 1))
                 self.db.executemany(
                     f"INSERT OR REPLACE INTO {name} VALUES ({marks})",
-                    [(*ROW_VALUES[name](row), version) for row, version in rows],
+                    [(*row, version) for row, version in rows],
                 )
         state.forget_changes()
         state.evict_pages()

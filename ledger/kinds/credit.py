@@ -36,7 +36,7 @@ The stored CreditRow is "as of" its last credit-relevant entry; a live view call
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import get_args
 
@@ -540,7 +540,7 @@ def credit_objection(state: State, ctx: Context, body: ObjectionBody) -> list[Ro
             field="body.notice",
         )
     _check_reason(state.policy.reasons.objection, body.reason, "objection")
-    return [replace(notice, objection_seq=ctx.seq)]
+    return [notice._replace(objection_seq=ctx.seq)]
 
 
 # --- credit.penalty ----------------------------------------------------------------------
@@ -650,7 +650,7 @@ def credit_penalty(state: State, ctx: Context, body: PenaltyBody) -> list[Row]:
         notice.region, body.decision_no, ctx.seq, rule.restore_after_days, rule.cure
     )
     credit = compute_credit(state, notice.member, ctx.logged, ctx.logged_text, changed=[penalty])
-    return [penalty, decision, replace(notice, decision_seq=ctx.seq), credit]
+    return [penalty, decision, notice._replace(decision_seq=ctx.seq), credit]
 
 
 # --- credit.restored ---------------------------------------------------------------------
@@ -768,7 +768,7 @@ def credit_restored(state: State, ctx: Context, body: RestoredBody) -> list[Row]
     penalty, decision = _restorable(state, ctx, body.penalty)
     _check_cure(state, ctx, body, penalty, decision)
     _check_reason(state.policy.reasons.restoration, body.reason, "restoration")
-    restored = replace(penalty, restored_seq=ctx.seq)
+    restored = penalty._replace(restored_seq=ctx.seq)
     credit = compute_credit(state, penalty.member, ctx.logged, ctx.logged_text, changed=[restored])
     return [restored, credit]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import replace
 from datetime import date, timedelta
 
 from ledger.calendar import day_bounds, local_date
@@ -225,7 +224,7 @@ def _network_rows(state: State, member_id: str, network: list[str], seq: int) ->
         link = state.networks.get(member_id, peer)
         invariant(link is not None, f"network index names a missing link {member_id}/{peer}")
         assert link is not None
-        rows.append(replace(link, until_seq=seq))
+        rows.append(link._replace(until_seq=seq))
     rows += [NetworkRow(member_id, peer, seq, None) for peer in sorted(set(network) - current)]
     return rows
 
@@ -301,7 +300,7 @@ def _status_change(state: State, ctx: Context, body: MemberStatusBody) -> list[R
             f"member {member.id} is {member.status}: cannot apply {ctx.kind}", field="body.member"
         )
     rows: list[Row] = [
-        replace(member, status=new_status, changed_seq=ctx.seq),
+        member._replace(status=new_status, changed_seq=ctx.seq),
         StatusRow(member.id, ctx.seq, new_status, ctx.logged_text),
     ]
     if new_status == WITHDRAWN:
@@ -317,7 +316,7 @@ def _close_stores(state: State, member_id: str, logged: str) -> list[Row]:
     for store_id in sorted(state.stores_of.get(member_id, set())):
         store = state.stores.get(member_id, store_id)
         if store is not None and store.closed is None:
-            rows.append(replace(store, closed=logged))
+            rows.append(store._replace(closed=logged))
     return rows
 
 
@@ -391,7 +390,7 @@ def member_stores_changed(state: State, ctx: Context, body: MemberStoresBody) ->
                 f"store {store_id} is not an open store of {member.id}",
                 field=f"body.closed.{index}",
             )
-        rows.append(replace(store, closed=ctx.logged_text))
+        rows.append(store._replace(closed=ctx.logged_text))
     still_open = sum(1 for store_id in known if _is_open(state, member.id, store_id))
     if member.kind == "merchant" and still_open - len(body.closed) + len(body.opened) < 1:
         raise PolicyError(

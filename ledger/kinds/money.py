@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from ledger.calendar import local_date, period_end
@@ -345,7 +344,7 @@ def _receipt_after(state: State, ctx: Context, body: ReturnBody) -> list[Row]:
             f"{receipt.amount_fen} fen: {body.refund_fen} more exceeds it",
             field="body.refund_fen",
         )
-    counted = replace(row, refunded_fen=row.refunded_fen + body.refund_fen, returns=row.returns + 1)
+    counted = row._replace(refunded_fen=row.refunded_fen + body.refund_fen, returns=row.returns + 1)
     return [counted, returned]
 
 
@@ -384,7 +383,7 @@ def _lines_after(
                 field=f"{where}.qty",
             )
         else:
-            rows.append(replace(line, returned_qty=line.returned_qty + item.qty))
+            rows.append(line._replace(returned_qty=line.returned_qty + item.qty))
         rows.append(ReturnLineRow(ctx.seq, item.line, item.qty))
     return rows
 
@@ -415,8 +414,7 @@ def _void_returns(state: State, targets: Iterable[int]) -> list[Row]:
             invariant(receipt.refunded_fen == returned.refund_fen, f"receipt of {target} skewed")
             receipts[key] = ReceiptRow(*key, None, None, 0, 0)
         else:
-            receipts[key] = replace(
-                receipt,
+            receipts[key] = receipt._replace(
                 refunded_fen=receipt.refunded_fen - returned.refund_fen,
                 returns=receipt.returns - 1,
             )
@@ -430,10 +428,10 @@ def _void_returns(state: State, targets: Iterable[int]) -> list[Row]:
             )
             assert taken is not None and line is not None
             remaining = line.returned_qty - taken.qty
-            lines[line_key] = replace(
-                line, returned_qty=remaining, line_qty=line.line_qty if remaining else None
+            lines[line_key] = line._replace(
+                returned_qty=remaining, line_qty=line.line_qty if remaining else None
             )
-        rows.append(replace(returned, status=VOID))
+        rows.append(returned._replace(status=VOID))
     return [*rows, *receipts.values(), *lines.values()]
 
 
@@ -574,11 +572,11 @@ def _decided(state: State, row: EndorsableRow, region: str, decision: str) -> En
     """The endorsable after ``region``'s decision: rejected once any region rejects
     (final), approved once every due region approved, else still pending."""
     if decision == REJECT or row.status == REJECTED:
-        return replace(row, status=REJECTED)
+        return row._replace(status=REJECTED)
     others = [code for code in _due_regions(state, row.target) if code != region]
     decisions = [state.endorsements.get(row.target, code) for code in others]
     if all(made is not None and made.decision == APPROVE for made in decisions):
-        return replace(row, status=APPROVED)
+        return row._replace(status=APPROVED)
     return row
 
 
@@ -588,7 +586,7 @@ def _with_status(obligation: ObligationRow, status: str, ctx: Context) -> Obliga
     effective = obligation.effective
     if status == EFFECTIVE and effective is None:
         effective = ctx.logged_text
-    return replace(obligation, status=status, effective=effective)
+    return obligation._replace(status=status, effective=effective)
 
 
 def _after_endorsement(obligation: ObligationRow, endorsable_status: str) -> str:
@@ -696,7 +694,7 @@ def claim_disputed(state: State, ctx: Context, body: DisputeBody) -> list[Row]:
         )
     return [
         DisputeRow(ctx.seq, body.target, obligation.debtor, OPEN, None),
-        replace(obligation, status=HELD, dispute_seq=ctx.seq),
+        obligation._replace(status=HELD, dispute_seq=ctx.seq),
     ]
 
 
@@ -787,7 +785,7 @@ def dispute_resolved(state: State, ctx: Context, body: DisputeResolvedBody) -> l
         # reversal of its whole amount pays the debtor back (postings are never rewritten).
         status, reversed_fen = EFFECTIVE, obligation.amount_fen
     rows: list[Row] = [
-        replace(dispute, status=body.outcome, resolved_seq=ctx.seq),
+        dispute._replace(status=body.outcome, resolved_seq=ctx.seq),
         _with_status(obligation, status, ctx),
     ]
     if reversed_fen is not None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -231,7 +231,7 @@ def _night_rows(state: State, ctx: Context, report: Report) -> list[Row]:
         obligation = state.obligations.get(included)
         invariant(obligation is not None, f"included obligation {included} is missing")
         assert obligation is not None
-        rows.append(replace(obligation, reconciled=seq))
+        rows.append(obligation._replace(reconciled=seq))
     rows += [
         InstructionRow(seq, i.index, i.payer, i.payee, i.amount_fen, i.due.isoformat(), 0, 0)
         for i in report.instructions
@@ -260,13 +260,13 @@ def night_decided(state: State, endorsable: EndorsableRow) -> list[Row]:
     invariant(night is not None, f"endorsable night {endorsable.target} has no night row")
     assert night is not None
     if endorsable.status == APPROVED:
-        return [replace(night, status=APPROVED)]
+        return [night._replace(status=APPROVED)]
     if endorsable.status != "rejected":
         return []
-    rows: list[Row] = [replace(night, status=VOID)]
+    rows: list[Row] = [night._replace(status=VOID)]
     for obligation in state.obligations.rows():  # rare: a full scan once per void night
         if obligation.reconciled == night.seq:
-            rows.append(replace(obligation, reconciled=None))
+            rows.append(obligation._replace(reconciled=None))
     return rows
 
 
@@ -357,7 +357,7 @@ def settlement_paid(state: State, ctx: Context, body: SettlementPaidBody) -> lis
             field="body.amount_fen",
         )
     return [
-        replace(instruction, paid_fen=instruction.paid_fen + body.amount_fen),
+        instruction._replace(paid_fen=instruction.paid_fen + body.amount_fen),
         SettlementRow(
             ctx.seq, PAID, body.reconciliation, body.instruction, body.amount_fen, ctx.logged_text
         ),
@@ -385,7 +385,7 @@ def settlement_confirmed(state: State, ctx: Context, body: SettlementConfirmedBo
             field="body.amount_fen",
         )
     return [
-        replace(instruction, confirmed_fen=instruction.confirmed_fen + body.amount_fen),
+        instruction._replace(confirmed_fen=instruction.confirmed_fen + body.amount_fen),
         SettlementRow(
             ctx.seq,
             CONFIRMED,

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from ledger.projections import FIELD_NAMES
 from ops.world import entry_time
 from schemas.limits import HTTP_SIGNATURE_SKEW_S, SUBMISSION_BYTES_MAX
 from signing.http import signed_headers
@@ -63,6 +64,7 @@ def test_obligations_are_read_by_the_member_its_region_and_the_operator(
         assert body["member"] == seller
         assert [row["seq"] for row in body["obligations"]] == [seq]
         assert body["obligations"][0]["debtor"] == seller
+        assert list(body["obligations"][0]) == list(FIELD_NAMES["obligations"])
     for principal in (other, buyer, "region:31"):  # member X reading Y's: refused
         assert_problem(signed_get(client, alliance, principal, path), 403, "forbidden")
     assert_problem(client.get(path), 403, "forbidden")

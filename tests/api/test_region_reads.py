@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
 
+from ledger.projections import FIELD_NAMES
 from ops.world import entry_time
 from reconciliation.nightly import close_due
 from tests.api.support import assert_problem, signed_get
@@ -110,6 +111,7 @@ def test_overdue_instructions_per_region(alliance: Alliance, client: TestClient)
         [row] = signed_get(client, alliance, f"region:{region}", path).json()["instructions"]
         assert (row["night"], row["payer"], row["amount_fen"]) == (night.seq, town.seller, 4_000)
         assert row["confirmed_fen"] == 0
+        assert list(row) == list(FIELD_NAMES["instructions"])  # an object, in column order
     third = signed_get(client, alliance, "operator", f"/v1/instructions/overdue?region=33&{late}")
     assert third.json()["instructions"] == []
     _refused(client, alliance, f"/v1/instructions/overdue?region=31&{late}", "region:32")
