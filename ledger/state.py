@@ -216,7 +216,7 @@ class Table(Generic[R]):
     def __init__(self, name: str, row_type: type[R], key_fields: tuple[str, ...]) -> None:
         self.name = name
         self.row_type = row_type
-        self._key_of = _key_reader(key_fields)
+        self._key_of = _key_reader(row_type, key_fields)
         self.rows_by_key: dict[tuple[object, ...], R] = {}
         self.versions: dict[tuple[object, ...], int] = {}
         # The keys changed since the last write, in the order first changed (a dict as an
@@ -639,13 +639,19 @@ class State:
             table.changed.clear()
 
 
-def _key_reader(fields: tuple[str, ...]) -> Callable[[Any], tuple[object, ...]]:
+def _key_reader(row_type: type, fields: tuple[str, ...]) -> Callable[[Any], tuple[object, ...]]:
     """A row's key tuple, the same as ``ledger.rows.row_key()`` (which builds it with a
-    generator: too slow for a handful of puts per entry)."""
-    if len(fields) == 1:
-        read = operator.attrgetter(fields[0])
-        return lambda row: (read(row),)
-    return operator.attrgetter(*fields)
+    generator: too slow for a handful of puts per entry). Rows are NamedTuples: a key
+    made of the leading fields is a slice (a plain tuple, the cheapest to build), any
+    other an itemgetter."""
+    positions = [row_type._fields.index(name) for name in fields]  # type: ignore[attr-defined]
+    if positions == list(range(len(positions))):
+        width = len(positions)
+        return lambda row: row[:width]
+    if len(positions) == 1:
+        (position,) = positions
+        return lambda row: (row[position],)
+    return operator.itemgetter(*positions)
 
 
 def _table(name: str) -> Table[Any]:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from ledger import store
 from ledger.projections import _pg_keyed_rows, _sqlite_keyed_rows
-from ledger.rows import TABLES
+from ledger.rows import TABLES, row_key
 from ledger.state import PAGE_PREFIXES, PAGED_TABLES, State
 from ops.world import entry_time
 from schemas.errors import PolicyError
@@ -131,3 +131,11 @@ def test_a_keyed_read_probes_the_index_once_per_prefix(engine: Engine) -> None:
                     assert "Seq Scan" not in plan and "Index" in plan, (name, plan)
                 else:
                     assert "SEARCH t USING" in plan and "SCAN t" not in plan, (name, plan)
+
+
+def test_every_table_reads_a_row_key_as_row_key_does() -> None:
+    """State's fast key readers (slices and itemgetters over the NamedTuple rows) give
+    exactly ledger.rows.row_key() of a row of each table."""
+    for name, (row_type, _) in TABLES.items():
+        row = row_type(*(f"{name}-{field}" for field in row_type._fields))
+        assert State().table(name).key_of(row) == row_key(row), name
