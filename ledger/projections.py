@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 
 from ledger import store
+from ledger.collector import collection_deferred
 from ledger.rows import TABLES, Row
 from ledger.seal import Sealer
 from ledger.state import PAGED_TABLES, State
@@ -168,8 +169,14 @@ def write_all(connection: Connection, state: State, sealer: Sealer) -> None:
     """Store every row of ``state`` (into emptied tables: rebuild, doctor and import): a
     replay's, whose paged rows, if it spilled them (ledger.spill), are streamed back from
     the spill file a chunk at a time. Never the writer's own state (it holds only a
-    working set of what these tables already hold)."""
+    working set of what these tables already hold). The cyclic collector waits (see
+    ledger.collector): this makes a few tuples per row while the whole state is alive."""
     invariant(not isinstance(state.source, SealedRows), "write_all() of the writer's state")
+    with collection_deferred():
+        _write_all(connection, state, sealer)
+
+
+def _write_all(connection: Connection, state: State, sealer: Sealer) -> None:
     source = state.source
     for table in state.all_tables():
         if table.pager is None:

@@ -43,6 +43,7 @@ from ledger.audit import (
     read_lines,
 )
 from ledger.checking import audited_entry_bytes
+from ledger.collector import collection_deferred
 from ledger.db import make_engine
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR
 from ledger.kinds.settlement import check_report
@@ -130,7 +131,7 @@ def _import_audited(
     try:
         _refuse_initialised(engine)
         migrate(engine)
-        with engine.begin() as connection:
+        with engine.begin() as connection, collection_deferred():
             lock_log(connection)
             _refuse_initialised_in(connection)  # another import may have won the race
             nights = _load(connection, directory, report, split, operator)

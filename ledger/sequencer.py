@@ -15,14 +15,12 @@ A broken invariant (``InvariantError``) halts the writer: every later call raise
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
 from ledger import merkle, projections, store, verifying
+from ledger.collector import collection_deferred
 from ledger.publish import publish, signed_by
 from ledger.seal import Sealer
 from ledger.state import (
@@ -230,47 +229,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# Automatic garbage collection waits while any submit_many() runs (see
-# _collection_deferred); the number running, under the lock.
-_deferring_lock = threading.Lock()
-_deferring = 0
-_deferred_by_us = False  # the collector was enabled, and the first of them disabled it
-
-
-@contextmanager
-def _collection_deferred() -> Iterator[None]:
-    """Hold CPython's automatic collection while submissions are checked and appended,
-    and run the collection that became due at the end, as the interpreter would have
-    (the oldest generation past its threshold), in this call.
-
-    Why: a batch makes tens of container objects per entry (the schema models above
-    all) that live until the batch is answered. Collecting the young generation in the
-    middle of a batch walks every one of them, and the writer's state besides; collected
-    at the end, only the rows that stay are looked at. About a tenth of the append
-    time. Cyclic garbage waits at most until a submit_many() returns; with many callers
-    overlapping, each call's end still collects whatever is due."""
-    global _deferring, _deferred_by_us  # noqa: PLW0603 (one collector per process)
-    with _deferring_lock:
-        if _deferring == 0 and gc.isenabled():
-            gc.disable()
-            _deferred_by_us = True
-        _deferring += 1
-    try:
-        yield
-    finally:
-        with _deferring_lock:
-            _deferring -= 1
-            # Not when someone else turned the collector off.
-            automatic = _deferred_by_us or gc.isenabled()
-            if _deferring == 0 and _deferred_by_us:
-                gc.enable()
-                _deferred_by_us = False
-        count, threshold = gc.get_count(), gc.get_threshold()
-        if automatic and threshold[0] and count[0] > threshold[0]:
-            generation = next(g for g in (2, 1, 0) if count[g] > threshold[g])
-            gc.collect(generation)
-
-
 class Sequencer:
     """The log's single writer per process. Thread-safe."""
 
@@ -326,7 +284,7 @@ class Sequencer:
         """Append many submissions (in order, possibly across batches). Each result is
         its Appended, or the error that rejected it. A submission still waiting for the
         writer after ``deadline_s`` answers DeadlineError (it may yet be appended)."""
-        with _collection_deferred():
+        with collection_deferred():
             with self._queue_lock:
                 self._preparing += 1
             try:
