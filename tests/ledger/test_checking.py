@@ -6,6 +6,7 @@ chunk, or by the serial path alone."""
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import os
 from pathlib import Path
@@ -211,3 +212,18 @@ def test_a_spilled_audit_finds_what_an_in_memory_one_finds(exported: Path) -> No
     finally:
         spilled.close()
     assert not directory.exists()
+
+
+def test_the_audit_gives_the_collector_back_as_it_found_it(exported: Path) -> None:
+    """The replay holds automatic collection and freezes its rows chunk by chunk
+    (ledger.audit._collection_held): afterwards the collector runs again and nothing
+    stays frozen; a collector the caller had turned off stays off."""
+    assert audit_directory(exported, chunk_lines=WORKER_CHUNK_LINES).ok
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        assert audit_directory(exported, chunk_lines=WORKER_CHUNK_LINES).ok
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
