@@ -255,6 +255,11 @@ AUDIT_FIRST_CHUNK_LINES = 256
 # with the log, and the entry ids, to a private SQLite file (ledger.spill): about 400 k
 # entries, some 600 MB of replay state in memory, below which memory is the faster place.
 AUDIT_SPILL_BYTES_MIN = 256 * 1024 * 1024
+# The spill's filter of the keys it holds (ledger.spill.KeyFilter, a Bloom filter): bits
+# per key (with 3 probes: 0.5 % of absent keys still asked of the file) and the keys of
+# its first layer (2 MB; each further layer twice the last). Powers of two (bit masks).
+SPILL_FILTER_BITS_PER_KEY = 16
+SPILL_FILTER_KEYS_FIRST = 1 << 20
 
 
 def _entry_problems() -> list[tuple[bool, str]]:
@@ -332,6 +337,8 @@ _POSITIVE = (
     "AUDIT_CHUNKS_AHEAD",
     "AUDIT_FIRST_CHUNK_LINES",
     "AUDIT_SPILL_BYTES_MIN",
+    "SPILL_FILTER_BITS_PER_KEY",
+    "SPILL_FILTER_KEYS_FIRST",
     "PAGE_READ_KEYS_MAX",
     "IMPORT_CHUNK_ENTRIES",
     "IMPORT_REPORT_BYTES_MAX",
