@@ -18,11 +18,12 @@ pages of the B-tree), not in the order the replay met the keys.
 
 from __future__ import annotations
 
+import operator
 import shutil
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,22 +63,26 @@ class KeyFilter:
         self.count = 0
         self.capacity = 0  # of every layer together
 
-    def add(self, key: Hashable) -> None:
-        if self.count >= self.capacity:
-            keys = self.first_keys << len(self.layers)
-            size_bits = keys * SPILL_FILTER_BITS_PER_KEY  # a power of two
-            self.layers.append((bytearray(size_bits // 8), size_bits - 1))
-            self.capacity += keys
-        self.count += 1
-        bits, mask = self.layers[-1]
-        hashed = hash(key) & HASH_MASK
-        low, step = hashed & LOW_MASK, (hashed >> 32) | 1
-        at = low & mask
-        bits[at >> 3] |= 1 << (at & 7)
-        at = (low + step) & mask
-        bits[at >> 3] |= 1 << (at & 7)
-        at = (low + 2 * step) & mask
-        bits[at >> 3] |= 1 << (at & 7)
+    def add_all(self, keys: Iterable[Hashable]) -> None:
+        for key in keys:
+            if self.count >= self.capacity:
+                self._grow()
+            self.count += 1
+            bits, mask = self.layers[-1]
+            hashed = hash(key) & HASH_MASK
+            low, step = hashed & LOW_MASK, (hashed >> 32) | 1
+            at = low & mask
+            bits[at >> 3] |= 1 << (at & 7)
+            at = (low + step) & mask
+            bits[at >> 3] |= 1 << (at & 7)
+            at = (low + 2 * step) & mask
+            bits[at >> 3] |= 1 << (at & 7)
+
+    def _grow(self) -> None:
+        keys = self.first_keys << len(self.layers)
+        size_bits = keys * SPILL_FILTER_BITS_PER_KEY  # a power of two
+        self.layers.append((bytearray(size_bits // 8), size_bits - 1))
+        self.capacity += keys
 
     def might_hold(self, key: Hashable) -> bool:
         hashed = hash(key) & HASH_MASK
@@ -111,9 +116,9 @@ class Spill:
             self.db.execute(f"CREATE TABLE {name} ({columns}, PRIMARY KEY ({keys})) WITHOUT ROWID")
         self.db.execute(f"CREATE TABLE {IDS} (id PRIMARY KEY, seq INTEGER) WITHOUT ROWID")
         self.db.execute("BEGIN")
-        # Every key stored in the file, by (table, key) and, for a table read by key
-        # prefix, (table, prefix); every stored entry id by (IDS, id).
-        self.held = KeyFilter()
+        # By table: the key (the prefix, for a table read by key prefix) of every row
+        # stored in the file; by IDS: every entry id stored.
+        self.held = {name: KeyFilter() for name in (*PAGED_TABLES, IDS)}
         # The entry ids first met since the last store(), and their seqs.
         self.new_ids: dict[bytes | str, int] = {}
         # Removed even if close() is never called (an audit that raised half way).
@@ -143,12 +148,13 @@ class Spill:
         return found
 
     def _may_hold(self, name: str, prefix: tuple[object, ...]) -> bool:
-        """Whether the file may hold a row under ``prefix`` (a whole key, or the prefix
-        the table is read by: the lengths store() files; any other length, yes)."""
-        length = len(prefix)
-        if length == len(TABLES[name][1]) or length == PAGE_PREFIXES.get(name):
-            return self.held.might_hold((name, prefix))
-        return True
+        """Whether the file may hold a row under ``prefix``: the filter of ``name`` knows
+        the prefix of every stored key that the table is read by (_filed_length), so
+        a prefix at least that long is ruled out or not; a shorter one is asked."""
+        length = _filed_length(name)
+        if len(prefix) < length:
+            return True
+        return self.held[name].might_hold(prefix[:length])
 
     def scan(self, name: str, below: int) -> Iterator[tuple[Row, int]]:
         row_type = TABLES[name][0]
@@ -172,8 +178,7 @@ class Spill:
         if self.new_ids:
             ids = _in_key_order(list(self.new_ids.items()))
             self.db.executemany(f"INSERT INTO {IDS} VALUES (?, ?)", ids)
-            for entry_id, _ in ids:
-                self.held.add((IDS, entry_id))
+            self.held[IDS].add_all(self.new_ids)
             self.new_ids.clear()
 
     def _store_rows(self, name: str, keyed: list[tuple[tuple[object, ...], Row, int]]) -> None:
@@ -184,11 +189,9 @@ class Spill:
             f"INSERT OR REPLACE INTO {name} VALUES ({marks})",
             [(*values(row), version) for _, row, version in keyed],
         )
-        held, prefix_length = self.held, PAGE_PREFIXES.get(name)
-        for key, _, _ in keyed:
-            held.add((name, key))
-            if prefix_length is not None:
-                held.add((name, key[:prefix_length]))
+        length = _filed_length(name)
+        # Filed once per prefix (the rows of one receipt or one target are neighbours).
+        self.held[name].add_all(dict.fromkeys(key[:length] for key, _, _ in keyed))
 
     def first_seq(self, entry_id: bytes | str, seq: int) -> int:
         """The seq ``entry_id`` was first logged at: ``seq`` if this is its first. A new
@@ -196,7 +199,7 @@ class Spill:
         first = self.new_ids.get(entry_id)
         if first is not None:
             return first
-        if self.held.might_hold((IDS, entry_id)):
+        if self.held[IDS].might_hold(entry_id):
             found = self.db.execute(f"SELECT seq FROM {IDS} WHERE id = ?", (entry_id,)).fetchone()
             if found is not None:
                 return int(found[0])
@@ -205,6 +208,7 @@ class Spill:
 
 
 Keyed = TypeVar("Keyed", bound=tuple[Any, ...])
+_FIRST = operator.itemgetter(0)
 
 
 def _in_key_order(items: list[Keyed]) -> list[Keyed]:
@@ -212,13 +216,16 @@ def _in_key_order(items: list[Keyed]) -> list[Keyed]:
     never compared), the order the file's B-tree holds them; as they are if their keys
     do not compare (the writes are then merely slower)."""
     try:
-        return sorted(items, key=_first)
+        return sorted(items, key=_FIRST)
     except TypeError:
         return items
 
 
-def _first(item: tuple[Any, ...]) -> Any:
-    return item[0]
+def _filed_length(name: str) -> int:
+    """How much of a key of ``name`` its filter holds: the prefix the table is read by
+    (ledger.state.PAGE_PREFIXES: a whole key's read is ruled out by its prefix), else
+    the whole key."""
+    return PAGE_PREFIXES.get(name, len(TABLES[name][1]))
 
 
 def _remove(db: sqlite3.Connection, directory: Path) -> None:

@@ -257,9 +257,9 @@ AUDIT_FIRST_CHUNK_LINES = 256
 AUDIT_SPILL_BYTES_MIN = 256 * 1024 * 1024
 # The spill's filter of the keys it holds (ledger.spill.KeyFilter, a Bloom filter): bits
 # per key (with 3 probes: 0.5 % of absent keys still asked of the file) and the keys of
-# its first layer (2 MB; each further layer twice the last). Powers of two (bit masks).
+# its first layer (512 kB a table; each further layer twice the last). Powers of two.
 SPILL_FILTER_BITS_PER_KEY = 16
-SPILL_FILTER_KEYS_FIRST = 1 << 20
+SPILL_FILTER_KEYS_FIRST = 1 << 18
 
 
 def _entry_problems() -> list[tuple[bool, str]]:
