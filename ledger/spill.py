@@ -32,6 +32,7 @@ from ledger.rows import TABLES, Row
 from ledger.state import PAGE_PREFIXES, PAGED_TABLES, State
 from schemas.errors import invariant
 from schemas.limits import (
+    AUDIT_SPILL_CACHE_BYTES,
     PAGE_READ_KEYS_MAX,
     SPILL_FILTER_BITS_PER_KEY,
     SPILL_FILTER_KEYS_FIRST,
@@ -109,6 +110,11 @@ class Spill:
         # A scratch file: nothing in it must survive a crash (the audit starts over).
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
+        # SQLite's page cache (2 MB by default) would hold few of the B-trees' inner pages
+        # once the file is hundreds of MB: every random write and read then reads pages
+        # again from the OS. A bounded cache of its own keeps them (about 8 % of a
+        # spilled 400 k audit's time, more as the file grows).
+        self.db.execute(f"PRAGMA cache_size=-{AUDIT_SPILL_CACHE_BYTES // 1024}")
         for name in PAGED_TABLES:
             fields = FIELD_NAMES[name]
             keys = ", ".join(f'"{key}"' for key in TABLES[name][1])

@@ -35,6 +35,7 @@ from ledger.spill import KeyFilter, Spill
 from ledger.state import PAGE_PREFIXES, PAGED_TABLES, State
 from schemas.canonical import canonical
 from schemas.errors import VerificationError
+from schemas.limits import AUDIT_SPILL_CACHE_BYTES
 from tests.ledger.builders import snapshot
 from tests.ledger.conftest import EXPORTED_SIZE
 
@@ -256,6 +257,8 @@ def test_a_spill_reads_back_what_it_stored_and_nothing_else(exported: Path) -> N
     source = audit_directory(exported, spill=False).state
     spill = Spill()
     try:
+        (cache,) = spill.db.execute("PRAGMA cache_size").fetchone()
+        assert cache == -AUDIT_SPILL_CACHE_BYTES // 1024  # its own bounded cache
         state = State()
         state.attach(spill)
         for name in PAGED_TABLES:
