@@ -33,6 +33,7 @@ import gc
 import hashlib
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -566,8 +567,14 @@ class Replay:
             self.report.state.forget_changes()
         else:
             self.spill.store(self.report.state)
-        # The state's rows hold no reference cycles: the collector need not walk them
-        # again and again as they grow (audit_directory unfreezes them at the end).
+        # Automatic collection is held for the replay (_collection_held): the garbage of
+        # the entries since the last chunk is collected here, once, and what survives
+        # (the state's rows, which hold no reference cycles) is frozen, so no collection
+        # walks them again as they grow (audit_directory unfreezes them at the end).
+        # Everything allocated since the last freeze is still in the youngest generation
+        # (nothing collected it), so collecting that one is enough; a full collection of
+        # the same objects costs five times as much (100 k in memory: 1.95 s, not 0.38).
+        gc.collect(0)
         gc.freeze()
 
 
@@ -580,7 +587,7 @@ def _replay_file(
     spill: Spill | None,
 ) -> None:
     replay = Replay(report, trust, path.parent / REPORTS_DIR, spill)
-    with open_export_file(path, "entries file") as handle:
+    with _collection_held(), open_export_file(path, "entries file") as handle:
         try:
             checked = checked_chunks(read_lines(handle), chunk_lines, workers)
             for chunk, (verdicts, hashes) in checked:
@@ -593,6 +600,26 @@ def _replay_file(
     replay.finish()
     report.size, report.root = replay.size, replay.root
     _check_no_other_reports(replay.reports_dir, replay.nights, report)
+
+
+@contextmanager
+def _collection_held() -> Iterator[None]:
+    """Hold CPython's automatic collection during the replay; Replay._integrate collects
+    once per INTEGRATE_CHUNK leaves instead, then freezes the survivors.
+
+    Why: the replay allocates tens of container objects per entry, so the automatic
+    collector runs every few hundred entries, and its full collections walk everything
+    not frozen yet (the chunks in flight to and from the workers besides): 8 % of a
+    spilled million-entry audit. Collected once a chunk, cyclic garbage waits at most
+    INTEGRATE_CHUNK entries. Not when someone else turned the collector off."""
+    held = gc.isenabled()
+    if held:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if held:
+            gc.enable()
 
 
 def _check_no_other_reports(folder: Path, nights: set[str], report: AuditReport) -> None:

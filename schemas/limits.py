@@ -258,6 +258,14 @@ AUDIT_FIRST_CHUNK_LINES = 256
 # with the log, and the entry ids, to a private SQLite file (ledger.spill): about 400 k
 # entries, some 600 MB of replay state in memory, below which memory is the faster place.
 AUDIT_SPILL_BYTES_MIN = 256 * 1024 * 1024
+# The spill file's own page cache (SQLite's cache_size; its default is 2 MB): memory an
+# audit above AUDIT_SPILL_BYTES_MIN spends, whatever the log's length.
+AUDIT_SPILL_CACHE_BYTES = 64 * 1024 * 1024
+# The spill's filter of the keys it holds (ledger.spill.KeyFilter, a Bloom filter): bits
+# per key (with 3 probes: 0.5 % of absent keys still asked of the file) and the keys of
+# its first layer (512 kB a table; each further layer twice the last). Powers of two.
+SPILL_FILTER_BITS_PER_KEY = 16
+SPILL_FILTER_KEYS_FIRST = 1 << 18
 
 
 def _entry_problems() -> list[tuple[bool, str]]:
@@ -339,6 +347,9 @@ _POSITIVE = (
     "AUDIT_CHUNKS_AHEAD",
     "AUDIT_FIRST_CHUNK_LINES",
     "AUDIT_SPILL_BYTES_MIN",
+    "AUDIT_SPILL_CACHE_BYTES",
+    "SPILL_FILTER_BITS_PER_KEY",
+    "SPILL_FILTER_KEYS_FIRST",
     "PAGE_READ_KEYS_MAX",
     "IMPORT_CHUNK_ENTRIES",
     "IMPORT_REPORT_BYTES_MAX",

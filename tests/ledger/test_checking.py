@@ -6,6 +6,7 @@ chunk, or by the serial path alone."""
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import os
 from pathlib import Path
@@ -30,9 +31,11 @@ from ledger.checking import (
 )
 from ledger.export import ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.reads import tile_within
-from ledger.state import PAGED_TABLES
+from ledger.spill import KeyFilter, Spill
+from ledger.state import PAGE_PREFIXES, PAGED_TABLES, State
 from schemas.canonical import canonical
 from schemas.errors import VerificationError
+from schemas.limits import AUDIT_SPILL_CACHE_BYTES
 from tests.ledger.builders import snapshot
 from tests.ledger.conftest import EXPORTED_SIZE
 
@@ -111,6 +114,16 @@ def test_findings_are_the_same_on_every_path(exported: Path) -> None:
         assert report.findings[: len(serial.findings)] == serial.findings
         assert (report.size, report.root) == (serial.size, serial.root)
         assert snapshot(report.state) == snapshot(serial.state)
+    # Paged to disk (ledger.spill: its filter, its ids written a chunk at a time), the
+    # same findings (the duplicate ids among them) and the same rows.
+    spilled = audit_directory(exported, chunk_lines=WORKER_CHUNK_LINES, spill=True)
+    try:
+        assert spilled.findings[: len(serial.findings)] == serial.findings
+        assert (spilled.size, spilled.root) == (serial.size, serial.root)
+        for name in PAGED_TABLES:
+            assert spilled.state.table(name) == serial.state.table(name), name
+    finally:
+        spilled.close()
 
 
 def test_an_honest_export_audits_clean_with_workers(exported: Path) -> None:
@@ -211,3 +224,62 @@ def test_a_spilled_audit_finds_what_an_in_memory_one_finds(exported: Path) -> No
     finally:
         spilled.close()
     assert not directory.exists()
+
+
+def test_the_audit_gives_the_collector_back_as_it_found_it(exported: Path) -> None:
+    """The replay holds automatic collection and freezes its rows chunk by chunk
+    (ledger.audit._collection_held): afterwards the collector runs again and nothing
+    stays frozen; a collector the caller had turned off stays off."""
+    assert audit_directory(exported, chunk_lines=WORKER_CHUNK_LINES).ok
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        assert audit_directory(exported, chunk_lines=WORKER_CHUNK_LINES).ok
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_spill_filter_never_rules_out_a_key_it_was_given() -> None:
+    held = KeyFilter(first_keys=64)
+    keys = [("M", f"S{number % 7}", f"ref-{number}") for number in range(2000)]
+    held.add_all(keys)
+    assert len(held.layers) > 1  # grown past its first layer
+    assert all(held.might_hold(key) for key in keys)
+    others = [("M", "S1", f"other-{number}") for number in range(2000)]
+    assert sum(held.might_hold(key) for key in others) < len(others) // 10
+
+
+def test_a_spill_reads_back_what_it_stored_and_nothing_else(exported: Path) -> None:
+    """Every stored row by its key and by its table's read prefix; a key never stored
+    finds nothing; an entry id's first seq holds before and after it is written."""
+    source = audit_directory(exported, spill=False).state
+    spill = Spill()
+    try:
+        (cache,) = spill.db.execute("PRAGMA cache_size").fetchone()
+        assert cache == -AUDIT_SPILL_CACHE_BYTES // 1024  # its own bounded cache
+        state = State()
+        state.attach(spill)
+        for name in PAGED_TABLES:
+            for row, version in source.table(name).items().values():
+                state.put(row, version)
+        assert spill.first_seq(b"id-1", 5) == 5
+        assert spill.first_seq(b"id-1", 9) == 5  # not written yet
+        spill.store(state)
+        assert spill.first_seq(b"id-1", 12) == 5  # from the file
+        assert spill.first_seq(b"id-2", 13) == 13
+        below = source.size
+        for name in PAGED_TABLES:
+            table = source.table(name)
+            length = PAGE_PREFIXES.get(name)
+            for key, (row, version) in table.items().items():
+                assert spill.fetch(name, [key], below) == [(row, version)], name
+                if length is not None:
+                    under = {k: v for k, v in table.items().items() if k[:length] == key[:length]}
+                    found = spill.fetch(name, [key[:length]], below)
+                    assert {table.key_of(r): (r, v) for r, v in found} == under, name
+                assert spill.fetch(name, [(*key[:-1], "never stored")], below) == [], name
+        assert any(len(source.table(name)) for name in PAGED_TABLES)
+    finally:
+        spill.close()
