@@ -47,14 +47,14 @@ RATIO_DIGITS = 3
 
 # Run by the audit child: audit the folder, print its time, findings and peak memory.
 _AUDIT = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from ledger.audit import audit_directory
 start = time.perf_counter()
 report = audit_directory(Path(sys.argv[1]))
 print(json.dumps({"seconds": time.perf_counter() - start, "size": report.size,
                   "findings": [str(f) for f in report.findings[:5]],
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 

@@ -38,7 +38,7 @@ from signing.entry import submitted
 
 # Run by the restart child: open the ledger, append one enrolment, print time and peak RSS.
 _RESTART = """
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
 from ledger.app import Ledger
 from ops.bench.append import BENCH_NOW, SEED
@@ -51,7 +51,7 @@ document = EntryFactory().signed(ring, "member.enrolled", "region:31", body, BEN
 ledger = Ledger.open(sys.argv[1], ring.ensure("operator"), clock=lambda: BENCH_NOW)
 seq = ledger.submit(document).seq
 print(json.dumps({"seq": seq, "seconds": time.perf_counter() - start,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 
