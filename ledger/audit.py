@@ -33,7 +33,6 @@ import gc
 import hashlib
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -45,6 +44,7 @@ import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
 from ledger import merkle
 from ledger.calendar import local_date
 from ledger.checking import ENTRY_START, Verdict, checked_chunks, leaf_hashes
+from ledger.collector import collection_deferred
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.rows import KeyRow, RegionRow
 from ledger.spill import Spill
@@ -567,7 +567,7 @@ class Replay:
             self.report.state.forget_changes()
         else:
             self.spill.store(self.report.state)
-        # Automatic collection is held for the replay (_collection_held): the garbage of
+        # Automatic collection is held for the replay (_replay_file): the garbage of
         # the entries since the last chunk is collected here, once, and what survives
         # (the state's rows, which hold no reference cycles) is frozen, so no collection
         # walks them again as they grow (audit_directory unfreezes them at the end).
@@ -587,7 +587,11 @@ def _replay_file(
     spill: Spill | None,
 ) -> None:
     replay = Replay(report, trust, path.parent / REPORTS_DIR, spill)
-    with _collection_held(), open_export_file(path, "entries file") as handle:
+    # Automatic collection is held for the replay (ledger.collector): the replay makes
+    # tens of container objects per entry, and each automatic full collection walked
+    # everything not frozen yet (8 % of a spilled million-entry audit); _integrate
+    # collects once a chunk instead.
+    with collection_deferred(), open_export_file(path, "entries file") as handle:
         try:
             checked = checked_chunks(read_lines(handle), chunk_lines, workers)
             for chunk, (verdicts, hashes) in checked:
@@ -600,26 +604,6 @@ def _replay_file(
     replay.finish()
     report.size, report.root = replay.size, replay.root
     _check_no_other_reports(replay.reports_dir, replay.nights, report)
-
-
-@contextmanager
-def _collection_held() -> Iterator[None]:
-    """Hold CPython's automatic collection during the replay; Replay._integrate collects
-    once per INTEGRATE_CHUNK leaves instead, then freezes the survivors.
-
-    Why: the replay allocates tens of container objects per entry, so the automatic
-    collector runs every few hundred entries, and its full collections walk everything
-    not frozen yet (the chunks in flight to and from the workers besides): 8 % of a
-    spilled million-entry audit. Collected once a chunk, cyclic garbage waits at most
-    INTEGRATE_CHUNK entries. Not when someone else turned the collector off."""
-    held = gc.isenabled()
-    if held:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if held:
-            gc.enable()
 
 
 def _check_no_other_reports(folder: Path, nights: set[str], report: AuditReport) -> None:

@@ -228,7 +228,7 @@ def test_a_spilled_audit_finds_what_an_in_memory_one_finds(exported: Path) -> No
 
 def test_the_audit_gives_the_collector_back_as_it_found_it(exported: Path) -> None:
     """The replay holds automatic collection and freezes its rows chunk by chunk
-    (ledger.audit._collection_held): afterwards the collector runs again and nothing
+    (ledger.collector.collection_deferred): afterwards the collector runs again and nothing
     stays frozen; a collector the caller had turned off stays off."""
     assert audit_directory(exported, chunk_lines=WORKER_CHUNK_LINES).ok
     assert gc.isenabled()
