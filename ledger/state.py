@@ -13,7 +13,6 @@ and the entry's context that returns the projection rows to upsert.
 from __future__ import annotations
 
 import json
-import operator
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -641,17 +640,13 @@ class State:
 
 def _key_reader(row_type: type, fields: tuple[str, ...]) -> Callable[[Any], tuple[object, ...]]:
     """A row's key tuple, the same as ``ledger.rows.row_key()`` (which builds it with a
-    generator: too slow for a handful of puts per entry). Rows are NamedTuples: a key
-    made of the leading fields is a slice (a plain tuple, the cheapest to build), any
-    other an itemgetter."""
-    positions = [row_type._fields.index(name) for name in fields]  # type: ignore[attr-defined]
-    if positions == list(range(len(positions))):
-        width = len(positions)
-        return lambda row: row[:width]
-    if len(positions) == 1:
-        (position,) = positions
-        return lambda row: (row[position],)
-    return operator.itemgetter(*positions)
+    generator: too slow for a handful of puts per entry). Rows are NamedTuples and every
+    table's key is its leading fields (checked here, once per table), so a key is a
+    slice: a plain tuple, the cheapest to build."""
+    width = len(fields)
+    leading = row_type._fields[:width]  # type: ignore[attr-defined]
+    invariant(leading == fields, f"{row_type.__name__}'s key {fields} is not its leading fields")
+    return lambda row: row[:width]
 
 
 def _table(name: str) -> Table[Any]:
