@@ -48,6 +48,7 @@ RATIO_DIGITS = 3
 # Run by the audit child: audit the folder, print its time, findings and peak memory.
 _AUDIT = """
 import json, sys, time
+from ops.bench.child import peak_rss_mb
 from pathlib import Path
 from ledger.audit import audit_directory
 start = time.perf_counter()

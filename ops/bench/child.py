@@ -10,26 +10,31 @@ from typing import Any
 
 from schemas.errors import ConfigError
 
-# Defines peak_rss_mb() for the child's script. VmHWM is the high-water mark of the
-# child's own process image; getrusage()'s ru_maxrss is not: Linux carries it over
-# execve from the forked copy of the parent, so a child of a bench that had grown to
-# 700 MB reported 700 MB whatever it used itself.
-PEAK_RSS = """
-def peak_rss_mb():
+KIB_PER_MIB = 1024
+
+
+def status_mib(field: str) -> float:
+    """A memory line of /proc/self/status (``VmRSS``, ``VmHWM``, …) in MiB; 0 if absent."""
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / KIB_PER_MIB
     return 0.0
-"""
+
+
+def peak_rss_mb() -> float:
+    """This process image's own peak resident memory (VmHWM). Not getrusage()'s
+    ru_maxrss: Linux carries that over execve from the forked copy of the parent, so a
+    child of a bench that had grown to 700 MB reported 700 MB whatever it used itself."""
+    return status_mib("VmHWM")
 
 
 def run_child(script: str, argument: str, timeout_s: float, what: str) -> dict[str, Any]:
-    """Run ``script`` (Python source, with peak_rss_mb() defined) with ``argument`` as
-    sys.argv[1]; its last line of stdout is one JSON object, returned. A non-zero exit
-    is a ConfigError naming ``what`` with the end of its stderr."""
+    """Run ``script`` (Python source; it may import peak_rss_mb from here) with
+    ``argument`` as sys.argv[1]; its last line of stdout is one JSON object, returned.
+    A non-zero exit is a ConfigError naming ``what`` with the end of its stderr."""
     child = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", PEAK_RSS + script, argument],
+        [sys.executable, "-c", script, argument],
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -41,4 +46,4 @@ def run_child(script: str, argument: str, timeout_s: float, what: str) -> dict[s
     return result
 
 
-__all__ = ["run_child"]
+__all__ = ["peak_rss_mb", "run_child", "status_mib"]

@@ -25,7 +25,7 @@ from ops.bench.append import (
     _require_appended,
     _start_log,
 )
-from ops.bench.child import run_child
+from ops.bench.child import run_child, status_mib
 from ops.bench.generate import return_submissions
 from ops.bench.machine import machine
 from schemas.errors import ConfigError
@@ -39,6 +39,7 @@ from signing.entry import submitted
 # Run by the restart child: open the ledger, append one enrolment, print time and peak RSS.
 _RESTART = """
 import json, sys, time
+from ops.bench.child import peak_rss_mb
 start = time.perf_counter()
 from ledger.app import Ledger
 from ops.bench.append import BENCH_NOW, SEED
@@ -53,14 +54,6 @@ seq = ledger.submit(document).seq
 print(json.dumps({"seq": seq, "seconds": time.perf_counter() - start,
                   "peak_rss_mb": peak_rss_mb()}))
 """
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def bench_memory(db: str | None, entries: int = 1_000_000) -> dict[str, object]:
@@ -84,7 +77,7 @@ def bench_memory(db: str | None, entries: int = 1_000_000) -> dict[str, object]:
             appended_s += time.perf_counter() - started
         del documents
         gc.collect()
-        writer_rss_mb = _rss_mb()
+        writer_rss_mb = status_mib("VmRSS")
         url = engine.url.render_as_string(hide_password=False)
         child = run_child(_RESTART, url, BENCH_RESTART_TIMEOUT_S, "the restart child")
     return {

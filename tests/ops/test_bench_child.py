@@ -8,6 +8,7 @@ BALLAST_BYTES = 400 * 1024 * 1024
 
 _REPORT = """
 import json
+from ops.bench.child import peak_rss_mb
 print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 """
 
