@@ -36,14 +36,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
 import ledger.kinds  # noqa: F401  (registers every kind with ledger.state)
 from ledger import merkle
 from ledger.calendar import local_date
-from ledger.checking import ENTRY_START, Verdict, checked_chunks, leaf_hashes
+from ledger.checking import ENTRY_START, Checked, Verdict, checked_chunks, leaf_hashes
 from ledger.collector import collection_deferred
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
 from ledger.rows import KeyRow, RegionRow
@@ -169,6 +169,11 @@ class Overlong:
 
     length_bytes: int
     leaf_hash: bytes
+
+
+# A chunk of the entries file's lines (an overlong one stands in for its line) and the
+# workers' verdicts on them (ledger.checking).
+CheckedChunk = tuple[list[bytes | Overlong], Checked]
 
 
 def read_lines(handle: BinaryIO) -> Iterator[bytes | Overlong]:
@@ -365,14 +370,42 @@ def entry_id_key(entry_id: str) -> bytes | str:
         return entry_id
 
 
+NightReport = tuple[str, int, bytes]  # (day, seq of its closing entry, the report's bytes)
+
+
+class Sink(Protocol):
+    """Where an import stores the log as the replay judges it (ledger.restore), so that
+    the export is read once: at each integration of the tree, the lines integrated (in
+    seq order), their leaf hashes, the integration's tiles and nodes, and each night
+    report the replay recomputed from those lines. Called only while the audit has no
+    finding (an import of an export with one is refused and rolled back)."""
+
+    def integrated(
+        self,
+        lines: list[bytes],
+        hashes: list[bytes],
+        integration: merkle.Integration,
+        reports: list[NightReport],
+    ) -> None: ...
+
+
 class Replay:
     """Checks each leaf of ``entries.jsonl`` in order, replays it into ``report.state``
     and grows the tree over the leaf hashes."""
 
     def __init__(
-        self, report: AuditReport, trust: Trust, reports_dir: Path, spill: Spill | None = None
+        self,
+        report: AuditReport,
+        trust: Trust,
+        reports_dir: Path,
+        spill: Spill | None = None,
+        sink: Sink | None = None,
     ) -> None:
         self.report = report
+        # An import's store of the lines and tiles, and what it has not been handed yet.
+        self.sink = sink
+        self.sink_lines: list[bytes] = []
+        self.sink_reports: list[NightReport] = []
         # Paged rows and entry ids on disk (ledger.spill), for a replay of any length.
         self.spill = spill
         if spill is not None:
@@ -405,12 +438,15 @@ class Replay:
             self.report.add(index, "too-long", message)
             self._pass_over(None)
             self.pending.append(line.leaf_hash)
+            self.sink = None  # a finding: nothing more is stored (the import is refused)
         else:
             if verdict is None:
                 self._replay(index, line)
             else:
                 self._replay_checked(index, line, verdict)
             self.pending.append(merkle.leaf_hash(line) if leaf is None else leaf)
+            if self.sink is not None:
+                self.sink_lines.append(line)
         if len(self.pending) >= INTEGRATE_CHUNK:
             self._integrate()
 
@@ -527,6 +563,8 @@ class Replay:
             self._refused(index, kind, ctx.logged_text, exc)
         for day, seq, recomputed in report.state.reports:
             self._compare_report(day, seq, recomputed)
+            if self.sink is not None:  # the exported bytes, when no finding was made
+                self.sink_reports.append((day, seq, recomputed))
         report.state.reports.clear()
 
     def _root_at(self, size: int) -> bytes:
@@ -559,6 +597,11 @@ class Replay:
         keep = merkle.frontier_tile_keys(result.size)
         self.size, self.root = result.size, result.root
         self.frontier = {key: merged[key] for key in keep}
+        if self.sink is not None and not self.report.ok:
+            self.sink = None  # a finding: the import is refused, nothing more is stored
+        if self.sink is not None:
+            self.sink.integrated(self.sink_lines, self.pending, result, self.sink_reports)
+            self.sink_lines, self.sink_reports = [], []
         self.pending = []
         # Nothing is stored from the replay as it goes (an import stores every row at
         # the end, projections.write_all): the sets of changed keys would only grow.
@@ -585,25 +628,35 @@ def _replay_file(
     chunk_lines: int,
     workers: int | None,
     spill: Spill | None,
+    sink: Sink | None,
 ) -> None:
-    replay = Replay(report, trust, path.parent / REPORTS_DIR, spill)
+    replay = Replay(report, trust, path.parent / REPORTS_DIR, spill, sink)
     # Automatic collection is held for the replay (ledger.collector): the replay makes
     # tens of container objects per entry, and each automatic full collection walked
     # everything not frozen yet (8 % of a spilled million-entry audit); _integrate
     # collects once a chunk instead.
     with collection_deferred(), open_export_file(path, "entries file") as handle:
-        try:
-            checked = checked_chunks(read_lines(handle), chunk_lines, workers)
-            for chunk, (verdicts, hashes) in checked:
-                for line, verdict, leaf in zip(
-                    chunk, verdicts, leaf_hashes((verdicts, hashes)), strict=True
-                ):
-                    replay.add(line, verdict, leaf)
-        except OSError as exc:
-            raise MalformedError(f"cannot read the entries file {path}: {exc.strerror}") from exc
+        checked = checked_chunks(read_lines(handle), chunk_lines, workers)
+        while (item := _next_chunk(checked, path)) is not None:
+            chunk, (verdicts, hashes) = item
+            # Outside the read's error handling: an import's store (the sink) may fail
+            # with an OSError of its own, which is no fault of the entries file.
+            for line, verdict, leaf in zip(
+                chunk, verdicts, leaf_hashes((verdicts, hashes)), strict=True
+            ):
+                replay.add(line, verdict, leaf)
     replay.finish()
     report.size, report.root = replay.size, replay.root
     _check_no_other_reports(replay.reports_dir, replay.nights, report)
+
+
+def _next_chunk(checked: Iterator[CheckedChunk], path: Path) -> CheckedChunk | None:
+    """The next chunk of lines with its verdicts, None at the end; a read error of the
+    file is a MalformedError that says so."""
+    try:
+        return next(checked, None)
+    except OSError as exc:
+        raise MalformedError(f"cannot read the entries file {path}: {exc.strerror}") from exc
 
 
 def _check_no_other_reports(folder: Path, nights: set[str], report: AuditReport) -> None:
@@ -625,10 +678,13 @@ def audit_directory(
     chunk_lines: int = AUDIT_CHUNK_LINES,
     workers: int | None = None,
     spill: bool | None = None,
+    sink: Sink | None = None,
 ) -> AuditReport:
     """Audit the export in ``directory``. Lines are checked ``chunk_lines`` at a time,
     by ``workers`` processes (default: one per core) when the log holds more than one
-    chunk (ledger.checking); the findings are the same for any chunk size and count."""
+    chunk (ledger.checking); the findings are the same for any chunk size and count.
+    ``sink``: an import's store, handed the lines and tiles as the replay integrates
+    them while the audit has no finding (Sink)."""
     report = AuditReport()
     trust = load_trust(directory / TRUST_FILE)
     note = _read_checkpoint(directory / CHECKPOINT_FILE, report)
@@ -637,7 +693,7 @@ def audit_directory(
         if spill is None:
             spill = _entries_bytes(entries) > AUDIT_SPILL_BYTES_MIN
         report.spill = Spill() if spill else None
-        _replay_file(entries, trust, report, chunk_lines, workers, report.spill)
+        _replay_file(entries, trust, report, chunk_lines, workers, report.spill, sink)
     finally:
         gc.unfreeze()
     opened = _check_witnesses(note, trust, report)

@@ -1,53 +1,52 @@
 """`alliance import DIR`: rebuild a database from an export (`alliance export`), the
 restore half of a backup drill.
 
-Nothing is trusted that the auditor would not trust: the export is audited first
+Nothing is trusted that the auditor would not trust: the export is audited
 (ledger.audit.audit_directory: every signature, every rule, the tree, the checkpoint and
-its cosignatures, each night's report byte for byte) and refused, with nothing written,
-unless it passes. Then, in ONE transaction, so a failure leaves the database as it was:
+its cosignatures, each night's report byte for byte) and nothing is committed unless it
+passes. The file is read ONCE: the audit's replay hands each integrated chunk of lines,
+with the leaf hashes and tiles it computed, to this module's database thread (the audit's
+Sink), which stores it while the replay goes on, so the database's work (PostgreSQL's
+COPY, indexes and triggers run in the server's process) overlaps the audit's. Everything
+is written in ONE transaction, opened before the audit, so a refusal or a failure leaves
+the database as it was (the schema too: migrated inside that transaction):
 
-* the leaves, in seq order and in chunks of IMPORT_CHUNK_ENTRIES, each chunk followed
-  by its tiles and inner nodes (ledger.merkle.integrate, as the writer integrates a
-  batch, so the tile-width and nodes-after-full triggers hold at every step);
+* the leaves, in seq order, each integration's chunk followed by its tiles and inner
+  nodes (as the writer integrates a batch, so the tile-width and nodes-after-full
+  triggers hold at every step);
+* each night's report, the bytes the replay recomputed and found equal to the exported;
 * the exported checkpoint note as it was signed (never re-signed: the operator's
   signature lines only), and each cosignature line as its own row;
-* each night's report, the bytes as exported (checked against its closing entry);
 * the sealed projections, from the audit's replay of exactly these leaves, sealed with
   the operator key as `alliance rebuild` seals them (projections.write_all).
 
-The file is read again for the load, so it could have changed since the audit: the
-load's tree must end at the audited size and root, and every report must match its
-closing entry's counts and roots, or the transaction is rolled back.
+The stored bytes are the audited bytes themselves (the lines the replay judged), so a
+file changed during the import cannot slip in unaudited bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, RootTransaction
 
 from ledger import merkle, projections, store
 from ledger.app import declared_keys, operator_verifier, row_verifier
-from ledger.audit import (
-    AuditReport,
-    Overlong,
-    audit_directory,
-    open_export_file,
-    read_export_file,
-    read_lines,
-)
+from ledger.audit import AuditReport, NightReport, audit_directory, read_export_file
 from ledger.checking import audited_entry_bytes
-from ledger.collector import collection_deferred
 from ledger.db import make_engine
-from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR
-from ledger.kinds.settlement import check_report
-from ledger.schema import is_initialized, migrate
+from ledger.export import CHECKPOINT_FILE
+from ledger.schema import is_initialized, migrate_in
 from ledger.seal import Sealer
 from ledger.sequencer import lock_log
 from ledger.state import OPERATOR
@@ -56,17 +55,14 @@ from schemas.errors import (
     OperatorKeyError,
     TamperedError,
     VerificationError,
+    invariant,
 )
-from schemas.limits import (
-    CHECKPOINT_FILE_BYTES_MAX,
-    IMPORT_CHUNK_ENTRIES,
-    IMPORT_REPORT_BYTES_MAX,
-)
+from schemas.limits import CHECKPOINT_FILE_BYTES_MAX, IMPORT_CHUNKS_AHEAD
 from signing.checkpoint import cosignature_timestamp, verify_cosigned_checkpoint
 from signing.keys import PrivateKey, b64encode
 from signing.note import parse_note, render_note
 
-CLOSING_KIND = "reconciliation.closed"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,20 +97,33 @@ class SplitCheckpoint:
 def import_export(
     directory: Path, url: str, operator: PrivateKey, *, spill: bool | None = None
 ) -> Imported:
-    """Audit the export in ``directory``, then load it into the empty database at
-    ``url``; refuses (writing nothing) an export that does not audit, an operator key
-    that is not the log's, and a database that already holds a ledger. ``spill``: page
-    the replay's growing rows to disk (default: above AUDIT_SPILL_BYTES_MIN; ledger.spill)."""
+    """Audit the export in ``directory`` and load it into the empty database at ``url``
+    as it is audited; commits only when it audits, refuses (writing nothing) an export
+    that does not, an operator key that is not the log's, and a database that already
+    holds a ledger. ``spill``: page the replay's growing rows to disk (default: above
+    AUDIT_SPILL_BYTES_MIN; ledger.spill)."""
     started = time.perf_counter()
-    report = audit_directory(directory, spill=spill)
+    engine = make_engine(url)
+    created = _new_sqlite_file(engine)
     try:
-        return _import_audited(directory, url, operator, report, started)
+        _refuse_initialised(engine)  # read only: a live writer's lock is not waited for
+        with _Load(engine) as load:
+            report = audit_directory(directory, spill=spill, sink=load)
+            try:
+                return _commit_audited(directory, operator, report, load, started)
+            finally:
+                report.close()  # the spill file, if the audit made one
+    except BaseException:
+        if created is not None:  # nothing was committed: leave no empty database behind
+            engine.dispose()
+            _remove_sqlite_file(created)
+        raise
     finally:
-        report.close()  # the spill file, if the audit made one
+        engine.dispose()
 
 
-def _import_audited(
-    directory: Path, url: str, operator: PrivateKey, report: AuditReport, started: float
+def _commit_audited(
+    directory: Path, operator: PrivateKey, report: AuditReport, load: _Load, started: float
 ) -> Imported:
     if not report.ok:
         raise VerificationError(
@@ -127,18 +136,9 @@ def _import_audited(
         split = split_checkpoint(report, note.decode("utf-8"))
     except UnicodeDecodeError as exc:  # it was text when audited
         raise TamperedError("the checkpoint changed since it was audited") from exc
-    engine = make_engine(url)
-    try:
-        _refuse_initialised(engine)
-        migrate(engine)
-        with engine.begin() as connection, collection_deferred():
-            lock_log(connection)
-            _refuse_initialised_in(connection)  # another import may have won the race
-            nights = _load(connection, directory, report, split, operator)
-    finally:
-        engine.dispose()
+    load.call(lambda connection: load.finish(connection, report, split, operator))
     elapsed = time.perf_counter() - started
-    return Imported(report.size, report.root, len(split.cosignatures), nights, elapsed)
+    return Imported(report.size, report.root, len(split.cosignatures), load.nights, elapsed)
 
 
 def _check_operator(report: AuditReport, operator: PrivateKey) -> None:
@@ -188,114 +188,173 @@ def split_checkpoint(report: AuditReport, note: str) -> SplitCheckpoint:
     return SplitCheckpoint(operator_note, rows)
 
 
-def _load(
-    connection: Connection,
-    directory: Path,
-    report: AuditReport,
-    split: SplitCheckpoint,
-    operator: PrivateKey,
-) -> int:
-    """Everything the import writes, in the caller's transaction; returns the nights."""
-    tree = _Tree()
-    for chunk in _chunks(directory):
-        tree.write(connection, chunk)
-        store.insert_reports(connection, _night_reports(directory, chunk))
-    if (tree.size, tree.root) != (report.size, report.root):
-        raise TamperedError("entries.jsonl changed since it was audited; nothing was written")
-    # The operator signed the checkpoint when it appended the last batch, whose leaves
-    # carry that time (the note itself does not say when).
-    checkpoint = store.StoredCheckpoint(report.size, report.root, split.note, tree.last_logged)
-    store.insert_checkpoint(connection, checkpoint)
-    for witness, timestamp_s, line in split.cosignatures:
-        store.insert_cosignature(connection, report.size, witness, timestamp_s, line)
-    sealer = Sealer.for_log(operator, tree.genesis_hash)
-    # The audit's replay is the replay of exactly these leaves (the root binds them),
-    # every signature verified: sealed as `alliance rebuild` seals a replay.
-    projections.write_all(connection, report.state, sealer)
-    return tree.nights
+class _Load:
+    """The import's one transaction, on one database thread of its own (the audit's Sink):
+    the replay hands it each integrated chunk and goes on while it is stored, with at
+    most IMPORT_CHUNKS_AHEAD chunks waiting (memory: a few chunks of lines). Only this
+    thread touches the connection (SQLite's may not change threads). A failure of a
+    store surfaces in the replay at its next hand-over and stops it; leaving the block
+    without finish() rolls everything back."""
 
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="alliance-import")
+        self.waiting: deque[Future[None]] = deque()
+        self.connection: Connection | None = None
+        self.transaction: RootTransaction | None = None
+        self.size = 0
+        self.root = merkle.EMPTY_ROOT
+        self.genesis_hash = b""
+        self.last_logged = ""
+        self.nights = 0
 
-@dataclass
-class _Tree:
-    """The tree as loaded so far: its frontier tiles, size and root."""
+    def __enter__(self) -> _Load:
+        # Refusals (a ledger already there, the lock held) come now, before the audit.
+        self.call(lambda connection: None)
+        return self
 
-    size: int = 0
-    root: bytes = merkle.EMPTY_ROOT
-    frontier: dict[merkle.TileKey, bytes] = field(default_factory=dict)
-    genesis_hash: bytes = b""
-    last_logged: str = ""
-    nights: int = 0
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        try:
+            if error is None:
+                self._drain()
+            else:  # already failing: what the stores raise adds nothing
+                with contextlib.suppress(Exception):
+                    self._drain()
+        finally:
+            self.executor.submit(self._close).result()
+            self.executor.shutdown()
 
-    def write(self, connection: Connection, chunk: list[store.StoredEntry]) -> None:
-        """The chunk's leaves, then the tiles they complete or extend: each tile is
-        written at the width the log's size then implies (the width trigger)."""
-        store.insert_entries(connection, chunk)
-        integration = merkle.integrate(self.size, self.frontier, [e.leaf_hash for e in chunk])
+    def call(self, task: Callable[[Connection], T]) -> T:
+        """Run ``task`` on the database thread once every chunk handed over is stored."""
+        self._drain()
+        return self.executor.submit(self._with_connection, task).result()
+
+    def integrated(
+        self,
+        lines: list[bytes],
+        hashes: list[bytes],
+        integration: merkle.Integration,
+        reports: list[NightReport],
+    ) -> None:
+        self.waiting.append(self.executor.submit(self._store, lines, hashes, integration, reports))
+        while len(self.waiting) > IMPORT_CHUNKS_AHEAD:
+            self.waiting.popleft().result()  # its error stops the replay here
+
+    def finish(
+        self,
+        connection: Connection,
+        report: AuditReport,
+        split: SplitCheckpoint,
+        operator: PrivateKey,
+    ) -> None:
+        """The rest of the import after a clean audit, then the commit."""
+        if (self.size, self.root) != (report.size, report.root):
+            raise TamperedError("the stored tree is not the audited tree; nothing was written")
+        # The operator signed the checkpoint when it appended the last batch, whose
+        # leaves carry that time (the note itself does not say when).
+        stored = store.StoredCheckpoint(report.size, report.root, split.note, self.last_logged)
+        store.insert_checkpoint(connection, stored)
+        for witness, timestamp_s, line in split.cosignatures:
+            store.insert_cosignature(connection, report.size, witness, timestamp_s, line)
+        sealer = Sealer.for_log(operator, self.genesis_hash)
+        # The audit's replay is the replay of exactly these leaves (the root binds them),
+        # every signature verified: sealed as `alliance rebuild` seals a replay.
+        projections.write_all(connection, report.state, sealer)
+        invariant(self.transaction is not None, "the import's transaction is open")
+        assert self.transaction is not None
+        self.transaction.commit()
+        # Durable now: the whole ledger, or (had anything failed before) none of it.
+
+    def _drain(self) -> None:
+        while self.waiting:
+            self.waiting.popleft().result()
+
+    def _with_connection(self, task: Callable[[Connection], T]) -> T:
+        if self.connection is None:
+            self._open()
+        assert self.connection is not None
+        return task(self.connection)
+
+    def _open(self) -> None:
+        connection = self.engine.connect()
+        self.connection = connection
+        self.transaction = connection.begin()
+        lock_log(connection)  # against a concurrent import or writer, before the schema
+        migrate_in(connection)  # rolled back with the rest if the import fails
+        _refuse_initialised_in(connection)
+
+    def _store(
+        self,
+        lines: list[bytes],
+        hashes: list[bytes],
+        integration: merkle.Integration,
+        reports: list[NightReport],
+    ) -> None:
+        """One integration's leaves, then its tiles and nodes (each tile at the width
+        the log's size then implies: the width trigger), then the nights it closed."""
+        connection = self.connection
+        assert connection is not None
+        first = self.size
+        rows = [
+            _stored_entry(first + offset, line, leaf_hash)
+            for offset, (line, leaf_hash) in enumerate(zip(lines, hashes, strict=True))
+        ]
+        invariant(integration.size == first + len(rows), "an integration skipped leaves")
+        store.insert_entries(connection, rows)
         store.write_tiles(connection, integration.tiles)
         store.write_nodes(connection, integration.nodes)
-        merged = {**self.frontier, **integration.tiles}
-        self.frontier = {key: merged[key] for key in merkle.frontier_tile_keys(integration.size)}
+        store.insert_reports(connection, reports)
+        # In the transaction (durable only at the commit): the log up to integration.size.
         self.size, self.root = integration.size, integration.root
-        if not self.genesis_hash:
-            self.genesis_hash = chunk[0].leaf_hash
-        self.last_logged = chunk[-1].logged
-        self.nights += sum(1 for e in chunk if e.kind == CLOSING_KIND)
+        if not self.genesis_hash and rows:
+            self.genesis_hash = rows[0].leaf_hash
+        if rows:
+            self.last_logged = rows[-1].logged
+        self.nights += len(reports)
+
+    def _close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()  # rolls back a transaction not committed
+            self.connection = None
 
 
-def _chunks(directory: Path) -> Iterator[list[store.StoredEntry]]:
-    """The leaves of entries.jsonl as log rows, IMPORT_CHUNK_ENTRIES at a time."""
-    chunk: list[store.StoredEntry] = []
-    seq = 0
-    with open_export_file(directory / ENTRIES_FILE, "entries file") as handle:
-        for line in read_lines(handle):
-            if isinstance(line, Overlong):
-                raise TamperedError(f"line {seq + 1} grew over a leaf's limit since the audit")
-            chunk.append(_stored_entry(seq, line))
-            seq += 1
-            if len(chunk) >= IMPORT_CHUNK_ENTRIES:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
-
-
-def _stored_entry(seq: int, leaf: bytes) -> store.StoredEntry:
+def _stored_entry(seq: int, leaf: bytes, leaf_hash: bytes) -> store.StoredEntry:
     """The row the writer stored for ``leaf`` (the columns the triggers compare with it).
-    The leaf was audited (a canonical record, admitted by the rules) and the tree's root
-    binds these bytes to the audited ones, so a plain JSON read suffices: the full
-    reading (ledger.state.leaf_context) was half of the load's time."""
-    try:
-        record = orjson.loads(leaf)
-        entry_bytes = audited_entry_bytes(leaf)
-    except ValueError as exc:  # orjson's JSONDecodeError, or no "logged" member
-        raise TamperedError(f"line {seq + 1} is no longer a record since the audit") from exc
+    The replay judged these very bytes (a canonical record, admitted by the rules), so a
+    plain JSON read suffices: the full reading (ledger.state.leaf_context) was half of
+    the load's time."""
+    record = orjson.loads(leaf)
     entry = record["entry"]
-    if record["seq"] != seq:
-        raise TamperedError(f"line {seq + 1} holds seq {record['seq']} since the audit")
+    invariant(record["seq"] == seq, f"line {seq + 1} reached the store out of order")
     return store.StoredEntry(
         seq=seq,
         entry_id=str(entry["id"]),
-        entry_hash=hashlib.sha256(entry_bytes).digest(),
+        entry_hash=hashlib.sha256(audited_entry_bytes(leaf)).digest(),
         kind=str(entry["kind"]),
         signer=str(entry["signer"]),
         logged=str(record["logged"]),
         leaf=leaf,
-        leaf_hash=merkle.leaf_hash(leaf),
+        leaf_hash=leaf_hash,
     )
 
 
-def _night_reports(directory: Path, chunk: list[store.StoredEntry]) -> list[tuple[str, int, bytes]]:
-    """(day, seq, exported bytes) of each night the chunk closes, each checked against
-    its closing entry's counts and roots (the audit compared them byte for byte; this
-    catches a file swapped since)."""
-    nights = []
-    for entry in chunk:
-        if entry.kind != CLOSING_KIND:
-            continue
-        body = json.loads(entry.leaf)["entry"]["body"]
-        day = str(body["day"])
-        path = directory / REPORTS_DIR / f"{day}.json"
-        exported = read_export_file(path, f"report of {day}", IMPORT_REPORT_BYTES_MAX)
-        check_report(exported, body)
-        nights.append((day, entry.seq, exported))
-    return nights
+def _new_sqlite_file(engine: Engine) -> Path | None:
+    """The SQLite file of ``engine``, when it does not exist yet (the import creates it,
+    and removes it again if it fails)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database or ""
+    if database in ("", ":memory:") or Path(database).exists():
+        return None
+    return Path(database)
+
+
+def _remove_sqlite_file(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Connection, Engine, inspect
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -19,10 +19,17 @@ def _config() -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision. Idempotent."""
-    config = _config()
     with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        migrate_in(connection)
+
+
+def migrate_in(connection: Connection) -> None:
+    """Bring the schema to the newest revision inside the caller's transaction: it is
+    committed or rolled back with the rest (both backends' DDL is transactional; on
+    SQLite the engine's BEGIN IMMEDIATE opens it). Idempotent."""
+    config = _config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
 
 
 def is_initialized(engine: Engine) -> bool:

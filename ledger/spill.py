@@ -106,7 +106,11 @@ class Spill:
 
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="alliance-spill-"))
-        self.db = sqlite3.connect(self.directory / SPILL_FILE, isolation_level=None)
+        # One thread at a time: the audit's replay, then an import's database thread
+        # reading the rows back (ledger.restore), never both at once.
+        self.db = sqlite3.connect(
+            self.directory / SPILL_FILE, isolation_level=None, check_same_thread=False
+        )
         # A scratch file: nothing in it must survive a crash (the audit starts over).
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")

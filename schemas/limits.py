@@ -205,11 +205,10 @@ FINDINGS_MAX = 1000  # past this an export or a database is plainly broken; stop
 TEMPORARY_NAME_ATTEMPTS = 16  # random 64-bit names: a 16th clash means someone is planting them
 
 # `alliance import` (restoring an export into an empty database)
-# Leaves inserted, and their tiles written, per step: one full batch, as the writer does.
-IMPORT_CHUNK_ENTRIES = 4096
-# One exported night report, read whole to store it: a busy night's positions and up to
-# OVERDUE_PER_REPORT_MAX notices stay well below this (a hostile file is cut off here).
-IMPORT_REPORT_BYTES_MAX = 1 << 30
+# The leaves are stored as the audit's replay integrates them (INTEGRATE_CHUNK at a
+# time, as the writer's batches); the replay runs at most this many chunks ahead of the
+# import's database thread (memory: these chunks' lines, a few MB of real leaves).
+IMPORT_CHUNKS_AHEAD = 2
 
 # Command-line input (bounded: a file or stdin may be anything, arguments any number)
 # One `submitted` document: its entry is at most ENTRY_BYTES_MAX canonical bytes, and a
@@ -351,8 +350,7 @@ _POSITIVE = (
     "SPILL_FILTER_BITS_PER_KEY",
     "SPILL_FILTER_KEYS_FIRST",
     "PAGE_READ_KEYS_MAX",
-    "IMPORT_CHUNK_ENTRIES",
-    "IMPORT_REPORT_BYTES_MAX",
+    "IMPORT_CHUNKS_AHEAD",
     "SKIP_CHUNK_BYTES",
     "FINDINGS_MAX",
     "CHECKPOINT_CANDIDATES_MAX",

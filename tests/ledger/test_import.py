@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, make_url, select
 
-from ledger import store
+from ledger import audit, restore, store
 from ledger.app import Ledger
 from ledger.db import make_engine
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR
@@ -22,6 +23,7 @@ from ledger.schema import is_initialized
 from ledger.tables import Checkpoint, Cosignature
 from ops.world import schema_url
 from schemas.errors import AlreadyInitialisedError, OperatorKeyError, VerificationError
+from schemas.limits import IMPORT_CHUNKS_AHEAD
 from signing.keys import PrivateKey, b64encode
 from signing.note import parse_note
 from tests.conftest import Alliance, require_pg
@@ -230,3 +232,36 @@ def test_a_spilled_import_restores_the_same_ledger(
         assert restored.rebuild().identical
     finally:
         restored.close()
+
+
+def test_a_failure_of_the_database_thread_stops_the_audit_and_writes_nothing(
+    alliance: Alliance, exported: Path, target_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leaves are stored while the audit replays them, on the import's database
+    thread: its failure (here the tiles' write, as a full disk would fail it) stops the
+    replay at the next hand-overs instead of at the log's end, and the one transaction
+    is rolled back: no schema, and no SQLite file left behind."""
+    monkeypatch.setattr(audit, "INTEGRATE_CHUNK", 2)  # six hand-overs for the 12 entries
+    handed: list[int] = []
+    original = restore._Load.integrated
+
+    def counted(self: restore._Load, *args: Any) -> None:
+        handed.append(len(args[0]))
+        original(self, *args)
+
+    def fails(connection: object, tiles: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(restore._Load, "integrated", counted)
+    monkeypatch.setattr(store, "write_tiles", fails)
+    with pytest.raises(OSError, match="No space left"):
+        import_export(exported, target_url, _operator(alliance))
+    assert len(handed) == IMPORT_CHUNKS_AHEAD + 1 < 6
+    if target_url.startswith("sqlite"):
+        assert not Path(target_url.removeprefix("sqlite:///")).exists()
+    else:
+        engine = make_engine(target_url)
+        try:
+            assert not is_initialized(engine)  # the schema went with the rollback
+        finally:
+            engine.dispose()
