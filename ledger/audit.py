@@ -46,7 +46,7 @@ from ledger.calendar import local_date
 from ledger.checking import ENTRY_START, Checked, Verdict, checked_chunks, leaf_hashes
 from ledger.collector import collection_deferred
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR, TRUST_FILE
-from ledger.rows import KeyRow, RegionRow
+from ledger.rows import KeyRow, RegionRow, Row
 from ledger.spill import Spill
 from ledger.state import (
     OPERATOR,
@@ -378,7 +378,9 @@ class Sink(Protocol):
     the export is read once: at each integration of the tree, the lines integrated (in
     seq order), their leaf hashes, the integration's tiles and nodes, and each night
     report the replay recomputed from those lines. Called only while the audit has no
-    finding (an import of an export with one is refused and rolled back)."""
+    finding (an import of an export with one is refused and rolled back). ``changed``:
+    by table, every projection row the replay changed since the last integration, with
+    its version (the state's newest versions are the replay's projections)."""
 
     def integrated(
         self,
@@ -386,6 +388,7 @@ class Sink(Protocol):
         hashes: list[bytes],
         integration: merkle.Integration,
         reports: list[NightReport],
+        changed: list[tuple[str, list[tuple[Row, int]]]],
     ) -> None: ...
 
 
@@ -599,17 +602,21 @@ class Replay:
         self.frontier = {key: merged[key] for key in keep}
         if self.sink is not None and not self.report.ok:
             self.sink = None  # a finding: the import is refused, nothing more is stored
+        state = self.report.state
+        taken: dict[str, list[tuple[Row, int]]] | None = None
         if self.sink is not None:
-            self.sink.integrated(self.sink_lines, self.pending, result, self.sink_reports)
+            taken = {table.name: table.take_changed() for table in state.all_tables()}
+            changed = list(taken.items())
+            self.sink.integrated(self.sink_lines, self.pending, result, self.sink_reports, changed)
             self.sink_lines, self.sink_reports = [], []
         self.pending = []
-        # Nothing is stored from the replay as it goes (an import stores every row at
-        # the end, projections.write_all): the sets of changed keys would only grow.
-        # Spilled, the paged rows go to the file and leave memory.
+        # An audit stores nothing as it goes (the sets of changed keys would only grow);
+        # an import's sink has just been handed the changes. Spilled, the paged rows go
+        # to the file and leave memory.
         if self.spill is None:
-            self.report.state.forget_changes()
+            state.forget_changes()
         else:
-            self.spill.store(self.report.state)
+            self.spill.store(state, taken)
         # Automatic collection is held for the replay (_replay_file): the garbage of
         # the entries since the last chunk is collected here, once, and what survives
         # (the state's rows, which hold no reference cycles) is frozen, so no collection

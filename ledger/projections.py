@@ -128,11 +128,22 @@ def write_changes(connection: Connection, state: State, sealer: Sealer) -> int:
     """Insert a sealed version of every row the state changed since the last write, and
     the sealed head marker of ``state.size``; returns the row count."""
     changed = [(table.name, table.take_changed()) for table in state.all_tables()]
-    written = _store(connection, sealer, [(name, rows) for name, rows in changed if rows])
-    connection.execute(
-        PROJECTION_HEADS.insert(), {"size": state.size, SEAL: sealer.head(state.size)}
-    )
+    written = write_rows(connection, sealer, changed)
+    write_head(connection, sealer, state.size)
     return written
+
+
+def write_rows(
+    connection: Connection, sealer: Sealer, changed: list[tuple[str, list[tuple[Row, int]]]]
+) -> int:
+    """Insert a sealed version of each (row, version) of each table named; returns the
+    count (an import stores each chunk's changes so, as the audit's replay makes them)."""
+    return _store(connection, sealer, [(name, rows) for name, rows in changed if rows])
+
+
+def write_head(connection: Connection, sealer: Sealer, size: int) -> None:
+    """The sealed head marker of log size ``size``: every row version up to it is stored."""
+    connection.execute(PROJECTION_HEADS.insert(), {"size": size, SEAL: sealer.head(size)})
 
 
 def _store(

@@ -7,7 +7,8 @@ its cosignatures, each night's report byte for byte) and nothing is committed un
 passes. The file is read ONCE: the audit's replay hands each integrated chunk of lines,
 with the leaf hashes and tiles it computed, to this module's database thread (the audit's
 Sink), which stores it while the replay goes on, so the database's work (PostgreSQL's
-COPY, indexes and triggers run in the server's process) overlaps the audit's. Everything
+COPY, indexes and triggers run in the server's process) overlaps the audit's, and no
+pass over the whole state is left for the end. Everything
 is written in ONE transaction, opened before the audit, so a refusal or a failure leaves
 the database as it was (the schema too: migrated inside that transaction):
 
@@ -17,8 +18,9 @@ the database as it was (the schema too: migrated inside that transaction):
 * each night's report, the bytes the replay recomputed and found equal to the exported;
 * the exported checkpoint note as it was signed (never re-signed: the operator's
   signature lines only), and each cosignature line as its own row;
-* the sealed projections, from the audit's replay of exactly these leaves, sealed with
-  the operator key as `alliance rebuild` seals them (projections.write_all).
+* the sealed projections, from the audit's replay of exactly these leaves: with each
+  chunk, a version of every row its entries changed, sealed with the operator key (as
+  the writer stores a batch's), and at the end the sealed head marker.
 
 The stored bytes are the audited bytes themselves (the lines the replay judged), so a
 file changed during the import cannot slip in unaudited bytes.
@@ -46,6 +48,7 @@ from ledger.audit import AuditReport, NightReport, audit_directory, read_export_
 from ledger.checking import audited_entry_bytes
 from ledger.db import make_engine
 from ledger.export import CHECKPOINT_FILE
+from ledger.rows import Row
 from ledger.schema import is_initialized, migrate_in
 from ledger.seal import Sealer
 from ledger.sequencer import lock_log
@@ -107,7 +110,7 @@ def import_export(
     created = _new_sqlite_file(engine)
     try:
         _refuse_initialised(engine)  # read only: a live writer's lock is not waited for
-        with _Load(engine) as load:
+        with _Load(engine, operator) as load:
             report = audit_directory(directory, spill=spill, sink=load)
             try:
                 return _commit_audited(directory, operator, report, load, started)
@@ -196,8 +199,10 @@ class _Load:
     store surfaces in the replay at its next hand-over and stops it; leaving the block
     without finish() rolls everything back."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, operator: PrivateKey) -> None:
         self.engine = engine
+        self.operator = operator
+        self.sealer: Sealer | None = None  # once the genesis leaf is known
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="alliance-import")
         self.waiting: deque[Future[None]] = deque()
         self.connection: Connection | None = None
@@ -240,8 +245,11 @@ class _Load:
         hashes: list[bytes],
         integration: merkle.Integration,
         reports: list[NightReport],
+        changed: list[tuple[str, list[tuple[Row, int]]]],
     ) -> None:
-        self.waiting.append(self.executor.submit(self._store, lines, hashes, integration, reports))
+        self.waiting.append(
+            self.executor.submit(self._store, lines, hashes, integration, reports, changed)
+        )
         while len(self.waiting) > IMPORT_CHUNKS_AHEAD:
             self.waiting.popleft().result()  # its error stops the replay here
 
@@ -261,10 +269,10 @@ class _Load:
         store.insert_checkpoint(connection, stored)
         for witness, timestamp_s, line in split.cosignatures:
             store.insert_cosignature(connection, report.size, witness, timestamp_s, line)
-        sealer = Sealer.for_log(operator, self.genesis_hash)
-        # The audit's replay is the replay of exactly these leaves (the root binds them),
-        # every signature verified: sealed as `alliance rebuild` seals a replay.
-        projections.write_all(connection, report.state, sealer)
+        # Every row version the replay made is stored (_store); the head marker says so.
+        invariant(self.sealer is not None, "the import sealed its projections")
+        assert self.sealer is not None
+        projections.write_head(connection, self.sealer, report.size)
         invariant(self.transaction is not None, "the import's transaction is open")
         assert self.transaction is not None
         self.transaction.commit()
@@ -294,9 +302,12 @@ class _Load:
         hashes: list[bytes],
         integration: merkle.Integration,
         reports: list[NightReport],
+        changed: list[tuple[str, list[tuple[Row, int]]]],
     ) -> None:
         """One integration's leaves, then its tiles and nodes (each tile at the width
-        the log's size then implies: the width trigger), then the nights it closed."""
+        the log's size then implies: the width trigger), the nights it closed, and a
+        sealed version of every projection row its entries changed (as the writer
+        stores a batch's: the newest version of each row is the replay's)."""
         connection = self.connection
         assert connection is not None
         first = self.size
@@ -309,10 +320,15 @@ class _Load:
         store.write_tiles(connection, integration.tiles)
         store.write_nodes(connection, integration.nodes)
         store.insert_reports(connection, reports)
+        if self.sealer is None and rows:
+            self.genesis_hash = rows[0].leaf_hash
+            self.sealer = Sealer.for_log(self.operator, self.genesis_hash)
+        if self.sealer is not None:
+            # Sealed with the key given, checked at the end against the log's current
+            # operator key (_check_operator): a wrong one is refused and rolled back.
+            projections.write_rows(connection, self.sealer, changed)
         # In the transaction (durable only at the commit): the log up to integration.size.
         self.size, self.root = integration.size, integration.root
-        if not self.genesis_hash and rows:
-            self.genesis_hash = rows[0].leaf_hash
         if rows:
             self.last_logged = rows[-1].logged
         self.nights += len(reports)

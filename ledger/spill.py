@@ -175,12 +175,13 @@ class Spill:
 
     # --- what the replay writes ------------------------------------------------------
 
-    def store(self, state: State) -> None:
-        """Write the paged rows ``state`` changed, drop its working set and forget the
-        other tables' changes (a replay stores nothing else as it goes)."""
+    def store(self, state: State, taken: dict[str, list[tuple[Row, int]]] | None = None) -> None:
+        """Write the paged rows ``state`` changed (``taken``: the changed rows its
+        tables already gave up, by table), drop its working set and forget the other
+        tables' changes (a replay stores nothing else as it goes)."""
         for name in PAGED_TABLES:
             table = state.table(name)
-            rows = table.take_changed()
+            rows = table.take_changed() if taken is None else taken.get(name, [])
             if rows:
                 self._store_rows(name, [(table.key_of(row), row, version) for row, version in rows])
         state.forget_changes()
