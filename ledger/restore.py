@@ -215,7 +215,11 @@ class _Load:
 
     def __enter__(self) -> _Load:
         # Refusals (a ledger already there, the lock held) come now, before the audit.
-        self.call(lambda connection: None)
+        try:
+            self.call(lambda connection: None)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)  # no with-block to close it
+            raise
         return self
 
     def __exit__(

@@ -7,6 +7,7 @@ Both backends."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,21 @@ def test_a_failure_of_the_database_thread_stops_the_audit_and_writes_nothing(
             assert not is_initialized(engine)  # the schema went with the rollback
         finally:
             engine.dispose()
+
+
+def test_a_refusal_on_the_database_thread_leaves_no_thread_or_connection(
+    alliance: Alliance, exported: Path, target_url: str
+) -> None:
+    """The import's own check under its lock (another import may have won the race past
+    the first, read-only check) refuses before the audit starts, and closes its thread
+    and connection although no with-block was entered."""
+    import_export(exported, target_url, _operator(alliance))
+    engine = make_engine(target_url)
+    try:
+        with pytest.raises(AlreadyInitialisedError), restore._Load(engine, _operator(alliance)):
+            pytest.fail("the block ran on a database that holds a ledger")
+        alive = [t.name for t in threading.enumerate() if t.name.startswith("alliance-import")]
+        assert alive == []
+        assert engine.pool.checkedout() == 0
+    finally:
+        engine.dispose()
