@@ -111,7 +111,9 @@ class Loaded:
     forged_rows: int
 
 
-def _sealed(sealer: Sealer, name: str, changed: list[tuple[Row, int]]) -> list[tuple[object, ...]]:
+def _sealed(
+    sealer: Sealer, name: str, changed: Sequence[tuple[tuple[object, ...], int]]
+) -> list[tuple[object, ...]]:
     """Sealer.rows() in one pass: (values…, version, seal) per changed row of ``name``."""
     seal = sealer.sealer(name)
     rows = []
@@ -134,7 +136,9 @@ def write_changes(connection: Connection, state: State, sealer: Sealer) -> int:
 
 
 def write_rows(
-    connection: Connection, sealer: Sealer, changed: list[tuple[str, list[tuple[Row, int]]]]
+    connection: Connection,
+    sealer: Sealer,
+    changed: Sequence[tuple[str, Sequence[tuple[tuple[object, ...], int]]]],
 ) -> int:
     """Insert a sealed version of each (row, version) of each table named; returns the
     count (an import stores each chunk's changes so, as the audit's replay makes them)."""
@@ -147,7 +151,9 @@ def write_head(connection: Connection, sealer: Sealer, size: int) -> None:
 
 
 def _store(
-    connection: Connection, sealer: Sealer, changed: list[tuple[str, list[tuple[Row, int]]]]
+    connection: Connection,
+    sealer: Sealer,
+    changed: Sequence[tuple[str, Sequence[tuple[tuple[object, ...], int]]]],
 ) -> int:
     """Insert a sealed version of each (row, version) of each table; returns the count.
 

@@ -5,12 +5,12 @@ Nothing is trusted that the auditor would not trust: the export is audited
 (ledger.audit.audit_directory: every signature, every rule, the tree, the checkpoint and
 its cosignatures, each night's report byte for byte) and nothing is committed unless it
 passes. The file is read ONCE: the audit's replay hands each integrated chunk of lines,
-with the leaf hashes and tiles it computed, to this module's database thread (the audit's
-Sink), which stores it while the replay goes on, so the database's work (PostgreSQL's
-COPY, indexes and triggers run in the server's process) overlaps the audit's, and no
-pass over the whole state is left for the end. Everything
-is written in ONE transaction, opened before the audit, so a refusal or a failure leaves
-the database as it was (the schema too: migrated inside that transaction):
+with the leaf hashes and tiles it computed and the projection rows it changed, to this
+module's database process (the audit's Sink), which stores it while the replay goes on:
+the storing's Python (reading each leaf's columns, sealing rows, formatting COPY) and the
+database's work run beside the audit's, and no pass over the whole state is left for the
+end. Everything is written in ONE transaction, opened before the audit, so a refusal or
+a failure leaves the database as it was (the schema too: migrated inside that transaction):
 
 * the leaves, in seq order, each integration's chunk followed by its tiles and inner
   nodes (as the writer integrates a batch, so the tile-width and nodes-after-full
@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import multiprocessing
+import os
 import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -53,8 +55,10 @@ from ledger.schema import is_initialized, migrate_in
 from ledger.seal import Sealer
 from ledger.sequencer import lock_log
 from ledger.state import OPERATOR
+from ledger.verifying import exit_with_parent
 from schemas.errors import (
     AlreadyInitialisedError,
+    BatchFailedError,
     OperatorKeyError,
     TamperedError,
     VerificationError,
@@ -110,7 +114,7 @@ def import_export(
     created = _new_sqlite_file(engine)
     try:
         _refuse_initialised(engine)  # read only: a live writer's lock is not waited for
-        with _Load(engine, operator) as load:
+        with _Load(url, operator) as load:
             report = audit_directory(directory, spill=spill, sink=load)
             try:
                 return _commit_audited(directory, operator, report, load, started)
@@ -139,9 +143,9 @@ def _commit_audited(
         split = split_checkpoint(report, note.decode("utf-8"))
     except UnicodeDecodeError as exc:  # it was text when audited
         raise TamperedError("the checkpoint changed since it was audited") from exc
-    load.call(lambda connection: load.finish(connection, report, split, operator))
+    nights = load.finish(report, split)
     elapsed = time.perf_counter() - started
-    return Imported(report.size, report.root, len(split.cosignatures), load.nights, elapsed)
+    return Imported(report.size, report.root, len(split.cosignatures), nights, elapsed)
 
 
 def _check_operator(report: AuditReport, operator: PrivateKey) -> None:
@@ -192,31 +196,33 @@ def split_checkpoint(report: AuditReport, note: str) -> SplitCheckpoint:
 
 
 class _Load:
-    """The import's one transaction, on one database thread of its own (the audit's Sink):
-    the replay hands it each integrated chunk and goes on while it is stored, with at
-    most IMPORT_CHUNKS_AHEAD chunks waiting (memory: a few chunks of lines). Only this
-    thread touches the connection (SQLite's may not change threads). A failure of a
-    store surfaces in the replay at its next hand-over and stops it; leaving the block
-    without finish() rolls everything back."""
+    """The import's one transaction, held by one database process of its own (the
+    audit's Sink): the replay hands it each integrated chunk and goes on while it is
+    stored, with at most IMPORT_CHUNKS_AHEAD chunks waiting (memory: a few chunks of
+    lines). A process, not a thread: the storing is Python too (reading each leaf's
+    columns, sealing rows, formatting COPY), and a thread of the replay's process held
+    the interpreter lock for as long again as the replay itself (100 k entries: 10 s of
+    a 22 s import). A failure of a store surfaces in the replay at its next hand-over
+    and stops it; leaving the block without finish() rolls everything back (and a
+    process that dies takes its uncommitted transaction with it)."""
 
-    def __init__(self, engine: Engine, operator: PrivateKey) -> None:
-        self.engine = engine
+    def __init__(self, url: str, operator: PrivateKey) -> None:
+        self.url = url
         self.operator = operator
-        self.sealer: Sealer | None = None  # once the genesis leaf is known
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="alliance-import")
+        # spawn: a forked child would inherit the parent's threads' locks mid-state.
+        self.executor = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
+        )
         self.waiting: deque[Future[None]] = deque()
-        self.connection: Connection | None = None
-        self.transaction: RootTransaction | None = None
-        self.size = 0
-        self.root = merkle.EMPTY_ROOT
-        self.genesis_hash = b""
-        self.last_logged = ""
-        self.nights = 0
+        self.sealer: Sealer | None = None  # sent with the first chunk (its genesis leaf)
 
     def __enter__(self) -> _Load:
         # Refusals (a ledger already there, the lock held) come now, before the audit.
         try:
-            self.call(lambda connection: None)
+            _outcome(self.executor.submit(_open, self.url))
         except BaseException as exc:
             self.__exit__(type(exc), exc, exc.__traceback__)  # no with-block to close it
             raise
@@ -235,13 +241,9 @@ class _Load:
                 with contextlib.suppress(Exception):
                     self._drain()
         finally:
-            self.executor.submit(self._close).result()
+            with contextlib.suppress(Exception):  # a dead process took its transaction
+                self.executor.submit(_close).result()
             self.executor.shutdown()
-
-    def call(self, task: Callable[[Connection], T]) -> T:
-        """Run ``task`` on the database thread once every chunk handed over is stored."""
-        self._drain()
-        return self.executor.submit(self._with_connection, task).result()
 
     def integrated(
         self,
@@ -251,96 +253,143 @@ class _Load:
         reports: list[NightReport],
         changed: list[tuple[str, list[tuple[Row, int]]]],
     ) -> None:
-        self.waiting.append(
-            self.executor.submit(self._store, lines, hashes, integration, reports, changed)
-        )
+        sealer = None
+        if self.sealer is None and hashes:
+            sealer = self.sealer = Sealer.for_log(self.operator, hashes[0])
+        # As plain tuples: a NamedTuple pickles through Python code (2.3 us a row, and as
+        # much again to unpickle; 1 us and 0.4 us plain), about 12 rows an entry.
+        values: list[tuple[str, list[tuple[tuple[object, ...], int]]]] = [
+            (name, [(row[:], version) for row, version in rows]) for name, rows in changed if rows
+        ]
+        chunk = _Chunk(lines, hashes, integration, reports, values, sealer)
+        self.waiting.append(self.executor.submit(_store, chunk))
         while len(self.waiting) > IMPORT_CHUNKS_AHEAD:
-            self.waiting.popleft().result()  # its error stops the replay here
+            _outcome(self.waiting.popleft())  # its error stops the replay here
 
-    def finish(
-        self,
-        connection: Connection,
-        report: AuditReport,
-        split: SplitCheckpoint,
-        operator: PrivateKey,
-    ) -> None:
-        """The rest of the import after a clean audit, then the commit."""
-        if (self.size, self.root) != (report.size, report.root):
-            raise TamperedError("the stored tree is not the audited tree; nothing was written")
-        # The operator signed the checkpoint when it appended the last batch, whose
-        # leaves carry that time (the note itself does not say when).
-        stored = store.StoredCheckpoint(report.size, report.root, split.note, self.last_logged)
-        store.insert_checkpoint(connection, stored)
-        for witness, timestamp_s, line in split.cosignatures:
-            store.insert_cosignature(connection, report.size, witness, timestamp_s, line)
-        # Every row version the replay made is stored (_store); the head marker says so.
-        invariant(self.sealer is not None, "the import sealed its projections")
-        assert self.sealer is not None
-        projections.write_head(connection, self.sealer, report.size)
-        invariant(self.transaction is not None, "the import's transaction is open")
-        assert self.transaction is not None
-        self.transaction.commit()
-        # Durable now: the whole ledger, or (had anything failed before) none of it.
+    def finish(self, report: AuditReport, split: SplitCheckpoint) -> int:
+        """The rest of the import after a clean audit, then the commit; the nights."""
+        self._drain()
+        return _outcome(self.executor.submit(_finish, report.size, report.root, split))
 
     def _drain(self) -> None:
         while self.waiting:
-            self.waiting.popleft().result()
+            _outcome(self.waiting.popleft())
 
-    def _with_connection(self, task: Callable[[Connection], T]) -> T:
-        if self.connection is None:
-            self._open()
-        assert self.connection is not None
-        return task(self.connection)
 
-    def _open(self) -> None:
-        connection = self.engine.connect()
-        self.connection = connection
-        self.transaction = connection.begin()
-        lock_log(connection)  # against a concurrent import or writer, before the schema
-        migrate_in(connection)  # rolled back with the rest if the import fails
-        _refuse_initialised_in(connection)
+def _outcome(future: Future[T]) -> T:
+    """The database process's answer; its death is a BatchFailedError (its connection
+    went with it, and the server rolled the transaction back)."""
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise BatchFailedError(
+            f"the import's database process died ({exc}); nothing was committed"
+        ) from exc
 
-    def _store(
-        self,
-        lines: list[bytes],
-        hashes: list[bytes],
-        integration: merkle.Integration,
-        reports: list[NightReport],
-        changed: list[tuple[str, list[tuple[Row, int]]]],
-    ) -> None:
-        """One integration's leaves, then its tiles and nodes (each tile at the width
-        the log's size then implies: the width trigger), the nights it closed, and a
-        sealed version of every projection row its entries changed (as the writer
-        stores a batch's: the newest version of each row is the replay's)."""
-        connection = self.connection
-        assert connection is not None
-        first = self.size
-        rows = [
-            _stored_entry(first + offset, line, leaf_hash)
-            for offset, (line, leaf_hash) in enumerate(zip(lines, hashes, strict=True))
-        ]
-        invariant(integration.size == first + len(rows), "an integration skipped leaves")
-        store.insert_entries(connection, rows)
-        store.write_tiles(connection, integration.tiles)
-        store.write_nodes(connection, integration.nodes)
-        store.insert_reports(connection, reports)
-        if self.sealer is None and rows:
-            self.genesis_hash = rows[0].leaf_hash
-            self.sealer = Sealer.for_log(self.operator, self.genesis_hash)
-        if self.sealer is not None:
-            # Sealed with the key given, checked at the end against the log's current
-            # operator key (_check_operator): a wrong one is refused and rolled back.
-            projections.write_rows(connection, self.sealer, changed)
-        # In the transaction (durable only at the commit): the log up to integration.size.
-        self.size, self.root = integration.size, integration.root
-        if rows:
-            self.last_logged = rows[-1].logged
-        self.nights += len(reports)
 
-    def _close(self) -> None:
-        if self.connection is not None:
-            self.connection.close()  # rolls back a transaction not committed
-            self.connection = None
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """What the replay hands the database process at one integration (audit.Sink)."""
+
+    lines: list[bytes]
+    hashes: list[bytes]
+    integration: merkle.Integration
+    reports: list[NightReport]
+    changed: list[tuple[str, list[tuple[tuple[object, ...], int]]]]  # (values, version)
+    sealer: Sealer | None  # with the first chunk only
+
+
+# --- the database process ------------------------------------------------------------
+
+
+@dataclass
+class _Held:
+    """The database process's import: its connection, transaction and progress."""
+
+    engine: Engine
+    connection: Connection
+    transaction: RootTransaction
+    sealer: Sealer | None = None
+    size: int = 0
+    root: bytes = merkle.EMPTY_ROOT
+    last_logged: str = ""
+    nights: int = 0
+
+
+_HELD: list[_Held] = []  # in the database process: the one import it holds
+
+
+def _held() -> _Held:
+    invariant(len(_HELD) == 1, "the import's database process holds no transaction")
+    return _HELD[0]
+
+
+def _open(url: str) -> None:
+    engine = make_engine(url)
+    connection = engine.connect()
+    _HELD.append(_Held(engine, connection, connection.begin()))
+    lock_log(connection)  # against a concurrent import or writer, before the schema
+    migrate_in(connection)  # rolled back with the rest if the import fails
+    _refuse_initialised_in(connection)
+
+
+def _store(chunk: _Chunk) -> None:
+    """One integration's leaves, then its tiles and nodes (each tile at the width the
+    log's size then implies: the width trigger), the nights it closed, and a sealed
+    version of every projection row its entries changed (as the writer stores a
+    batch's: the newest version of each row is the replay's)."""
+    held = _held()
+    connection = held.connection
+    first = held.size
+    rows = [
+        _stored_entry(first + offset, line, leaf_hash)
+        for offset, (line, leaf_hash) in enumerate(zip(chunk.lines, chunk.hashes, strict=True))
+    ]
+    invariant(chunk.integration.size == first + len(rows), "an integration skipped leaves")
+    store.insert_entries(connection, rows)
+    store.write_tiles(connection, chunk.integration.tiles)
+    store.write_nodes(connection, chunk.integration.nodes)
+    store.insert_reports(connection, chunk.reports)
+    if chunk.sealer is not None:
+        held.sealer = chunk.sealer
+    if chunk.changed:
+        invariant(held.sealer is not None, "projection rows came before the genesis leaf")
+        assert held.sealer is not None
+        # Sealed with the key given, checked at the end against the log's current
+        # operator key (_check_operator): a wrong one is refused and rolled back.
+        projections.write_rows(connection, held.sealer, chunk.changed)
+    # In the transaction (durable only at the commit): the log up to integration.size.
+    held.size, held.root = chunk.integration.size, chunk.integration.root
+    if rows:
+        held.last_logged = rows[-1].logged
+    held.nights += len(chunk.reports)
+
+
+def _finish(size: int, root: bytes, split: SplitCheckpoint) -> int:
+    held = _held()
+    connection = held.connection
+    if (held.size, held.root) != (size, root):
+        raise TamperedError("the stored tree is not the audited tree; nothing was written")
+    # The operator signed the checkpoint when it appended the last batch, whose leaves
+    # carry that time (the note itself does not say when).
+    stored = store.StoredCheckpoint(size, root, split.note, held.last_logged)
+    store.insert_checkpoint(connection, stored)
+    for witness, timestamp_s, line in split.cosignatures:
+        store.insert_cosignature(connection, size, witness, timestamp_s, line)
+    # Every row version the replay made is stored (_store); the head marker says so.
+    invariant(held.sealer is not None, "the import sealed its projections")
+    assert held.sealer is not None
+    projections.write_head(connection, held.sealer, size)
+    held.transaction.commit()
+    # Durable now: the whole ledger, or (had anything failed before) none of it.
+    return held.nights
+
+
+def _close() -> None:
+    while _HELD:
+        held = _HELD.pop()
+        held.connection.close()  # rolls back a transaction not committed
+        held.engine.dispose()
 
 
 def _stored_entry(seq: int, leaf: bytes, leaf_hash: bytes) -> store.StoredEntry:

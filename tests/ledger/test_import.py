@@ -7,7 +7,9 @@ Both backends."""
 from __future__ import annotations
 
 import json
-import threading
+import multiprocessing
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,12 @@ from ledger.restore import import_export
 from ledger.schema import is_initialized
 from ledger.tables import Checkpoint, Cosignature
 from ops.world import schema_url
-from schemas.errors import AlreadyInitialisedError, OperatorKeyError, VerificationError
-from schemas.limits import IMPORT_CHUNKS_AHEAD
+from schemas.errors import (
+    AlreadyInitialisedError,
+    BatchFailedError,
+    OperatorKeyError,
+    VerificationError,
+)
 from signing.keys import PrivateKey, b64encode
 from signing.note import parse_note
 from tests.conftest import Alliance, require_pg
@@ -235,29 +241,29 @@ def test_a_spilled_import_restores_the_same_ledger(
         restored.close()
 
 
-def test_a_failure_of_the_database_thread_stops_the_audit_and_writes_nothing(
+def test_a_dead_database_process_stops_the_audit_and_writes_nothing(
     alliance: Alliance, exported: Path, target_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The leaves are stored while the audit replays them, on the import's database
-    thread: its failure (here the tiles' write, as a full disk would fail it) stops the
-    replay at the next hand-overs instead of at the log's end, and the one transaction
-    is rolled back: no schema, and no SQLite file left behind."""
+    """The leaves are stored while the audit replays them, by the import's database
+    process: its death (here killed after the second hand-over, as the OOM killer
+    would) stops the replay at the next hand-overs instead of at the log's end, with a
+    typed error, and its one transaction is rolled back: no schema, and no SQLite file
+    left behind."""
     monkeypatch.setattr(audit, "INTEGRATE_CHUNK", 2)  # six hand-overs for the 12 entries
     handed: list[int] = []
     original = restore._Load.integrated
 
-    def counted(self: restore._Load, *args: Any) -> None:
+    def killing(self: restore._Load, *args: Any) -> None:
         handed.append(len(args[0]))
         original(self, *args)
+        if len(handed) == 2:
+            for process in list(self.executor._processes.values()):
+                os.kill(process.pid, signal.SIGKILL)
 
-    def fails(connection: object, tiles: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(restore._Load, "integrated", counted)
-    monkeypatch.setattr(store, "write_tiles", fails)
-    with pytest.raises(OSError, match="No space left"):
+    monkeypatch.setattr(restore._Load, "integrated", killing)
+    with pytest.raises(BatchFailedError, match="database process died"):
         import_export(exported, target_url, _operator(alliance))
-    assert len(handed) == IMPORT_CHUNKS_AHEAD + 1 < 6
+    assert len(handed) < 6  # stopped before the log's end
     if target_url.startswith("sqlite"):
         assert not Path(target_url.removeprefix("sqlite:///")).exists()
     else:
@@ -268,19 +274,14 @@ def test_a_failure_of_the_database_thread_stops_the_audit_and_writes_nothing(
             engine.dispose()
 
 
-def test_a_refusal_on_the_database_thread_leaves_no_thread_or_connection(
+def test_a_refusal_in_the_database_process_leaves_no_process(
     alliance: Alliance, exported: Path, target_url: str
 ) -> None:
     """The import's own check under its lock (another import may have won the race past
-    the first, read-only check) refuses before the audit starts, and closes its thread
-    and connection although no with-block was entered."""
+    the first, read-only check) refuses before the audit starts, with its type, and
+    ends its process although no with-block was entered."""
     import_export(exported, target_url, _operator(alliance))
-    engine = make_engine(target_url)
-    try:
-        with pytest.raises(AlreadyInitialisedError), restore._Load(engine, _operator(alliance)):
-            pytest.fail("the block ran on a database that holds a ledger")
-        alive = [t.name for t in threading.enumerate() if t.name.startswith("alliance-import")]
-        assert alive == []
-        assert engine.pool.checkedout() == 0
-    finally:
-        engine.dispose()
+    load = restore._Load(target_url, _operator(alliance))
+    with pytest.raises(AlreadyInitialisedError, match="already holds a ledger"), load:
+        pytest.fail("the block ran on a database that holds a ledger")
+    assert multiprocessing.active_children() == []
