@@ -112,16 +112,19 @@ def import_export(
     started = time.perf_counter()
     engine = make_engine(url)
     created = _new_sqlite_file(engine)
+    committed = False
     try:
         _refuse_initialised(engine)  # read only: a live writer's lock is not waited for
         with _Load(url, operator) as load:
             report = audit_directory(directory, spill=spill, sink=load)
             try:
-                return _commit_audited(directory, operator, report, load, started)
+                imported = _commit_audited(directory, operator, report, load, started)
+                committed = True
+                return imported
             finally:
                 report.close()  # the spill file, if the audit made one
     except BaseException:
-        if created is not None:  # nothing was committed: leave no empty database behind
+        if created is not None and not committed:  # leave no empty database behind
             engine.dispose()
             _remove_sqlite_file(created)
         raise
