@@ -595,6 +595,10 @@ class Replay:
             self.report.add(seq, "report-mismatch", message)
 
     def _integrate(self) -> None:
+        if not self.pending:
+            # A day that ends right after a full chunk: the tree already holds every
+            # entry, and an import's sink is handed no empty chunk.
+            return
         result = merkle.integrate(self.size, self.frontier, self.pending)
         merged = {**self.frontier, **result.tiles}
         keep = merkle.frontier_tile_keys(result.size)

@@ -347,7 +347,10 @@ def execute_many(
 ) -> None:
     """Run ``statement`` once per row through the driver's executemany. The values are
     plain int, str, bytes or None (no type processing needed), given per row in the
-    order of ``columns``."""
+    order of ``columns``. No rows run nothing (SQLAlchemy would run the statement
+    once with no parameters)."""
+    if not rows:
+        return
     compiled = statement.compile(dialect=connection.dialect)
     params: Sequence[Sequence[object]] | list[dict[str, object]]
     if not compiled.positional or compiled.positiontup is None:
