@@ -29,6 +29,7 @@ first.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import os
@@ -73,6 +74,7 @@ from schemas.limits import (
     AUDIT_SPILL_BYTES_MIN,
     CHECKPOINT_FILE_BYTES_MAX,
     FINDINGS_MAX,
+    IMPORT_CHUNK_BYTES_MAX,
     INTEGRATE_CHUNK,
     LINE_BYTES_MAX,
     SKIP_CHUNK_BYTES,
@@ -106,12 +108,15 @@ class AuditReport:
     size: int = 0
     root: bytes = b""
     checkpoint_size: int | None = None
+    # The checkpoint text as it was read and audited (None: not UTF-8): an import stores
+    # these very bytes rather than reading the file again.
+    checkpoint_note: str | None = None
     cosigned_by: list[str] = field(default_factory=list)
     witnesses_declared: list[str] = field(default_factory=list)  # region codes, all required
     findings: list[Finding] = field(default_factory=list)
     state: State = field(default_factory=State)
-    # Where the replay paged its growing rows (ledger.spill), for an import to read them
-    # back; removed by close() (or when the report is collected).
+    # Where the replay paged its growing rows (ledger.spill); removed by close() (or when
+    # the report is collected).
     spill: Spill | None = field(default=None, repr=False, compare=False)
 
     def close(self) -> None:
@@ -408,6 +413,7 @@ class Replay:
         # An import's store of the lines and tiles, and what it has not been handed yet.
         self.sink = sink
         self.sink_lines: list[bytes] = []
+        self.sink_bytes = 0  # of sink_lines: a chunk is handed over at IMPORT_CHUNK_BYTES_MAX
         self.sink_reports: list[NightReport] = []
         # Paged rows and entry ids on disk (ledger.spill), for a replay of any length.
         self.spill = spill
@@ -450,8 +456,9 @@ class Replay:
             self.pending.append(merkle.leaf_hash(line) if leaf is None else leaf)
             if self.sink is not None:
                 self.sink_lines.append(line)
-        if len(self.pending) >= INTEGRATE_CHUNK:
-            self._integrate()
+                self.sink_bytes += len(line)
+        if len(self.pending) >= INTEGRATE_CHUNK or self.sink_bytes >= IMPORT_CHUNK_BYTES_MAX:
+            self._integrate()  # early for an import's long lines: its memory stays bounded
 
     def finish(self) -> None:
         if self.pending:
@@ -606,6 +613,8 @@ class Replay:
         self.frontier = {key: merged[key] for key in keep}
         if self.sink is not None and not self.report.ok:
             self.sink = None  # a finding: the import is refused, nothing more is stored
+        if self.sink is None:
+            self.sink_lines, self.sink_reports = [], []  # never to be handed over
         state = self.report.state
         taken: dict[str, list[tuple[Row, int]]] | None = None
         if self.sink is not None:
@@ -613,6 +622,7 @@ class Replay:
             changed = list(taken.items())
             self.sink.integrated(self.sink_lines, self.pending, result, self.sink_reports, changed)
             self.sink_lines, self.sink_reports = [], []
+        self.sink_bytes = 0
         self.pending = []
         # An audit stores nothing as it goes (the sets of changed keys would only grow);
         # an import's sink has just been handed the changes. Spilled, the paged rows go
@@ -646,8 +656,13 @@ def _replay_file(
     # tens of container objects per entry, and each automatic full collection walked
     # everything not frozen yet (8 % of a spilled million-entry audit); _integrate
     # collects once a chunk instead.
-    with collection_deferred(), open_export_file(path, "entries file") as handle:
-        checked = checked_chunks(read_lines(handle), chunk_lines, workers)
+    with (
+        collection_deferred(),
+        open_export_file(path, "entries file") as handle,
+        # closing: a failure in the replay (an import's store) stops the check workers
+        # now, not when the generator is collected.
+        contextlib.closing(checked_chunks(read_lines(handle), chunk_lines, workers)) as checked,
+    ):
         while (item := _next_chunk(checked, path)) is not None:
             chunk, (verdicts, hashes) = item
             # Outside the read's error handling: an import's store (the sink) may fail
@@ -699,12 +714,16 @@ def audit_directory(
     report = AuditReport()
     trust = load_trust(directory / TRUST_FILE)
     note = _read_checkpoint(directory / CHECKPOINT_FILE, report)
+    report.checkpoint_note = note
     try:
         entries = directory / ENTRIES_FILE
         if spill is None:
             spill = _entries_bytes(entries) > AUDIT_SPILL_BYTES_MIN
         report.spill = Spill() if spill else None
         _replay_file(entries, trust, report, chunk_lines, workers, report.spill, sink)
+    except BaseException:
+        report.close()  # the spill file: the caller gets no report to close
+        raise
     finally:
         gc.unfreeze()
     opened = _check_witnesses(note, trust, report)

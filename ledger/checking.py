@@ -29,7 +29,7 @@ import multiprocessing
 import os
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -203,7 +203,7 @@ Pending = tuple[list[bytes | Skipped], Future[Checked]]
 
 def checked_chunks(
     lines: Iterable[bytes | Skipped], chunk_lines: int, workers: int | None = None
-) -> Iterator[tuple[list[bytes | Skipped], Checked]]:
+) -> Generator[tuple[list[bytes | Skipped], Checked], None, None]:
     """``lines`` in chunks, in order, each with its verdicts and leaf hashes. A log of at
     most one chunk is checked in this process; a longer one by ``workers`` worker
     processes (default os.cpu_count()), AUDIT_CHUNKS_AHEAD chunks per worker in flight

@@ -4,7 +4,8 @@ restore half of a backup drill.
 Nothing is trusted that the auditor would not trust: the export is audited
 (ledger.audit.audit_directory: every signature, every rule, the tree, the checkpoint and
 its cosignatures, each night's report byte for byte) and nothing is committed unless it
-passes. The file is read ONCE: the audit's replay hands each integrated chunk of lines,
+passes. Each file is read ONCE (the checkpoint stored is the text the audit verified,
+AuditReport.checkpoint_note): the audit's replay hands each integrated chunk of lines,
 with the leaf hashes and tiles it computed and the projection rows it changed, to this
 module's database process (the audit's Sink), which stores it while the replay goes on:
 the storing's Python (reading each leaf's columns, sealing rows, formatting COPY) and the
@@ -34,6 +35,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -46,10 +48,9 @@ from sqlalchemy import Connection, Engine, RootTransaction
 
 from ledger import merkle, projections, store
 from ledger.app import declared_keys, operator_verifier, row_verifier
-from ledger.audit import AuditReport, NightReport, audit_directory, read_export_file
+from ledger.audit import AuditReport, NightReport, audit_directory
 from ledger.checking import audited_entry_bytes
 from ledger.db import make_engine
-from ledger.export import CHECKPOINT_FILE
 from ledger.rows import Row
 from ledger.schema import is_initialized, migrate_in
 from ledger.seal import Sealer
@@ -64,7 +65,7 @@ from schemas.errors import (
     VerificationError,
     invariant,
 )
-from schemas.limits import CHECKPOINT_FILE_BYTES_MAX, IMPORT_CHUNKS_AHEAD
+from schemas.limits import IMPORT_CHUNKS_AHEAD
 from signing.checkpoint import cosignature_timestamp, verify_cosigned_checkpoint
 from signing.keys import PrivateKey, b64encode
 from signing.note import parse_note, render_note
@@ -112,28 +113,25 @@ def import_export(
     started = time.perf_counter()
     engine = make_engine(url)
     created = _new_sqlite_file(engine)
-    committed = False
     try:
         _refuse_initialised(engine)  # read only: a live writer's lock is not waited for
         with _Load(url, operator) as load:
             report = audit_directory(directory, spill=spill, sink=load)
             try:
-                imported = _commit_audited(directory, operator, report, load, started)
-                committed = True
-                return imported
+                return _commit_audited(operator, report, load, started)
             finally:
                 report.close()  # the spill file, if the audit made one
     except BaseException:
-        if created is not None and not committed:  # leave no empty database behind
+        if created is not None:  # leave no empty database behind
             engine.dispose()
-            _remove_sqlite_file(created)
+            _remove_unused_sqlite_file(engine, created)
         raise
     finally:
         engine.dispose()
 
 
 def _commit_audited(
-    directory: Path, operator: PrivateKey, report: AuditReport, load: _Load, started: float
+    operator: PrivateKey, report: AuditReport, load: _Load, started: float
 ) -> Imported:
     if not report.ok:
         raise VerificationError(
@@ -141,11 +139,9 @@ def _commit_audited(
             f"{report.findings[0]}): nothing was written"
         )
     _check_operator(report, operator)
-    note = read_export_file(directory / CHECKPOINT_FILE, "checkpoint", CHECKPOINT_FILE_BYTES_MAX)
-    try:
-        split = split_checkpoint(report, note.decode("utf-8"))
-    except UnicodeDecodeError as exc:  # it was text when audited
-        raise TamperedError("the checkpoint changed since it was audited") from exc
+    invariant(report.checkpoint_note is not None, "a clean audit read the checkpoint")
+    assert report.checkpoint_note is not None
+    split = split_checkpoint(report, report.checkpoint_note)
     nights = load.finish(report, split)
     elapsed = time.perf_counter() - started
     return Imported(report.size, report.root, len(split.cosignatures), nights, elapsed)
@@ -225,7 +221,7 @@ class _Load:
     def __enter__(self) -> _Load:
         # Refusals (a ledger already there, the lock held) come now, before the audit.
         try:
-            _outcome(self.executor.submit(_open, self.url))
+            _outcome(self._submit(_open, self.url))
         except BaseException as exc:
             self.__exit__(type(exc), exc, exc.__traceback__)  # no with-block to close it
             raise
@@ -265,18 +261,26 @@ class _Load:
             (name, [(row[:], version) for row, version in rows]) for name, rows in changed if rows
         ]
         chunk = _Chunk(lines, hashes, integration, reports, values, sealer)
-        self.waiting.append(self.executor.submit(_store, chunk))
+        self.waiting.append(self._submit(_store, chunk))
         while len(self.waiting) > IMPORT_CHUNKS_AHEAD:
             _outcome(self.waiting.popleft())  # its error stops the replay here
 
     def finish(self, report: AuditReport, split: SplitCheckpoint) -> int:
         """The rest of the import after a clean audit, then the commit; the nights."""
         self._drain()
-        return _outcome(self.executor.submit(_finish, report.size, report.root, split))
+        return _outcome(self._submit(_finish, report.size, report.root, split))
 
     def _drain(self) -> None:
         while self.waiting:
             _outcome(self.waiting.popleft())
+
+    def _submit(self, function: Callable[..., T], *arguments: object) -> Future[T]:
+        """A task for the database process; a process found dead already (the pool
+        refuses new work) is the same BatchFailedError as one that dies at its task."""
+        try:
+            return self.executor.submit(function, *arguments)
+        except BrokenProcessPool as exc:
+            raise _died(exc) from exc
 
 
 def _outcome(future: Future[T]) -> T:
@@ -285,9 +289,11 @@ def _outcome(future: Future[T]) -> T:
     try:
         return future.result()
     except BrokenProcessPool as exc:
-        raise BatchFailedError(
-            f"the import's database process died ({exc}); nothing was committed"
-        ) from exc
+        raise _died(exc) from exc
+
+
+def _died(exc: BrokenProcessPool) -> BatchFailedError:
+    return BatchFailedError(f"the import's database process died ({exc}); nothing was committed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +355,8 @@ def _store(chunk: _Chunk) -> None:
         for offset, (line, leaf_hash) in enumerate(zip(chunk.lines, chunk.hashes, strict=True))
     ]
     invariant(chunk.integration.size == first + len(rows), "an integration skipped leaves")
+    for row in rows:  # the hashes the tiles were built from are the stored leaves'
+        invariant(merkle.leaf_hash(row.leaf) == row.leaf_hash, f"seq {row.seq}: leaf hash")
     store.insert_entries(connection, rows)
     store.write_tiles(connection, chunk.integration.tiles)
     store.write_nodes(connection, chunk.integration.nodes)
@@ -415,18 +423,47 @@ def _stored_entry(seq: int, leaf: bytes, leaf_hash: bytes) -> store.StoredEntry:
     )
 
 
-def _new_sqlite_file(engine: Engine) -> Path | None:
-    """The SQLite file of ``engine``, when it does not exist yet (the import creates it,
-    and removes it again if it fails)."""
+@dataclass(frozen=True, slots=True)
+class _CreatedFile:
+    path: Path
+    device: int
+    inode: int
+
+
+def _new_sqlite_file(engine: Engine) -> _CreatedFile | None:
+    """Create the SQLite file of ``engine`` if it does not exist yet (exclusively: a file
+    another process made meanwhile is not ours), so a failed import can remove it."""
     if engine.dialect.name != "sqlite":
         return None
     database = engine.url.database or ""
-    if database in ("", ":memory:") or Path(database).exists():
+    if database in ("", ":memory:"):
         return None
-    return Path(database)
+    try:
+        descriptor = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError:  # there already, or not creatable (SQLite says why when it opens it)
+        return None
+    try:
+        made = os.fstat(descriptor)
+    finally:
+        os.close(descriptor)
+    return _CreatedFile(Path(database), made.st_dev, made.st_ino)
 
 
-def _remove_sqlite_file(path: Path) -> None:
+def _remove_unused_sqlite_file(engine: Engine, created: _CreatedFile) -> None:
+    """Remove the file this import created, if it is still that file and holds no
+    ledger (a database process that died after its commit leaves a ledger: kept)."""
+    try:
+        now = os.stat(created.path)
+        if (now.st_dev, now.st_ino) != (created.device, created.inode):
+            return  # replaced by another process's file: not ours
+        if is_initialized(engine):
+            with engine.connect() as connection:
+                if store.head_size(connection) > 0:
+                    return
+    except Exception:  # unreadable: keep it rather than remove what we cannot judge
+        return
+    finally:
+        engine.dispose()
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
-            Path(f"{path}{suffix}").unlink()
+            Path(f"{created.path}{suffix}").unlink()

@@ -106,11 +106,9 @@ class Spill:
 
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="alliance-spill-"))
-        # One thread at a time: the audit's replay, then an import's database thread
-        # reading the rows back (ledger.restore), never both at once.
-        self.db = sqlite3.connect(
-            self.directory / SPILL_FILE, isolation_level=None, check_same_thread=False
-        )
+        # Used by the replay's thread only (an import's database process is handed the
+        # changed rows, ledger.restore).
+        self.db = sqlite3.connect(self.directory / SPILL_FILE, isolation_level=None)
         # A scratch file: nothing in it must survive a crash (the audit starts over).
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")

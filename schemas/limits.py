@@ -206,9 +206,13 @@ TEMPORARY_NAME_ATTEMPTS = 16  # random 64-bit names: a 16th clash means someone 
 
 # `alliance import` (restoring an export into an empty database)
 # The leaves are stored as the audit's replay integrates them (INTEGRATE_CHUNK at a
-# time, as the writer's batches); the replay runs at most this many chunks ahead of the
-# import's database thread (memory: these chunks' lines, a few MB of real leaves).
+# time, as the writer's batches, or fewer once their lines reach IMPORT_CHUNK_BYTES_MAX);
+# the replay runs at most IMPORT_CHUNKS_AHEAD chunks ahead of the import's database
+# process. Memory: the chunk being gathered, those waiting (each also pickled on its way)
+# and the one being stored, so at most about 2 x (IMPORT_CHUNKS_AHEAD + 2) x 16 MiB of
+# lines, however long a hostile export's lines are (real leaves: about 2.5 MB a chunk).
 IMPORT_CHUNKS_AHEAD = 2
+IMPORT_CHUNK_BYTES_MAX = 16 * 1024 * 1024
 
 # Command-line input (bounded: a file or stdin may be anything, arguments any number)
 # One `submitted` document: its entry is at most ENTRY_BYTES_MAX canonical bytes, and a
@@ -351,6 +355,7 @@ _POSITIVE = (
     "SPILL_FILTER_KEYS_FIRST",
     "PAGE_READ_KEYS_MAX",
     "IMPORT_CHUNKS_AHEAD",
+    "IMPORT_CHUNK_BYTES_MAX",
     "SKIP_CHUNK_BYTES",
     "FINDINGS_MAX",
     "CHECKPOINT_CANDIDATES_MAX",

@@ -10,6 +10,7 @@ import json
 import multiprocessing
 import os
 import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,14 @@ from sqlalchemy import func, make_url, select
 
 from ledger import audit, restore, store
 from ledger.app import Ledger
+from ledger.calendar import local_date
 from ledger.db import make_engine
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR
 from ledger.restore import import_export
 from ledger.schema import is_initialized
 from ledger.tables import Checkpoint, Cosignature
 from ops.world import schema_url
+from schemas.entry import parse_time
 from schemas.errors import (
     AlreadyInitialisedError,
     BatchFailedError,
@@ -76,6 +79,19 @@ def _counts(url: str) -> tuple[int, int, int]:
             checkpoints = connection.execute(count.select_from(Checkpoint)).scalar_one()
             cosignatures = connection.execute(count.select_from(Cosignature)).scalar_one()
         return size, int(checkpoints), int(cosignatures)
+    finally:
+        engine.dispose()
+
+
+def assert_nothing_written(url: str) -> None:
+    """No SQLite file, or (PostgreSQL) not even the schema: the one transaction, migration
+    included, was rolled back."""
+    if url.startswith("sqlite"):
+        assert not Path(url.removeprefix("sqlite:///")).exists()
+        return
+    engine = make_engine(url)
+    try:
+        assert not is_initialized(engine)
     finally:
         engine.dispose()
 
@@ -135,14 +151,7 @@ def test_a_tampered_export_is_refused_and_writes_nothing(
     (exported / ENTRIES_FILE).write_bytes(b"\n".join(lines))
     with pytest.raises(VerificationError, match="does not audit"):
         import_export(exported, target_url, _operator(alliance))
-    if target_url.startswith("sqlite"):
-        assert not Path(target_url.removeprefix("sqlite:///")).exists()
-    else:
-        engine = make_engine(target_url)
-        try:
-            assert not is_initialized(engine)  # not even the schema
-        finally:
-            engine.dispose()
+    assert_nothing_written(target_url)
 
 
 def test_a_wrong_operator_key_is_refused(
@@ -151,6 +160,7 @@ def test_a_wrong_operator_key_is_refused(
     stranger = PrivateKey.from_seed(b"\x07" * 32)
     with pytest.raises(OperatorKeyError, match="nothing was written"):
         import_export(exported, target_url, stranger)
+    assert_nothing_written(target_url)  # although every chunk had been stored
 
 
 def test_importing_into_a_ledger_is_refused(alliance: Alliance, exported: Path) -> None:
@@ -215,10 +225,7 @@ def test_a_changed_night_report_is_refused(
     report.write_bytes(report.read_bytes().replace(b"6000", b"6001"))
     with pytest.raises(VerificationError, match="report-mismatch"):
         import_export(directory, target_url, _operator(alliance))
-    assert (
-        not target_url.startswith("sqlite")
-        or not Path(target_url.removeprefix("sqlite:///")).exists()
-    )
+    assert_nothing_written(target_url)
 
 
 def test_a_spilled_import_restores_the_same_ledger(
@@ -242,7 +249,11 @@ def test_a_spilled_import_restores_the_same_ledger(
 
 
 def test_a_dead_database_process_stops_the_audit_and_writes_nothing(
-    alliance: Alliance, exported: Path, target_url: str, monkeypatch: pytest.MonkeyPatch
+    alliance: Alliance,
+    exported: Path,
+    target_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The leaves are stored while the audit replays them, by the import's database
     process: its death (here killed after the second hand-over, as the OOM killer
@@ -261,17 +272,15 @@ def test_a_dead_database_process_stops_the_audit_and_writes_nothing(
                 os.kill(process.pid, signal.SIGKILL)
 
     monkeypatch.setattr(restore._Load, "integrated", killing)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the spill goes
     with pytest.raises(BatchFailedError, match="database process died"):
-        import_export(exported, target_url, _operator(alliance))
+        import_export(exported, target_url, _operator(alliance), spill=True)
     assert len(handed) < 6  # stopped before the log's end
-    if target_url.startswith("sqlite"):
-        assert not Path(target_url.removeprefix("sqlite:///")).exists()
-    else:
-        engine = make_engine(target_url)
-        try:
-            assert not is_initialized(engine)  # the schema went with the rollback
-        finally:
-            engine.dispose()
+    assert_nothing_written(target_url)
+    assert list(scratch.iterdir()) == []  # the spill file went with the failed audit
+    assert multiprocessing.active_children() == []
 
 
 def test_a_refusal_in_the_database_process_leaves_no_process(
@@ -285,3 +294,92 @@ def test_a_refusal_in_the_database_process_leaves_no_process(
     with pytest.raises(AlreadyInitialisedError, match="already holds a ledger"), load:
         pytest.fail("the block ran on a database that holds a ledger")
     assert multiprocessing.active_children() == []
+
+
+def _spy_hand_overs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of lines in each chunk the replay hands the database process."""
+    handed: list[int] = []
+    original = restore._Load.integrated
+
+    def spying(self: restore._Load, *args: Any) -> None:
+        handed.append(len(args[0]))
+        original(self, *args)
+
+    monkeypatch.setattr(restore._Load, "integrated", spying)
+    return handed
+
+
+def test_a_finding_after_stored_chunks_rolls_them_back(
+    alliance: Alliance, exported: Path, target_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks before the tampered line were already stored in the import's transaction
+    when the replay found it: the refusal rolls them back with the schema."""
+    monkeypatch.setattr(audit, "INTEGRATE_CHUNK", 2)
+    handed = _spy_hand_overs(monkeypatch)
+    lines = (exported / ENTRIES_FILE).read_bytes().split(b"\n")
+    record = json.loads(lines[9])
+    record["signatures"][0]["sig"] = b64encode(b"\x00" * 64)
+    lines[9] = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    (exported / ENTRIES_FILE).write_bytes(b"\n".join(lines))
+    with pytest.raises(VerificationError, match="does not audit"):
+        import_export(exported, target_url, _operator(alliance))
+    assert sum(handed) >= 8  # four chunks were stored before the finding
+    assert_nothing_written(target_url)
+
+
+def test_a_day_ending_on_a_full_chunk_hands_over_no_empty_chunk(
+    alliance: Alliance, target_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A business day that ends exactly where an integration chunk fills: the replay's
+    day-end integration has nothing left to integrate, and hands over nothing (an empty
+    chunk failed SQLite's executemany)."""
+    closed(make_town(alliance))
+    alliance.cosign()
+    directory = tmp_path / "export"
+    alliance.ledger.export(directory)
+    days = [
+        local_date(parse_time(json.loads(line)["logged"]))
+        for line in (directory / ENTRIES_FILE).read_bytes().splitlines()
+    ]
+    starts = [0] + [seq for seq in range(1, len(days)) if days[seq] > days[seq - 1]]
+    assert len(starts) >= 2, "the town's log spans more than one business day"
+    chunk = starts[1] - starts[0]  # the first day's entries fill exactly one chunk
+    monkeypatch.setattr(audit, "INTEGRATE_CHUNK", chunk)
+    handed = _spy_hand_overs(monkeypatch)
+    result = import_export(directory, target_url, _operator(alliance))
+    assert handed[0] == chunk and 0 not in handed and sum(handed) == len(days)
+    assert result.size == len(days)
+    restored = Ledger.open(target_url, _operator(alliance), alliance.clock)
+    try:
+        assert restored.rebuild().identical
+    finally:
+        restored.close()
+
+
+def test_long_lines_are_handed_over_in_smaller_chunks(
+    alliance: Alliance,
+    exported: Path,
+    target_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A chunk is handed over once its lines reach IMPORT_CHUNK_BYTES_MAX, however few:
+    the import's memory is bounded by bytes, not only by lines (a hostile export's lines
+    may be 64 KiB each)."""
+    monkeypatch.setattr(audit, "IMPORT_CHUNK_BYTES_MAX", 1)
+    handed = _spy_hand_overs(monkeypatch)
+    import_export(exported, target_url, _operator(alliance))
+    assert handed == [1] * 12
+    check_restored(alliance, exported, target_url, tmp_path)
+
+
+def test_a_failed_import_keeps_a_file_it_did_not_create(
+    alliance: Alliance, exported: Path, tmp_path: Path
+) -> None:
+    """Only a SQLite file the import itself created is removed when it fails."""
+    target = tmp_path / "theirs.db"
+    target.touch()
+    stranger = PrivateKey.from_seed(b"\x07" * 32)
+    with pytest.raises(OperatorKeyError):
+        import_export(exported, f"sqlite:///{target}", stranger)
+    assert target.exists()
