@@ -45,6 +45,7 @@ from typing import TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, RootTransaction
+from sqlalchemy.exc import OperationalError
 
 from ledger import merkle, projections, store
 from ledger.app import declared_keys, operator_verifier, row_verifier
@@ -54,12 +55,13 @@ from ledger.db import make_engine
 from ledger.rows import Row
 from ledger.schema import is_initialized, migrate_in
 from ledger.seal import Sealer
-from ledger.sequencer import lock_log
+from ledger.sequencer import try_lock_log
 from ledger.state import OPERATOR
 from ledger.verifying import exit_with_parent
 from schemas.errors import (
     AlreadyInitialisedError,
     BatchFailedError,
+    LogBusyError,
     OperatorKeyError,
     TamperedError,
     VerificationError,
@@ -158,7 +160,11 @@ def _check_operator(report: AuditReport, operator: PrivateKey) -> None:
 
 
 def _refuse_initialised(engine: Engine) -> None:
-    if is_initialized(engine):
+    """A ledger already there is refused before the audit starts. PostgreSQL only: it
+    reads without the log's lock, while every SQLite transaction of the project's
+    engines takes the file's write lock (BEGIN IMMEDIATE); on SQLite the check under
+    that lock (_open, not waited for) is the first."""
+    if engine.dialect.name == "postgresql" and is_initialized(engine):
         with engine.connect() as connection:
             _refuse_initialised_in(connection)
 
@@ -325,6 +331,7 @@ class _Held:
     nights: int = 0
 
 
+_BUSY = "another writer or import holds this database's log; nothing was written"
 _HELD: list[_Held] = []  # in the database process: the one import it holds
 
 
@@ -336,8 +343,19 @@ def _held() -> _Held:
 def _open(url: str) -> None:
     engine = make_engine(url)
     connection = engine.connect()
-    _HELD.append(_Held(engine, connection, connection.begin()))
-    lock_log(connection)  # against a concurrent import or writer, before the schema
+    driver = connection.connection.driver_connection
+    if engine.dialect.name == "sqlite" and driver is not None:
+        driver.execute("PRAGMA busy_timeout=0")  # BEGIN IMMEDIATE is the lock: not waited for
+    try:
+        transaction = connection.begin()
+    except OperationalError as exc:  # SQLite's lock, held by another writer
+        connection.close()
+        raise LogBusyError(_BUSY) from exc
+    _HELD.append(_Held(engine, connection, transaction))
+    # Against a concurrent import or writer, before the schema; refused at once, not
+    # waited for (behind another import, the wait could be its whole audit).
+    if not try_lock_log(connection):
+        raise LogBusyError(_BUSY)
     migrate_in(connection)  # rolled back with the rest if the import fails
     _refuse_initialised_in(connection)
 

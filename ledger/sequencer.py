@@ -979,6 +979,16 @@ def lock_log(connection: Connection) -> None:
         )
 
 
+def try_lock_log(connection: Connection) -> bool:
+    """lock_log without waiting: False when another transaction holds the log. On
+    SQLite the caller's BEGIN IMMEDIATE is the lock (with a zero busy timeout, it is
+    refused at once rather than waited for)."""
+    if connection.dialect.name != "postgresql":
+        return True
+    function = f"pg_try_advisory_xact_lock({ADVISORY_LOCK_CLASS}, hashtext(current_schema()))"
+    return bool(connection.execute(select(text(function))).scalar_one())
+
+
 def replay(state: State, entries: Any) -> None:
     """Apply stored entries to ``state``, every signature verified (rebuild, doctor).
     One that fails raises the RejectedError it failed with, naming its seq."""

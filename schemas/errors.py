@@ -199,6 +199,14 @@ class BatchFailedError(RetryableError):
     title = "Batch not committed"
 
 
+class LogBusyError(RetryableError):
+    """Another writer or import holds the log's lock (`alliance import` refuses at once
+    rather than wait, perhaps for hours, behind another import's audit)."""
+
+    type_slug = "log-busy"
+    title = "Log held by another writer"
+
+
 class NotReadyError(RetryableError):
     """The server does not hold the log (yet): its writer cannot sync its state."""
 

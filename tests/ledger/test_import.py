@@ -25,12 +25,14 @@ from ledger.db import make_engine
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR
 from ledger.restore import import_export
 from ledger.schema import is_initialized
+from ledger.sequencer import lock_log
 from ledger.tables import Checkpoint, Cosignature
 from ops.world import schema_url
 from schemas.entry import parse_time
 from schemas.errors import (
     AlreadyInitialisedError,
     BatchFailedError,
+    LogBusyError,
     OperatorKeyError,
     VerificationError,
 )
@@ -383,3 +385,24 @@ def test_a_failed_import_keeps_a_file_it_did_not_create(
     with pytest.raises(OperatorKeyError):
         import_export(exported, f"sqlite:///{target}", stranger)
     assert target.exists()
+
+
+def test_an_import_into_a_log_held_by_another_is_refused_at_once(
+    alliance: Alliance, exported: Path, target_url: str
+) -> None:
+    """Another import (or writer) holds the target's log: the import is refused with
+    log-busy rather than waiting behind it (for another import, its whole audit), and
+    the holder's transaction is untouched."""
+    engine = make_engine(target_url)
+    try:
+        with engine.connect() as holder:
+            holder.begin()  # SQLite: BEGIN IMMEDIATE, the file's write lock
+            lock_log(holder)  # PostgreSQL: the advisory lock of the schema's log
+            with pytest.raises(LogBusyError, match="holds this database's log"):
+                import_export(exported, target_url, _operator(alliance))
+            assert multiprocessing.active_children() == []
+            holder.rollback()
+    finally:
+        engine.dispose()
+    import_export(exported, target_url, _operator(alliance))  # free again: it goes in
+    assert _counts(target_url) == (12, 1, 4)
