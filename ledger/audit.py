@@ -463,6 +463,8 @@ class Replay:
     def finish(self) -> None:
         if self.pending:
             self._integrate()
+        if self.spill is not None:
+            self.spill.flush()  # its last write: an error of it is the audit's
 
     def _pass_over(self, logged: str | None) -> None:
         """Count a leaf the state does not apply: later entries keep their seqs."""

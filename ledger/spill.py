@@ -14,6 +14,14 @@ less often cached as the log grew. A Bloom filter of the keys stored (KeyFilter)
 those in memory; only a key it cannot rule out is asked of the file. Entry ids are
 written with the rows, a chunk at a time, and every write is in key order (neighbouring
 pages of the B-tree), not in the order the replay met the keys.
+
+The writes run on a thread of their own (sqlite3 leaves the interpreter lock while a
+statement steps, and the B-tree work of a 10 M-entry spill was about half of its write
+time): store() hands a chunk's rows over and returns, the replay goes on judging the
+next chunk. The filters are updated at once, by the replay's thread, so a key the
+filters rule out is answered without the file; any read of the file first waits for the
+write in flight (one at a time, the connection is never used by both threads at once),
+and that write's error, if any, is raised there.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import sqlite3
 import tempfile
 import weakref
 from collections.abc import Hashable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -106,9 +115,10 @@ class Spill:
 
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="alliance-spill-"))
-        # Used by the replay's thread only (an import's database process is handed the
-        # changed rows, ledger.restore).
-        self.db = sqlite3.connect(self.directory / SPILL_FILE, isolation_level=None)
+        # Used by the replay's thread and the writing thread, never at once (_settled).
+        self.db = sqlite3.connect(
+            self.directory / SPILL_FILE, isolation_level=None, check_same_thread=False
+        )
         # A scratch file: nothing in it must survive a crash (the audit starts over).
         self.db.execute("PRAGMA journal_mode=OFF")
         self.db.execute("PRAGMA synchronous=OFF")
@@ -129,11 +139,26 @@ class Spill:
         self.held = {name: KeyFilter() for name in (*PAGED_TABLES, IDS)}
         # The entry ids first met since the last store(), and their seqs.
         self.new_ids: dict[bytes | str, int] = {}
+        # The one write in flight (store()), on the writing thread.
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="alliance-spill")
+        self.written: Future[None] | None = None
         # Removed even if close() is never called (an audit that raised half way).
-        self._finalizer = weakref.finalize(self, _remove, self.db, self.directory)
+        self._finalizer = weakref.finalize(self, _remove, self.writer, self.db, self.directory)
 
     def close(self) -> None:
         self._finalizer()
+
+    def flush(self) -> None:
+        """Wait for the write in flight; raise its error (the file is then incomplete,
+        and so would be every read of it)."""
+        self._settled()
+
+    def _settled(self) -> sqlite3.Connection:
+        """The file's connection, once no write is in flight."""
+        written, self.written = self.written, None
+        if written is not None:
+            written.result()
+        return self.db
 
     # --- RowSource -------------------------------------------------------------------
 
@@ -150,7 +175,7 @@ class Spill:
                 continue  # surely absent: the file need not be asked
             where = " AND ".join(f'"{key}" = ?' for key in keys[: len(prefix)])
             statement = f"SELECT * FROM {name} WHERE {where}"
-            for values in self.db.execute(statement, prefix):
+            for values in self._settled().execute(statement, prefix):
                 invariant(values[-1] < below, f"a spilled {name} row is from the future")
                 found.append((row_type(*values[:-1]), values[-1]))
         return found
@@ -166,7 +191,7 @@ class Spill:
 
     def scan(self, name: str, below: int) -> Iterator[tuple[Row, int]]:
         row_type = TABLES[name][0]
-        cursor = self.db.execute(f"SELECT * FROM {name}")
+        cursor = self._settled().execute(f"SELECT * FROM {name}")
         while rows := cursor.fetchmany(PAGE_READ_KEYS_MAX):
             for values in rows:
                 yield row_type(*values[:-1]), values[-1]
@@ -176,30 +201,37 @@ class Spill:
     def store(self, state: State, taken: dict[str, list[tuple[Row, int]]] | None = None) -> None:
         """Write the paged rows ``state`` changed (``taken``: the changed rows its
         tables already gave up, by table), drop its working set and forget the other
-        tables' changes (a replay stores nothing else as it goes)."""
+        tables' changes (a replay stores nothing else as it goes). The rows are written
+        by the writing thread; the filters know them at once."""
+        writes: list[tuple[str, list[tuple[object, ...]]]] = []
         for name in PAGED_TABLES:
             table = state.table(name)
             rows = table.take_changed() if taken is None else taken.get(name, [])
             if rows:
-                self._store_rows(name, [(table.key_of(row), row, version) for row, version in rows])
+                writes.append(self._file_rows(name, [(table.key_of(r), r, v) for r, v in rows]))
         state.forget_changes()
         state.evict_pages()
         if self.new_ids:
-            ids = _in_key_order(list(self.new_ids.items()))
-            self.db.executemany(f"INSERT INTO {IDS} VALUES (?, ?)", ids)
+            ids: list[tuple[object, ...]] = _in_key_order(list(self.new_ids.items()))
+            writes.append((f"INSERT INTO {IDS} VALUES (?, ?)", ids))
             self.held[IDS].add_all(self.new_ids)
             self.new_ids.clear()
+        if writes:
+            db = self._settled()  # the previous chunk's write is done (or raises here)
+            self.written = self.writer.submit(_write, db, writes)
 
-    def _store_rows(self, name: str, keyed: list[tuple[tuple[object, ...], Row, int]]) -> None:
+    def _file_rows(
+        self, name: str, keyed: list[tuple[tuple[object, ...], Row, int]]
+    ) -> tuple[str, list[tuple[object, ...]]]:
+        """The statement and parameters that write ``keyed`` (in key order), and the
+        filter of ``name`` told of their keys."""
         keyed = _in_key_order(keyed)
-        marks = ", ".join("?" * (len(FIELD_NAMES[name]) + 1))
-        self.db.executemany(
-            f"INSERT OR REPLACE INTO {name} VALUES ({marks})",
-            [(*row, version) for _, row, version in keyed],
-        )
         length = _filed_length(name)
         # Filed once per prefix (the rows of one receipt or one target are neighbours).
         self.held[name].add_all(dict.fromkeys(key[:length] for key, _, _ in keyed))
+        marks = ", ".join("?" * (len(FIELD_NAMES[name]) + 1))
+        statement = f"INSERT OR REPLACE INTO {name} VALUES ({marks})"
+        return statement, [(*row, version) for _, row, version in keyed]
 
     def first_seq(self, entry_id: bytes | str, seq: int) -> int:
         """The seq ``entry_id`` was first logged at: ``seq`` if this is its first. A new
@@ -208,7 +240,8 @@ class Spill:
         if first is not None:
             return first
         if self.held[IDS].might_hold(entry_id):
-            found = self.db.execute(f"SELECT seq FROM {IDS} WHERE id = ?", (entry_id,)).fetchone()
+            statement = f"SELECT seq FROM {IDS} WHERE id = ?"
+            found = self._settled().execute(statement, (entry_id,)).fetchone()
             if found is not None:
                 return int(found[0])
         self.new_ids[entry_id] = seq
@@ -236,6 +269,13 @@ def _filed_length(name: str) -> int:
     return PAGE_PREFIXES.get(name, len(TABLES[name][1]))
 
 
-def _remove(db: sqlite3.Connection, directory: Path) -> None:
+def _write(db: sqlite3.Connection, writes: list[tuple[str, list[tuple[object, ...]]]]) -> None:
+    """On the writing thread: one chunk's rows, table by table."""
+    for statement, parameters in writes:
+        db.executemany(statement, parameters)
+
+
+def _remove(writer: ThreadPoolExecutor, db: sqlite3.Connection, directory: Path) -> None:
+    writer.shutdown(wait=True)  # the write in flight ends before its connection does
     db.close()
     shutil.rmtree(directory, ignore_errors=True)

@@ -9,6 +9,7 @@ import base64
 import gc
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -283,3 +284,26 @@ def test_a_spill_reads_back_what_it_stored_and_nothing_else(exported: Path) -> N
         assert any(len(source.table(name)) for name in PAGED_TABLES)
     finally:
         spill.close()
+
+
+def test_a_failed_spill_write_is_raised_where_the_file_is_next_needed() -> None:
+    """The spill writes on a thread of its own: a write that fails (here its table is
+    gone) is raised by the next read of the file, and by flush() at the replay's end,
+    never lost."""
+    spill = Spill()
+    try:
+        state = State()
+        state.attach(spill)
+        spill.db.execute("DROP TABLE entry_ids")
+        assert spill.first_seq(b"id-1", 5) == 5
+        spill.store(state)  # handed to the writing thread: it fails there
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            spill.first_seq(b"id-1", 9)  # the filter holds it: the file is asked
+        assert spill.written is None  # raised once; the file is idle again
+        assert spill.first_seq(b"id-2", 10) == 10  # a key the filter rules out
+        spill.store(state)
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            spill.flush()
+    finally:
+        spill.close()
+    assert not spill.directory.exists()
