@@ -18,7 +18,7 @@ a failure leaves the database as it was (the schema too: migrated inside that tr
   triggers hold at every step);
 * each night's report, the bytes the replay recomputed and found equal to the exported;
 * the exported checkpoint note as it was signed (never re-signed: the operator's
-  signature lines only), and each cosignature line as its own row;
+  signature line that verifies, alone), and each cosignature line as its own row;
 * the sealed projections, from the audit's replay of exactly these leaves: with each
   chunk, a version of every row its entries changed, sealed with the operator key (as
   the writer stores a batch's), and at the end the sealed head marker.
@@ -70,7 +70,7 @@ from schemas.errors import (
 from schemas.limits import IMPORT_CHUNKS_AHEAD
 from signing.checkpoint import cosignature_timestamp, verify_cosigned_checkpoint
 from signing.keys import PrivateKey, b64encode
-from signing.note import parse_note, render_note
+from signing.note import parse_note, render_note, verify_note
 
 T = TypeVar("T")
 
@@ -176,8 +176,9 @@ def _refuse_initialised_in(connection: Connection) -> None:
 
 def split_checkpoint(report: AuditReport, note: str) -> SplitCheckpoint:
     """The audited checkpoint ``note`` as stored rows: the note with the operator's
-    signature lines exactly as exported, and each cosignature that verifies under a
-    witness key the log declared (the audit required one from every such witness)."""
+    signature line exactly as exported (the one that verifies; no other), and each
+    cosignature that verifies under a witness key the log declared (the audit required
+    one from every such witness)."""
     keys = declared_keys(report.state, report.size)
     verifier = operator_verifier(keys, note)
     if verifier is None:
@@ -187,7 +188,10 @@ def split_checkpoint(report: AuditReport, note: str) -> SplitCheckpoint:
         raise TamperedError("the checkpoint is not the audited tree's")
     text, signatures = parse_note(note)
     witnesses = {(w.name, w.key_hash) for w in keys.witnesses.values()}
-    signed = [s for s in signatures if s.name == keys.origin]
+    # The operator's line that verifies, alone: any other line named after the origin
+    # (an unknown key hash, which a note's verifier passes over) is bytes no key
+    # vouches for, and is not stored.
+    _, signed = verify_note(note, [verifier])
     rows = [
         (s.name, cosignature_timestamp(s), s.line)
         for s in signatures

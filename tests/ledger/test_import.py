@@ -406,3 +406,29 @@ def test_an_import_into_a_log_held_by_another_is_refused_at_once(
         engine.dispose()
     import_export(exported, target_url, _operator(alliance))  # free again: it goes in
     assert _counts(target_url) == (12, 1, 4)
+
+
+def test_a_checkpoint_line_no_key_vouches_for_is_not_stored(
+    alliance: Alliance, exported: Path, target_url: str
+) -> None:
+    """A signature line named after the log's origin with a key hash no key has is
+    passed over by a note's verifier (C2SP signed-note), so the export audits; the
+    import stores the operator's line that verifies and the witnesses', not those
+    bytes."""
+    path = exported / CHECKPOINT_FILE
+    note = path.read_text("utf-8")
+    junk = "\u2014 " + alliance.config.origin + " " + b64encode(b"\xde\xad\xbe\xef" + b"x" * 200)
+    path.write_text(note + junk + "\n", "utf-8")
+    import_export(exported, target_url, _operator(alliance))
+    engine = make_engine(target_url)
+    try:
+        with engine.connect() as connection:
+            stored = store.checkpoint_at(connection, 12)
+    finally:
+        engine.dispose()
+    assert stored is not None and "3q2+7" not in stored.note  # base64 of 0xdeadbeef
+    restored = Ledger.open(target_url, _operator(alliance), alliance.clock)
+    try:
+        assert restored.signed_checkpoint().note == note  # as exported, less the junk
+    finally:
+        restored.close()
