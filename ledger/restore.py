@@ -43,8 +43,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+import alembic.util
 import orjson
-from sqlalchemy import Connection, Engine, RootTransaction
+from sqlalchemy import Connection, Engine, RootTransaction, inspect, literal, select, table
 from sqlalchemy.exc import OperationalError
 
 from ledger import merkle, projections, store
@@ -61,6 +62,7 @@ from ledger.verifying import exit_with_parent
 from schemas.errors import (
     AlreadyInitialisedError,
     BatchFailedError,
+    ConfigError,
     LogBusyError,
     OperatorKeyError,
     TamperedError,
@@ -172,6 +174,20 @@ def _refuse_initialised(engine: Engine) -> None:
 def _refuse_initialised_in(connection: Connection) -> None:
     if store.head_size(connection) > 0:
         raise AlreadyInitialisedError("this database already holds a ledger; nothing was written")
+
+
+def _refuse_nonempty(connection: Connection) -> None:
+    """An import restores into an empty database: a ledger is refused, and so is a row
+    in any other table (rows planted beside an empty log, which the append-only
+    triggers would keep, or another program's database given by mistake)."""
+    present = set(inspect(connection).get_table_names())
+    if "log_entries" in present:
+        _refuse_initialised_in(connection)
+    for name in sorted(present - {"alembic_version"}):  # any table: another program's too
+        if connection.execute(select(literal(1)).select_from(table(name)).limit(1)).first():
+            raise AlreadyInitialisedError(
+                f"this database is not empty (table {name} holds rows); nothing was written"
+            )
 
 
 def split_checkpoint(report: AuditReport, note: str) -> SplitCheckpoint:
@@ -360,8 +376,14 @@ def _open(url: str) -> None:
     # waited for (behind another import, the wait could be its whole audit).
     if not try_lock_log(connection):
         raise LogBusyError(_BUSY)
-    migrate_in(connection)  # rolled back with the rest if the import fails
-    _refuse_initialised_in(connection)
+    _refuse_nonempty(connection)  # before the schema is touched
+    try:
+        migrate_in(connection)  # rolled back with the rest if the import fails
+    except alembic.util.CommandError as exc:  # a revision this version does not know
+        raise ConfigError(
+            f"the database's schema is not one this version can migrate ({exc}); "
+            "nothing was written"
+        ) from exc
 
 
 def _store(chunk: _Chunk) -> None:

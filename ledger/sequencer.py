@@ -62,6 +62,7 @@ from schemas.entry import (
 from schemas.errors import (
     AllianceError,
     BatchFailedError,
+    ConfigError,
     ConflictError,
     DeadlineError,
     HaltError,
@@ -972,11 +973,7 @@ def lock_log(connection: Connection) -> None:
     SQLite the transaction's BEGIN IMMEDIATE already did; on PostgreSQL an advisory
     lock does."""
     if connection.dialect.name == "postgresql":
-        connection.execute(
-            select(
-                text(f"pg_advisory_xact_lock({ADVISORY_LOCK_CLASS}, hashtext(current_schema()))")
-            )
-        )
+        _advisory_lock(connection, "pg_advisory_xact_lock")
 
 
 def try_lock_log(connection: Connection) -> bool:
@@ -985,8 +982,18 @@ def try_lock_log(connection: Connection) -> bool:
     refused at once rather than waited for)."""
     if connection.dialect.name != "postgresql":
         return True
-    function = f"pg_try_advisory_xact_lock({ADVISORY_LOCK_CLASS}, hashtext(current_schema()))"
-    return bool(connection.execute(select(text(function))).scalar_one())
+    return bool(_advisory_lock(connection, "pg_try_advisory_xact_lock"))
+
+
+def _advisory_lock(connection: Connection, function: str) -> object:
+    """The log's advisory lock, keyed by the schema the URL selects. No schema of the
+    search path exists: the lock functions take NULL and lock nothing, so that is a
+    ConfigError rather than a log nobody holds."""
+    call = f"{function}({ADVISORY_LOCK_CLASS}, hashtext(current_schema()))"
+    schema, locked = connection.execute(select(text("current_schema()"), text(call))).one()
+    if schema is None:
+        raise ConfigError("no schema of the database URL's search_path exists: create it first")
+    return locked
 
 
 def replay(state: State, entries: Any) -> None:

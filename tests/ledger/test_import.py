@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, make_url, select
+from sqlalchemy import func, make_url, select, text
 
 from ledger import audit, restore, store
 from ledger.app import Ledger
@@ -24,7 +24,7 @@ from ledger.calendar import local_date
 from ledger.db import make_engine
 from ledger.export import CHECKPOINT_FILE, ENTRIES_FILE, REPORTS_DIR
 from ledger.restore import import_export
-from ledger.schema import is_initialized
+from ledger.schema import is_initialized, migrate
 from ledger.sequencer import lock_log
 from ledger.tables import Checkpoint, Cosignature
 from ops.world import schema_url
@@ -32,6 +32,7 @@ from schemas.entry import parse_time
 from schemas.errors import (
     AlreadyInitialisedError,
     BatchFailedError,
+    ConfigError,
     LogBusyError,
     OperatorKeyError,
     VerificationError,
@@ -432,3 +433,45 @@ def test_a_checkpoint_line_no_key_vouches_for_is_not_stored(
         assert restored.signed_checkpoint().note == note  # as exported, less the junk
     finally:
         restored.close()
+
+
+def test_an_import_into_a_missing_schema_is_a_config_error(
+    alliance: Alliance, exported: Path, request: pytest.FixtureRequest
+) -> None:
+    """PostgreSQL: a search_path naming no schema locks nothing (the lock functions take
+    NULL); that is the URL's mistake, not a busy log to retry."""
+    server: PgServer = require_pg(request.getfixturevalue("pg_server"))
+    url = schema_url(server.base_url, new_schema_name())  # never created
+    with pytest.raises(ConfigError, match="no schema of the database URL's search_path"):
+        import_export(exported, url, _operator(alliance))
+
+
+def test_rows_planted_beside_an_empty_log_are_refused(
+    alliance: Alliance, exported: Path, target_url: str
+) -> None:
+    """Only an empty database is restored into: a row in any table (here a night report
+    beside an empty log, which the append-only triggers would then keep) is refused."""
+    engine = make_engine(target_url)
+    try:
+        migrate(engine)
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE planted (x INTEGER)"))
+            connection.execute(text("INSERT INTO planted VALUES (1)"))
+    finally:
+        engine.dispose()
+    with pytest.raises(AlreadyInitialisedError, match="table planted holds rows"):
+        import_export(exported, target_url, _operator(alliance))
+
+
+def test_a_schema_revision_this_version_does_not_know_is_a_config_error(
+    alliance: Alliance, exported: Path, target_url: str
+) -> None:
+    engine = make_engine(target_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+            connection.execute(text("INSERT INTO alembic_version VALUES ('abc123')"))
+    finally:
+        engine.dispose()
+    with pytest.raises(ConfigError, match="not one this version can migrate"):
+        import_export(exported, target_url, _operator(alliance))
