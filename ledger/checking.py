@@ -42,7 +42,7 @@ from ledger.verifying import exit_with_parent
 from schemas.canonical import canonical
 from schemas.entry import RecordModel
 from schemas.errors import AllianceError, VerificationError, invariant
-from schemas.limits import AUDIT_CHUNKS_AHEAD, AUDIT_FIRST_CHUNK_LINES
+from schemas.limits import AUDIT_CHUNK_BYTES_MAX, AUDIT_CHUNKS_AHEAD, AUDIT_FIRST_CHUNK_LINES
 from signing.entry import verify_entry_signature
 from signing.keys import PUBLIC_KEY_SIZE, PublicKey, b64decode, key_id
 
@@ -188,10 +188,25 @@ def _chunks(
     lines: Iterator[bytes | Skipped], sizes: Iterator[int]
 ) -> Iterator[list[bytes | Skipped]]:
     for size in sizes:
-        chunk = list(itertools.islice(lines, size))
+        chunk, _ = _take(lines, size)
         if not chunk:
             return
         yield chunk
+
+
+def _take(lines: Iterator[bytes | Skipped], size: int) -> tuple[list[bytes | Skipped], bool]:
+    """The next ``size`` lines, or fewer once they hold AUDIT_CHUNK_BYTES_MAX bytes (the
+    chunks in flight bound the audit's memory, whatever a hostile file's lines are);
+    and whether ``lines`` ran out within them."""
+    chunk: list[bytes | Skipped] = []
+    held_bytes = 0
+    for line in lines:
+        chunk.append(line)
+        if isinstance(line, bytes):
+            held_bytes += len(line)
+        if len(chunk) >= size or held_bytes >= AUDIT_CHUNK_BYTES_MAX:
+            return chunk, False
+    return chunk, True
 
 
 def _payload(chunk: list[bytes | Skipped]) -> list[bytes]:
@@ -212,8 +227,8 @@ def checked_chunks(
     invariant(chunk_lines >= 1, "an audit chunk holds at least one line")
     harvest = KeyHarvest()
     stream = iter(lines)
-    head = list(itertools.islice(stream, chunk_lines + 1))
-    if len(head) <= chunk_lines:  # the whole log: no worker is worth starting
+    head, ended = _take(stream, chunk_lines)
+    if ended:  # the whole log: no worker is worth starting
         payload = _payload(head)
         yield head, check_chunk(payload, harvest.for_lines(payload))
         return
@@ -227,13 +242,17 @@ def checked_chunks(
         initargs=(os.getpid(),),
     ) as executor:
         pending: deque[Pending[Skipped]] = deque()
-        for chunk in _chunks(itertools.chain(head, stream), _ramp(chunk_lines)):
-            payload = _payload(chunk)
-            pending.append((chunk, _submit(executor, payload, harvest)))
-            while len(pending) > count * AUDIT_CHUNKS_AHEAD:
+        try:
+            for chunk in _chunks(itertools.chain(head, stream), _ramp(chunk_lines)):
+                payload = _payload(chunk)
+                pending.append((chunk, _submit(executor, payload, harvest)))
+                while len(pending) > count * AUDIT_CHUNKS_AHEAD:
+                    yield _result(pending.popleft())
+            while pending:
                 yield _result(pending.popleft())
-        while pending:
-            yield _result(pending.popleft())
+        except GeneratorExit:  # closed early (the replay failed): check nothing more
+            executor.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _submit(

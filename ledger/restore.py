@@ -11,7 +11,9 @@ module's database process (the audit's Sink), which stores it while the replay g
 the storing's Python (reading each leaf's columns, sealing rows, formatting COPY) and the
 database's work run beside the audit's, and no pass over the whole state is left for the
 end. Everything is written in ONE transaction, opened before the audit, so a refusal or
-a failure leaves the database as it was (the schema too: migrated inside that transaction):
+a failure leaves the database as it was (the schema too: migrated inside that
+transaction; a new SQLite file is built under a private name and linked to its target's
+name only once committed, _Staged):
 
 * the leaves, in seq order, each integration's chunk followed by its tiles and inner
   nodes (as the writer integrates a batch, so the tile-width and nodes-after-full
@@ -33,6 +35,7 @@ import contextlib
 import hashlib
 import multiprocessing
 import os
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -46,7 +49,8 @@ from typing import TypeVar
 import alembic.util
 import orjson
 from sqlalchemy import Connection, Engine, RootTransaction, inspect, literal, select, table
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from ledger import merkle, projections, store
 from ledger.app import declared_keys, operator_verifier, row_verifier
@@ -115,23 +119,24 @@ def import_export(
     holds a ledger. ``spill``: page the replay's growing rows to disk (default: above
     AUDIT_SPILL_BYTES_MIN; ledger.spill)."""
     started = time.perf_counter()
-    engine = make_engine(url)
-    created = _new_sqlite_file(engine)
+    load_url, staged = _stage_sqlite(url)
+    engine = make_engine(load_url)
     try:
         _refuse_initialised(engine)  # read only: a live writer's lock is not waited for
-        with _Load(url, operator) as load:
+        with _Load(load_url, operator) as load:
             report = audit_directory(directory, spill=spill, sink=load)
             try:
-                return _commit_audited(operator, report, load, started)
+                imported = _commit_audited(operator, report, load, started)
             finally:
                 report.close()  # the spill file, if the audit made one
-    except BaseException:
-        if created is not None:  # leave no empty database behind
-            engine.dispose()
-            _remove_unused_sqlite_file(engine, created)
-        raise
+        # Committed, and the database process has closed it (_Load's exit).
+        if staged is not None:
+            _put_in_place(staged)
+        return imported
     finally:
         engine.dispose()
+        if staged is not None:  # its private name (the target's link stays, if made)
+            _remove_sqlite_files(staged.private)
 
 
 def _commit_audited(
@@ -294,7 +299,7 @@ class _Load:
     def finish(self, report: AuditReport, split: SplitCheckpoint) -> int:
         """The rest of the import after a clean audit, then the commit; the nights."""
         self._drain()
-        return _outcome(self._submit(_finish, report.size, report.root, split))
+        return _outcome(self._submit(_finish, report.size, report.root, split), finishing=True)
 
     def _drain(self) -> None:
         while self.waiting:
@@ -309,16 +314,22 @@ class _Load:
             raise _died(exc) from exc
 
 
-def _outcome(future: Future[T]) -> T:
+def _outcome(future: Future[T], *, finishing: bool = False) -> T:
     """The database process's answer; its death is a BatchFailedError (its connection
-    went with it, and the server rolled the transaction back)."""
+    went with it, and the server rolled the transaction back; ``finishing``: unless it
+    died right after its commit)."""
     try:
         return future.result()
     except BrokenProcessPool as exc:
-        raise _died(exc) from exc
+        raise _died(exc, finishing=finishing) from exc
 
 
-def _died(exc: BrokenProcessPool) -> BatchFailedError:
+def _died(exc: BrokenProcessPool, *, finishing: bool = False) -> BatchFailedError:
+    if finishing:  # a new SQLite file is never put in place then (_put_in_place)
+        return BatchFailedError(
+            f"the import's database process died as it committed ({exc}); a PostgreSQL "
+            "schema may hold the ledger: `alliance doctor` tells"
+        )
     return BatchFailedError(f"the import's database process died ({exc}); nothing was committed")
 
 
@@ -351,6 +362,7 @@ class _Held:
     nights: int = 0
 
 
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # primary result codes (sqlite.org/rescode.html)
 _BUSY = "another writer or import holds this database's log; nothing was written"
 _HELD: list[_Held] = []  # in the database process: the one import it holds
 
@@ -368,9 +380,12 @@ def _open(url: str) -> None:
         driver.execute("PRAGMA busy_timeout=0")  # BEGIN IMMEDIATE is the lock: not waited for
     try:
         transaction = connection.begin()
-    except OperationalError as exc:  # SQLite's lock, held by another writer
+    except OperationalError as exc:
         connection.close()
-        raise LogBusyError(_BUSY) from exc
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED):
+            raise LogBusyError(_BUSY) from exc  # another writer holds the file's lock
+        raise
     _HELD.append(_Held(engine, connection, transaction))
     # Against a concurrent import or writer, before the schema; refused at once, not
     # waited for (behind another import, the wait could be its whole audit).
@@ -468,46 +483,67 @@ def _stored_entry(seq: int, leaf: bytes, leaf_hash: bytes) -> store.StoredEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class _CreatedFile:
-    path: Path
-    device: int
-    inode: int
+class _Staged:
+    """A new SQLite database, built under a private name beside its target and linked
+    to the target's name only once committed: a failed import leaves no file behind,
+    and never removes one it did not make."""
+
+    target: Path
+    private: Path
 
 
-def _new_sqlite_file(engine: Engine) -> _CreatedFile | None:
-    """Create the SQLite file of ``engine`` if it does not exist yet (exclusively: a file
-    another process made meanwhile is not ours), so a failed import can remove it."""
-    if engine.dialect.name != "sqlite":
-        return None
-    database = engine.url.database or ""
-    if database in ("", ":memory:"):
-        return None
+def _stage_sqlite(url: str) -> tuple[str, _Staged | None]:
+    """The URL to load into, and the staging of a SQLite target that does not exist
+    yet (None: PostgreSQL, or the user's existing file, loaded into as it is)."""
     try:
-        descriptor = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError:  # there already, or not creatable (SQLite says why when it opens it)
-        return None
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {url}") from exc
+    if parsed.get_backend_name() != "sqlite":
+        return url, None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or "uri" in parsed.query:
+        raise ConfigError("an import restores into a SQLite file named by its path")
+    target = Path(database)
+    if target.exists():
+        return url, None
     try:
-        made = os.fstat(descriptor)
-    finally:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".importing", dir=target.parent
+        )
         os.close(descriptor)
-    return _CreatedFile(Path(database), made.st_dev, made.st_ino)
+        os.chmod(name, 0o644)  # as SQLite would have made it (mkstemp: 0600)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {target}: {exc.strerror}") from exc
+    private = parsed.set(database=name).render_as_string(hide_password=False)
+    return private, _Staged(target, Path(name))
 
 
-def _remove_unused_sqlite_file(engine: Engine, created: _CreatedFile) -> None:
-    """Remove the file this import created, if it is still that file and holds no
-    ledger (a database process that died after its commit leaves a ledger: kept)."""
+def _put_in_place(staged: _Staged) -> None:
+    """Link the committed, closed database to its target's name; a file another
+    process made there meanwhile is kept, and this import refused."""
+    wal = Path(f"{staged.private}-wal")
+    # Closed by its last connection, SQLite moved the log's pages into the file.
+    invariant(not wal.exists() or wal.stat().st_size == 0, "the import's WAL outlived it")
     try:
-        now = os.stat(created.path)
-        if (now.st_dev, now.st_ino) != (created.device, created.inode):
-            return  # replaced by another process's file: not ours
-        if is_initialized(engine):
-            with engine.connect() as connection:
-                if store.head_size(connection) > 0:
-                    return
-    except Exception:  # unreadable: keep it rather than remove what we cannot judge
-        return
+        os.link(staged.private, staged.target)
+    except FileExistsError as exc:
+        raise AlreadyInitialisedError(
+            f"{staged.target} was created by another process during the import; "
+            "nothing was written to it"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot name the database {staged.target}: {exc.strerror}") from exc
+    directory = os.open(staged.target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
     finally:
-        engine.dispose()
+        os.close(directory)
+    # Durable: the restored ledger under the target's name.
+
+
+def _remove_sqlite_files(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
-            Path(f"{created.path}{suffix}").unlink()
+            Path(f"{path}{suffix}").unlink()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -77,6 +78,10 @@ def exit_with_parent(parent_pid: int) -> None:
         os._exit(0)  # the parent is gone: nobody will read our verdicts
 
     threading.Thread(target=watch, name="alliance-parent-watch", daemon=True).start()
+    # Ctrl-C reaches the whole process group: the parent turns it into its own error
+    # and shuts its pools down; a worker's own KeyboardInterrupt would only print a
+    # traceback per worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def pool() -> ProcessPoolExecutor | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import wraps
@@ -760,7 +762,15 @@ def bench_reconcile(
     emit({**report, "machine": machine()})
 
 
+def _terminated(signal_number: int, _frame: object) -> None:
+    """SIGTERM as SystemExit: the finally blocks run (an import's private database
+    file, an audit's spill directory and worker processes are removed), as on Ctrl-C."""
+    raise SystemExit(128 + signal_number)
+
+
 def main() -> None:
+    if threading.current_thread() is threading.main_thread():  # where Python takes signals
+        signal.signal(signal.SIGTERM, _terminated)  # `serve`: uvicorn installs its own
     check_limits()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)

@@ -254,6 +254,10 @@ BENCH_GENERATE_CHUNKS_AHEAD = 2
 # The audit on every core (ledger/audit.py)
 AUDIT_CHUNK_LINES = 8192  # lines a worker checks at a time: IPC per chunk is noise
 AUDIT_CHUNKS_AHEAD = 2  # chunks in flight per worker: the workers never wait for the replay
+# A chunk is cut at this many bytes of lines too (real ones: about 6.4 MB at 8,192 lines),
+# so the chunks in flight (AUDIT_CHUNKS_AHEAD per worker, each also pickled on its way)
+# hold at most about 2 x (AUDIT_CHUNKS_AHEAD x workers + 1) x 16 MiB, whatever the lines.
+AUDIT_CHUNK_BYTES_MAX = 16 * 1024 * 1024
 # The first chunks are smaller (doubling up to AUDIT_CHUNK_LINES), so the replay starts as
 # soon as the workers are up instead of waiting for a whole chunk's signatures.
 AUDIT_FIRST_CHUNK_LINES = 256
@@ -348,6 +352,7 @@ _POSITIVE = (
     "INTEGRATE_CHUNK",
     "AUDIT_CHUNK_LINES",
     "AUDIT_CHUNKS_AHEAD",
+    "AUDIT_CHUNK_BYTES_MAX",
     "AUDIT_FIRST_CHUNK_LINES",
     "AUDIT_SPILL_BYTES_MIN",
     "AUDIT_SPILL_CACHE_BYTES",

@@ -307,3 +307,14 @@ def test_a_failed_spill_write_is_raised_where_the_file_is_next_needed() -> None:
     finally:
         spill.close()
     assert not spill.directory.exists()
+
+
+def test_chunks_are_cut_by_bytes_as_well_as_by_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hostile file's long lines make smaller chunks: the chunks in flight hold at
+    most AUDIT_CHUNK_BYTES_MAX bytes of lines each, whatever the line count allows."""
+    lines = [b"x" * 1000] * 10
+    whole = [len(chunk) for chunk, _ in checking.checked_chunks(lines, 100, workers=1)]
+    assert whole == [10]  # one chunk, checked in this process
+    monkeypatch.setattr(checking, "AUDIT_CHUNK_BYTES_MAX", 2500)
+    cut = [len(chunk) for chunk, _ in checking.checked_chunks(lines, 100, workers=1)]
+    assert cut == [3, 3, 3, 1]

@@ -475,3 +475,51 @@ def test_a_schema_revision_this_version_does_not_know_is_a_config_error(
         engine.dispose()
     with pytest.raises(ConfigError, match="not one this version can migrate"):
         import_export(exported, target_url, _operator(alliance))
+
+
+def test_a_new_sqlite_file_appears_only_when_the_import_commits(
+    alliance: Alliance, exported: Path, tmp_path: Path
+) -> None:
+    """The database is built under a private name in the target's folder and linked to
+    the target's name once committed: a refused import leaves the folder as it was."""
+    folder = tmp_path / "folder"
+    target = folder / "restored.db"
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    for name, data in _files(exported).items():
+        (tampered / name).parent.mkdir(parents=True, exist_ok=True)
+        (tampered / name).write_bytes(data)
+    (tampered / ENTRIES_FILE).write_bytes((tampered / ENTRIES_FILE).read_bytes()[:-40])
+    with pytest.raises(VerificationError):
+        import_export(tampered, f"sqlite:///{target}", _operator(alliance))
+    assert list(folder.iterdir()) == []
+    import_export(exported, f"sqlite:///{target}", _operator(alliance))
+    assert [path.name for path in folder.iterdir()] == ["restored.db"]
+    assert _counts(f"sqlite:///{target}") == (12, 1, 4)
+
+
+def test_a_target_made_by_another_process_meanwhile_is_kept(
+    alliance: Alliance, exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process creates the target while the import runs: the import does not
+    replace it (a link never overwrites) and is refused; their file is as they left it."""
+    target = tmp_path / "raced.db"
+    original = restore._commit_audited
+
+    def racing(*args: Any) -> restore.Imported:
+        target.write_bytes(b"theirs")
+        return original(*args)
+
+    monkeypatch.setattr(restore, "_commit_audited", racing)
+    with pytest.raises(AlreadyInitialisedError, match="created by another process"):
+        import_export(exported, f"sqlite:///{target}", _operator(alliance))
+    assert target.read_bytes() == b"theirs"
+    assert [path.name for path in tmp_path.iterdir() if "raced" in path.name] == ["raced.db"]
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?uri=true"])
+def test_an_import_needs_a_sqlite_file_by_path(
+    alliance: Alliance, exported: Path, url: str
+) -> None:
+    with pytest.raises(ConfigError, match="named by its path"):
+        import_export(exported, url, _operator(alliance))

@@ -4,6 +4,8 @@ exit codes, and one-line errors without tracebacks."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -438,3 +440,23 @@ def test_witness_reads_the_trust_root_beside_its_key(cli: Cli) -> None:
     trust["witness_keys"]["31"] = trust["witness_keys"]["32"]
     (alone / "trust.json").write_text(json.dumps(trust))
     assert_clean_error(cli(*moved, "--db", cli.db), "verification-failed")
+
+
+def test_sigterm_ends_a_command_through_its_finally_blocks() -> None:
+    """The CLI turns SIGTERM into SystemExit(143), so a command's cleanup (an import's
+    private database file, an audit's spill directory and workers) runs, as on Ctrl-C."""
+    code = (
+        "import os, signal\n"
+        "from ops.cli import _terminated\n"
+        "signal.signal(signal.SIGTERM, _terminated)\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    signal.pause()\n"  # not reached: the handler raises first
+        "finally:\n"
+        "    print('cleaned up', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 143 and done.stdout == "cleaned up\n"
+    assert "Traceback" not in done.stderr
