@@ -318,3 +318,17 @@ def test_chunks_are_cut_by_bytes_as_well_as_by_lines(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(checking, "AUDIT_CHUNK_BYTES_MAX", 2500)
     cut = [len(chunk) for chunk, _ in checking.checked_chunks(lines, 100, workers=1)]
     assert cut == [3, 3, 3, 1]
+
+
+def test_a_key_filed_again_costs_the_spill_filter_nothing() -> None:
+    """Repeats (the spilled tables share one filter, and a receipt's key is filed by
+    three of them) take no capacity: the filter's memory follows the distinct keys."""
+    held = KeyFilter(first_keys=64)
+    keys = [("M", "S1", f"ref-{number}") for number in range(500)]
+    held.add_all(keys)
+    filed, capacity = held.count, held.capacity
+    assert filed <= 500
+    held.add_all(keys)
+    held.add_all(reversed(keys))
+    assert (held.count, held.capacity) == (filed, capacity)
+    assert all(held.might_hold(key) for key in keys)
