@@ -99,6 +99,14 @@ def assert_nothing_written(url: str) -> None:
         engine.dispose()
 
 
+def assert_rebuilds_identical(alliance: Alliance, url: str) -> None:
+    restored = Ledger.open(url, _operator(alliance), alliance.clock)
+    try:
+        assert restored.rebuild().identical
+    finally:
+        restored.close()
+
+
 def check_restored(alliance: Alliance, exported: Path, url: str, tmp_path: Path) -> None:
     """The database at ``url`` holds the exported ledger, whole, and can go on."""
     restored = Ledger.open(url, _operator(alliance), alliance.clock)
@@ -244,11 +252,7 @@ def test_a_spilled_import_restores_the_same_ledger(
     alliance.ledger.export(directory)
     result = import_export(directory, target_url, _operator(alliance), spill=True)
     assert result.nights == 1 and result.size == night + 1
-    restored = Ledger.open(target_url, _operator(alliance), alliance.clock)
-    try:
-        assert restored.rebuild().identical
-    finally:
-        restored.close()
+    assert_rebuilds_identical(alliance, target_url)
 
 
 def test_a_dead_database_process_stops_the_audit_and_writes_nothing(
@@ -352,11 +356,7 @@ def test_a_day_ending_on_a_full_chunk_hands_over_no_empty_chunk(
     result = import_export(directory, target_url, _operator(alliance))
     assert handed[0] == chunk and 0 not in handed and sum(handed) == len(days)
     assert result.size == len(days)
-    restored = Ledger.open(target_url, _operator(alliance), alliance.clock)
-    try:
-        assert restored.rebuild().identical
-    finally:
-        restored.close()
+    assert_rebuilds_identical(alliance, target_url)
 
 
 def test_long_lines_are_handed_over_in_smaller_chunks(
@@ -446,19 +446,25 @@ def test_an_import_into_a_missing_schema_is_a_config_error(
         import_export(exported, url, _operator(alliance))
 
 
+def _run_sql(url: str, *statements: str, migrated: bool = True) -> None:
+    """Prepare the target: the project's schema first (``migrated``), then ``statements``."""
+    engine = make_engine(url)
+    try:
+        if migrated:
+            migrate(engine)
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
 def test_rows_planted_beside_an_empty_log_are_refused(
     alliance: Alliance, exported: Path, target_url: str
 ) -> None:
-    """Only an empty database is restored into: a row in any table (here a night report
-    beside an empty log, which the append-only triggers would then keep) is refused."""
-    engine = make_engine(target_url)
-    try:
-        migrate(engine)
-        with engine.begin() as connection:
-            connection.execute(text("CREATE TABLE planted (x INTEGER)"))
-            connection.execute(text("INSERT INTO planted VALUES (1)"))
-    finally:
-        engine.dispose()
+    """Only an empty database is restored into: a row in any table (here one beside a
+    migrated, empty log; a night report would be kept by the append-only triggers)."""
+    _run_sql(target_url, "CREATE TABLE planted (x INTEGER)", "INSERT INTO planted VALUES (1)")
     with pytest.raises(AlreadyInitialisedError, match="table planted holds rows"):
         import_export(exported, target_url, _operator(alliance))
 
@@ -466,13 +472,12 @@ def test_rows_planted_beside_an_empty_log_are_refused(
 def test_a_schema_revision_this_version_does_not_know_is_a_config_error(
     alliance: Alliance, exported: Path, target_url: str
 ) -> None:
-    engine = make_engine(target_url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
-            connection.execute(text("INSERT INTO alembic_version VALUES ('abc123')"))
-    finally:
-        engine.dispose()
+    _run_sql(
+        target_url,
+        "CREATE TABLE alembic_version (version_num VARCHAR(32))",
+        "INSERT INTO alembic_version VALUES ('abc123')",
+        migrated=False,
+    )
     with pytest.raises(ConfigError, match="not one this version can migrate"):
         import_export(exported, target_url, _operator(alliance))
 
