@@ -140,15 +140,13 @@ class Spill:
             self.db.execute(f"CREATE TABLE {name} ({columns}, PRIMARY KEY ({keys})) WITHOUT ROWID")
         self.db.execute(f"CREATE TABLE {IDS} (id PRIMARY KEY, seq INTEGER) WITHOUT ROWID")
         self.db.execute("BEGIN")
-        # By table: the key (the prefix, for a table read by key prefix) of every row
-        # stored in the file; by IDS: every entry id stored. The tables share ONE
-        # filter: a key filed by one table only makes the others ask the file for it
-        # (never a wrong answer), and their keys are mostly the same few per entry (a
-        # receipt's, a return's seq), so the filter holds about 2 keys an entry instead
-        # of 7 (at 10 M entries: about 66 MB instead of 230).
-        shared = KeyFilter()
-        self.held = {name: shared for name in PAGED_TABLES}
-        self.held[IDS] = KeyFilter()
+        # The key (the prefix, for a table read by key prefix) of every row stored in
+        # the file, whatever its table: ONE filter for all of them, since a key one
+        # table filed only makes the others ask the file for it (never a wrong answer),
+        # and their keys are mostly the same few an entry (a receipt's, a return's seq):
+        # about 2 keys an entry instead of 7 (at 10 M entries: about 66 MB, not 230).
+        self.rows_filed = KeyFilter()
+        self.ids_filed = KeyFilter()  # every entry id stored
         # The entry ids first met since the last store(), and their seqs.
         self.new_ids: dict[bytes | str, int] = {}
         # The one write in flight (store()), on the writing thread.
@@ -193,13 +191,13 @@ class Spill:
         return found
 
     def _may_hold(self, name: str, prefix: tuple[object, ...]) -> bool:
-        """Whether the file may hold a row under ``prefix``: the filter of ``name`` knows
-        the prefix of every stored key that the table is read by (_filed_length), so
+        """Whether the file may hold a row under ``prefix``: the filter knows, for each
+        table, the prefix of every stored key that the table is read by (_filed_length), so
         a prefix at least that long is ruled out or not; a shorter one is asked."""
         length = _filed_length(name)
         if len(prefix) < length:
             return True
-        return self.held[name].might_hold(prefix[:length])
+        return self.rows_filed.might_hold(prefix[:length])
 
     def scan(self, name: str, below: int) -> Iterator[tuple[Row, int]]:
         row_type = TABLES[name][0]
@@ -226,7 +224,7 @@ class Spill:
         if self.new_ids:
             ids: list[tuple[object, ...]] = _in_key_order(list(self.new_ids.items()))
             writes.append((f"INSERT INTO {IDS} VALUES (?, ?)", ids))
-            self.held[IDS].add_all(self.new_ids)
+            self.ids_filed.add_all(self.new_ids)
             self.new_ids.clear()
         if writes:
             db = self._settled()  # the previous chunk's write is done (or raises here)
@@ -236,11 +234,11 @@ class Spill:
         self, name: str, keyed: list[tuple[tuple[object, ...], Row, int]]
     ) -> tuple[str, list[tuple[object, ...]]]:
         """The statement and parameters that write ``keyed`` (in key order), and the
-        filter of ``name`` told of their keys."""
+        filter told of their keys."""
         keyed = _in_key_order(keyed)
         length = _filed_length(name)
         # Filed once per prefix (the rows of one receipt or one target are neighbours).
-        self.held[name].add_all(dict.fromkeys(key[:length] for key, _, _ in keyed))
+        self.rows_filed.add_all(dict.fromkeys(key[:length] for key, _, _ in keyed))
         marks = ", ".join("?" * (len(FIELD_NAMES[name]) + 1))
         statement = f"INSERT OR REPLACE INTO {name} VALUES ({marks})"
         return statement, [(*row, version) for _, row, version in keyed]
@@ -251,7 +249,7 @@ class Spill:
         first = self.new_ids.get(entry_id)
         if first is not None:
             return first
-        if self.held[IDS].might_hold(entry_id):
+        if self.ids_filed.might_hold(entry_id):
             statement = f"SELECT seq FROM {IDS} WHERE id = ?"
             found = self._settled().execute(statement, (entry_id,)).fetchone()
             if found is not None:
