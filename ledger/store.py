@@ -41,9 +41,11 @@ from ledger.tables import (
 )
 from schemas.errors import invariant
 from schemas.limits import (
+    HASH_SIZE,
     READ_CHUNK_ENTRIES,
     SQLITE_INSERT_ROWS_MAX,
     SQLITE_STATEMENTS_PENDING_MAX,
+    TILE_WIDTH,
 )
 
 # The columns of log_entries, in the order insert_entries() writes them.
@@ -510,16 +512,15 @@ def keyed_sql(dialect: str, table: str, keys: int) -> str:
 
 
 @lru_cache(maxsize=256)
-def proof_sql(dialect: str, keys: int, leaf: bool, head: bool = False) -> str:
-    """The tiles and the blobs of ``keys`` keys, with ``leaf`` the leaf of one seq, and
-    with ``head`` the size and root of the newest checkpoint row, in one statement: rows
-    of (0 for a tile, 1 for a blob, 2 for the leaf, 3 for the head; level, seq or size;
-    idx; data)."""
+def proof_sql(dialect: str, keys: int, head: bool = False) -> str:
+    """The tiles and the blobs of ``keys`` keys, and with ``head`` the size and root of the
+    newest checkpoint row, in one statement: rows of (0 for a tile, 1 for a blob, 3 for
+    the head; level or size; idx; data). No leaf: a proof takes the leaf's hash from the
+    level-0 tile it reads (DbTiles.tile_leaf_hash), which the check against the root
+    authenticates; at 10 M entries the leaf row was the one read that missed the cache
+    (a random page of the largest table)."""
     tiles, nodes = (keyed_sql(dialect, table, keys) for table in _KEYED_COLUMNS)
     statement = f"SELECT 0, * FROM ({tiles}) AS a UNION ALL SELECT 1, * FROM ({nodes}) AS b"
-    if leaf:
-        seq = "%s::bigint" if dialect == "postgresql" else "?2"
-        statement += f" UNION ALL SELECT 2, seq, 0, leaf FROM log_entries WHERE seq = {seq}"
     if head:
         statement += (
             " UNION ALL SELECT 3, size, 0, root FROM"
@@ -529,12 +530,12 @@ def proof_sql(dialect: str, keys: int, leaf: bool, head: bool = False) -> str:
 
 
 _KEYED_COLUMNS = {"merkle_tiles": "hashes", "merkle_tile_nodes": "nodes"}
-_LEAF_SQL = {
+LEAF_SQL = {
     "postgresql": "SELECT leaf FROM log_entries WHERE seq = %s::bigint",
     "sqlite": "SELECT leaf FROM log_entries WHERE seq = ?",
 }
 _TileRows = dict[tuple[int, int], bytes]
-_TILE, _BLOB, _LEAF, _HEAD = 0, 1, 2, 3  # proof_sql()'s row kinds
+_TILE, _BLOB, _HEAD = 0, 1, 3  # proof_sql()'s row kinds
 
 
 def driver_rows(
@@ -577,25 +578,23 @@ class DbTiles:
 
     For a proof (``prefetch_nodes``), read_tiles also reads, in the same round trip,
     the blobs of the same keys (read_nodes then serves them: the blobs a proof needs
-    are of tiles it reads), the leaf of ``leaf_seq`` (then in ``leaf``) and, with
-    ``read_head``, the newest checkpoint row's (size, root) (then in ``head``): a proof
-    costs one query. Not for the writer, which reads many tiles and few blobs."""
+    are of tiles it reads) and, with ``read_head``, the newest checkpoint row's (size,
+    root) (then in ``head``): a proof costs one query. Not for the writer, which reads
+    many tiles and few blobs."""
 
     def __init__(
         self,
         connection: Connection,
         *,
         prefetch_nodes: bool = False,
-        leaf_seq: int | None = None,
         read_head: bool = False,
     ) -> None:
         self.connection = connection
         self._dialect = connection.dialect.name
         self._prefetch = prefetch_nodes
-        self._leaf_seq = leaf_seq
-        self.leaf: bytes | None = None
         self._read_head = read_head
         self.head: tuple[int, bytes] | None = None  # (size, root) of the newest row, if read
+        self._tiles: _TileRows = {}  # the tiles a proof read (prefetch_nodes), for tile_leaf_hash
         self._nodes: _TileRows = {}
         self._fetched: set[tuple[int, int]] = set()
 
@@ -619,34 +618,39 @@ class DbTiles:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        seq = self._leaf_seq
-        statement = proof_sql(self._dialect, len(wanted), seq is not None, self._read_head)
-        params = self._params(wanted, 2) + ([] if seq is None else [seq])
+        statement = proof_sql(self._dialect, len(wanted), self._read_head)
         tiles: _TileRows = {}
-        rows = driver_rows(self.connection, statement, params, outside_transaction=True)
+        rows = driver_rows(
+            self.connection, statement, self._params(wanted, 2), outside_transaction=True
+        )
         for kind, level, index, data in rows:
             if kind == _TILE:
                 tiles[(int(level), int(index))] = bytes(data)
             elif kind == _BLOB:
                 self._nodes[(int(level), int(index))] = bytes(data)
-            elif kind == _LEAF:
-                self.leaf = bytes(data)
             else:
+                invariant(kind == _HEAD, f"proof_sql row of kind {kind}")
                 self.head = (int(level), bytes(data))
         self._fetched.update(wanted)
-        self._leaf_seq, self._read_head = None, False  # read once
+        self._tiles.update(tiles)
+        self._read_head = False  # read once
         return tiles
 
-    def read_leaf(self) -> bytes | None:
-        """The leaf of ``leaf_seq``: read with the tiles, or now if no tiles were read
-        (a proof with nothing to read, in a tree of one leaf or from known hashes)."""
-        seq, self._leaf_seq = self._leaf_seq, None
-        if seq is not None:
-            rows = driver_rows(
-                self.connection, _LEAF_SQL[self._dialect], [seq], outside_transaction=True
-            )
-            self.leaf = bytes(rows[0][0]) if rows else None
-        return self.leaf
+    def tile_leaf_hash(self, seq: int) -> bytes | None:
+        """The hash of leaf ``seq`` as the level-0 tile a proof read says (None if no such
+        tile was read or it stops short of ``seq``). Unchecked: the caller proves it."""
+        data = self._tiles.get((0, seq // TILE_WIDTH))
+        start = (seq % TILE_WIDTH) * HASH_SIZE
+        if data is None or len(data) < start + HASH_SIZE:
+            return None
+        return data[start : start + HASH_SIZE]
+
+    def read_leaf(self, seq: int) -> bytes | None:
+        """The leaf of ``seq`` (None if the log has no such row)."""
+        rows = driver_rows(
+            self.connection, LEAF_SQL[self._dialect], [seq], outside_transaction=True
+        )
+        return bytes(rows[0][0]) if rows else None
 
     def read_nodes(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
         missing = [key for key in keys if key not in self._fetched]

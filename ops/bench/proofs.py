@@ -31,11 +31,11 @@ With ``--db URL`` (or ``sqlite``), the tiles, blobs and leaves are bulk-loaded i
 or PostgreSQL schema (with one ``checkpoints`` row), and each timed proof is served as
 ``Ledger.inclusion`` / ``Ledger.consistency`` serve one (issue 11: proofs from the
 database): a connection from the ledger's proof pool (``ledger.app.proof_pool``: on
-PostgreSQL no ping on checkout), then ``ledger.app.serve_inclusion`` (the
-newest checkpoint row, which must still be the remembered verified one, the leaf, the
-tiles and the blobs, in one query) / ``ledger.app.serve_consistency`` (the same, without
-a leaf), the very functions the ledger calls, with the hashing and the check against the
-roots before the proof leaves.
+PostgreSQL no ping on checkout), then ``ledger.app.serve_inclusion`` (the newest
+checkpoint row, which must still be the remembered verified one, the tiles and the
+blobs, in one query; the leaf's hash is its level-0 tile's) /
+``ledger.app.serve_consistency`` (the same), the very functions the ledger calls, with
+the hashing and the check against the roots before the proof leaves.
 Like the ledger, the bench keeps one ``VerifiedRanges`` across its proofs: empty when
 timing starts (a freshly started server), filled only by proofs that verified, it spares
 later proofs the tiles above level 0 (``known_ranges`` reports how many it held at the
