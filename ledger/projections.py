@@ -41,7 +41,7 @@ from ledger import store
 from ledger.collector import collection_deferred
 from ledger.rows import TABLES, Row
 from ledger.seal import Sealer
-from ledger.state import PAGED_TABLES, State
+from ledger.state import WRITER_PAGED_TABLES, State
 from ledger.tables import LogEntry
 from schemas.errors import invariant
 from schemas.limits import PAGE_READ_KEYS_MAX
@@ -201,7 +201,7 @@ def _write_all(connection: Connection, state: State, sealer: Sealer) -> None:
     write_changes(connection, state, sealer)
     if source is None:
         return
-    for name in PAGED_TABLES:
+    for name in state.paged:
         invariant(not state.table(name).rows_by_key, f"{name} was not spilled before")
         chunk: list[tuple[Row, int]] = []
         for row, version in source.scan(name, state.size):
@@ -236,7 +236,7 @@ def load_state(
     newer one verified); the derived indexes come out as a replay builds them. The
     caller replays the log from ``state.size`` on (verifying every signature): rows and
     markers it cannot verify are never built upon. ``paged``: the tables of
-    ledger.state.PAGED_TABLES are left out (the caller attaches a SealedRows source), so
+    ledger.state.WRITER_PAGED_TABLES are left out (the caller attaches a SealedRows source), so
     a start reads only what does not grow with the log."""
     head = sealed_head(connection, sealer, log_size)
     state = State()
@@ -244,7 +244,7 @@ def load_state(
     if head == 0:
         return Loaded(state, 0)
     for name in PROJECTION_TABLES:
-        if paged and name in PAGED_TABLES:
+        if paged and name in WRITER_PAGED_TABLES:
             continue
         row_type = TABLES[name][0]
         put = state.put

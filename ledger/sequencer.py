@@ -35,6 +35,7 @@ from ledger.publish import publish, signed_by
 from ledger.seal import Sealer
 from ledger.state import (
     OPERATOR,
+    WRITER_PAGED_TABLES,
     Context,
     State,
     admit,
@@ -638,7 +639,10 @@ class Sequencer:
     ) -> list[StoredEntry]:
         entries: list[StoredEntry] = []
         handed_over: OperatorKeyError | None = None
-        prefetch(state, [(i.entry["kind"], i.body) for i in batch if i.refusal is None])
+        prefetch(
+            state,
+            [(i.entry["kind"], i.entry["signer"], i.body) for i in batch if i.refusal is None],
+        )
         # The batch's chunks with the worker, in order: while it is behind, this thread
         # takes some back and checks them itself (_await_verdicts).
         chunks = list(dict.fromkeys(i.pending for i in batch if i.pending is not None))
@@ -722,7 +726,7 @@ class Sequencer:
             state = State()
             if sealer is not None:
                 state = projections.load_state(connection, sealer, size, paged=True).state
-                state.attach(projections.SealedRows(self.engine, sealer))
+                state.attach(projections.SealedRows(self.engine, sealer), WRITER_PAGED_TABLES)
                 self._bind(state, connection)
             self._verify_frontier(connection, state)
         invariant(state.size <= size, f"state at {state.size} is ahead of the log at {size}")
@@ -755,7 +759,7 @@ class Sequencer:
         state drops them. A writer that started on an empty log starts paging here, once
         its genesis (which the sealer needs) is stored."""
         if state.source is None and state.has_genesis:
-            state.attach(projections.SealedRows(self.engine, self.sealer))
+            state.attach(projections.SealedRows(self.engine, self.sealer), WRITER_PAGED_TABLES)
         state.evict_pages()
 
     def _verify_frontier(self, connection: Connection, state: State) -> None:

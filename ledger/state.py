@@ -136,10 +136,11 @@ def register(
 
 R = TypeVar("R", bound=Row)
 
-# What an entry of a kind will read from the paged tables, from its body alone: (table,
-# key or key prefix) pairs. The writer reads them for a whole batch at once before
-# admitting it (prefetch()); a read no hint foresaw is still served, one miss at a time.
-PageHint = Callable[[Any], Iterable[tuple[str, tuple[object, ...]]]]
+# What an entry of a kind will read from the paged tables, from its signer and body:
+# (table, key or key prefix) pairs. The writer reads them for a whole batch at once
+# before admitting it (prefetch()); a read no hint foresaw is still served, one miss at
+# a time.
+PageHint = Callable[[str, Any], Iterable[tuple[str, tuple[object, ...]]]]
 PAGE_HINTS: dict[str, PageHint] = {}
 
 
@@ -152,16 +153,16 @@ def page_hint(kind: str) -> Callable[[PageHint], PageHint]:
     return decorate
 
 
-def prefetch(state: State, bodies: Iterable[tuple[str, Any]]) -> None:
-    """Read what the (kind, body) pairs of a batch will need from the paged tables: one
-    read per table for the whole batch."""
+def prefetch(state: State, entries: Iterable[tuple[str, str, Any]]) -> None:
+    """Read what the (kind, signer, body) triples of a batch will need from the paged
+    tables: one read per table for the whole batch."""
     if state.source is None:
         return
     wanted: dict[str, list[tuple[object, ...]]] = {}
-    for kind, body in bodies:
+    for kind, signer, body in entries:
         hint = PAGE_HINTS.get(kind)
         if hint is not None:
-            for name, prefix in hint(body):
+            for name, prefix in hint(signer, body):
                 wanted.setdefault(name, []).append(prefix)
     for name, prefixes in wanted.items():
         state.page_in(name, prefixes)
@@ -376,6 +377,7 @@ class State:
     # indexes over paged rows are then built on first use (a scan, once per writer
     # process: nights and credit evidence only) and kept up to date after; None until.
     source: RowSource | None = field(default=None, repr=False, compare=False)
+    paged: tuple[str, ...] = field(default=(), repr=False, compare=False)  # attach()'s tables
     _rejections: dict[int, set[int]] | None = field(default_factory=dict, compare=False)
     _unreconciled: set[int] | None = field(default_factory=set, compare=False)
 
@@ -546,16 +548,26 @@ class State:
         its batch (another thread's scan could miss a batch committing meanwhile)."""
         return self.source is None or self.source.caches_here()
 
-    def attach(self, source: RowSource) -> None:
-        """Page PAGED_TABLES from ``source``: from now on only a batch's working set of
-        their rows is held (ledger.projections.load_state(paged=True) loaded none)."""
+    def attach(self, source: RowSource, tables: tuple[str, ...] | None = None) -> None:
+        """Page ``tables`` (default PAGED_TABLES; the writer's are WRITER_PAGED_TABLES)
+        from ``source``: from now on only a batch's working set of their rows is held
+        (ledger.projections.load_state(paged=...) loaded none)."""
+        tables = PAGED_TABLES if tables is None else tables
         invariant(self.source is None, "a source is attached once")
+        invariant(set(PAGED_TABLES) <= set(tables) <= set(WRITER_PAGED_TABLES), "pageable")
         self.source = source
-        for name in PAGED_TABLES:
+        self.paged = tables
+        for name in tables:
             self.table(name).evict()
             self.table(name).pager = self
-        self.lines_of_return.clear()
+        self._clear_paged_indexes()
         self._rejections = self._unreconciled = None
+
+    def _clear_paged_indexes(self) -> None:
+        """Drop the indexes over paged rows that are rebuilt from what is paged in again."""
+        self.lines_of_return.clear()
+        if NETWORKS in self.paged:
+            self.network_of.clear()
 
     def miss(self, table: Table[R], key: tuple[object, ...]) -> R | None:
         """The row of ``key`` that is not in ``table``'s working set, from the source."""
@@ -616,6 +628,13 @@ class State:
                 found[key] = (held, version)
         return found
 
+    def network_peers(self, member: str) -> set[str]:
+        """The peers in ``member``'s network now (paged: its links read in first, so the
+        index holds the member's every current link)."""
+        if self.networks.pager is not None:
+            self.page_in(NETWORKS, [(member,)])
+        return self.network_of.get(member, set())
+
     def return_line_numbers(self, seq: int) -> list[int]:
         """The receipt lines the return at ``seq`` took units from."""
         if self.return_lines.pager is not None:
@@ -627,10 +646,10 @@ class State:
         memory does not grow with the log."""
         if self.source is None:
             return
-        for name in PAGED_TABLES:
+        for name in self.paged:
             self.table(name).evict()
-        # Rebuilt from whatever rows are paged in again (return_line_numbers).
-        self.lines_of_return.clear()
+        # Rebuilt from whatever rows are paged in again (return_line_numbers, network_peers).
+        self._clear_paged_indexes()
 
     def forget_changes(self) -> None:
         """Forget which rows changed: they are already stored."""
@@ -670,13 +689,21 @@ PAGED_TABLES = (
     "obligations",
     "cases",
 )
+# The writer also pages the networks: they grow with members and their peers (up to
+# NETWORK_MEMBERS_MAX each: 160 k links for 400 merchants who all honour each other),
+# not with the log, but a start that read and checked every link was most of a restarted
+# writer's first submit. A replay (the audit) keeps them in memory: it reads a link for
+# every cross-merchant return, and the links fit.
+NETWORKS = "networks"
+WRITER_PAGED_TABLES = (*PAGED_TABLES, NETWORKS)
 PAGE_PREFIXES: dict[str, int] = {
+    NETWORKS: 1,
     "receipt_lines": 3,
     "return_lines": 1,
     "endorsement_dues": 1,
     "endorsements": 1,
 }
-invariant(set(PAGE_PREFIXES) <= set(PAGED_TABLES), "a prefix for a table not paged")
+invariant(set(PAGE_PREFIXES) <= set(WRITER_PAGED_TABLES), "a prefix for a table not paged")
 # Row types that feed a secondary index (State._index).
 _INDEXED = frozenset(
     {

@@ -218,7 +218,7 @@ def _commitment_rows(
 
 def _network_rows(state: State, member_id: str, network: list[str], seq: int) -> list[Row]:
     """Rows that make ``network`` the member's network from ``seq`` on."""
-    current = state.network_of.get(member_id, set())
+    current = state.network_peers(member_id)
     rows: list[Row] = []
     for peer in sorted(current - set(network)):
         link = state.networks.get(member_id, peer)
@@ -497,5 +497,7 @@ def open_on(store: StoreRow, day: date) -> bool:
 
 
 def honours(state: State, acceptor: str, seller: str) -> bool:
-    """Whether ``acceptor`` honours and bills ``seller``'s receipts (its network)."""
-    return seller in state.network_of.get(acceptor, set())
+    """Whether ``acceptor`` honours and bills ``seller``'s receipts (its network): one
+    link read (the writer pages the links; a batch's are read at once, _return_pages)."""
+    link = state.networks.get(acceptor, seller)
+    return link is not None and link.until_seq is None

@@ -436,9 +436,11 @@ def _void_returns(state: State, targets: Iterable[int]) -> list[Row]:
 
 
 @page_hint("return.recorded")
-def _return_pages(body: ReturnBody) -> list[tuple[str, tuple[object, ...]]]:
+def _return_pages(signer: str, body: ReturnBody) -> list[tuple[str, tuple[object, ...]]]:
     receipt = (body.receipt.merchant, body.receipt.store, body.receipt.ref)
-    return [("receipts", receipt), ("receipt_lines", receipt)]
+    # The accepting merchant signs: its link to the seller (honours()).
+    link = (signer, body.receipt.merchant)
+    return [("receipts", receipt), ("receipt_lines", receipt), ("networks", link)]
 
 
 @register("return.recorded", ReturnBody)
@@ -600,7 +602,7 @@ def _after_endorsement(obligation: ObligationRow, endorsable_status: str) -> str
 
 
 @page_hint("endorsement")
-def _endorsement_pages(body: EndorsementBody) -> list[tuple[str, tuple[object, ...]]]:
+def _endorsement_pages(_signer: str, body: EndorsementBody) -> list[tuple[str, tuple[object, ...]]]:
     pages: list[tuple[str, tuple[object, ...]]] = []
     for target in body.targets:
         key = (target,)

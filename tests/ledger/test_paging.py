@@ -15,9 +15,10 @@ from sqlalchemy import Engine
 from ledger import store
 from ledger.projections import _pg_keyed_rows, _sqlite_keyed_rows
 from ledger.rows import TABLES, row_key
-from ledger.state import PAGE_PREFIXES, PAGED_TABLES, State
+from ledger.state import PAGE_PREFIXES, WRITER_PAGED_TABLES, State
 from ops.world import entry_time
 from schemas.errors import PolicyError
+from signing.entry import submitted
 from tests.conftest import Alliance
 from tests.ledger.builders import one_item_return
 from tests.ledger.test_trust import _fresh, _merchants
@@ -26,8 +27,8 @@ _NUMBERS = itertools.count(1)
 
 
 def _held(state: State) -> int:
-    """Rows of the paged tables held in memory."""
-    return sum(len(state.table(name).rows_by_key) for name in PAGED_TABLES)
+    """Rows of the writer's paged tables held in memory."""
+    return sum(len(state.table(name).rows_by_key) for name in WRITER_PAGED_TABLES)
 
 
 def _returns(alliance: Alliance, seller: str, buyer: str, count: int) -> list[dict[str, Any]]:
@@ -77,6 +78,29 @@ def test_a_started_writer_reads_no_paged_row_and_judges_from_the_stored_ones(
     assert _held(fresh.state()) == 0
 
 
+def test_a_started_writer_reads_no_network_link_and_judges_from_the_stored_ones(
+    alliance: Alliance,
+) -> None:
+    """The writer pages the networks too (they grow with the members: a start that read
+    them all was most of a restarted writer's first submit). A started writer holds no
+    link; a return reads its one link, a network change the member's links, and a
+    writer started after the change refuses what the change ruled out."""
+    seller, buyer = _merchants(alliance)  # the buyer's network names the seller
+    fresh = _fresh(alliance)
+    state = fresh.state()
+    assert not state.networks.rows_by_key and not state.network_of
+    fresh.submit(_returns(alliance, seller, buyer, 1)[0])
+    assert _held(fresh.state()) == 0 and not fresh.state().network_of
+    leave = {"member": buyer, "network": []}
+    entry = alliance.factory.entry("member.network_changed", "region:32", leave, alliance.clock())
+    fresh.submit(submitted(entry, alliance.ring.keys["region:32"], alliance.ring.keys[buyer]))
+    again = _fresh(alliance)
+    with pytest.raises(PolicyError, match="network"):
+        again.submit(_returns(alliance, seller, buyer, 1)[0])
+    assert again.state().networks == alliance.ledger.replayed_state().networks
+    assert _held(again.state()) == 0
+
+
 def test_another_thread_reads_through_and_keeps_nothing(alliance: Alliance) -> None:
     seller, buyer = _merchants(alliance)
     alliance.sequencer.submit_many(_returns(alliance, seller, buyer, 2))
@@ -101,7 +125,7 @@ def test_a_paged_writer_and_a_replay_agree_on_every_projection(alliance: Allianc
     replayed = alliance.ledger.replayed_state()
     for ledger in (alliance.ledger, _fresh(alliance)):
         state = ledger.state()
-        for name in PAGED_TABLES:
+        for name in WRITER_PAGED_TABLES:
             assert state.table(name) == replayed.table(name), name
         assert state.unreconciled == replayed.unreconciled
         assert state.rejections == replayed.rejections
@@ -117,7 +141,7 @@ def test_a_keyed_read_probes_the_index_once_per_prefix(engine: Engine) -> None:
     with engine.begin() as connection:
         if postgresql:
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        for name in PAGED_TABLES:
+        for name in WRITER_PAGED_TABLES:
             full = len(TABLES[name][1])
             for length in sorted({full, PAGE_PREFIXES.get(name, full)}):
                 keys = json.dumps([[1 if postgresql else "x"] * length])
