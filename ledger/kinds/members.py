@@ -20,10 +20,12 @@ from ledger.rows import (
     StoreRow,
 )
 from ledger.state import (
+    NETWORKS,
     OPERATOR,
     Context,
     State,
     genesis_keys,
+    page_hint,
     region_principal,
     register,
 )
@@ -227,6 +229,19 @@ def _network_rows(state: State, member_id: str, network: list[str], seq: int) ->
         rows.append(link._replace(until_seq=seq))
     rows += [NetworkRow(member_id, peer, seq, None) for peer in sorted(set(network) - current)]
     return rows
+
+
+Pages = list[tuple[str, tuple[object, ...]]]
+
+
+@page_hint("member.enrolled")
+def _enrolment_pages(_signer: str, body: MemberEnrolledBody) -> Pages:
+    return [(NETWORKS, (body.member.id,))]  # _network_rows: a batch's links read at once
+
+
+@page_hint("member.network_changed")
+def _network_pages(_signer: str, body: MemberNetworkBody) -> Pages:
+    return [(NETWORKS, (body.member,))]
 
 
 @register("member.enrolled", MemberEnrolledBody)
