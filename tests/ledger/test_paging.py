@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from ledger import store
-from ledger.projections import _pg_keyed_rows, _sqlite_keyed_rows
+from ledger.projections import SealedRows, _pg_keyed_rows, _sqlite_keyed_rows
 from ledger.rows import TABLES, row_key
 from ledger.state import PAGE_PREFIXES, WRITER_PAGED_TABLES, State
 from ops.world import entry_time
@@ -163,3 +163,28 @@ def test_every_table_reads_a_row_key_as_row_key_does() -> None:
     for name, (row_type, _) in TABLES.items():
         row = row_type(*(f"{name}-{field}" for field in row_type._fields))
         assert State().table(name).key_of(row) == row_key(row), name
+
+
+def test_a_batch_reads_its_network_links_in_one_read(
+    alliance: Alliance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page hints name every link a batch's enrolments and returns read, so the
+    batch asks the sealed tables once for them all, not once an entry."""
+    seller, buyer = _merchants(alliance)
+    reads: list[int] = []
+    original = SealedRows.fetch
+
+    def counted(self: SealedRows, name: str, prefixes: Any, below: int) -> Any:
+        if name == "networks":
+            reads.append(len(prefixes))
+        return original(self, name, prefixes, below)
+
+    monkeypatch.setattr(SealedRows, "fetch", counted)
+    fresh = _fresh(alliance)
+    enrolments = [alliance.enroll_doc("33") for _ in range(4)]
+    fresh.submit_many(enrolments)
+    assert reads == [4]
+    reads.clear()
+    third = enrolments[0]["entry"]["body"]["member"]["id"]  # its network names the seller
+    fresh.submit_many(_returns(alliance, seller, buyer, 2) + _returns(alliance, seller, third, 1))
+    assert reads == [2]  # three returns, two links
