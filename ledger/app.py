@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger import export as exporting
 from ledger import merkle, projections, store
-from ledger.db import make_engine
+from ledger.db import make_engine, sqlite_file
 from ledger.kinds.settlement import check_report
 from ledger.maintenance import unguarded
 from ledger.publish import signed_by
@@ -227,6 +227,9 @@ class Ledger:
     ) -> Ledger:
         """An initialised ledger at ``url``. With ``operator``, the writer refuses to
         append unless that key is one the log declared for its operator."""
+        path = sqlite_file(url)
+        if path is not None and not path.is_file():  # a typo makes no empty file or folder
+            raise NotFoundError(f"no ledger at {path}: run `alliance init` first")
         engine = make_engine(url)
         if not is_initialized(engine):
             raise NotFoundError("no ledger in this database: run `alliance init` first")

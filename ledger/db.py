@@ -31,6 +31,21 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite ``url`` names (None: another backend, or an in-memory or URI
+    database, which names no path)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {url}") from exc
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:") or "uri" in parsed.query:
+        return None
+    return Path(database)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the project's connection settings."""
     try:

@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import multiprocessing
 import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -50,13 +51,13 @@ import alembic.util
 import orjson
 from sqlalchemy import Connection, Engine, RootTransaction, inspect, literal, select, table
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from ledger import merkle, projections, store
 from ledger.app import declared_keys, operator_verifier, row_verifier
 from ledger.audit import AuditReport, NightReport, audit_directory
 from ledger.checking import audited_entry_bytes
-from ledger.db import make_engine
+from ledger.db import make_engine, sqlite_file
 from ledger.rows import Row
 from ledger.schema import is_initialized, migrate_in
 from ledger.seal import Sealer
@@ -137,6 +138,7 @@ def import_export(
         engine.dispose()
         if staged is not None:  # its private name (the target's link stays, if made)
             _remove_sqlite_files(staged.private)
+            _remove_empty(staged.folders)
 
 
 def _commit_audited(
@@ -490,23 +492,21 @@ class _Staged:
 
     target: Path
     private: Path
+    folders: tuple[Path, ...]  # the folders made for it, deepest first
 
 
 def _stage_sqlite(url: str) -> tuple[str, _Staged | None]:
     """The URL to load into, and the staging of a SQLite target that does not exist
     yet (None: PostgreSQL, or the user's existing file, loaded into as it is)."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigError(f"not a database URL: {url}") from exc
+    target = sqlite_file(url)  # a ConfigError if it is no database URL
+    parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return url, None
-    database = parsed.database or ""
-    if database in ("", ":memory:") or database.startswith("file:") or "uri" in parsed.query:
+    if target is None:
         raise ConfigError("an import restores into a SQLite file named by its path")
-    target = Path(database)
     if target.exists():
         return url, None
+    folders = tuple(itertools.takewhile(lambda f: not f.exists(), target.parents))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         descriptor, name = tempfile.mkstemp(
@@ -517,7 +517,7 @@ def _stage_sqlite(url: str) -> tuple[str, _Staged | None]:
     except OSError as exc:
         raise ConfigError(f"cannot create {target}: {exc.strerror}") from exc
     private = parsed.set(database=name).render_as_string(hide_password=False)
-    return private, _Staged(target, Path(name))
+    return private, _Staged(target, Path(name), folders)
 
 
 def _put_in_place(staged: _Staged) -> None:
@@ -541,6 +541,16 @@ def _put_in_place(staged: _Staged) -> None:
     finally:
         os.close(directory)
     # Durable: the restored ledger under the target's name.
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders an import made for a target it did not create, deepest first,
+    as long as each is empty (another process may have put something there since)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (or gone): it and its parents stay
 
 
 def _remove_sqlite_files(path: Path) -> None:

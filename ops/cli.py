@@ -23,11 +23,10 @@ from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 
 from ledger.app import Ledger
 from ledger.audit import Trust
-from ledger.db import make_engine
 from ops.inputs import read_input
 from ops.settings import Settings
 from schemas.canonical import parse_json
-from schemas.errors import AllianceError, ConfigError, LimitError, MalformedError, NotFoundError
+from schemas.errors import AllianceError, ConfigError, LimitError, MalformedError
 from schemas.limits import (
     BENCH_APPEND_ENTRIES_MAX,
     BENCH_AUDIT_ENTRIES_MAX,
@@ -115,23 +114,11 @@ def settings() -> Settings:
     return SETTINGS
 
 
-def _must_exist(url: str) -> None:
-    """A read must write nothing: connecting would create an empty SQLite file."""
-    engine = make_engine(url)  # validates the URL; connects lazily
-    try:
-        database = engine.url.database if engine.dialect.name == "sqlite" else None
-        if database and database != ":memory:" and not Path(database).exists():
-            raise NotFoundError(f"no ledger at {database}: run `alliance init` first")
-    finally:
-        engine.dispose()
-
-
 def open_ledger(db: str | None, *, writer_keys: Path | bool | None = False) -> Ledger:
     """The front door on --db (or ALLIANCE_DB). Commands that write pass ``writer_keys``
     (the --keys folder, or None for the default): the operator key is loaded once the
     database is known to hold a ledger, so a wrong --db is reported as such."""
     url = settings().with_db(db)
-    _must_exist(url)
     ledger = Ledger.open(url, wait_deadline_s=settings().wait_deadline_s)
     if writer_keys is not False:
         ledger.operator = operator_key(writer_keys if isinstance(writer_keys, Path) else None)

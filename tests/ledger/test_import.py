@@ -486,8 +486,9 @@ def test_a_new_sqlite_file_appears_only_when_the_import_commits(
     alliance: Alliance, exported: Path, tmp_path: Path
 ) -> None:
     """The database is built under a private name in the target's folder and linked to
-    the target's name once committed: a refused import leaves the folder as it was."""
-    folder = tmp_path / "folder"
+    the target's name once committed: a refused import leaves the folders as they were
+    (the ones it made for the target are removed)."""
+    folder = tmp_path / "made" / "folder"
     target = folder / "restored.db"
     tampered = tmp_path / "tampered"
     tampered.mkdir()
@@ -497,7 +498,11 @@ def test_a_new_sqlite_file_appears_only_when_the_import_commits(
     (tampered / ENTRIES_FILE).write_bytes((tampered / ENTRIES_FILE).read_bytes()[:-40])
     with pytest.raises(VerificationError):
         import_export(tampered, f"sqlite:///{target}", _operator(alliance))
-    assert list(folder.iterdir()) == []
+    assert not (tmp_path / "made").exists()
+    folder.mkdir(parents=True)
+    with pytest.raises(VerificationError):
+        import_export(tampered, f"sqlite:///{target}", _operator(alliance))
+    assert list(folder.iterdir()) == []  # a folder it did not make stays
     import_export(exported, f"sqlite:///{target}", _operator(alliance))
     assert [path.name for path in folder.iterdir()] == ["restored.db"]
     assert _counts(f"sqlite:///{target}") == (12, 1, 4)

@@ -310,12 +310,13 @@ def test_rebuild_reports_identical(cli: Cli) -> None:
 def test_commands_on_an_uninitialized_database_fail_cleanly(
     tmp_path: Path, args: list[str]
 ) -> None:
-    db = f"sqlite:///{tmp_path / 'empty.db'}"
+    db = f"sqlite:///{tmp_path / 'typo' / 'empty.db'}"
     args = [str(tmp_path / "export") if arg == "EXPORT" else arg for arg in args]
     runner = CliRunner()
     result = runner.invoke(app, [*args, "--db", db], input=b"{}")
     assert_clean_error(result)
     assert "alliance init" in result.stderr or "not-found" in result.stderr
+    assert not (tmp_path / "typo").exists()  # a mistyped path makes no file or folder
 
 
 def test_a_bad_database_url_is_a_clean_error(tmp_path: Path) -> None:
