@@ -74,7 +74,7 @@ from schemas.errors import (
     VerificationError,
     invariant,
 )
-from schemas.limits import IMPORT_CHUNKS_AHEAD
+from schemas.limits import IMPORT_CHUNKS_AHEAD, IMPORT_LOCK_WAIT_MS
 from signing.checkpoint import cosignature_timestamp, verify_cosigned_checkpoint
 from signing.keys import PrivateKey, b64encode
 from signing.note import parse_note, render_note, verify_note
@@ -366,6 +366,7 @@ class _Held:
 
 SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # primary result codes (sqlite.org/rescode.html)
 _BUSY = "another writer or import holds this database's log; nothing was written"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout ran out
 _HELD: list[_Held] = []  # in the database process: the one import it holds
 
 
@@ -393,14 +394,25 @@ def _open(url: str) -> None:
     # waited for (behind another import, the wait could be its whole audit).
     if not try_lock_log(connection):
         raise LogBusyError(_BUSY)
-    _refuse_nonempty(connection)  # before the schema is touched
+    postgresql = engine.dialect.name == "postgresql"
+    if postgresql:  # a table another session holds locked is not waited for either
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {IMPORT_LOCK_WAIT_MS}")
     try:
+        _refuse_nonempty(connection)  # before the schema is touched
         migrate_in(connection)  # rolled back with the rest if the import fails
     except alembic.util.CommandError as exc:  # a revision this version does not know
         raise ConfigError(
             f"the database's schema is not one this version can migrate ({exc}); "
             "nothing was written"
         ) from exc
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise LogBusyError(
+                "another session holds a table of this database locked; nothing was written"
+            ) from exc
+        raise
+    if postgresql:  # the tables are this transaction's own from here: no limit needed
+        connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
 
 
 def _store(chunk: _Chunk) -> None:

@@ -213,6 +213,9 @@ TEMPORARY_NAME_ATTEMPTS = 16  # random 64-bit names: a 16th clash means someone 
 # lines, however long a hostile export's lines are (real leaves: about 2.5 MB a chunk).
 IMPORT_CHUNKS_AHEAD = 2
 IMPORT_CHUNK_BYTES_MAX = 16 * 1024 * 1024
+# How long an import into PostgreSQL waits for a table of its target that another session
+# holds locked (its DDL, a LOCK TABLE) before it answers log-busy: not behind it for ever.
+IMPORT_LOCK_WAIT_MS = 5_000
 
 # Command-line input (bounded: a file or stdin may be anything, arguments any number)
 # One `submitted` document: its entry is at most ENTRY_BYTES_MAX canonical bytes, and a
@@ -361,6 +364,7 @@ _POSITIVE = (
     "PAGE_READ_KEYS_MAX",
     "IMPORT_CHUNKS_AHEAD",
     "IMPORT_CHUNK_BYTES_MAX",
+    "IMPORT_LOCK_WAIT_MS",
     "SKIP_CHUNK_BYTES",
     "FINDINGS_MAX",
     "CHECKPOINT_CANDIDATES_MAX",

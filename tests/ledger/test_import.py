@@ -459,6 +459,35 @@ def _run_sql(url: str, *statements: str, migrated: bool = True) -> None:
         engine.dispose()
 
 
+def test_an_import_behind_a_locked_table_answers_log_busy(
+    alliance: Alliance, exported: Path, request: pytest.FixtureRequest
+) -> None:
+    """PostgreSQL: a table of the target that another session holds locked (its DDL, a
+    LOCK TABLE) makes the import answer log-busy after IMPORT_LOCK_WAIT_MS instead of
+    waiting behind it for ever; once the lock is gone the import goes in."""
+    server: PgServer = require_pg(request.getfixturevalue("pg_server"))
+    schema = new_schema_name()
+    server.admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = schema_url(server.base_url, schema)
+    try:
+        _run_sql(url, "CREATE TABLE other (x INTEGER)", migrated=False)
+        engine = make_engine(url)
+        try:
+            with engine.connect() as holder:
+                holder.begin()
+                holder.execute(text("LOCK TABLE other IN ACCESS EXCLUSIVE MODE"))
+                with pytest.raises(LogBusyError, match="holds a table of this database locked"):
+                    import_export(exported, url, _operator(alliance))
+                assert multiprocessing.active_children() == []
+                holder.rollback()
+        finally:
+            engine.dispose()
+        import_export(exported, url, _operator(alliance))
+        assert _counts(url) == (12, 1, 4)
+    finally:
+        server.drop(schema)
+
+
 def test_rows_planted_beside_an_empty_log_are_refused(
     alliance: Alliance, exported: Path, target_url: str
 ) -> None:
