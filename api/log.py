@@ -108,6 +108,7 @@ def _entry(services: ServicesDep, reader: access.Reader, seq: int) -> EntryWire:
             reader, access.entry_facts(services.reading.reads(), seq, record["entry"])
         )
     proof = services.reading.inclusion(seq, size)
+    proof.require_leaf(leaves[0])
     return EntryWire(
         seq=seq, kind=kind, record=record, leaf=b64encode(leaves[0]), proof=InclusionWire.of(proof)
     )

@@ -124,6 +124,17 @@ class InclusionProof:
     hashes: list[bytes]
     root: bytes
 
+    def require_leaf(self, leaf: bytes) -> None:
+        """Raise TamperedError unless ``leaf`` (read from the log's rows) is the leaf this
+        proof proves. A proof takes its leaf's hash from the tile, checked against the
+        root; whoever serves a leaf beside it must check the leaf against that hash, or
+        an altered row (a hostile file, the schema's owner) would be served as proven."""
+        if merkle.leaf_hash(leaf) != self.leaf_hash:
+            raise TamperedError(
+                f"the stored leaf at seq {self.seq} is not the one the log's tree holds:"
+                " run `alliance doctor`"
+            )
+
     def wire(self) -> dict[str, object]:
         return {
             "seq": self.seq,

@@ -192,7 +192,9 @@ class PublicReads:
                 raise TamperedError(f"seq {seq} is missing from the log")
             kind = str(parse_record(leaves[0])[0]["entry"]["kind"])
             if is_public_kind(kind):
-                proven.append(ProvenEntry(seq, kind, self.ledger.inclusion(seq, size)))
+                proof = self.ledger.inclusion(seq, size)
+                proof.require_leaf(leaves[0])  # the kind shown is the proven leaf's
+                proven.append(ProvenEntry(seq, kind, proof))
         return tuple(proven), len(wanted) - len(kept), size
 
     def check(self, uscc: str, store_id: str, purchased: date) -> ReturnCheck:

@@ -564,10 +564,17 @@ class State:
         self._rejections = self._unreconciled = None
 
     def _clear_paged_indexes(self) -> None:
-        """Drop the indexes over paged rows that are rebuilt from what is paged in again."""
+        """Rebuild the indexes over paged rows from the rows still held: evict() keeps the
+        rows changed and not yet stored (a batch that appended nothing keeps what it
+        caught up), and page_in() never puts a held row again, so an index cleared of
+        them would stay short of them (a link left open, units never given back)."""
         self.lines_of_return.clear()
+        for line in self.return_lines.rows_by_key.values():
+            self._index(None, line)
         if NETWORKS in self.paged:
             self.network_of.clear()
+            for link in self.networks.rows_by_key.values():
+                self._index(None, link)
 
     def miss(self, table: Table[R], key: tuple[object, ...]) -> R | None:
         """The row of ``key`` that is not in ``table``'s working set, from the source."""

@@ -4,6 +4,7 @@ proofs that verify, public entries with their proofs, others refused (403)."""
 from __future__ import annotations
 
 import base64
+import json
 
 from fastapi.testclient import TestClient
 
@@ -12,6 +13,7 @@ from ledger.merkle.tiles import parse_entry_bundle
 from schemas.limits import TILE_WIDTH
 from tests.api.support import assert_problem, busy, signed_get
 from tests.conftest import Alliance
+from tests.ledger.test_proofs import _alter_leaf
 
 
 def _b64(text: str) -> bytes:
@@ -107,6 +109,17 @@ def test_public_entries_are_served_with_their_proof(alliance: Alliance, client: 
         assert _b64(proof["leaf_hash"]) == merkle.leaf_hash(leaf)
         hashes = [_b64(h) for h in proof["hashes"]]
         merkle.verify_inclusion(merkle.leaf_hash(leaf), seq, proof["tree_size"], hashes, root)
+
+
+def test_an_altered_leaf_is_not_served_as_proven(alliance: Alliance, client: TestClient) -> None:
+    """The proof's leaf hash comes from the tiles: a leaf row altered since (a hostile
+    file, the schema's owner) is answered as tampered, never served beside it."""
+    busy(alliance)  # more than one leaf: the proof reads the tile, not the leaf row
+    genesis = client.get("/v1/entries/0").json()
+    record = json.loads(_b64(genesis["leaf"]))
+    record["entry"]["body"]["origin"] = "forged"
+    _alter_leaf(alliance, 0, json.dumps(record, separators=(",", ":")).encode())
+    assert_problem(client.get("/v1/entries/0"), 503, "tampered")
 
 
 def test_other_kinds_are_refused_to_the_public(alliance: Alliance, client: TestClient) -> None:

@@ -4,6 +4,8 @@ proofs is only what it verified itself, so planted or altered rows are still cau
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import Engine, text
 
@@ -165,3 +167,53 @@ def test_a_proof_names_the_hash_of_the_stored_leaf(alliance: Alliance) -> None:
             proof = reader.inclusion(seq, tree_size)
             assert proof.leaf_hash == merkle.leaf_hash(leaves[seq]), (seq, tree_size)
     reader.close()
+
+
+def _alter_leaf(alliance: Alliance, seq: int, leaf: bytes) -> None:
+    """Rewrite leaf ``seq`` as whoever holds the file or owns the schema could (a hostile
+    SQLite file, a restored dump, the schema owner): not an INSERT grant."""
+    with alliance.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("ALTER TABLE log_entries DISABLE TRIGGER USER")
+        else:
+            saved = connection.execute(
+                text(
+                    "SELECT name, sql FROM sqlite_master WHERE type='trigger'"
+                    " AND tbl_name='log_entries'"
+                )
+            ).all()
+            for name, _ in saved:
+                connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
+        connection.execute(
+            text("UPDATE log_entries SET leaf = :l, leaf_hash = :h WHERE seq = :s"),
+            {"l": leaf, "h": merkle.leaf_hash(leaf), "s": seq},
+        )
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("ALTER TABLE log_entries ENABLE TRIGGER USER")
+        else:
+            for _, sql in saved:
+                connection.exec_driver_sql(sql)
+
+
+def test_an_altered_leaf_is_not_served_with_a_proof(alliance: Alliance) -> None:
+    """/v1/entries/{seq} (api/log.py _entry) and the public member page (ledger/public.py
+    _proofs) pair a leaf row with Ledger.inclusion(), whose leaf hash is the tile's:
+    InclusionProof.require_leaf refuses a row altered since (TamperedError), as the
+    proof did when it hashed the row itself."""
+    _merchants(alliance)
+    reader = _reader(alliance)
+    size = reader.signed_checkpoint().size
+    seq = 1
+    record = json.loads(reader.leaves(seq, seq + 1)[0])
+    record["entry"]["body"]["member"]["name"] = "Forged & Co."
+    forged = json.dumps(record, separators=(",", ":")).encode()
+    _alter_leaf(alliance, seq, forged)
+    fresh = _reader(alliance)
+    for ledger in (reader, fresh):
+        leaf = ledger.leaves(seq, seq + 1)[0]
+        assert leaf == forged
+        proof = ledger.inclusion(seq, size)  # of the genuine leaf: the tiles are intact
+        assert proof.leaf_hash != merkle.leaf_hash(leaf)
+        with pytest.raises(TamperedError, match="not the one the log's tree holds"):
+            proof.require_leaf(leaf)
+        ledger.close()
