@@ -11,12 +11,12 @@ import multiprocessing
 import os
 import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import Connection, func, make_url, select, text
 
 from ledger import audit, restore, store
 from ledger.app import Ledger
@@ -394,19 +394,29 @@ def test_an_import_into_a_log_held_by_another_is_refused_at_once(
     """Another import (or writer) holds the target's log: the import is refused with
     log-busy rather than waiting behind it (for another import, its whole audit), and
     the holder's transaction is untouched."""
-    engine = make_engine(target_url)
+    # SQLite: the holder's BEGIN IMMEDIATE is the file's write lock; PostgreSQL: the
+    # advisory lock of the schema's log.
+    _refused_while_held(alliance, exported, target_url, lock_log, "holds this database's log")
+
+
+def _refused_while_held(
+    alliance: Alliance, exported: Path, url: str, hold: Callable[[Connection], object], match: str
+) -> None:
+    """While ``hold`` holds something of the target in another connection's transaction,
+    the import answers log-busy (leaving no process behind); once freed, it goes in."""
+    engine = make_engine(url)
     try:
         with engine.connect() as holder:
-            holder.begin()  # SQLite: BEGIN IMMEDIATE, the file's write lock
-            lock_log(holder)  # PostgreSQL: the advisory lock of the schema's log
-            with pytest.raises(LogBusyError, match="holds this database's log"):
-                import_export(exported, target_url, _operator(alliance))
+            holder.begin()
+            hold(holder)
+            with pytest.raises(LogBusyError, match=match):
+                import_export(exported, url, _operator(alliance))
             assert multiprocessing.active_children() == []
             holder.rollback()
     finally:
         engine.dispose()
-    import_export(exported, target_url, _operator(alliance))  # free again: it goes in
-    assert _counts(target_url) == (12, 1, 4)
+    import_export(exported, url, _operator(alliance))  # free again: it goes in
+    assert _counts(url) == (12, 1, 4)
 
 
 def test_a_checkpoint_line_no_key_vouches_for_is_not_stored(
@@ -471,19 +481,13 @@ def test_an_import_behind_a_locked_table_answers_log_busy(
     url = schema_url(server.base_url, schema)
     try:
         _run_sql(url, "CREATE TABLE other (x INTEGER)", migrated=False)
-        engine = make_engine(url)
-        try:
-            with engine.connect() as holder:
-                holder.begin()
-                holder.execute(text("LOCK TABLE other IN ACCESS EXCLUSIVE MODE"))
-                with pytest.raises(LogBusyError, match="holds a table of this database locked"):
-                    import_export(exported, url, _operator(alliance))
-                assert multiprocessing.active_children() == []
-                holder.rollback()
-        finally:
-            engine.dispose()
-        import_export(exported, url, _operator(alliance))
-        assert _counts(url) == (12, 1, 4)
+        _refused_while_held(
+            alliance,
+            exported,
+            url,
+            lambda holder: holder.execute(text("LOCK TABLE other IN ACCESS EXCLUSIVE MODE")),
+            "holds a table of this database locked",
+        )
     finally:
         server.drop(schema)
 
