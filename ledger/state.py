@@ -639,6 +639,10 @@ class State:
         """The peers in ``member``'s network now (paged: its links read in first, so the
         index holds the member's every current link)."""
         if self.networks.pager is not None:
+            # Only the writer's batch keeps what it reads: elsewhere the index would be
+            # short of the links not read (rules are judged in the batch alone).
+            source = self.source
+            invariant(source is not None and source.caches_here(), "links read in a batch")
             self.page_in(NETWORKS, [(member,)])
         return self.network_of.get(member, set())
 

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from schemas.errors import PolicyError
+from ledger.kinds.members import honours
+from schemas.errors import InvariantError, PolicyError
 from signing.entry import submitted
 from tests.conftest import Alliance
 from tests.dbtools import snapshot
 from tests.ledger.test_paging import _returns
-from tests.ledger.test_trust import _fresh, _insert_leaf, _leaf_of, _plant
+from tests.ledger.test_trust import _fresh, _insert_leaf, _leaf_of, _merchants, _plant
 
 
 def _network_change(
@@ -144,3 +145,14 @@ def test_planted_link_versions_neither_open_nor_close_a_link(alliance: Alliance)
         ledger.submit(good)
     with pytest.raises(PolicyError, match="unchanged"):
         _fresh(alliance).submit(_network_change(alliance, b, "32", [s]))
+
+
+def test_a_members_links_are_read_whole_only_in_the_writers_batch(alliance: Alliance) -> None:
+    """Outside the writer's batch a paged read keeps nothing, so the index of a member's
+    current peers could be short: asking for it there is an invariant failure, not a
+    quietly partial answer."""
+    seller, buyer = _merchants(alliance)
+    state = _fresh(alliance).state()
+    with pytest.raises(InvariantError, match="links read in a batch"):
+        state.network_peers(buyer)
+    assert honours(state, buyer, seller)  # a single link reads through, in or out of one
