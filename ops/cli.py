@@ -674,13 +674,20 @@ def bench_scale(
     folder: Annotated[Path, typer.Option("--dir", help="Where the export is built")] = Path(
         "scale"
     ),
+    audit: Annotated[
+        bool, typer.Option("--audit/--no-audit", help="Time the audit on its own first")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Issue 11's figures on a log of ENTRIES on PostgreSQL (`make scale`)."""
+    """Issue 11's figures on a log of ENTRIES on PostgreSQL (`make scale`); each step's
+    figures are printed on stderr as it ends."""
     in_range("--entries", entries, 2, BENCH_AUDIT_ENTRIES_MAX)
     from ops.bench.scale import bench_scale as run
 
-    emit(run(entries, db, folder))
+    def progress(step: str, figures: dict[str, object]) -> None:
+        typer.echo(f"{step}: {json.dumps(figures, sort_keys=True)}", err=True)
+
+    emit(run(entries, db, folder, audit=audit, progress=progress))
 
 
 @bench_app.command("proofs")

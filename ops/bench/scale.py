@@ -5,7 +5,9 @@ entries on PostgreSQL, built the fastest honest way:
    appended by the writer on a SQLite file, the returns generated on every core by the
    writer's own code, byte for byte its export: ops/bench/generate.py), reused when the
    folder already holds one of that size;
-2. the audit of it, against the all-core raw Ed25519 verify rate (ops.bench.audit);
+2. the audit of it, against the all-core raw Ed25519 verify rate (ops.bench.audit),
+   unless ``audit=False`` (the import audits it again anyway: at 10 M the separate
+   audit is an hour that a run measuring only the rest can spare);
 3. `alliance import` of it into a fresh PostgreSQL schema (every signature and rule
    verified again, leaves and tiles bulk-loaded, projections sealed): its rate;
 4. a fresh process opens that database as the writer and appends one entry (what a
@@ -13,6 +15,9 @@ entries on PostgreSQL, built the fastest honest way:
 5. inclusion proofs read from that database's tiles as `alliance proof` and the API
    serve them (Ledger.inclusion: checked against the checkpoint's root), p50 and p99,
    beside pymerkle's in-memory proofs over the same leaves.
+
+Each step's figures are also handed to ``progress`` as soon as it ends (the CLI prints
+them on stderr), so a run of hours that is cut short still leaves what it measured.
 
 The append rates come from `alliance bench append` (the Makefile runs it beside this).
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import gc
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +37,7 @@ from ledger.app import Ledger
 from ledger.export import ENTRIES_FILE
 from ledger.restore import import_export
 from ops.bench.append import BENCH_SETUP_AT, SEED, _fresh_database
-from ops.bench.audit import bench_audit
+from ops.bench.audit import bench_audit, ensure_export
 from ops.bench.child import run_child
 from ops.bench.machine import machine
 from ops.bench.memory import _RESTART
@@ -108,27 +114,50 @@ def _proofs(url: str, entries: int, export: Path) -> dict[str, object]:
     return result
 
 
-def bench_scale(entries: int, db: str, folder: Path) -> dict[str, object]:
-    """Every figure of issue 11 at ``entries`` entries (see the module docstring)."""
+def _ignore(step: str, figures: dict[str, object]) -> None:
+    """The default progress: nothing said until the end."""
+
+
+def bench_scale(
+    entries: int,
+    db: str,
+    folder: Path,
+    *,
+    audit: bool = True,
+    progress: Callable[[str, dict[str, object]], None] = _ignore,
+) -> dict[str, object]:
+    """Every figure of issue 11 at ``entries`` entries (see the module docstring);
+    ``progress(step, figures)`` after each step."""
     host = machine()
     started = time.perf_counter()
     export = folder / f"export-{entries}"
-    audit = bench_audit(entries, export)
+    report: dict[str, object] = {"bench": "scale", "entries": entries}
+    if audit:
+        audited = bench_audit(entries, export)
+        report["audit"] = {key: audited[key] for key in audited if key not in ("bench", "machine")}
+    else:
+        built_started = time.perf_counter()
+        reused = ensure_export(export, entries)
+        built_s = round(time.perf_counter() - built_started, 1)
+        report["export"] = {
+            "export": str(export),
+            "export_reused": reused,
+            "export_built_s": built_s,
+        }
+    progress("audit" if audit else "export", report)
     with _fresh_database(db) as (backend, engine):
         if backend != "postgresql":
             raise ConfigError("make scale runs on PostgreSQL: --db postgresql+psycopg://…")
         url = engine.url.render_as_string(hide_password=False)
         imported = import_export(export, url, bench_operator())
+        report["import"] = imported.wire()
+        progress("import", report["import"])  # type: ignore[arg-type]
         submit = _restart(url)
-        proofs = _proofs(url, entries, export)
-    return {
-        "bench": "scale",
-        "entries": entries,
-        "audit": {key: audit[key] for key in audit if key not in ("bench", "machine")},
-        "import": imported.wire(),
-        "one_entry_submit_s": round(float(submit["seconds"]), 2),
-        "one_entry_submit_peak_rss_mb": round(float(submit["peak_rss_mb"]), 1),
-        "proofs": proofs,
-        "total_s": round(time.perf_counter() - started, 1),
-        "machine": host,
-    }
+        report["one_entry_submit_s"] = round(float(submit["seconds"]), 2)
+        report["one_entry_submit_peak_rss_mb"] = round(float(submit["peak_rss_mb"]), 1)
+        progress("submit", {key: report[key] for key in report if key.startswith("one_entry")})
+        report["proofs"] = _proofs(url, entries, export)
+        progress("proofs", report["proofs"])  # type: ignore[arg-type]
+    report["total_s"] = round(time.perf_counter() - started, 1)
+    report["machine"] = host
+    return report
