@@ -269,6 +269,8 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
+        if self._sequencer is not None:
+            self._sequencer.close()
         if self._proofs is not None:
             self._proofs.dispose()
         self.engine.dispose()

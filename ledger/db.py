@@ -10,7 +10,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from schemas.errors import ConfigError
-from schemas.limits import POSTGRES_POOL_SIZE, SQLITE_BUSY_TIMEOUT_MS
+from schemas.limits import (
+    POSTGRES_POOL_SIZE,
+    SQLITE_BUSY_TIMEOUT_MS,
+    SQLITE_WAL_AUTOCHECKPOINT_PAGES,
+    SQLITE_WAL_SIZE_LIMIT_BYTES,
+)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -22,6 +27,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # FULL: in WAL mode NORMAL may lose the last commits on power loss, and a caller
     # returns only once its entry is durable.
     cursor.execute("PRAGMA synchronous=FULL")
+    # Commits leave the copy of the WAL into the database file to a background job
+    # (ledger.walcheckpoint) unless the WAL has grown past this bound.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
+    cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_SIZE_LIMIT_BYTES}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()

@@ -47,6 +47,7 @@ from ledger.state import (
     preverify,
 )
 from ledger.store import StoredEntry
+from ledger.walcheckpoint import WalCheckpoints
 from schemas.bodies import (
     MemberEnrolledBody,
     MemberKeysBody,
@@ -147,6 +148,36 @@ class Prepared:
     def finish(self, result: Appended | AllianceError) -> None:
         self.result = result
         self.done = True
+
+
+@dataclass(slots=True)
+class WriterTimes:
+    """Where this writer's time went, in seconds, summed over every batch since it was
+    made (or last reset): what `alliance bench append` reports per entry, so the part
+    of a ratio that each stage costs (above all the rules, which nothing can take off
+    the writer's thread) is a measured figure. Two clock reads per entry and a few per
+    batch: too little to show in the rate."""
+
+    prepare_s: float = 0.0  # schemas, canonical bytes (and signatures, with no worker)
+    prefetch_s: float = 0.0  # the batch's one keyed read per paged table
+    verdicts_s: float = 0.0  # waiting for, or taking back, the worker's signature checks
+    rules_s: float = 0.0  # admit(): the kind's rules against the state, applied to it
+    records_s: float = 0.0  # the rest of admission: contexts, leaves, rows to the stream
+    log_write_s: float = 0.0  # entries, tiles and the signed checkpoint
+    projections_s: float = 0.0  # sealing and storing the changed projection rows
+    commit_s: float = 0.0
+    batch_other_s: float = 0.0  # lock, head, catch-up, duplicates, roots, page-out
+    entries: int = 0
+
+    def per_entry_us(self) -> dict[str, float]:
+        """Each stage's microseconds per admitted entry (empty before any)."""
+        if not self.entries:
+            return {}
+        return {
+            name.removesuffix("_s"): round(getattr(self, name) / self.entries * 1e6, 1)
+            for name in self.__slots__
+            if name.endswith("_s")
+        }
 
 
 @dataclass(slots=True, eq=False)  # compared by identity: one object per chunk
@@ -253,6 +284,10 @@ class Sequencer:
         self._leading = False  # a caller is leading a batch (under _queue_lock)
         # Told the size of each committed batch (the API's metrics), under the writer lock.
         self.batch_observers: list[Callable[[int], None]] = []
+        self.times = WriterTimes()  # where the time went (the append bench reads it)
+        # SQLite: the WAL is copied into the database file off this thread, after each
+        # batch (ledger.walcheckpoint); None on PostgreSQL.
+        self.wal = WalCheckpoints.for_engine(engine)
         self._halted: HaltError | None = None
         self._sealer: Sealer | None = None  # bound to the log's genesis leaf, once known
         # The right edge of the tree as this writer verified it (tiles by key) and the
@@ -290,7 +325,9 @@ class Sequencer:
             with self._queue_lock:
                 self._preparing += 1
             try:
+                started = time.perf_counter()
                 prepared = self.prepare_many(documents)
+                self.times.prepare_s += time.perf_counter() - started
                 pending = [item for item in prepared if isinstance(item, Prepared)]
             except BaseException:
                 self._enqueue([])
@@ -334,6 +371,12 @@ class Sequencer:
             assert leaf is not None
             self._sealer = Sealer.for_log(self.operator, merkle.leaf_hash(leaf))
         return self._sealer
+
+    def close(self) -> None:
+        """Wait for the background work this writer asked for (the WAL checkpoint), so
+        none of it runs on an engine being disposed of."""
+        if self.wal is not None:
+            self.wal.drain()
 
     def forget(self) -> None:
         """Drop the in-memory state and frontier: the next batch reloads and verifies
@@ -564,6 +607,10 @@ class Sequencer:
                 item.finish(failure)
 
     def _append_batch(self, batch: list[Prepared]) -> None:
+        times, clock = self.times, time.perf_counter
+        started = clock()
+        spent_before = times.prefetch_s + times.verdicts_s + times.rules_s + times.records_s
+        spent_before += times.log_write_s + times.projections_s
         now = self.clock()
         logged = format_utc(now)
         results: list[tuple[Prepared, Appended | AllianceError]] = []
@@ -592,13 +639,22 @@ class Sequencer:
                             self._write(connection, state, size, entries, now, stream)
                 finally:
                     state.tree_root = None  # it holds the connection
+            committing = clock()
         # Committed: the batch's entries, tiles, projections and checkpoint are durable.
+        committed = clock()
+        times.commit_s += committed - committing
+        if self.wal is not None:
+            self.wal.committed()  # the copy of this batch's WAL pages, off this thread
         self._page_out(state)
         if self._pending_frontier is not None:
             self._frontier, self._frontier_size = self._pending_frontier
             self._pending_frontier = None
         for item, result in results:
             item.finish(result)
+        spent = times.prefetch_s + times.verdicts_s + times.rules_s + times.records_s
+        spent += times.log_write_s + times.projections_s
+        elapsed = clock() - started
+        times.batch_other_s += elapsed - (committed - committing) - (spent - spent_before)
 
     def _operator_refusal(self, state: State, batch: list[Prepared]) -> AllianceError | None:
         """Refuse the whole batch, before anything is written, when this writer's key is
@@ -639,16 +695,23 @@ class Sequencer:
     ) -> list[StoredEntry]:
         entries: list[StoredEntry] = []
         handed_over: OperatorKeyError | None = None
+        times, clock = self.times, time.perf_counter
+        started = clock()
         prefetch(
             state,
             [(i.entry["kind"], i.entry["signer"], i.body) for i in batch if i.refusal is None],
         )
+        prefetched = clock()
+        times.prefetch_s += prefetched - started
+        rules_s = verdicts_s = 0.0
         # The batch's chunks with the worker, in order: while it is behind, this thread
         # takes some back and checks them itself (_await_verdicts).
         chunks = list(dict.fromkeys(i.pending for i in batch if i.pending is not None))
         for item in batch:
             if item.pending is not None:
+                waiting = clock()
                 _await_verdicts(item.pending, chunks)
+                verdicts_s += clock() - waiting
             invariant(item.pending is None, "a deferred verification was not resolved")
             refusal = item.refusal or handed_over
             if refusal is not None:
@@ -660,17 +723,24 @@ class Sequencer:
                 continue
             seq = state.size
             ctx = prepared_context(item, seq, now, logged)
+            judging = clock()
             try:
                 admit(state, ctx, verified=item.verified)
             except RejectedError as exc:
                 results.append((item, exc))
                 continue
+            finally:
+                rules_s += clock() - judging
             stored = _stored(ctx, item)
             entries.append(stored)
             stream.add(stored)
             existing[item.entry_id] = (seq, item.entry_hash, stored.leaf_hash)
             results.append((item, Appended(seq, stored.leaf_hash)))
             handed_over = self._handed_over(state, seq)
+        times.rules_s += rules_s
+        times.verdicts_s += verdicts_s
+        times.records_s += clock() - prefetched - rules_s - verdicts_s
+        times.entries += len(entries)
         return entries
 
     def _handed_over(self, state: State, seq: int) -> OperatorKeyError | None:
@@ -695,6 +765,7 @@ class Sequencer:
     ) -> None:
         invariant(entries[0].seq == size, f"batch starts at {entries[0].seq}, log at {size}")
         invariant(self._frontier_size == size, "the writer has no verified frontier")
+        started = time.perf_counter()
         integration = merkle.integrate(size, self._frontier, [e.leaf_hash for e in entries])
         invariant(integration.size == state.size, "tree size and state size disagree")
         store.insert_entries(connection, entries, stream)
@@ -704,8 +775,11 @@ class Sequencer:
         _check_no_nodes(connection, integration.nodes)
         store.write_nodes(connection, integration.nodes)
         # In the transaction: the tiles (triggers refuse anything but exact growth).
+        sealing = time.perf_counter()
         projections.write_changes(connection, state, self.sealer_in(connection, entries[0]))
         # In the transaction: sealed projection rows and the head marker of state.size.
+        written = time.perf_counter()
+        self.times.projections_s += written - sealing
         store.insert_reports(connection, state.reports)
         state.reports.clear()
         # In the transaction: the reports of the nights this batch closed.
@@ -714,6 +788,7 @@ class Sequencer:
         # In the transaction: the signed checkpoint. Commit makes all four durable at once;
         # only then does this writer's frontier move (a rollback leaves it as it was).
         self._pending_frontier = _frontier_after(size, self._frontier, integration)
+        self.times.log_write_s += (sealing - started) + (time.perf_counter() - written)
 
     def _sync_state(self, connection: Connection, size: int) -> State:
         """The state and frontier as of the log head ``size``, built only from what this

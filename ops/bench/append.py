@@ -63,7 +63,7 @@ from ledger.app import Ledger
 from ledger.db import make_engine
 from ledger.merkle import LEAF_PREFIX
 from ledger.schema import migrate
-from ledger.sequencer import Appended
+from ledger.sequencer import Appended, WriterTimes
 from ledger.state import OPERATOR, region_principal
 from ledger.tables import Base, LogEntry
 from ops.bench.machine import machine
@@ -544,15 +544,40 @@ class _Documents:
         return documents
 
 
-def _timed(
-    fixture: Fixture, backend: str, documents: Sequence[dict[str, Any]]
-) -> tuple[float, float]:
-    """(library seconds, raw seconds) over ``documents``, then the log checked."""
+@dataclass(frozen=True)
+class _Timed:
+    """One timed phase: the library's and the raw loop's seconds over the same
+    entries, and where the writer's time went (WriterTimes, per entry)."""
+
+    seconds: float
+    raw_seconds: float
+    stages_us: dict[str, float]
+
+
+def _timed(fixture: Fixture, backend: str, documents: Sequence[dict[str, Any]]) -> _Timed:
+    """The library and the raw loop over ``documents``, then the log checked."""
     with fixture.engine.connect() as connection:
         base = store.head_size(connection)
+    fixture.ledger.writer.times = WriterTimes()  # this phase's only
     seconds, raw_seconds = _measure(fixture, backend, documents)
+    stages_us = fixture.ledger.writer.times.per_entry_us()
     _check_log(fixture.engine, base, len(documents))
-    return seconds, raw_seconds
+    return _Timed(seconds, raw_seconds, stages_us)
+
+
+def _stages(timed: _Timed, entries: int) -> dict[str, object]:
+    """The writer's microseconds per entry by stage, and the highest ratio the rules
+    alone allow: the raw loop's time over the time admit() took on the writer's thread
+    (no other stage could make up for rules slower than twice the raw loop: the ratio
+    stays under 0.5 even if every other stage cost nothing)."""
+    rules_s = timed.stages_us.get("rules", 0.0) * entries / 1e6
+    return {
+        "stages_us_per_entry": timed.stages_us,
+        "raw_us_per_entry": round(timed.raw_seconds / entries * 1e6, 1),
+        "rules_only_ratio_max": round(timed.raw_seconds / rules_s, RATIO_DIGITS)
+        if rules_s
+        else None,
+    }
 
 
 def _preload(documents: _Documents, count: int) -> None:
@@ -583,14 +608,15 @@ def bench_append(
     if preload < 0:
         raise ConfigError("the bench preloads zero or more entries")
     host = machine()
-    sustained: tuple[float, float] | None = None
+    sustained: _Timed | None = None
     with _fresh_database(db) as (backend, engine):
         fixture = _start_log(engine)
         documents = _Documents(fixture, kind)
-        seconds, raw_seconds = _timed(fixture, backend, documents.make(entries))
+        empty = _timed(fixture, backend, documents.make(entries))
         if preload:
             _preload(documents, preload)
             sustained = _timed(fixture, backend, documents.make(entries))
+    seconds, raw_seconds = empty.seconds, empty.raw_seconds
     rate = entries / seconds
     raw_rate = entries / raw_seconds
     report: dict[str, object] = {
@@ -604,10 +630,12 @@ def bench_append(
         "ratio": round(rate / raw_rate, RATIO_DIGITS),
         "seconds": round(seconds, SECONDS_DIGITS),
         "raw_seconds": round(raw_seconds, SECONDS_DIGITS),
+        **_stages(empty, entries),
         "machine": host,
     }
     if sustained is not None:
-        sustained_rate, sustained_raw_rate = entries / sustained[0], entries / sustained[1]
+        sustained_rate = entries / sustained.seconds
+        sustained_raw_rate = entries / sustained.raw_seconds
         sustained_ratio = sustained_rate / sustained_raw_rate
         report |= {
             "preload": preload,
@@ -615,5 +643,6 @@ def bench_append(
             "sustained_raw_limit_per_s": round(sustained_raw_rate, RATE_DIGITS),
             "sustained_ratio": round(sustained_ratio, RATIO_DIGITS),
             "sustained_vs_empty": round(sustained_ratio / (rate / raw_rate), RATIO_DIGITS),
+            "sustained": _stages(sustained, entries),
         }
     return report

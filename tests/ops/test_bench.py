@@ -54,7 +54,21 @@ KEYS = {
     "ratio",
     "seconds",
     "raw_seconds",
+    "stages_us_per_entry",
+    "raw_us_per_entry",
+    "rules_only_ratio_max",
     "machine",
+}
+STAGES = {
+    "prepare",
+    "prefetch",
+    "verdicts",
+    "rules",
+    "records",
+    "log_write",
+    "projections",
+    "commit",
+    "batch_other",
 }
 MACHINE_KEYS = {"cores", "cpu_model", "python", "date"}
 RAW_ENTRIES = 5
@@ -71,7 +85,25 @@ def check_report(report: dict[str, object], backend: str, kind: str) -> None:
         value = report[key]
         assert isinstance(value, float)
         assert value > 0, key
+    check_stages(report)
     check_machine(report)
+
+
+def check_stages(report: dict[str, object]) -> None:
+    """Where the writer's time went, per entry: every stage measured, the rules and
+    the log's writes above zero, and the bound the rules set is the raw loop's time
+    over theirs (so at least the measured ratio: every other stage only adds)."""
+    stages = report["stages_us_per_entry"]
+    assert isinstance(stages, dict) and set(stages) == STAGES
+    assert all(isinstance(value, float) and value >= 0 for value in stages.values())
+    assert stages["rules"] > 0 and stages["log_write"] > 0 and stages["commit"] > 0
+    raw_us = report["raw_us_per_entry"]
+    assert isinstance(raw_us, float) and raw_us > 0
+    bound = report["rules_only_ratio_max"]
+    assert isinstance(bound, float)
+    assert abs(bound - raw_us / stages["rules"]) <= 0.01 * bound + 1e-3
+    if "ratio" in report:  # the rules run inside the library's time: never above the bound
+        assert float(str(report["ratio"])) <= bound + 10.0**-RATIO_DIGITS
 
 
 def check_machine(report: dict[str, object]) -> None:
@@ -98,6 +130,7 @@ SUSTAINED_KEYS = {
     "sustained_raw_limit_per_s",
     "sustained_ratio",
     "sustained_vs_empty",
+    "sustained",
 }
 
 
@@ -109,7 +142,10 @@ def test_a_preload_measures_again_on_the_grown_log(kind: str) -> None:
     check_report({k: v for k, v in report.items() if k not in SUSTAINED_KEYS}, "sqlite", kind)
     assert set(report) == KEYS | SUSTAINED_KEYS
     assert report["preload"] == 3 * ENTRIES
-    for key in SUSTAINED_KEYS - {"preload"}:
+    grown = report["sustained"]
+    assert isinstance(grown, dict)
+    check_stages(grown)
+    for key in SUSTAINED_KEYS - {"preload", "sustained"}:
         value = report[key]
         assert isinstance(value, float) and value > 0, key
     ratio, sustained = float(report["ratio"]), float(report["sustained_ratio"])  # type: ignore[arg-type]
