@@ -269,11 +269,13 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
-        if self._sequencer is not None:
-            self._sequencer.close()
-        if self._proofs is not None:
-            self._proofs.dispose()
-        self.engine.dispose()
+        try:
+            if self._sequencer is not None:
+                self._sequencer.close()
+        finally:
+            if self._proofs is not None:
+                self._proofs.dispose()
+            self.engine.dispose()
 
     @property
     def writer(self) -> Sequencer:

@@ -167,6 +167,7 @@ class WriterTimes:
     projections_s: float = 0.0  # sealing and storing the changed projection rows
     commit_s: float = 0.0
     batch_other_s: float = 0.0  # lock, head, catch-up, duplicates, roots, page-out
+    wal_copy_s: float = 0.0  # waiting for the SQLite WAL copy (only a caller that drains)
     entries: int = 0
 
     def per_entry_us(self) -> dict[str, float]:
@@ -611,6 +612,8 @@ class Sequencer:
         started = clock()
         spent_before = times.prefetch_s + times.verdicts_s + times.rules_s + times.records_s
         spent_before += times.log_write_s + times.projections_s
+        if self.wal is not None:
+            self.wal.restart_if_long()  # so that this batch restarts a long WAL
         now = self.clock()
         logged = format_utc(now)
         results: list[tuple[Prepared, Appended | AllianceError]] = []
@@ -643,7 +646,7 @@ class Sequencer:
         # Committed: the batch's entries, tiles, projections and checkpoint are durable.
         committed = clock()
         times.commit_s += committed - committing
-        if self.wal is not None:
+        if self.wal is not None and any(isinstance(r, Appended) for _, r in results):
             self.wal.committed()  # the copy of this batch's WAL pages, off this thread
         self._page_out(state)
         if self._pending_frontier is not None:

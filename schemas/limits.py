@@ -66,14 +66,18 @@ QUEUE_DEPTH_MAX = 65_536  # submissions waiting for the writer before callers ar
 # Database
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another process's batch
 # SQLite's write-ahead log is copied into the database file by a background job after
-# each batch (ledger.walcheckpoint); a commit does it itself only once the WAL holds this
-# many pages (4 KiB each: 1 GiB). SQLite's default of 1,000 made every batch's commit
-# copy and fsync all it wrote, on the writer's thread: at 500 k returns that was 180 of
-# the writer's 700 µs per entry. A batch there writes 10-20 k pages (random inserts into
-# large indexes), and the WAL restarts only when a batch begins with every frame copied,
-# which a job copying the last batch while the next runs rarely allows: the bound must
-# span many batches, or every commit pays the copy again.
-SQLITE_WAL_AUTOCHECKPOINT_PAGES = 262_144
+# each batch (ledger.walcheckpoint), not inside the writer's commit: SQLite's default
+# (copy once the WAL passes 1,000 pages) made every batch's commit copy and fsync all it
+# wrote, on the writer's thread: at 500 k returns 180 of the writer's 700 µs per entry.
+# The WAL restarts only when a batch begins with every frame copied, which a job copying
+# the last batch while the next one runs seldom allows; so once the job finds the WAL this
+# long (pages of 4 KiB: 256 MiB), the writer waits for it before its next batch, which
+# then restarts the WAL. A batch at 500 k entries writes 10-20 k pages: about one wait
+# in five batches.
+SQLITE_WAL_RESTART_PAGES = 65_536
+# A commit copies the WAL itself only past this (512 MiB): the bound if the job cannot
+# run, or another process writes without one (SQLite's wal_autocheckpoint).
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 131_072
 # Once the WAL restarts, its file is cut back to this size (SQLite's journal_size_limit).
 SQLITE_WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 # Rows per multi-row INSERT that a batch's helper thread runs (ledger.store.SqliteStream);
@@ -391,6 +395,7 @@ _POSITIVE = (
     "PROOF_ATTEMPTS",
     "SQLITE_BUSY_TIMEOUT_MS",
     "SQLITE_WAL_AUTOCHECKPOINT_PAGES",
+    "SQLITE_WAL_RESTART_PAGES",
     "SQLITE_WAL_SIZE_LIMIT_BYTES",
     "SQLITE_INSERT_ROWS_MAX",
     "SQLITE_STATEMENTS_PENDING_MAX",
@@ -458,6 +463,11 @@ def _reader_and_tool_problems() -> list[tuple[bool, str]]:
         (
             SEARCH_PAGE_SIZE_DEFAULT <= SEARCH_PAGE_SIZE_MAX,
             "SEARCH_PAGE_SIZE_DEFAULT above SEARCH_PAGE_SIZE_MAX",
+        ),
+        (
+            SQLITE_WAL_RESTART_PAGES < SQLITE_WAL_AUTOCHECKPOINT_PAGES,
+            "SQLITE_WAL_RESTART_PAGES must lie below SQLITE_WAL_AUTOCHECKPOINT_PAGES "
+            "(the writer restarts the WAL before a commit has to copy it)",
         ),
     ]
 

@@ -5,6 +5,7 @@ and a checkpoint that fails fails only itself."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -83,6 +84,9 @@ def test_without_the_job_the_batch_stays_in_the_wal(tmp_path: Path) -> None:
     full.close()
     before = rows_in_the_file(tmp_path / "ledger.db")
     alliance = make_alliance(url, engine)
+    wal = alliance.sequencer.wal
+    assert wal is not None
+    wal.drain()  # the genesis batch's job, before the writer goes on without one
     alliance.sequencer.wal = None
     submit_all(alliance.ledger, [alliance.enroll_doc() for _ in range(ENROLMENTS)])
     # At most the genesis, which the job of make_alliance's own batch may have copied.
@@ -105,3 +109,65 @@ def test_a_checkpoint_that_fails_fails_only_itself(
         wal.drain()  # no exception: the WAL would only stay longer
     assert "wal-checkpoint failed" in caplog.text
     assert not folder.exists()  # and nothing was made in place of the file
+
+
+def wal_connection(path: Path) -> sqlite3.Connection:
+    """A writer's connection in WAL mode that copies nothing at commit (as the ledger's)."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL").fetchall()
+    connection.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
+    connection.execute("CREATE TABLE IF NOT EXISTS scratch (body BLOB)")
+    return connection
+
+
+def write_rows(connection: sqlite3.Connection, count: int) -> None:
+    """One transaction of ``count`` rows of 1 KiB: a batch."""
+    connection.execute("BEGIN IMMEDIATE")
+    connection.executemany("INSERT INTO scratch VALUES (?)", [(b"x" * 1024,)] * count)
+    connection.execute("COMMIT")
+
+
+def wal_file_bytes(path: Path) -> int:
+    return (path.parent / (path.name + "-wal")).stat().st_size
+
+
+def test_a_long_wal_is_copied_before_the_next_batch_which_restarts_it(tmp_path: Path) -> None:
+    path = tmp_path / "scratch.db"
+    writer = wal_connection(path)  # open throughout: the last to close would copy it all
+    write_rows(writer, 2_000)
+    wal = WalCheckpoints(path, restart_pages=1)
+    wal.committed()
+    wal.drain()
+    assert wal.wal_pages > 100  # what the job found: the long batch's frames
+    wal.restart_if_long()
+    assert wal.wal_pages == 0  # copied; the next batch begins with every frame copied
+    before = wal_file_bytes(path)
+    write_rows(writer, 1)
+    wal.committed()
+    wal.drain()
+    # The one-row batch restarted the WAL: the job finds only its own few frames,
+    # written over the start of the same file.
+    assert 0 < wal.wal_pages < 10
+    assert wal_file_bytes(path) <= before
+    writer.close()
+
+
+def test_a_path_that_names_another_file_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "ledger.db"
+    writer = wal_connection(path)
+    write_rows(writer, 10)
+    wal = WalCheckpoints(path)
+    wal.committed()  # the file committed to
+    wal.drain()
+    other = tmp_path / "other.db"
+    stranger = wal_connection(other)
+    write_rows(stranger, 3)
+    stranger.close()
+    os.replace(other, path)  # a restore, or a hostile hand, swaps the file
+    with caplog.at_level(logging.WARNING, logger="ledger.walcheckpoint"):
+        wal.committed()
+        wal.drain()
+    assert "is no longer the file the writer committed to" in caplog.text
+    writer.close()

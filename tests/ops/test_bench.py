@@ -69,6 +69,7 @@ STAGES = {
     "projections",
     "commit",
     "batch_other",
+    "wal_copy",
 }
 MACHINE_KEYS = {"cores", "cpu_model", "python", "date"}
 RAW_ENTRIES = 5
