@@ -170,6 +170,17 @@ class WriterTimes:
     wal_copy_s: float = 0.0  # waiting for the SQLite WAL copy (only a caller that drains)
     entries: int = 0
 
+    def in_batch_s(self) -> float:
+        """The stages timed inside a batch's window (the rest of it is batch_other)."""
+        return (
+            self.prefetch_s
+            + self.verdicts_s
+            + self.rules_s
+            + self.records_s
+            + self.log_write_s
+            + self.projections_s
+        )
+
     def per_entry_us(self) -> dict[str, float]:
         """Each stage's microseconds per admitted entry (empty before any)."""
         if not self.entries:
@@ -610,8 +621,7 @@ class Sequencer:
     def _append_batch(self, batch: list[Prepared]) -> None:
         times, clock = self.times, time.perf_counter
         started = clock()
-        spent_before = times.prefetch_s + times.verdicts_s + times.rules_s + times.records_s
-        spent_before += times.log_write_s + times.projections_s
+        spent_before = times.in_batch_s()
         if self.wal is not None:
             self.wal.restart_if_long()  # so that this batch restarts a long WAL
         now = self.clock()
@@ -654,10 +664,9 @@ class Sequencer:
             self._pending_frontier = None
         for item, result in results:
             item.finish(result)
-        spent = times.prefetch_s + times.verdicts_s + times.rules_s + times.records_s
-        spent += times.log_write_s + times.projections_s
         elapsed = clock() - started
-        times.batch_other_s += elapsed - (committed - committing) - (spent - spent_before)
+        in_stages = times.in_batch_s() - spent_before
+        times.batch_other_s += elapsed - (committed - committing) - in_stages
 
     def _operator_refusal(self, state: State, batch: list[Prepared]) -> AllianceError | None:
         """Refuse the whole batch, before anything is written, when this writer's key is

@@ -132,32 +132,33 @@ def bench_scale(
     started = time.perf_counter()
     export = folder / f"export-{entries}"
     report: dict[str, object] = {"bench": "scale", "entries": entries}
+    first: dict[str, object]
     if audit:
         audited = bench_audit(entries, export)
-        report["audit"] = {key: audited[key] for key in audited if key not in ("bench", "machine")}
+        first = {key: audited[key] for key in audited if key not in ("bench", "machine")}
     else:
         built_started = time.perf_counter()
         reused = ensure_export(export, entries)
         built_s = round(time.perf_counter() - built_started, 1)
-        report["export"] = {
-            "export": str(export),
-            "export_reused": reused,
-            "export_built_s": built_s,
-        }
-    progress("audit" if audit else "export", report)
+        first = {"export": str(export), "export_reused": reused, "export_built_s": built_s}
+    step = "audit" if audit else "export"
+    report[step] = first
+    progress(step, first)
     with _fresh_database(db) as (backend, engine):
         if backend != "postgresql":
             raise ConfigError("make scale runs on PostgreSQL: --db postgresql+psycopg://…")
         url = engine.url.render_as_string(hide_password=False)
         imported = import_export(export, url, bench_operator())
-        report["import"] = imported.wire()
-        progress("import", report["import"])  # type: ignore[arg-type]
+        wired = imported.wire()
+        report["import"] = wired
+        progress("import", wired)
         submit = _restart(url)
         report["one_entry_submit_s"] = round(float(submit["seconds"]), 2)
         report["one_entry_submit_peak_rss_mb"] = round(float(submit["peak_rss_mb"]), 1)
         progress("submit", {key: report[key] for key in report if key.startswith("one_entry")})
-        report["proofs"] = _proofs(url, entries, export)
-        progress("proofs", report["proofs"])  # type: ignore[arg-type]
+        proofs = _proofs(url, entries, export)
+        report["proofs"] = proofs
+        progress("proofs", proofs)
     report["total_s"] = round(time.perf_counter() - started, 1)
     report["machine"] = host
     return report

@@ -30,6 +30,7 @@ def test_scale_without_the_audit_reports_each_step_as_it_ends(
     assert "audit" not in report
     export = report["export"]
     assert isinstance(export, dict) and export["export_reused"] is False
+    assert steps[0][1] == export
     imported = report["import"]
     assert isinstance(imported, dict) and imported["size"] == ENTRIES
     assert steps[1][1] == imported
