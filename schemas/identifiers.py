@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import unicodedata
+from operator import mul
 
 from stdnum import exceptions as stdnum_exceptions
 from stdnum.cn import uscc as stdnum_uscc
@@ -39,8 +40,11 @@ def uscc_check_character(first17: str) -> str:
     """The check character of a USCC whose first 17 characters are ``first17`` (all in
     USCC_ALPHABET), computed directly: the same as ``stdnum.cn.uscc.calc_check_digit``
     without its cleaning pass (tests/schemas/test_identifiers.py proves them equal)."""
-    total = sum(_USCC_VALUE[c] * w for c, w in zip(first17, USCC_WEIGHTS, strict=True))
-    return USCC_CHARACTERS[(31 - total) % 31]
+    if len(first17) != len(USCC_WEIGHTS):
+        raise ValueError(f"a USCC check character covers {len(USCC_WEIGHTS)} characters")
+    # map() in C, not a generator: twice as fast, and every enrolment and peer passes here.
+    total = sum(map(mul, map(_USCC_VALUE.__getitem__, first17), USCC_WEIGHTS))
+    return USCC_CHARACTERS[-total % 31]
 
 
 def validate_uscc(code: str, *, field: str = "member") -> str:

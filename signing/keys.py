@@ -17,6 +17,7 @@ import os
 import stat
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,9 +86,11 @@ def b64decode(text: str, *, size: int | None = None, what: str = "value") -> byt
     return data
 
 
-# Keys that passed _check_point(), oldest first (a dict keeps insertion order); only
-# keys that pass are kept. Bounded by CHECKED_PUBLIC_KEYS_CACHED.
-_checked: dict[bytes, None] = {}
+# Keys that passed _check_point(), oldest first; only keys that pass are kept. Bounded
+# by CHECKED_PUBLIC_KEYS_CACHED. An OrderedDict, not a dict: evicting the oldest key is
+# popitem(last=False), O(1), where a dict's next(iter()) walks over every slot its
+# earlier deletions left empty (a batch of enrolments evicts thousands in a row).
+_checked: OrderedDict[bytes, None] = OrderedDict()
 _checked_lock = threading.Lock()
 
 
@@ -95,7 +98,7 @@ def _remember(raw: bytes) -> None:
     with _checked_lock:
         _checked[raw] = None
         if len(_checked) > CHECKED_PUBLIC_KEYS_CACHED:
-            del _checked[next(iter(_checked))]
+            _checked.popitem(last=False)
 
 
 def _check_point(raw: bytes) -> None:
@@ -128,7 +131,7 @@ def remember_usable(raws: Iterable[bytes]) -> None:
             if len(raw) == PUBLIC_KEY_SIZE:
                 _checked[bytes(raw)] = None
         while len(_checked) > CHECKED_PUBLIC_KEYS_CACHED:
-            del _checked[next(iter(_checked))]
+            _checked.popitem(last=False)
 
 
 def _check_new_point(raw: bytes) -> None:

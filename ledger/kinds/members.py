@@ -218,9 +218,13 @@ def _commitment_rows(
     return rows
 
 
-def _network_rows(state: State, member_id: str, network: list[str], seq: int) -> list[Row]:
-    """Rows that make ``network`` the member's network from ``seq`` on."""
-    current = state.network_peers(member_id)
+def _network_rows(
+    state: State, member_id: str, network: list[str], seq: int, *, enrolled_before: bool = True
+) -> list[Row]:
+    """Rows that make ``network`` the member's network from ``seq`` on. A member never
+    enrolled before has no links (only its own enrolment and network changes make them),
+    so its current network is not read."""
+    current = state.network_peers(member_id) if enrolled_before else set()
     rows: list[Row] = []
     for peer in sorted(current - set(network)):
         link = state.networks.get(member_id, peer)
@@ -266,7 +270,9 @@ def member_enrolled(state: State, ctx: Context, body: MemberEnrolledBody) -> lis
         StatusRow(member.id, ctx.seq, ACTIVE, ctx.logged_text),
     ]
     rows += _commitment_rows(member.id, ctx.seq, local_date(ctx.logged), member.commitment)
-    rows += _network_rows(state, member.id, member.network, ctx.seq)
+    rows += _network_rows(
+        state, member.id, member.network, ctx.seq, enrolled_before=earlier is not None
+    )
     rows += [
         StoreRow(member.id, s.id, s.division, s.name, ctx.logged_text, None) for s in member.stores
     ]

@@ -412,6 +412,22 @@ def test_a_withdrawn_member_enrols_again_and_keeps_its_history(al: Alliance) -> 
     )
 
 
+def test_a_reenrolment_replaces_the_network_it_had(al: Alliance) -> None:
+    """A re-enrolling member had links: its enrolment reads them (a first enrolment
+    skips the read, as it has none) and ends those its new network leaves out."""
+    linked = change(
+        al, "member.network_changed", {"member": al.seller, "network": [al.buyer]}, al.seller
+    )
+    withdraw(al)
+    seq = al.world.submit(reenrol(al, network=[al.stranger]))
+    state = al.world.state
+    assert state.networks.get(al.seller, al.buyer) == NetworkRow(al.seller, al.buyer, linked, seq)
+    assert state.networks.get(al.seller, al.stranger) == NetworkRow(
+        al.seller, al.stranger, seq, None
+    )
+    assert state.network_peers(al.seller) == {al.stranger}
+
+
 @pytest.mark.parametrize(
     ("fields", "error", "fragment", "field"),
     [

@@ -68,3 +68,9 @@ def test_division_region_is_the_provincial_prefix() -> None:
 @given(st.text(alphabet="0123456789ABCDEFGHJKLMNPQRTUWXY", min_size=17, max_size=17))
 def test_the_direct_check_character_equals_stdnums(first17: str) -> None:
     assert uscc_check_character(first17) == stdnum_uscc.calc_check_digit(first17)
+
+
+@pytest.mark.parametrize("first", ["", "91310000MA1FL000", "91310000MA1FL00000"])
+def test_the_check_character_covers_exactly_17_characters(first: str) -> None:
+    with pytest.raises(ValueError, match="17 characters"):
+        uscc_check_character(first)

@@ -10,6 +10,7 @@ strict one ("Taming the many EdDSAs", Chalkias, Garillot and Nikolaenko, 2020).
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -20,6 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.errors import MalformedError, SignatureError
+from schemas.limits import CHECKED_PUBLIC_KEYS_CACHED
+from signing import keys as keys_module
 from signing.keys import PrivateKey, PublicKey, b64encode, key_id
 from signing.note import SIG_TYPE_ED25519, NoteVerifier
 
@@ -180,3 +183,23 @@ def test_a_signature_of_the_wrong_length_is_refused() -> None:
         key.public.verify(signature + message[:1], message[1:])
     with pytest.raises(SignatureError):
         key.public.verify(signature[:63], signature[63:] + message)
+
+
+def test_the_cache_of_checked_keys_keeps_the_newest_and_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cache of keys that passed the curve check holds at most
+    CHECKED_PUBLIC_KEYS_CACHED keys and drops the oldest first (a whole batch of
+    enrolments at once, too); a dropped key is checked again on its next use."""
+    cache: OrderedDict[bytes, None] = OrderedDict()
+    monkeypatch.setattr(keys_module, "_checked", cache)  # this test's own, not the process's
+    filler = [n.to_bytes(32, "big") for n in range(CHECKED_PUBLIC_KEYS_CACHED)]
+    publics = [PrivateKey.from_seed(b"cache-%d" % n).public.raw for n in range(40)]
+    keys_module.remember_usable(filler)
+    keys_module.remember_usable(publics)
+    assert len(cache) == CHECKED_PUBLIC_KEYS_CACHED
+    assert list(cache)[-len(publics) :] == publics  # the newest, in order
+    assert filler[0] not in cache and filler[len(publics)] in cache  # the oldest went first
+    cache.clear()
+    assert PublicKey(publics[0]).raw == publics[0]  # checked again, and remembered
+    assert list(cache) == [publics[0]]
