@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
-from ledger.calendar import local_date
+from ledger.calendar import ONE_DAY, ONE_SECOND, local_date
 from ledger.rows import (
     TABLES,
     CaseRow,
@@ -835,7 +835,7 @@ def _check_position(state: State, ctx: Context) -> None:
 
 def _check_time(state: State, ctx: Context) -> None:
     skew_s = state.policy.entry_time_skew_s if state.has_genesis else GENESIS_TIME_SKEW_S
-    if abs(ctx.time - ctx.logged) > timedelta(seconds=skew_s):
+    if abs(ctx.time - ctx.logged) > ONE_SECOND * skew_s:
         raise PolicyError(
             f"entry time {ctx.entry['time']} is more than {skew_s} s from the log clock "
             f"{ctx.logged_text}",
@@ -968,4 +968,4 @@ def preverify(
 
 
 def days_between(start: datetime, end: datetime) -> float:
-    return (end - start) / timedelta(days=1)
+    return (end - start) / ONE_DAY

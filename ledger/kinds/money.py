@@ -38,9 +38,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-from ledger.calendar import local_date, period_end
+from ledger.calendar import ONE_DAY, local_date, period_end
 from ledger.kinds.credit import compute_credit
 from ledger.kinds.members import active_on, commitment_for, excludes, honours, open_on
 from ledger.kinds.settlement import RECONCILIATION, is_settled, night_decided
@@ -210,7 +210,7 @@ def _check_accepted(state: State, ctx: Context, body: ReturnBody) -> datetime:
             field="body.accepted",
         )
     lag_days = state.policy.recording_lag_days
-    if ctx.time - accepted > timedelta(days=lag_days):
+    if ctx.time - accepted > ONE_DAY * lag_days:
         raise PolicyError(
             f"a return accepted {body.accepted} had to be logged within {lag_days} days; "
             f"the entry time is {ctx.entry['time']}",
@@ -260,7 +260,7 @@ def _check_window(
     days = commitment.return_days
     end = period_end(purchased, days, state.policy.calendar)
     if accepted >= end:
-        last_day = (end - timedelta(days=1)).date().isoformat()
+        last_day = (end - ONE_DAY).date().isoformat()
         raise PolicyError(
             f"purchase of {receipt.purchased} is outside seller {commitment.member}'s "
             f"{days}-day return window, which ended at 24:00 on {last_day}",
