@@ -193,6 +193,7 @@ def test_the_cache_of_checked_keys_keeps_the_newest_and_stays_bounded(
     enrolments at once, too); a dropped key is checked again on its next use."""
     cache: OrderedDict[bytes, None] = OrderedDict()
     monkeypatch.setattr(keys_module, "_checked", cache)  # this test's own, not the process's
+    fresh = PrivateKey.from_seed(b"cache-fresh").public.raw
     filler = [n.to_bytes(32, "big") for n in range(CHECKED_PUBLIC_KEYS_CACHED)]
     publics = [PrivateKey.from_seed(b"cache-%d" % n).public.raw for n in range(40)]
     keys_module.remember_usable(filler)
@@ -200,6 +201,12 @@ def test_the_cache_of_checked_keys_keeps_the_newest_and_stays_bounded(
     assert len(cache) == CHECKED_PUBLIC_KEYS_CACHED
     assert list(cache)[-len(publics) :] == publics  # the newest, in order
     assert filler[0] not in cache and filler[len(publics)] in cache  # the oldest went first
+    # One key checked afresh (_remember) evicts the oldest too, and is kept.
+    assert fresh not in cache  # the first in, so the first out
+    oldest = next(iter(cache))
+    assert PublicKey(fresh).raw == fresh
+    assert len(cache) == CHECKED_PUBLIC_KEYS_CACHED
+    assert oldest not in cache and next(reversed(cache)) == fresh
     cache.clear()
     assert PublicKey(publics[0]).raw == publics[0]  # checked again, and remembered
     assert list(cache) == [publics[0]]
