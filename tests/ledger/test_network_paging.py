@@ -33,18 +33,26 @@ def _network_change(
     return submitted(entry, alliance.ring.keys[f"region:{region}"], alliance.ring.keys[member])
 
 
+def _seller_third_buyer(alliance: Alliance) -> tuple[str, str, str, int]:
+    """Seller (31) and third (33) with no network, and buyer (32) honouring the seller,
+    enrolled in one batch: their ids, and the seq of the buyer's enrolment."""
+    seller_doc = alliance.enroll_doc("31", network=[])
+    third_doc = alliance.enroll_doc("33", network=[])
+    seller = seller_doc["entry"]["body"]["member"]["id"]
+    third = third_doc["entry"]["body"]["member"]["id"]
+    buyer_doc = alliance.enroll_doc("32", network=[seller])
+    buyer = buyer_doc["entry"]["body"]["member"]["id"]
+    enrolled = alliance.sequencer.submit_many([seller_doc, third_doc, buyer_doc])[2]
+    assert isinstance(enrolled, Appended)
+    return seller, third, buyer, enrolled.seq
+
+
 def _planted_then_an_empty_batch(alliance: Alliance) -> tuple[str, str, str]:
     """Seller (31), third (33), buyer (32, network [seller]); then an attacker with an
     INSERT grant plants an admissible, genuinely signed leaf (as test_trust's
     test_an_admissible_leaf_inserted_without_tiles_does_not_wedge_the_log) that makes
     the buyer's network {seller, third}; then a batch that admits nothing catches it up."""
-    seller_doc = alliance.enroll_doc("31", network=[])
-    third_doc = alliance.enroll_doc("33", network=[])
-    seller = seller_doc["entry"]["body"]["member"]["id"]
-    buyer_doc = alliance.enroll_doc("32", network=[seller])
-    alliance.sequencer.submit_many([seller_doc, third_doc, buyer_doc])
-    third = third_doc["entry"]["body"]["member"]["id"]
-    buyer = buyer_doc["entry"]["body"]["member"]["id"]
+    seller, third, buyer, _ = _seller_third_buyer(alliance)
     head = snapshot(alliance.engine).head
     planted = _network_change(alliance, buyer, "32", [seller, third])
     _insert_leaf(alliance, _leaf_of(alliance, head, planted), with_tile=False)
@@ -128,13 +136,7 @@ def test_a_single_link_read_then_the_members_links_in_one_batch(alliance: Allian
 def test_planted_link_versions_neither_open_nor_close_a_link(alliance: Alliance) -> None:
     """Link rows planted with bad seals, at older, current and far-future versions, open
     no link and close none, for the running writer and a restarted one."""
-    s_doc = alliance.enroll_doc("31", network=[])
-    t_doc = alliance.enroll_doc("33", network=[])
-    s = s_doc["entry"]["body"]["member"]["id"]
-    t = t_doc["entry"]["body"]["member"]["id"]
-    b_doc = alliance.enroll_doc("32", network=[s])
-    b = b_doc["entry"]["body"]["member"]["id"]
-    alliance.sequencer.submit_many([s_doc, t_doc, b_doc])
+    s, t, b, _ = _seller_third_buyer(alliance)
     head = snapshot(alliance.engine).head
     for version in (head - 1, head, 10**9):
         opened = {"member": b, "peer": t, "since_seq": 1, "until_seq": None}
@@ -174,14 +176,7 @@ def test_a_reenrolment_through_the_writer_ends_the_links_it_had(alliance: Allian
     """The writer pages the links, so a re-enrolling member's links come from the sealed
     tables (a first enrolment skips that read: it can have none). Those its new network
     leaves out end at the re-enrolment, as a replay ends them."""
-    seller_doc = alliance.enroll_doc("31", network=[])
-    third_doc = alliance.enroll_doc("33", network=[])
-    seller = seller_doc["entry"]["body"]["member"]["id"]
-    third = third_doc["entry"]["body"]["member"]["id"]
-    buyer_doc = alliance.enroll_doc("32", network=[seller])
-    buyer = buyer_doc["entry"]["body"]["member"]["id"]
-    enrolled = alliance.sequencer.submit_many([seller_doc, third_doc, buyer_doc])[2]
-    assert isinstance(enrolled, Appended)
+    seller, third, buyer, enrolled_seq = _seller_third_buyer(alliance)
     withdrawal = {"member": buyer, "reason": "member_request"}
     alliance.sequencer.submit(
         alliance.factory.signed(
@@ -196,7 +191,7 @@ def test_a_reenrolment_through_the_writer_ends_the_links_it_had(alliance: Allian
         )
     ).seq
     replayed = alliance.ledger.replayed_state()
-    assert replayed.networks.get(buyer, seller) == NetworkRow(buyer, seller, enrolled.seq, seq)
+    assert replayed.networks.get(buyer, seller) == NetworkRow(buyer, seller, enrolled_seq, seq)
     assert replayed.network_peers(buyer) == {third}
     with pytest.raises(PolicyError, match="outside accepting merchant"):
         alliance.sequencer.submit(_accepted_at(alliance, seller, buyer, "S9"))
