@@ -94,18 +94,11 @@ _checked: OrderedDict[bytes, None] = OrderedDict()
 _checked_lock = threading.Lock()
 
 
-def _remember(raw: bytes) -> None:
-    with _checked_lock:
-        _checked[raw] = None
-        if len(_checked) > CHECKED_PUBLIC_KEYS_CACHED:
-            _checked.popitem(last=False)
-
-
 def _check_point(raw: bytes) -> None:
     """Raise MalformedError unless ``raw`` is a usable Ed25519 public key (cached)."""
     if raw not in _checked:
         _check_new_point(raw)
-        _remember(raw)
+        remember_usable((raw,))
 
 
 def usable_keys(pubs: Iterable[str]) -> list[bytes]:
@@ -124,8 +117,9 @@ def usable_keys(pubs: Iterable[str]) -> list[bytes]:
 
 
 def remember_usable(raws: Iterable[bytes]) -> None:
-    """Take ``raws`` as checked: each passed _check_point() in this program's own
-    verification worker (ledger/verifying.py), so their first use here is a cache hit."""
+    """Take ``raws`` as checked: each passed _check_point() here or in this program's
+    own verification worker (ledger/verifying.py), so their next use is a cache hit;
+    the oldest keys go once the cache passes CHECKED_PUBLIC_KEYS_CACHED."""
     with _checked_lock:
         for raw in raws:
             if len(raw) == PUBLIC_KEY_SIZE:

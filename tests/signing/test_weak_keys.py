@@ -201,7 +201,7 @@ def test_the_cache_of_checked_keys_keeps_the_newest_and_stays_bounded(
     assert len(cache) == CHECKED_PUBLIC_KEYS_CACHED
     assert list(cache)[-len(publics) :] == publics  # the newest, in order
     assert filler[0] not in cache and filler[len(publics)] in cache  # the oldest went first
-    # One key checked afresh (_remember) evicts the oldest too, and is kept.
+    # One key checked afresh (_check_point) evicts the oldest too, and is kept.
     assert fresh not in cache  # the first in, so the first out
     oldest = next(iter(cache))
     assert PublicKey(fresh).raw == fresh
