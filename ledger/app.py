@@ -444,6 +444,14 @@ class Ledger:
                 served = serve_inclusion(connection, seq, head, self._ranges)
                 if served is not None:
                     return served
+            elif head is not None and tree_size is not None and 0 < tree_size < head[0]:
+                # An older size whose root this process proved consistent with a verified
+                # checkpoint: that root is the log's for good (the log only grows), so the
+                # proof is checked against it without reading the head (one query). A
+                # client's checkpoint that lags the log asks for exactly this.
+                remembered = self._roots.get(tree_size)
+                if remembered is not None:
+                    return prove_inclusion(connection, seq, tree_size, remembered, self._ranges)
             size, root = self._tree(connection, tree_size)
             return prove_inclusion(connection, seq, size, root, self._ranges)
 

@@ -217,3 +217,31 @@ def test_an_altered_leaf_is_not_served_with_a_proof(alliance: Alliance) -> None:
         with pytest.raises(TamperedError, match="not the one the log's tree holds"):
             proof.require_leaf(leaf)
         ledger.close()
+
+
+def test_a_proof_at_a_remembered_older_size_reads_no_checkpoint(
+    alliance: Alliance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client whose checkpoint lags the log asks for proofs at its older size. Once
+    that size's root was proven consistent with the verified checkpoint, such a proof is
+    one query: the tiles, checked against the remembered root, with no read of the
+    newest checkpoint row (at 10 M entries the extra read doubled a proof's time). A
+    size not yet proven still goes through the checkpoint."""
+    _merchants(alliance)
+    reader = _reader(alliance)
+    assert reader.signed_checkpoint().size > 2
+    first = reader.inclusion(0, 2)  # proves the root of 2 against the checkpoint
+    reads: list[int] = []
+    real = store.latest_checkpoint
+
+    def counted(connection: object) -> object:
+        reads.append(1)
+        return real(connection)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "latest_checkpoint", counted)
+    again = reader.inclusion(1, 2)
+    assert (again.tree_size, again.root) == (2, first.root)
+    merkle.verify_inclusion(again.leaf_hash, 1, 2, again.hashes, first.root)
+    assert reads == []
+    assert reader.inclusion(0, 1).tree_size == 1  # not remembered: the head is read
+    assert reads == [1]
