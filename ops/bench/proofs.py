@@ -24,7 +24,10 @@ re-checked by the verifiers and against pymerkle only after timing.
 
 Building pymerkle at 1 M entries takes ~15 s on the 2-core reference machine (under the
 ~60 s budget); ``pymerkle_entries`` builds the baseline at a smaller size if needed (its
-samples are then drawn at that size, and the result says so).
+samples are then drawn at that size, and the result says so). By default it is built at
+``entries`` up to BENCH_PYMERKLE_ENTRIES_MAX: pymerkle keeps every leaf and node as Python
+objects, so at 10 M it would not fit beside the run. Its proofs at a smaller size are
+shallower, so a smaller baseline is faster, never slower, than it would be at ``entries``.
 
 With ``--db URL`` (or ``sqlite``), the tiles, blobs and leaves are bulk-loaded into the
 ``merkle_tiles``, ``merkle_tile_nodes`` and ``log_entries`` tables of a fresh SQLite file
@@ -79,7 +82,7 @@ from ledger.tables import Checkpoint, LogEntry, MerkleTile, MerkleTileNodes
 from ops.bench.append import _fresh_database
 from ops.bench.machine import machine
 from schemas.errors import VerificationError, invariant
-from schemas.limits import BATCH_SIZE_MAX, BENCH_VERIFY_SAMPLES
+from schemas.limits import BATCH_SIZE_MAX, BENCH_PYMERKLE_ENTRIES_MAX, BENCH_VERIFY_SAMPLES
 
 NS_PER_US = 1_000
 PERCENTILES = (50, 99)
@@ -312,7 +315,9 @@ def bench_proofs(
     pymerkle's; with ``db``, our proofs are read from that database's tile tables."""
     if entries < 2 or samples < 1:
         raise ValueError("need at least 2 entries and 1 sample")
-    baseline_entries = entries if pymerkle_entries is None else min(pymerkle_entries, entries)
+    if pymerkle_entries is None:
+        pymerkle_entries = BENCH_PYMERKLE_ENTRIES_MAX
+    baseline_entries = min(pymerkle_entries, entries)
     host = machine()
     backend = "memory"
     gc.collect()

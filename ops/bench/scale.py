@@ -45,7 +45,7 @@ from ops.bench.proofs import _percentile_us, _time_interleaved
 from ops.config import load_config
 from ops.world import EntryFactory, Keyring, genesis_submission
 from schemas.errors import ConfigError
-from schemas.limits import BENCH_RESTART_TIMEOUT_S, BENCH_SCALE_PYMERKLE_ENTRIES_MAX
+from schemas.limits import BENCH_PYMERKLE_ENTRIES_MAX, BENCH_RESTART_TIMEOUT_S
 from signing.keys import PrivateKey
 
 PROOF_SAMPLES = 2000
@@ -80,7 +80,7 @@ def _proofs(url: str, entries: int, export: Path) -> dict[str, object]:
     ledger = Ledger.replica(url)  # reads only, as a read replica would serve them
     try:
         ledger.inclusion(0, entries)  # the checkpoint and keys, before timing
-        if entries > BENCH_SCALE_PYMERKLE_ENTRIES_MAX:
+        if entries > BENCH_PYMERKLE_ENTRIES_MAX:
             ours = []
             for seq, size in seqs:
                 started = time.perf_counter_ns()
