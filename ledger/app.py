@@ -12,7 +12,7 @@ and every proof against that checkpoint before it leaves.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -440,18 +440,11 @@ class Ledger:
 
         def prove(connection: Connection) -> InclusionProof:
             head = self._last_head
-            if head is not None and tree_size in (None, head[0]):
-                served = serve_inclusion(connection, seq, head, self._ranges)
+            tree = None if head is None else _served_tree(head, tree_size, self._roots)
+            if head is not None and tree is not None:
+                served = serve_inclusion(connection, seq, head, self._ranges, tree)
                 if served is not None:
                     return served
-            elif head is not None and tree_size is not None and 0 < tree_size < head[0]:
-                # An older size whose root this process proved consistent with a verified
-                # checkpoint: that root is the log's for good (the log only grows), so the
-                # proof is checked against it without reading the head (one query). A
-                # client's checkpoint that lags the log asks for exactly this.
-                remembered = self._roots.get(tree_size)
-                if remembered is not None:
-                    return prove_inclusion(connection, seq, tree_size, remembered, self._ranges)
             size, root = self._tree(connection, tree_size)
             return prove_inclusion(connection, seq, size, root, self._ranges)
 
@@ -690,16 +683,37 @@ def _broken(connection: Connection) -> bool:
     return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
 
 
+def _served_tree(
+    head: tuple[int, bytes], requested: int | None, roots: Mapping[int, bytes]
+) -> tuple[int, bytes] | None:
+    """The (size, root) serve_inclusion() proves ``requested`` in under the remembered
+    ``head``: the head itself, or an older size whose root this process proved
+    consistent with a verified checkpoint (the log only grows, so it is the log's for
+    good: a client whose checkpoint lags asks for exactly these). None: the caller reads
+    the head and computes or proves the root first."""
+    size = head[0]
+    if requested is None or requested == size:
+        return head
+    remembered = roots.get(requested) if 0 < requested < size else None
+    return None if remembered is None else (requested, remembered)
+
+
 def serve_inclusion(
-    connection: Connection, seq: int, head: tuple[int, bytes], known: VerifiedRanges | None
+    connection: Connection,
+    seq: int,
+    head: tuple[int, bytes],
+    known: VerifiedRanges | None,
+    tree: tuple[int, bytes] | None = None,
 ) -> InclusionProof | None:
-    """prove_inclusion() under ``head`` (size, root), a checkpoint this process verified
-    and remembers, if the newest stored checkpoint row still says that size and root:
-    that row is read by the proof's own query, so a proof costs one query. None if the
-    row says otherwise or ``seq`` is beyond ``head``: the caller then reads and verifies
-    the newest checkpoint first (a newer row is never missed, a planted one never
-    trusted: only a row equal to the remembered one is taken)."""
-    size, root = head
+    """prove_inclusion() in ``tree`` (size, verified root; default ``head``) under
+    ``head`` (size, root), a checkpoint this process verified and remembers, if the
+    newest stored checkpoint row still says that size and root: that row is read by the
+    proof's own query, so a proof costs one query. None if the row says otherwise or
+    ``seq`` is beyond the tree: the caller then reads and verifies the newest checkpoint
+    first (a newer row is never missed, a planted one never trusted: only a row equal to
+    the remembered one is taken, and a database replaced by a shorter log is noticed
+    even for an older size)."""
+    size, root = head if tree is None else tree
     if not 0 <= seq < size:
         return None
     tiles = store.DbTiles(connection, prefetch_nodes=True, read_head=True)

@@ -245,3 +245,11 @@ def test_a_proof_at_a_remembered_older_size_reads_no_checkpoint(
     assert reads == []
     assert reader.inclusion(0, 1).tree_size == 1  # not remembered: the head is read
     assert reads == [1]
+    # A newest row other than the remembered head (the log grew here; a database
+    # replaced by a shorter log alike): the proof's own query sees it, and the head is
+    # read and verified again before anything is served.
+    alliance.ledger.submit(alliance.enroll_doc())
+    reads.clear()
+    served = reader.inclusion(1, 2)
+    assert (served.tree_size, served.root) == (2, first.root)
+    assert reads == [1]
