@@ -9,20 +9,18 @@ import gc
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 
-from ledger.app import Ledger
-from ledger.audit import Trust
 from ops.inputs import read_input
 from ops.settings import Settings
 from schemas.canonical import parse_json
@@ -46,6 +44,10 @@ from schemas.limits import (
     check_limits,
 )
 from signing.keys import PrivateKey, b64encode
+
+if TYPE_CHECKING:  # the ledger (SQLAlchemy, every model) loads with the first command
+    from ledger.app import Ledger  # that opens a database, never for --help or a typo
+    from ledger.audit import Trust
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False
@@ -83,14 +85,27 @@ def friendly(function: F) -> F:
             return function(*args, **kwargs)
         except AllianceError as exc:
             raise fail(f"{exc.type_slug}: {exc.detail}") from None
-        except OperationalError as exc:
-            raise fail(f"database unreachable: {exc.orig}") from None
-        except ProgrammingError as exc:
-            raise fail(f"database not initialized? {exc.orig}") from None
-        except DatabaseError as exc:  # e.g. SQLite's "file is not a database"
-            raise fail(f"database: {exc.orig}") from None
+        except Exception as exc:
+            message = _database_failure(exc)
+            if message is None:
+                raise
+            raise fail(message) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _database_failure(exc: Exception) -> str | None:
+    """The one line for a database error, None for any other exception. SQLAlchemy is
+    loaded only by the commands that open a database: while it is not, no exception can
+    be one of its errors."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None or not isinstance(exc, errors.DatabaseError):
+        return None
+    if isinstance(exc, errors.OperationalError):
+        return f"database unreachable: {exc.orig}"
+    if isinstance(exc, errors.ProgrammingError):
+        return f"database not initialized? {exc.orig}"
+    return f"database: {exc.orig}"  # e.g. SQLite's "file is not a database"
 
 
 def in_range(name: str, value: int, low: int, high: int) -> int:
@@ -118,6 +133,8 @@ def open_ledger(db: str | None, *, writer_keys: Path | bool | None = False) -> L
     """The front door on --db (or ALLIANCE_DB). Commands that write pass ``writer_keys``
     (the --keys folder, or None for the default): the operator key is loaded once the
     database is known to hold a ledger, so a wrong --db is reported as such."""
+    from ledger.app import Ledger
+
     url = settings().with_db(db)
     ledger = Ledger.open(url, wait_deadline_s=settings().wait_deadline_s)
     if writer_keys is not False:
@@ -557,6 +574,7 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from ledger.app import Ledger
     from ops.witnessing import WitnessPusher, parse_witnesses
 
     db, keys = _demo_defaults(db, keys)

@@ -325,6 +325,35 @@ def test_a_bad_database_url_is_a_clean_error(tmp_path: Path) -> None:
     assert_clean_error(runner.invoke(app, ["checkpoint", "--db", "not a url"]), "config")
 
 
+def test_database_failures_are_one_line_each(tmp_path: Path) -> None:
+    """SQLAlchemy's errors, caught by name once SQLAlchemy is loaded (ops/cli.py loads it
+    only with the first command that opens a database): a file that is not a database,
+    and a server that does not answer, each one clean line."""
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a SQLite file" * 200)
+    runner = CliRunner()
+    result = runner.invoke(app, ["checkpoint", "--db", f"sqlite:///{garbage}"])
+    assert_clean_error(result, "database: file is not a database")
+    closed = "postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2"
+    assert_clean_error(runner.invoke(app, ["checkpoint", "--db", closed]), "unreachable")
+
+
+def test_help_loads_neither_the_ledger_nor_sqlalchemy() -> None:
+    """`alliance --help` and a mistyped option answer at once: the ledger, its models and
+    SQLAlchemy load with the first command that opens a database."""
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from ops.cli import app\n"
+        "result = CliRunner().invoke(app, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "loaded = [m for m in ('sqlalchemy', 'ledger.app', 'pydantic') if m in sys.modules]\n"
+        "print(loaded)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]", run.stdout + run.stderr
+
+
 def test_an_error_naming_user_data_is_not_read_as_markup(cli: Cli) -> None:
     """Error details echo paths and JSON keys; `[/x]` or `[bold]` there must be printed
     as is (Rich markup would swallow them, or crash on an unmatched closing tag)."""
